@@ -1,0 +1,34 @@
+"""Random-number conventions: every random step takes ``rng``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+RNGLike = "int | np.random.Generator | np.random.SeedSequence | None"
+
+
+def as_generator(rng=None) -> np.random.Generator:
+    """Normalise ``rng`` to a :class:`numpy.random.Generator`.
+
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator, numpy.random.SeedSequence or None
+        A seed, an existing generator (returned as is, so that callers share its stream) or ``None``
+        for fresh OS entropy (not reproducible; documented as such wherever it is a default).
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer, np.random.SeedSequence)):
+        if isinstance(rng, (int, np.integer)) and rng < 0:
+            raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"rng must be an int seed, a numpy.random.Generator, a SeedSequence or None; got {type(rng).__name__}"
+    )
+
+
+def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """Independent child generators (for per-step noise streams that stay reproducible)."""
+    return [np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(n)] if hasattr(
+        rng.bit_generator, "seed_seq"
+    ) else [np.random.default_rng(rng.integers(2**63)) for _ in range(n)]

@@ -1,0 +1,449 @@
+"""Interaction data: one user×item CSR matrix with raw↔inner id vocabularies.
+
+Orientation is **user × item** everywhere in dprec: row ``u`` holds user ``u``'s ratings, column ``i``
+holds item ``i``'s. Raw ids are whatever the caller uses (ints, strings); inner ids are positions in
+:attr:`Interactions.user_ids` / :attr:`Interactions.item_ids`.
+
+Public facts are declared, never derived: ``rating_bounds=(lo, hi)`` and an optional public
+``item_catalog``. Without a public catalog the item vocabulary is derived from the data, which is a
+leak under DP (an item rated by one user reveals that user); DP models then select items with an
+accounted mechanism (see :mod:`dprec.privacy`), and :attr:`Interactions.public_items` is ``False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import UnknownIdError
+
+__all__ = ["Interactions", "as_interactions"]
+
+_DUPLICATE_POLICIES = ("error", "mean", "last", "first", "sum")
+
+
+def _orientation_hint(shape) -> str:
+    return (
+        f"dprec expects a user×item matrix (rows = users, columns = items); got shape {shape}. "
+        "If you have an item×user matrix (implicit's old orientation), pass its transpose (X.T.tocsr())."
+    )
+
+
+def _check_bounds(bounds) -> tuple[float, float] | None:
+    if bounds is None:
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"rating_bounds must be a pair (lo, hi) of numbers, got {bounds!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise ValueError(f"rating_bounds must be finite with lo < hi, got {bounds!r}")
+    return lo, hi
+
+
+def _validate_ratings(values: np.ndarray, bounds, *, where: str, row_labels=None) -> None:
+    """Raise a ValueError naming the first offending row for NaN/inf or out-of-bounds ratings."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        idx = int(np.flatnonzero(bad)[0])
+        label = row_labels[idx] if row_labels is not None else idx
+        raise ValueError(
+            f"{where}: {int(bad.sum())} rating(s) are NaN or infinite (first at row {label!r}: "
+            f"{float(values[idx])!r}). Drop or impute them before building Interactions."
+        )
+    if bounds is not None:
+        lo, hi = bounds
+        out = (values < lo) | (values > hi)
+        if out.any():
+            idx = int(np.flatnonzero(out)[0])
+            label = row_labels[idx] if row_labels is not None else idx
+            raise ValueError(
+                f"{where}: {int(out.sum())} rating(s) lie outside the declared rating_bounds {bounds} "
+                f"(first at row {label!r}: {float(values[idx])!r}). Declare the public bounds of your rating "
+                "scale (e.g. rating_bounds=(1, 5)) or clean the data; dprec never infers bounds from data "
+                "because that would leak private information."
+            )
+
+
+@dataclass(eq=False)
+class Interactions:
+    """A user×item rating matrix with id vocabularies and declared public facts.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        Ratings (explicit) or interaction strengths (implicit). Stored entries are observations, including
+        any explicit zeros.
+    user_ids, item_ids : numpy.ndarray
+        Raw ids of rows and columns (unique).
+    rating_bounds : (float, float) or None
+        Public bounds of the rating scale; every stored value lies in ``[lo, hi]``.
+    public_items : bool
+        ``True`` when the item vocabulary is a caller-declared public catalog (it may contain items nobody
+        rated); ``False`` when it was derived from the data.
+    timestamps : numpy.ndarray or None
+        One timestamp per stored entry, aligned with ``matrix.data`` (CSR order).
+    name : str
+        A label used for ledgers and result files.
+    """
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    rating_bounds: tuple[float, float] | None = None
+    public_items: bool = False
+    timestamps: np.ndarray | None = None
+    name: str = "interactions"
+    side: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        m = self.matrix
+        if not sp.issparse(m):
+            raise TypeError(f"matrix must be a scipy.sparse matrix, got {type(m).__name__}")
+        m = sp.csr_matrix(m, dtype=np.float64) if (m.format != "csr" or m.dtype != np.float64) else m
+        m.sum_duplicates()
+        m.sort_indices()
+        self.matrix = m
+        self.user_ids = np.asarray(self.user_ids)
+        self.item_ids = np.asarray(self.item_ids)
+        if self.user_ids.ndim != 1 or self.item_ids.ndim != 1:
+            raise ValueError("user_ids and item_ids must be 1-D")
+        if m.shape != (len(self.user_ids), len(self.item_ids)):
+            raise ValueError(
+                f"matrix shape {m.shape} does not match the vocabularies (n_users, n_items) = "
+                f"({len(self.user_ids)}, {len(self.item_ids)}). " + _orientation_hint(m.shape)
+            )
+        for what, ids in (("user_ids", self.user_ids), ("item_ids", self.item_ids)):
+            if len(pd.unique(ids)) != len(ids):
+                raise ValueError(f"{what} contains duplicates; raw ids must be unique")
+        self.rating_bounds = _check_bounds(self.rating_bounds)
+        _validate_ratings(m.data, self.rating_bounds, where="Interactions")
+        if self.timestamps is not None:
+            self.timestamps = np.asarray(self.timestamps)
+            if self.timestamps.shape != (m.nnz,):
+                raise ValueError(f"timestamps must have one entry per rating ({m.nnz}), got {self.timestamps.shape}")
+        self._user_index: dict | None = None
+        self._item_index: dict | None = None
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.nnz
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    def __repr__(self) -> str:
+        return (
+            f"Interactions(name={self.name!r}, n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
+            f"rating_bounds={self.rating_bounds}, public_items={self.public_items})"
+        )
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def user_index(self) -> dict:
+        """Mapping raw user id → inner row."""
+        if self._user_index is None:
+            self._user_index = {_key(u): i for i, u in enumerate(self.user_ids.tolist())}
+        return self._user_index
+
+    @property
+    def item_index(self) -> dict:
+        """Mapping raw item id → inner column."""
+        if self._item_index is None:
+            self._item_index = {_key(v): i for i, v in enumerate(self.item_ids.tolist())}
+        return self._item_index
+
+    def user_inner(self, users, *, missing: str = "raise") -> np.ndarray:
+        """Inner rows of raw user ids; ``missing="raise"`` or ``"minus1"``."""
+        return lookup(self.user_index, users, what="user", missing=missing)
+
+    def item_inner(self, items, *, missing: str = "raise") -> np.ndarray:
+        """Inner columns of raw item ids; ``missing="raise"`` or ``"minus1"``."""
+        return lookup(self.item_index, items, what="item", missing=missing)
+
+    # ------------------------------------------------------------------ derived
+    def with_matrix(self, matrix: sp.csr_matrix, timestamps=None, *, name: str | None = None) -> "Interactions":
+        """A new Interactions with the same vocabularies and public facts but other ratings (e.g. a split)."""
+        out = Interactions(
+            matrix,
+            self.user_ids,
+            self.item_ids,
+            rating_bounds=self.rating_bounds,
+            public_items=self.public_items,
+            timestamps=timestamps,
+            name=name or self.name,
+            side=self.side,
+        )
+        out._user_index, out._item_index = self._user_index, self._item_index
+        return out
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the ids, ratings and declared facts: identifies this exact dataset (for ledgers)."""
+        h = hashlib.sha256()
+        m = self.matrix
+        for arr in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for ids in (self.user_ids, self.item_ids):
+            h.update("\x1f".join(map(str, ids.tolist())).encode())
+            h.update(b"\x1e")
+        h.update(repr((self.rating_bounds, self.public_items)).encode())
+        return h.hexdigest()
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Long format: columns ``user``, ``item``, ``rating`` (and ``timestamp`` when present)."""
+        coo = self.matrix.tocoo()
+        df = pd.DataFrame(
+            {"user": self.user_ids[coo.row], "item": self.item_ids[coo.col], "rating": coo.data}
+        )
+        if self.timestamps is not None:
+            df["timestamp"] = self.timestamps  # CSR order equals COO-from-CSR order
+        return df
+
+    def user_ratings(self, user) -> tuple[np.ndarray, np.ndarray]:
+        """(raw item ids, ratings) of one raw user id."""
+        u = int(self.user_inner([user])[0])
+        s = slice(self.matrix.indptr[u], self.matrix.indptr[u + 1])
+        return self.item_ids[self.matrix.indices[s]], self.matrix.data[s].copy()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_pandas(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str | None = "rating",
+        timestamp_col: str | None = None,
+        rating_bounds: tuple[float, float] | None = None,
+        item_catalog: Sequence | None = None,
+        users: Sequence | None = None,
+        duplicates: str = "error",
+        name: str = "interactions",
+    ) -> "Interactions":
+        """Build from a long table of (user, item[, rating][, timestamp]).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+        user_col, item_col, rating_col, timestamp_col : str
+            Column names. ``rating_col=None`` means implicit feedback (every row is a 1.0).
+        rating_bounds : (lo, hi), optional
+            Public bounds of the rating scale. Required by every DP model; ratings outside raise.
+        item_catalog : sequence of raw item ids, optional
+            The public item catalog. When given, the item vocabulary is exactly this catalog (in this order)
+            and an item in ``df`` that is not in it raises. When omitted the vocabulary is the sorted set of
+            items in ``df`` and ``public_items`` is False.
+        users : sequence of raw user ids, optional
+            A fixed user vocabulary (e.g. to keep train and test aligned). Default: sorted users of ``df``.
+        duplicates : {"error", "mean", "last", "first", "sum"}
+            What to do with repeated (user, item) pairs. ``"last"``/``"first"`` follow ``timestamp_col`` when
+            given, else row order. Default ``"error"``.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
+        if duplicates not in _DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}")
+        needed = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"column(s) {missing} not found; the table has columns {list(df.columns)}. "
+                "Pass user_col=, item_col=, rating_col= to name yours."
+            )
+        if len(df) == 0:
+            raise ValueError("the interaction table is empty: nothing to build a recommender from")
+        for c in (user_col, item_col):
+            if df[c].isna().any():
+                row = df.index[df[c].isna().to_numpy()][0]
+                raise ValueError(f"column {c!r} has missing ids (first at row {row!r}); drop those rows")
+        if rating_col is None:
+            ratings = np.ones(len(df))
+        else:
+            try:
+                ratings = pd.to_numeric(df[rating_col], errors="raise").to_numpy(dtype=np.float64)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"column {rating_col!r} must be numeric ratings: {exc}") from None
+        bounds = _check_bounds(rating_bounds)
+        _validate_ratings(ratings, bounds, where=f"column {rating_col!r}", row_labels=df.index)
+
+        work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(), "r": ratings})
+        if timestamp_col is not None:
+            work["t"] = df[timestamp_col].to_numpy()
+        work = _resolve_duplicates(work, duplicates, has_time=timestamp_col is not None, labels=df.index)
+
+        if users is None:
+            user_ids = np.sort(work["u"].unique())
+        else:
+            user_ids = np.asarray(users)
+        if item_catalog is None:
+            item_ids = np.sort(work["i"].unique())
+            public = False
+        else:
+            item_ids = np.asarray(item_catalog)
+            public = True
+        rows = _index_or_raise(user_ids, work["u"].to_numpy(), what="user", source=f"column {user_col!r}",
+                               hint="pass users= containing every user, or drop those rows")
+        cols = _index_or_raise(item_ids, work["i"].to_numpy(), what="item", source=f"column {item_col!r}",
+                               hint="the public item_catalog must contain every rated item")
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+        vals = work["r"].to_numpy()[order]
+        indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        indptr = np.cumsum(indptr)
+        m = sp.csr_matrix((vals, cols.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
+        ts = work["t"].to_numpy()[order] if timestamp_col is not None else None
+        return cls(m, user_ids, item_ids, rating_bounds=bounds, public_items=public, timestamps=ts, name=name)
+
+    @classmethod
+    def from_csr(
+        cls,
+        matrix,
+        *,
+        user_ids: Sequence | None = None,
+        item_ids: Sequence | None = None,
+        rating_bounds: tuple[float, float] | None = None,
+        public_items: bool = False,
+        timestamps=None,
+        name: str = "interactions",
+    ) -> "Interactions":
+        """Wrap a user×item sparse matrix. Ids default to ``0..n-1``.
+
+        ``public_items=True`` declares that the columns are a public catalog (e.g. from a product database),
+        not derived from the ratings.
+        """
+        if not sp.issparse(matrix):
+            raise TypeError(
+                f"from_csr needs a scipy.sparse user×item matrix, got {type(matrix).__name__}; "
+                "use Interactions.from_pandas for a table"
+            )
+        n_users, n_items = matrix.shape
+        if user_ids is not None and len(user_ids) != n_users:
+            msg = f"user_ids has {len(user_ids)} entries but the matrix has {n_users} rows. "
+            if item_ids is None or len(user_ids) == n_items:
+                msg += _orientation_hint(matrix.shape)
+            raise ValueError(msg)
+        if item_ids is not None and len(item_ids) != n_items:
+            raise ValueError(
+                f"item_ids has {len(item_ids)} entries but the matrix has {n_items} columns. "
+                + _orientation_hint(matrix.shape)
+            )
+        if matrix.nnz == 0:
+            raise ValueError("the matrix has no stored ratings: nothing to build a recommender from")
+        return cls(
+            matrix,
+            np.arange(n_users) if user_ids is None else np.asarray(user_ids),
+            np.arange(n_items) if item_ids is None else np.asarray(item_ids),
+            rating_bounds=rating_bounds,
+            public_items=public_items,
+            timestamps=timestamps,
+            name=name,
+        )
+
+    @classmethod
+    def read_csv(cls, path, *, sep: str = ",", header="infer", names=None, **kwargs) -> "Interactions":
+        """Read a ratings file (CSV/TSV) then :meth:`from_pandas` (keyword arguments pass through)."""
+        df = pd.read_csv(path, sep=sep, header=header, names=names, engine="python" if len(sep) > 1 else "c")
+        kwargs.setdefault("name", os.path.basename(str(path)))
+        return cls.from_pandas(df, **kwargs)
+
+    @classmethod
+    def read_parquet(cls, path, **kwargs) -> "Interactions":
+        """Read a Parquet ratings file (needs pyarrow) then :meth:`from_pandas`."""
+        df = pd.read_parquet(path)
+        kwargs.setdefault("name", os.path.basename(str(path)))
+        return cls.from_pandas(df, **kwargs)
+
+    @classmethod
+    def read(cls, path, **kwargs) -> "Interactions":
+        """Read ``.parquet``/``.pq`` with :meth:`read_parquet`, anything else with :meth:`read_csv`."""
+        p = str(path).lower()
+        if p.endswith((".parquet", ".pq")):
+            return cls.read_parquet(path, **kwargs)
+        if p.endswith((".tsv", ".data")):
+            kwargs.setdefault("sep", "\t")
+        return cls.read_csv(path, **kwargs)
+
+
+def _key(x):
+    """Hashable normal form of a raw id (numpy scalars → Python scalars)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def lookup(index: dict, ids, *, what: str, missing: str = "raise") -> np.ndarray:
+    """Map raw ids to inner positions through ``index``.
+
+    ``missing="raise"`` raises :class:`UnknownIdError` naming the first unknown id; ``"minus1"`` maps it to -1.
+    """
+    scalar = np.ndim(ids) == 0
+    seq = [ids] if scalar else list(np.asarray(ids, dtype=object).ravel())
+    out = np.empty(len(seq), dtype=np.int64)
+    for n, x in enumerate(seq):
+        pos = index.get(_key(x), -1)
+        if pos < 0:
+            if missing == "raise":
+                raise UnknownIdError(
+                    f"unknown {what} id {x!r} (not in the {what} vocabulary of {len(index)} ids)"
+                )
+        out[n] = pos
+    return out
+
+
+def _index_or_raise(vocab: np.ndarray, values: np.ndarray, *, what, source, hint) -> np.ndarray:
+    codes = pd.Index(vocab).get_indexer(values)
+    if (codes < 0).any():
+        bad = values[np.flatnonzero(codes < 0)[0]]
+        raise UnknownIdError(f"{source} contains {what} id {bad!r} not in the {what} vocabulary; {hint}")
+    return codes.astype(np.int64)
+
+
+def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labels) -> pd.DataFrame:
+    dup = work.duplicated(["u", "i"], keep=False)
+    if not dup.any():
+        return work
+    if policy == "error":
+        first = np.flatnonzero(dup.to_numpy())[:2]
+        raise ValueError(
+            f"{int(dup.sum())} rows repeat a (user, item) pair, e.g. rows {[labels[j] for j in first]} "
+            f"(user {work['u'].iloc[first[0]]!r}, item {work['i'].iloc[first[0]]!r}). "
+            'Pass duplicates="mean", "last", "first" or "sum" to combine them.'
+        )
+    if policy in ("last", "first"):
+        w = work.sort_values("t", kind="stable") if has_time else work
+        return w.drop_duplicates(["u", "i"], keep=policy)
+    agg = {"r": policy}
+    if has_time:
+        agg["t"] = "max"
+    return work.groupby(["u", "i"], sort=False, as_index=False).agg(agg)
+
+
+def as_interactions(data, *, rating_bounds=None, what: str = "data") -> Interactions:
+    """Accept an :class:`Interactions` or a user×item scipy sparse matrix (wrapped with ids 0..n-1)."""
+    if isinstance(data, Interactions):
+        return data
+    if sp.issparse(data):
+        return Interactions.from_csr(data, rating_bounds=rating_bounds)
+    raise TypeError(
+        f"{what} must be a dprec.Interactions or a user×item scipy.sparse.csr_matrix, got {type(data).__name__}"
+    )
