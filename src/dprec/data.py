@@ -411,7 +411,11 @@ def lookup(index: dict, ids, *, what: str, missing: str = "raise") -> np.ndarray
 
 
 def _index_or_raise(vocab: np.ndarray, values: np.ndarray, *, what, source, hint) -> np.ndarray:
-    codes = pd.Index(vocab).get_indexer(values)
+    index = pd.Index(vocab)
+    if not index.is_unique:
+        dup = index[index.duplicated()][0]
+        raise ValueError(f"the {what} vocabulary repeats id {dup!r}; raw {what} ids must be unique")
+    codes = index.get_indexer(values)
     if (codes < 0).any():
         bad = values[np.flatnonzero(codes < 0)[0]]
         raise UnknownIdError(f"{source} contains {what} id {bad!r} not in the {what} vocabulary; {hint}")

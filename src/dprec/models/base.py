@@ -372,6 +372,9 @@ class Recommender:
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def _restore_manifest(self, manifest: dict) -> None:
+        """Restore non-array state recorded by :meth:`_extra_manifest` (e.g. the privacy report)."""
+
     def _extra_manifest(self) -> dict:
         """Extra JSON-able entries for the manifest (e.g. a privacy report)."""
         return {}
@@ -428,6 +431,7 @@ class Recommender:
             model.rating_bounds = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
             model._user_index_cache = model._item_index_cache = None
             model._set_state(arrays)
+            model._restore_manifest(manifest)
         except CorruptFileError:
             raise
         except (KeyError, ValueError, IndexError, TypeError) as exc:

@@ -1,0 +1,593 @@
+"""Benchmark sweep configuration: a TOML file, parsed and validated before any training.
+
+Format (every key is checked; a typo is an error that names the key and suggests the fix)::
+
+    [run]
+    name = "quick"                 # label of the sweep (default: the file's stem)
+    seeds = [0, 1]                 # one cell per seed; the seed is the model's / noise's ``rng``
+    split = "random"               # "random" (ratings, DESIGN §5 explicit) or "user" (per-user holdout, top-N)
+    test_fraction = 0.2
+    split_seed = 0                 # the split is computed once per dataset with this seed
+    k = 10                         # list length for ranking metrics; a list (e.g. [20, 50]) evaluates each
+    metrics = ["rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k"]
+    delta = 1e-6                   # δ of every DP model (0 < δ < 1)
+    privacy_unit = "user"          # "user" or "rating"
+
+    [[datasets]]                   # exactly one of name / ratings / synthetic
+    name = "ml-100k"               # registry dataset (dprec.datasets.load_dataset; must be present locally)
+    # data_home = "/path"          # optional, default $DPREC_DATA or the user cache
+
+    [[datasets]]
+    label = "my-file"
+    ratings = "data/ratings.csv"   # a CSV/TSV/Parquet file, relative to the config file's directory
+    columns = { user = "userId", item = "movieId", rating = "rating" }   # optional (defaults shown: user/item/rating)
+    sep = ","                      # optional
+    rating_bounds = [0.5, 5.0]     # public bounds of the rating scale (required for DP models)
+
+    [[datasets]]
+    label = "synth"
+    synthetic = { n_users = 2000, n_items = 1000, rank = 8, seed = 0 }   # dprec.datasets.synthetic keyword
+                                                                          # arguments; ``seed`` is its rng
+
+    [[models]]
+    name = "dpals"                 # als | implicit-als | popularity | dp-baseline | dp-popularity | dpals
+    label = "DP-ALS"               # unique; default: the name
+    params = { factors = 16 }      # constructor keyword arguments (never epsilon/delta/privacy_unit/rng)
+    epsilons = [1, 10, inf]        # DP models only ("inf" or inf = the non-private setting of the same code)
+
+Non-private models ignore ``epsilons`` and run once per seed with ε = ∞.
+
+:func:`load_config` parses and validates everything that can be checked without training, including loading
+every dataset (so that a missing file or a registry dataset absent from the data directory fails first), and
+raises :class:`ConfigError` otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import inspect
+import json
+import math
+import numbers
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "BenchConfig",
+    "RunSpec",
+    "DatasetSpec",
+    "ModelSpec",
+    "MODEL_NAMES",
+    "DP_MODELS",
+    "METRICS",
+    "load_config",
+    "parse_config",
+    "format_epsilon",
+]
+
+
+class ConfigError(ValueError):
+    """A benchmark configuration that cannot run; the message names the key and the fix."""
+
+
+#: model name → (module, class); the modules are imported lazily.
+MODEL_CLASSES: dict[str, tuple[str, str]] = {
+    "als": ("dprec.models.als", "ALS"),
+    "implicit-als": ("dprec.bench.adapters", "ImplicitALS"),
+    "popularity": ("dprec.models.popularity", "Popularity"),
+    "dp-baseline": ("dprec.models.baselines", "DPGlobalEffects"),
+    "dp-popularity": ("dprec.models.baselines", "DPPopularity"),
+    "dpals": ("dprec.models.dpals", "DPALS"),
+}
+MODEL_NAMES = tuple(MODEL_CLASSES)
+DP_MODELS = frozenset({"dp-baseline", "dp-popularity", "dpals"})
+
+#: canonical metric names (keys of :func:`dprec.metrics.evaluate`) and accepted aliases.
+METRICS = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k", "coverage")
+RATING_METRICS = ("rmse", "mae")
+_METRIC_ALIASES = {
+    "precision": "precision_at_k", "recall": "recall_at_k", "ndcg": "ndcg_at_k", "map": "map_at_k",
+    "hit_rate": "hit_rate_at_k", "hr": "hit_rate_at_k", "catalog_coverage": "coverage",
+}
+SPLITS = ("random", "user")
+PRIVACY_UNITS = ("user", "rating")
+
+_TOP_KEYS = ("run", "datasets", "models")
+_RUN_KEYS = ("name", "seeds", "split", "test_fraction", "split_seed", "k", "metrics", "delta", "privacy_unit")
+_DATASET_KEYS = ("name", "label", "data_home", "ratings", "columns", "sep", "rating_bounds", "synthetic")
+_COLUMN_KEYS = ("user", "item", "rating", "timestamp")
+_MODEL_KEYS = ("name", "label", "params", "epsilons")
+_RESERVED_PARAMS = ("epsilon", "delta", "privacy_unit", "rng")
+
+_RUN_DEFAULTS = {
+    "split": "random",
+    "test_fraction": 0.2,
+    "split_seed": 0,
+    "k": 10,
+    "metrics": ["rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k"],
+    "delta": 1e-6,
+    "privacy_unit": "user",
+}
+
+
+# ---------------------------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    seeds: tuple[int, ...]
+    split: str
+    test_fraction: float
+    split_seed: int
+    ks: tuple[int, ...]
+    metrics: tuple[str, ...]
+    delta: float
+    privacy_unit: str
+
+
+@dataclass
+class DatasetSpec:
+    label: str
+    source: str  # "registry" | "file" | "synthetic"
+    name: str | None = None
+    data_home: str | None = None
+    path: str | None = None
+    columns: dict = field(default_factory=dict)
+    sep: str | None = None
+    rating_bounds: tuple[float, float] | None = None
+    synthetic: dict = field(default_factory=dict)
+
+    def load(self):
+        """Load the dataset as :class:`~dprec.data.Interactions` (raises the loader's own errors)."""
+        if self.source == "registry":
+            from dprec.datasets import load_dataset
+
+            data = load_dataset(self.name, data_home=self.data_home, download=False)
+        elif self.source == "file":
+            from dprec.data import Interactions
+
+            cols = {"user": "user", "item": "item", "rating": "rating", **self.columns}
+            kwargs = dict(user_col=cols["user"], item_col=cols["item"], rating_col=cols["rating"],
+                          timestamp_col=cols.get("timestamp"), rating_bounds=self.rating_bounds, name=self.label)
+            if self.sep is not None:
+                kwargs["sep"] = self.sep
+            data = Interactions.read(self.path, **kwargs)
+        else:
+            from dprec.datasets import synthetic
+
+            params = dict(self.synthetic)
+            seed = params.pop("seed", 0)
+            data = synthetic(**params, rng=seed)
+        return _as_interactions(data, self.label)
+
+    def checksum(self, data) -> tuple[str, str]:
+        """(checksum, kind): the registry's checksum for registry datasets, else ``Interactions.fingerprint``."""
+        if self.source == "registry":
+            try:
+                from dprec.datasets import dataset_checksum
+
+                return str(dataset_checksum(self.name, self.data_home)), "dataset_checksum"
+            except (ImportError, AttributeError):
+                pass
+        return data.fingerprint(), "interactions_fingerprint"
+
+
+def _as_interactions(obj, label):
+    """``synthetic`` may return Interactions or a tuple/object carrying one (plus ground truth)."""
+    from dprec.data import Interactions
+
+    if isinstance(obj, Interactions):
+        return obj
+    if isinstance(obj, tuple):
+        for x in obj:
+            if isinstance(x, Interactions):
+                return x
+    for attr in ("data", "interactions", "ratings"):
+        x = getattr(obj, attr, None)
+        if isinstance(x, Interactions):
+            return x
+    raise ConfigError(f"dataset {label!r}: the loader returned {type(obj).__name__}, not dprec.Interactions")
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    label: str
+    params: dict
+    epsilons: tuple[float, ...]
+
+    @property
+    def is_dp(self) -> bool:
+        return self.name in DP_MODELS
+
+    def model_class(self):
+        import importlib
+
+        module, cls = MODEL_CLASSES[self.name]
+        return getattr(importlib.import_module(module), cls)
+
+    def build(self, *, epsilon: float, delta: float, privacy_unit: str, seed: int, num_threads: int | None = None):
+        """A fresh, unfitted model for one cell."""
+        cls = self.model_class()
+        kwargs = dict(self.params)
+        accepted = _accepted_kwargs(cls)
+        if self.is_dp:
+            kwargs.update(epsilon=epsilon, delta=delta, privacy_unit=privacy_unit)
+        if accepted is None or "rng" in accepted:
+            kwargs["rng"] = seed
+        if num_threads is not None and "num_threads" not in kwargs and (accepted is None or "num_threads" in accepted):
+            kwargs["num_threads"] = num_threads
+        return cls(**kwargs)
+
+
+@dataclass
+class BenchConfig:
+    run: RunSpec
+    datasets: list[DatasetSpec]
+    models: list[ModelSpec]
+    raw: dict  # the normalised configuration, JSON-able (stored in every result row)
+    path: str | None = None
+    _data_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
+
+    def load_data(self, label: str):
+        """The dataset with this label (loaded once; :func:`load_config` already loaded it)."""
+        if label not in self._data_cache:
+            spec = next(d for d in self.datasets if d.label == label)
+            self._data_cache[label] = spec.load()
+        return self._data_cache[label]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def format_epsilon(eps: float) -> str:
+    """Stable text form of ε: ``"inf"`` or the shortest float repr (``1.0`` → ``"1"``)."""
+    if math.isinf(eps):
+        return "inf"
+    return str(int(eps)) if float(eps).is_integer() else repr(float(eps))
+
+
+def _suggest(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}allowed keys: {', '.join(allowed)}"
+
+
+def _check_keys(table: dict, allowed, where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in {where}; {_suggest(key, allowed)}")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _parse_epsilon(value, where: str) -> float:
+    if isinstance(value, str):
+        if value.strip().lower() in ("inf", "infinity", "+inf", "∞"):
+            return math.inf
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{where} = {value!r} is not a number; write a positive number or \"inf\"") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{where} = {value!r} is not a number; write a positive number or \"inf\"")
+    value = float(value)
+    if math.isnan(value) or value <= 0:
+        raise ConfigError(
+            f"{where} = {value!r}: ε must be > 0 (and not NaN); use a positive number, or inf for the "
+            "non-private setting"
+        )
+    return value
+
+
+def _accepted_kwargs(cls) -> set[str] | None:
+    """Keyword names the constructor accepts, or None if it takes **kwargs."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    names = set()
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names.add(p.name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def load_config(path, *, check_data: bool = True) -> BenchConfig:
+    """Read, parse and validate a TOML sweep configuration (see module docstring)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    default_name = os.path.splitext(os.path.basename(path))[0]
+    return parse_config(doc, base_dir=os.path.dirname(os.path.abspath(path)), default_name=default_name,
+                        check_data=check_data, path=path)
+
+
+def parse_config(doc: dict, *, base_dir: str = ".", default_name: str = "bench", check_data: bool = True,
+                 path: str | None = None) -> BenchConfig:
+    """Validate a configuration given as a dict (the parsed TOML). Raises :class:`ConfigError`."""
+    doc = copy.deepcopy(doc)
+    _check_keys(doc, _TOP_KEYS, "the config's top level")
+    run = _parse_run(doc.get("run", {}), default_name)
+    datasets_doc = doc.get("datasets")
+    if not datasets_doc:
+        raise ConfigError("no [[datasets]] given; add at least one [[datasets]] table with name, ratings or synthetic")
+    if not isinstance(datasets_doc, list):
+        raise ConfigError("datasets must be an array of tables: write [[datasets]], not [datasets]")
+    models_doc = doc.get("models")
+    if not models_doc:
+        raise ConfigError("no [[models]] given; add at least one [[models]] table with name = one of "
+                          + ", ".join(MODEL_NAMES))
+    if not isinstance(models_doc, list):
+        raise ConfigError("models must be an array of tables: write [[models]], not [models]")
+
+    models = [_parse_model(m, i) for i, m in enumerate(models_doc)]
+    labels = [m.label for m in models]
+    for lab in labels:
+        if labels.count(lab) > 1:
+            raise ConfigError(f"two [[models]] share the label {lab!r}; give each a distinct label = \"...\"")
+    datasets = [_parse_dataset(d, i, base_dir) for i, d in enumerate(datasets_doc)]
+    dlabels = [d.label for d in datasets]
+    for lab in dlabels:
+        if dlabels.count(lab) > 1:
+            raise ConfigError(f"two [[datasets]] share the label {lab!r}; give each a distinct label = \"...\"")
+
+    raw = {
+        "run": {
+            "name": run.name, "seeds": list(run.seeds), "split": run.split, "test_fraction": run.test_fraction,
+            "split_seed": run.split_seed, "k": list(run.ks) if len(run.ks) > 1 else run.ks[0],
+            "metrics": list(run.metrics), "delta": run.delta, "privacy_unit": run.privacy_unit,
+        },
+        "datasets": [_dataset_raw(d) for d in datasets],
+        "models": [
+            {"name": m.name, "label": m.label, "params": m.params,
+             "epsilons": [format_epsilon(e) if math.isinf(e) else e for e in m.epsilons]}
+            for m in models
+        ],
+    }
+    try:
+        json.dumps(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the config holds a value that cannot be recorded in results ({exc})") from None
+    cfg = BenchConfig(run=run, datasets=datasets, models=models, raw=raw, path=path)
+    _check_models_constructible(cfg)
+    if check_data:
+        _check_datasets(cfg)
+    return cfg
+
+
+def _parse_run(run: dict, default_name: str) -> RunSpec:
+    _check_keys(run, _RUN_KEYS, "[run]")
+    r = {**_RUN_DEFAULTS, **run}
+    name = r.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"[run] name must be a non-empty string, got {name!r}")
+    if "seeds" not in r:
+        raise ConfigError("[run] seeds is missing; add e.g. seeds = [0, 1, 2] (one run per seed)")
+    seeds = r["seeds"]
+    if _is_int(seeds):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError("[run] seeds is empty; give at least one seed, e.g. seeds = [0, 1, 2]")
+    for s in seeds:
+        if not _is_int(s) or s < 0:
+            raise ConfigError(f"[run] seeds must be non-negative integers, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"[run] seeds has duplicates {seeds}; each seed must appear once")
+    split = r["split"]
+    if split not in SPLITS:
+        raise ConfigError(f"[run] split = {split!r}; use \"random\" (ratings) or \"user\" (per-user holdout)")
+    tf = r["test_fraction"]
+    if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not (0 < tf < 1):
+        raise ConfigError(f"[run] test_fraction = {tf!r}; it must lie strictly between 0 and 1 (e.g. 0.2)")
+    ss = r["split_seed"]
+    if not _is_int(ss) or ss < 0:
+        raise ConfigError(f"[run] split_seed = {ss!r}; use a non-negative integer (default 0)")
+    ks = r["k"]
+    ks = [ks] if not isinstance(ks, list) else ks
+    if not ks or any(not _is_int(k) or k < 1 for k in ks):
+        raise ConfigError(f"[run] k = {r['k']!r}; use a positive integer or a list of them, e.g. k = 10")
+    metrics = r["metrics"]
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if not isinstance(metrics, list) or not metrics:
+        raise ConfigError("[run] metrics is empty; list some of: " + ", ".join(METRICS))
+    canon = []
+    for m in metrics:
+        c = _METRIC_ALIASES.get(m, m) if isinstance(m, str) else m
+        if c not in METRICS:
+            close = difflib.get_close_matches(str(m), list(METRICS) + list(_METRIC_ALIASES), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"[run] metrics: unknown metric {m!r}; {hint}known metrics: {', '.join(METRICS)}")
+        if c not in canon:
+            canon.append(c)
+    delta = r["delta"]
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not (0 < delta < 1):
+        raise ConfigError(f"[run] delta = {delta!r}; δ must lie strictly between 0 and 1 (e.g. 1e-6)")
+    unit = r["privacy_unit"]
+    if unit not in PRIVACY_UNITS:
+        raise ConfigError(f"[run] privacy_unit = {unit!r}; use \"user\" (default) or \"rating\"")
+    return RunSpec(name=name, seeds=tuple(int(s) for s in seeds), split=split, test_fraction=float(tf),
+                   split_seed=int(ss), ks=tuple(sorted(set(int(k) for k in ks))), metrics=tuple(canon),
+                   delta=float(delta), privacy_unit=unit)
+
+
+def _parse_model(m: dict, i: int) -> ModelSpec:
+    where = f"[[models]] #{i + 1}"
+    _check_keys(m, _MODEL_KEYS, where)
+    name = m.get("name")
+    if name is None:
+        raise ConfigError(f"{where} has no name; set name = one of {', '.join(MODEL_NAMES)}")
+    if name not in MODEL_CLASSES:
+        close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{where}: unknown model name = {name!r}; {hint}known models: {', '.join(MODEL_NAMES)}")
+    where = f"[[models]] #{i + 1} ({name})"
+    label = m.get("label", name)
+    if not isinstance(label, str) or not label or "|" in label:
+        raise ConfigError(f"{where}: label must be a non-empty string without '|', got {label!r}")
+    params = m.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: params must be a table, e.g. params = {{ factors = 16 }}")
+    for p in _RESERVED_PARAMS:
+        if p in params:
+            where_set = "[run] seeds" if p == "rng" else ("epsilons" if p == "epsilon" else f"[run] {p}")
+            raise ConfigError(f"{where}: params.{p} is set by the sweep; remove it and use {where_set} instead")
+    eps_raw = m.get("epsilons")
+    if name in DP_MODELS:
+        if eps_raw is None:
+            raise ConfigError(f"{where}: epsilons is missing; a DP model needs e.g. epsilons = [1, 10, inf]")
+        if not isinstance(eps_raw, list) or not eps_raw:
+            raise ConfigError(f"{where}: epsilons must be a non-empty list, e.g. epsilons = [1, 10, inf]")
+        eps = [_parse_epsilon(e, f"{where} epsilons[{j}]") for j, e in enumerate(eps_raw)]
+        if len(set(eps)) != len(eps):
+            raise ConfigError(f"{where}: epsilons has duplicates {eps_raw}; list each ε once")
+        epsilons = tuple(sorted(eps))
+    else:
+        if eps_raw is not None:  # validated (a NaN is a mistake anywhere), then ignored
+            if not isinstance(eps_raw, list):
+                raise ConfigError(f"{where}: epsilons must be a list")
+            for j, e in enumerate(eps_raw):
+                _parse_epsilon(e, f"{where} epsilons[{j}]")
+        epsilons = (math.inf,)
+    return ModelSpec(name=name, label=label, params=params, epsilons=epsilons)
+
+
+def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
+    where = f"[[datasets]] #{i + 1}"
+    _check_keys(d, _DATASET_KEYS, where)
+    sources = [k for k in ("name", "ratings", "synthetic") if k in d]
+    if len(sources) != 1:
+        raise ConfigError(f"{where}: give exactly one of name (registry), ratings (file) or synthetic (generator); "
+                          f"got {sources or 'none'}")
+    src = sources[0]
+    label = d.get("label")
+    if label is not None and (not isinstance(label, str) or not label or "|" in label):
+        raise ConfigError(f"{where}: label must be a non-empty string without '|', got {label!r}")
+    bounds = d.get("rating_bounds")
+    if bounds is not None:
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bounds)
+                or not bounds[0] < bounds[1]):
+            raise ConfigError(f"{where}: rating_bounds = {bounds!r}; write rating_bounds = [lo, hi] with lo < hi")
+        bounds = (float(bounds[0]), float(bounds[1]))
+    if src == "name":
+        for k in ("columns", "sep", "synthetic", "rating_bounds"):
+            if k in d:
+                raise ConfigError(f"{where}: {k} applies to ratings files, not registry datasets (the registry "
+                                  "declares the bounds); remove it")
+        name = d["name"]
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: name must be a string, got {name!r}")
+        data_home = d.get("data_home")
+        if data_home is not None:
+            data_home = os.path.join(base_dir, os.path.expanduser(str(data_home)))
+        return DatasetSpec(label=label or name, source="registry", name=name, data_home=data_home)
+    if src == "ratings":
+        if "data_home" in d:
+            raise ConfigError(f"{where}: data_home applies to registry datasets; give the file path in ratings")
+        p = d["ratings"]
+        if not isinstance(p, str):
+            raise ConfigError(f"{where}: ratings must be a file path string, got {p!r}")
+        path = os.path.join(base_dir, os.path.expanduser(os.path.expandvars(p)))
+        cols = d.get("columns", {})
+        _check_keys(cols, _COLUMN_KEYS, f"{where} columns")
+        sep = d.get("sep")
+        return DatasetSpec(label=label or os.path.basename(p), source="file", path=path, columns=dict(cols), sep=sep,
+                           rating_bounds=bounds)
+    syn = d["synthetic"]
+    if not isinstance(syn, dict):
+        raise ConfigError(f"{where}: synthetic must be a table, e.g. synthetic = {{ n_users = 2000, n_items = 1000, rank = 8 }}")
+    for k in ("n_users", "n_items", "rank"):
+        if k not in syn:
+            raise ConfigError(f"{where}: synthetic.{k} is missing; synthetic needs n_users, n_items and rank")
+    for k in ("columns", "sep", "data_home"):
+        if k in d:
+            raise ConfigError(f"{where}: {k} does not apply to synthetic data; remove it")
+    if "rng" in syn:
+        raise ConfigError(f"{where}: synthetic.rng: write synthetic.seed = <int> (the generator's seed) instead")
+    if bounds is not None:
+        syn = {**syn, "rating_bounds": list(bounds)}
+    default_label = f"synthetic-{syn['n_users']}x{syn['n_items']}-r{syn['rank']}"
+    return DatasetSpec(label=label or default_label, source="synthetic", synthetic=dict(syn))
+
+
+def _dataset_raw(d: DatasetSpec) -> dict:
+    if d.source == "registry":
+        return {"label": d.label, "name": d.name}  # data_home is machine-specific; not part of identity
+    if d.source == "file":
+        return {"label": d.label, "ratings": os.path.basename(d.path), "columns": d.columns, "sep": d.sep,
+                "rating_bounds": list(d.rating_bounds) if d.rating_bounds else None}
+    return {"label": d.label, "synthetic": d.synthetic}
+
+
+def _check_models_constructible(cfg: BenchConfig) -> None:
+    """Each model's class must exist and accept its params (checked by building one, cheaply, unfitted)."""
+    for i, m in enumerate(cfg.models):
+        where = f"[[models]] #{i + 1} ({m.label})"
+        try:
+            cls = m.model_class()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{where}: model {m.name!r} is not available in this dprec ({exc})") from None
+        accepted = _accepted_kwargs(cls)
+        if accepted is not None:
+            for p in m.params:
+                if p not in accepted:
+                    allowed = sorted(accepted - set(_RESERVED_PARAMS))
+                    raise ConfigError(f"{where}: unknown parameter params.{p} for {cls.__name__}; "
+                                      f"{_suggest(p, allowed)}")
+        try:
+            m.build(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
+                    seed=cfg.run.seeds[0])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {cls.__name__} rejects these params ({exc})") from None
+
+
+def _check_datasets(cfg: BenchConfig) -> None:
+    """Load every dataset now, so a missing one fails before any training."""
+    any_dp = any(m.is_dp for m in cfg.models)
+    for i, d in enumerate(cfg.datasets):
+        where = f"[[datasets]] #{i + 1} ({d.label})"
+        if d.source == "file" and not os.path.exists(d.path):
+            raise ConfigError(f"{where}: ratings file {d.path!r} does not exist; fix the path (relative paths are "
+                              "relative to the config file)")
+        if d.source == "registry":
+            try:
+                from dprec.datasets import load_dataset  # noqa: F401
+            except ImportError as exc:
+                raise ConfigError(f"{where}: dprec.datasets is not available ({exc})") from None
+        try:
+            data = d.load()
+        except ConfigError:
+            raise
+        except Exception as exc:  # the loaders' own errors are informative; prefix where it happened
+            if d.source == "registry":
+                fix = (f"check the name (see `dprec datasets`), or put the files under $DPREC_DATA "
+                       f"(currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "
+                       f"dprec.datasets.load_dataset({d.name!r}, download=True)")
+            elif d.source == "file":
+                fix = "check the file format, columns = {...}, sep and rating_bounds"
+            else:
+                fix = "check the synthetic = {...} parameters against dprec.datasets.synthetic"
+            raise ConfigError(f"{where}: cannot load dataset: {type(exc).__name__}: {exc}. Fix: {fix}") from None
+        if any_dp and data.rating_bounds is None:
+            raise ConfigError(f"{where}: DP models need public rating bounds; add rating_bounds = [lo, hi]")
+        cfg._data_cache[d.label] = data

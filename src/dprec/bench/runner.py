@@ -1,0 +1,415 @@
+"""Sweep runner: a grid of (dataset, model, ε, seed) cells, one JSON line per finished cell.
+
+Rows are appended to ``OUT/results.jsonl`` as soon as a cell finishes (flush + fsync), so a killed sweep loses at
+most the cell in flight; ``resume=True`` skips the cells already recorded (a truncated last line, the trace
+of a kill, is dropped). With ``jobs > 1`` cells run in worker processes and the parent writes the rows in
+completion order; summaries sort rows, so the order does not matter.
+
+Row schema (``schema = "dprec-bench-row/1"``)::
+
+    key            "dataset|model-label|eps=…|seed=…#<hash of the cell's specification>"
+    run            sweep name
+    dataset        {label, source, name, checksum, checksum_kind, n_users, n_items, n_ratings, n_train, n_test}
+    model          {label, name, params}
+    epsilon        number or "inf";  delta, privacy_unit, seed
+    split          {protocol, test_fraction, split_seed}
+    k              list of cut-offs
+    metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model)
+    privacy_report the DP model's privacy_report() (null for non-private models)
+    fit_seconds, eval_seconds, wall_seconds   timings (excluded from identity comparisons: TIMING_FIELDS)
+    versions       dprec, python, numpy, scipy, numba, implicit, opendp
+    machine        {cpu_count, system, arch}   (no hostname)
+    config, config_sha256   the full normalised configuration
+
+Non-finite floats are stored as JSON-safe values: ``"inf"``/``"-inf"`` strings and ``null`` for NaN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import CorruptFileError
+from .config import RATING_METRICS, BenchConfig, ConfigError, format_epsilon, load_config
+
+__all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULTS_FILE", "SCHEMA", "Cell"]
+
+RESULTS_FILE = "results.jsonl"
+SCHEMA = "dprec-bench-row/1"
+TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
+
+
+# ---------------------------------------------------------------------------------------------- JSON helpers
+def jsonable(obj):
+    """Recursively convert to JSON-safe values (numpy scalars/arrays, inf → "inf", NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        if math.isnan(f):
+            return None
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return f
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+def as_float(v) -> float:
+    """Inverse of :func:`jsonable` for numbers: None → NaN, "inf" → inf."""
+    if v is None:
+        return math.nan
+    if isinstance(v, str):
+        return float(v.replace("∞", "inf"))
+    return float(v)
+
+
+def strip_timing(row: dict) -> dict:
+    """The row without its timing fields (for identity comparisons between runs)."""
+    return {k: v for k, v in row.items() if k not in TIMING_FIELDS}
+
+
+# ---------------------------------------------------------------------------------------------- environment
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    from .. import __version__
+
+    out = {"dprec": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "numba", "implicit", "opendp"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _machine() -> dict:
+    return {"cpu_count": os.cpu_count(), "system": platform.system(), "arch": platform.machine()}
+
+
+# ---------------------------------------------------------------------------------------------- cells
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model_index: int
+    epsilon: float
+    seed: int
+    key: str
+
+
+def _cell_key(cfg: BenchConfig, dataset_label: str, model_index: int, eps: float, seed: int) -> str:
+    m = cfg.models[model_index]
+    d = next(x for x in cfg.raw["datasets"] if x["label"] == dataset_label)
+    r = cfg.raw["run"]
+    spec = {"dataset": d, "model": {"name": m.name, "params": m.params},
+            "split": [r["split"], r["test_fraction"], r["split_seed"]], "k": r["k"], "metrics": r["metrics"],
+            "delta": r["delta"] if m.is_dp else None, "privacy_unit": r["privacy_unit"] if m.is_dp else None}
+    h = hashlib.sha256(json.dumps(jsonable(spec), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{dataset_label}|{m.label}|eps={format_epsilon(eps)}|seed={seed}#{h}"
+
+
+def build_cells(cfg: BenchConfig) -> list[Cell]:
+    """Every cell of the grid, in config order (dataset, model, ε ascending, seed)."""
+    cells = []
+    for d in cfg.datasets:
+        for mi, m in enumerate(cfg.models):
+            for eps in m.epsilons:
+                for seed in cfg.run.seeds:
+                    cells.append(Cell(d.label, mi, eps, seed, _cell_key(cfg, d.label, mi, eps, seed)))
+    return cells
+
+
+def compute_splits(cfg: BenchConfig) -> dict:
+    """One (train, test) split per dataset, with the config's protocol and split_seed."""
+    from ..split import random_split, user_holdout
+
+    fn = random_split if cfg.run.split == "random" else user_holdout
+    return {d.label: fn(cfg.load_data(d.label), cfg.run.test_fraction, rng=cfg.run.split_seed) for d in cfg.datasets}
+
+
+def _metric_names(cfg: BenchConfig) -> list[str]:
+    names = []
+    for m in cfg.run.metrics:
+        if m in RATING_METRICS:
+            names.append(m)
+        else:
+            base = m[: -len("_at_k")] if m.endswith("_at_k") else m
+            names.extend(f"{base}@{k}" for k in cfg.run.ks)
+    return names
+
+
+def _evaluate(cfg: BenchConfig, model, train, test) -> dict:
+    """The requested metrics, named ``rmse``/``mae`` and ``<metric>@<k>``."""
+    from .. import metrics as M
+
+    want_rating = [m for m in cfg.run.metrics if m in RATING_METRICS]
+    want_rank = [m for m in cfg.run.metrics if m not in RATING_METRICS]
+    out: dict[str, float] = {}
+    if want_rank:
+        for i, k in enumerate(cfg.run.ks):
+            res = M.evaluate(model, train, test, k=k)
+            if i == 0:
+                for m in want_rating:
+                    out[m] = res[m]
+            for m in want_rank:
+                base = m[: -len("_at_k")] if m.endswith("_at_k") else m
+                out[f"{base}@{k}"] = res[m]
+    else:  # rating error only: skip the ranking pass (same formulas as evaluate)
+        vals = {m: math.nan for m in want_rating}
+        if M._predicts_ratings(model):
+            coo = test.matrix.tocoo()
+            try:
+                pred = model.predict(test.user_ids[coo.row], test.item_ids[coo.col])
+            except NotImplementedError:
+                pred = None
+            if pred is not None:
+                vals = {"rmse": M.rmse(coo.data, pred), "mae": M.mae(coo.data, pred)}
+        out = {m: vals[m] for m in want_rating}
+    return {name: out[name] for name in _metric_names(cfg)}
+
+
+# ---------------------------------------------------------------------------------------------- one cell
+_WORKER: dict = {}
+
+
+def _init_worker(cfg_path_or_cfg, splits, num_threads):
+    _WORKER["cfg"] = cfg_path_or_cfg
+    _WORKER["splits"] = splits
+    _WORKER["num_threads"] = num_threads
+
+
+def _worker_run(cell: Cell, base: dict) -> dict:
+    return run_cell(_WORKER["cfg"], _WORKER["splits"], cell, base, num_threads=_WORKER["num_threads"])
+
+
+def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_threads: int | None = None) -> dict:
+    """Fit a fresh model for one cell, evaluate it, and return its result row."""
+    t0 = time.perf_counter()
+    spec = cfg.models[cell.model_index]
+    train, test = splits[cell.dataset]
+    model = spec.build(epsilon=cell.epsilon, delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
+                       seed=cell.seed, num_threads=num_threads)
+    t1 = time.perf_counter()
+    model.fit(train)
+    t2 = time.perf_counter()
+    metrics = _evaluate(cfg, model, train, test)
+    t3 = time.perf_counter()
+    report = None
+    if hasattr(model, "privacy_report"):
+        report = model.privacy_report()
+    row = {
+        "schema": SCHEMA,
+        "key": cell.key,
+        "run": cfg.run.name,
+        "dataset": base["datasets"][cell.dataset],
+        "model": {"label": spec.label, "name": spec.name, "params": spec.params},
+        "epsilon": cell.epsilon,
+        "delta": cfg.run.delta if spec.is_dp else None,
+        "privacy_unit": cfg.run.privacy_unit if spec.is_dp else None,
+        "private": spec.is_dp,
+        "seed": cell.seed,
+        "split": {"protocol": cfg.run.split, "test_fraction": cfg.run.test_fraction, "split_seed": cfg.run.split_seed},
+        "k": list(cfg.run.ks),
+        "metrics": metrics,
+        "privacy_report": report,
+        "fit_seconds": t2 - t1,
+        "eval_seconds": t3 - t2,
+        "wall_seconds": time.perf_counter() - t0,
+        "versions": base["versions"],
+        "machine": base["machine"],
+        "config": cfg.raw,
+        "config_sha256": cfg.sha256,
+    }
+    return jsonable(row)
+
+
+# ---------------------------------------------------------------------------------------------- results file
+def read_results(path, *, repair: bool = False) -> list[dict]:
+    """Rows of a results.jsonl. A truncated (unparseable, unterminated) last line — the trace of a kill — is
+    dropped (and cut from the file when ``repair``); a corrupt line elsewhere raises CorruptFileError."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, RESULTS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    rows, good_end, pos = [], 0, 0
+    lines = blob.split(b"\n")
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        end = pos + len(line) + (0 if last else 1)
+        if line.strip():
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or "key" not in row:
+                    raise ValueError("not a result row")
+            except (ValueError, UnicodeDecodeError):
+                if last or all(not x.strip() for x in lines[i + 1:]):
+                    break  # truncated tail: drop it
+                raise CorruptFileError(f"{path}: line {i + 1} is not a valid result row (file edited or "
+                                       "corrupted); fix or remove that line") from None
+            if last:  # a complete JSON object without its newline: keep it, but terminate it when repairing
+                rows.append(row)
+                good_end = end
+                if repair:
+                    with open(path, "ab") as fh:
+                        fh.write(b"\n")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    good_end += 1
+                break
+            rows.append(row)
+        good_end = end
+        pos = end
+    if repair and good_end < len(blob):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return rows
+
+
+class _Appender:
+    def __init__(self, path):
+        self.fh = open(path, "a", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self.fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self):
+        self.fh.close()
+
+
+# ---------------------------------------------------------------------------------------------- the sweep
+def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: bool = True,
+              summarize: bool = True) -> list[dict]:
+    """Run a sweep and write ``OUT/results.jsonl``, ``OUT/summary.md``, ``OUT/summary.csv`` and plots.
+
+    Parameters
+    ----------
+    config : path to a TOML file, or a :class:`~dprec.bench.config.BenchConfig`
+        Validated before anything is trained or written (:class:`ConfigError`).
+    out : directory
+        Created if needed.
+    resume : bool
+        Skip cells already in ``OUT/results.jsonl``. Without it an existing non-empty results file is an error.
+    jobs : int
+        Worker processes (default 1: run in this process).
+    progress : bool
+        Show a tqdm progress bar with ETA (on stderr).
+
+    Returns
+    -------
+    All rows of the results file (old and new).
+    """
+    cfg = config if isinstance(config, BenchConfig) else load_config(config)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    out = os.fspath(out)
+    results_path = os.path.join(out, RESULTS_FILE)
+    cells = build_cells(cfg)
+    done: set[str] = set()
+    if os.path.exists(results_path) and os.path.getsize(results_path) > 0:
+        if not resume:
+            raise FileExistsError(
+                f"{results_path} already holds results; use --resume (resume=True) to continue that sweep "
+                "or another --out directory"
+            )
+        old = read_results(results_path, repair=True)
+        valid = {c.key for c in cells}
+        stale = [r["key"] for r in old if r["key"] not in valid]
+        if stale:
+            raise ConfigError(
+                f"{results_path} holds {len(stale)} row(s) that are not cells of this config (first: {stale[0]!r}); "
+                "the config changed since that sweep — use another --out directory"
+            )
+        done = {r["key"] for r in old}
+    todo = [c for c in cells if c.key not in done]
+
+    os.makedirs(out, exist_ok=True)
+    splits = compute_splits(cfg)
+    base = {
+        "versions": _versions(),
+        "machine": _machine(),
+        "datasets": {},
+    }
+    for d in cfg.datasets:
+        data = cfg.load_data(d.label)
+        checksum, kind = d.checksum(data)
+        train, test = splits[d.label]
+        base["datasets"][d.label] = {
+            "label": d.label, "source": d.source, "name": d.name if d.source == "registry" else d.label,
+            "checksum": checksum, "checksum_kind": kind, "n_users": int(data.n_users), "n_items": int(data.n_items),
+            "n_ratings": int(data.nnz), "n_train": int(train.nnz), "n_test": int(test.nnz),
+        }
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"bench {cfg.run.name}", unit="cell", file=sys.stderr,
+                   initial=0, dynamic_ncols=True)
+    app = _Appender(results_path)
+    try:
+        if jobs == 1 or len(todo) <= 1:
+            for cell in todo:
+                if bar is not None:
+                    bar.set_postfix_str(cell.key.split("#")[0], refresh=True)
+                app.write(run_cell(cfg, splits, cell, base))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            # "spawn": numba's threading layers are not fork-safe; the config and splits are sent once per worker
+            ctx = mp.get_context("spawn")
+            worker_cfg = BenchConfig(run=cfg.run, datasets=cfg.datasets, models=cfg.models, raw=cfg.raw,
+                                     path=cfg.path)  # without the loaded-data cache
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(worker_cfg, splits, threads)) as pool:
+                pending = {pool.submit(_worker_run, cell, base) for cell in todo}
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            app.write(fut.result())
+                            if bar is not None:
+                                bar.update(1)
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        app.close()
+        if bar is not None:
+            bar.close()
+    rows = read_results(results_path)
+    if summarize:
+        from .summary import write_summary
+
+        write_summary(out, rows)
+    return rows

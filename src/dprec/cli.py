@@ -1,0 +1,651 @@
+"""The ``dprec`` command.
+
+::
+
+    dprec datasets list [--data-home DIR] [--format table|json]
+    dprec evaluate (--dataset NAME | --ratings FILE [column options]) --model NAME [hyperparameters]
+                   [--split random|user --test-fraction 0.2 --split-seed 0 --seed 0 --k 10]
+                   [--epsilon E --delta D --privacy-unit user|rating --ledger PATH] [--format table|json]
+    dprec demo [--seed 0] [--ledger PATH] [--format table|json]
+
+Exit codes: 0 success; 2 usage error or bad input (a one-line message, no traceback); 3 privacy budget
+refused (:class:`~dprec.errors.BudgetExceededError`) or unusable ledger (:class:`~dprec.errors.LedgerError`).
+
+Models come from :data:`MODELS`, a registry mapping a command-line name to a factory. Adding a model is
+one line: ``"name": model_factory("package.module:Class", private=True)``. Factories resolve their class
+lazily, so a registered model whose module does not exist (yet) is reported as unknown, with the list of
+models that are available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["main", "MODELS", "model_factory", "ModelFactory"]
+
+EXIT_OK, EXIT_USAGE, EXIT_BUDGET = 0, 2, 3
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported as one line on stderr with exit code 2."""
+
+
+# ============================================================================================ model registry
+#: Command-line hyperparameter options → constructor keywords (passed only when given on the command line).
+HYPERPARAMETERS = ("factors", "iterations", "regularization", "feedback", "alpha")
+PRIVACY_OPTIONS = ("epsilon", "delta", "privacy_unit")
+
+
+@dataclass(frozen=True)
+class ModelFactory:
+    """Builds a model from parsed command-line arguments.
+
+    ``target`` is ``"module:Class"``, imported only when the model is used. Hyperparameter options given on
+    the command line (``--factors`` …) are passed as keywords and must be accepted by the constructor;
+    ``--seed`` becomes ``rng=`` and ``--threads`` ``num_threads=`` when the constructor takes them. Private
+    models also receive ``epsilon=``, ``delta=``, ``privacy_unit=`` when given; for a non-private model
+    these options are an error.
+    """
+
+    target: str
+    private: bool = False
+    help: str = ""
+
+    def load(self) -> type:
+        """The model class; raises ImportError/AttributeError when it does not exist (yet)."""
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def is_private(self, cls: type | None = None) -> bool:
+        return bool(getattr(cls, "is_private", self.private)) if cls is not None else self.private
+
+    def __call__(self, args: argparse.Namespace, cls: type | None = None):
+        cls = cls or self.load()
+        private = self.is_private(cls)
+        try:
+            sig = inspect.signature(cls)
+            params = sig.parameters
+            var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            params, var_kw = {}, True
+        kwargs: dict[str, Any] = {}
+        for opt in HYPERPARAMETERS:
+            val = getattr(args, opt, None)
+            if val is None:
+                continue
+            if opt not in params and not var_kw:
+                raise UsageError(f"model {args.model!r} does not take --{opt.replace('_', '-')}")
+            kwargs[opt] = val
+        if private:
+            for opt in PRIVACY_OPTIONS:
+                val = getattr(args, opt, None)
+                if val is not None:
+                    kwargs[opt] = val
+            eps = params.get("epsilon")
+            if getattr(args, "epsilon", None) is None and eps is not None and eps.default is inspect.Parameter.empty:
+                raise UsageError(f"model {args.model!r} is differentially private: pass --epsilon (and --delta)")
+        if "rng" in params and getattr(args, "seed", None) is not None:
+            kwargs["rng"] = args.seed
+        if "num_threads" in params and getattr(args, "threads", None) is not None:
+            kwargs["num_threads"] = args.threads
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise UsageError(f"cannot build model {args.model!r}: {exc}") from None
+
+
+def model_factory(target: str, *, private: bool = False, help: str = "") -> ModelFactory:
+    """A registry entry for the class ``"module:Class"``."""
+    return ModelFactory(target, private, help)
+
+
+#: name → factory(args). Entries whose class cannot be imported are treated as unknown models.
+MODELS: dict[str, Callable] = {
+    "als": model_factory("dprec.models.als:ALS", help="alternating least squares (non-private reference)"),
+    "popularity": model_factory("dprec.models.popularity:Popularity", help="most popular items (non-private)"),
+    "dp-baseline": model_factory("dprec.models:DPGlobalEffects", private=True, help="DP global effects baseline"),
+    "dp-popularity": model_factory("dprec.models:DPPopularity", private=True, help="DP popularity (noisy counts)"),
+    "dpals": model_factory("dprec.models:DPALS", private=True, help="DP alternating least squares"),
+}
+
+
+def _try_load(name: str):
+    factory = MODELS.get(name)
+    if factory is None:
+        return None
+    load = getattr(factory, "load", None)
+    if load is None:  # a plain callable factory: assume available
+        return factory
+    try:
+        return load()
+    except (ImportError, AttributeError):
+        return None
+
+
+def available_models() -> list[str]:
+    """Registered model names whose implementation can be imported."""
+    return [name for name in MODELS if _try_load(name) is not None]
+
+
+def _resolve_model(name: str):
+    """(factory, class or None, private?) for ``name``, or a UsageError listing the available models."""
+    cls = _try_load(name)
+    if cls is None:
+        avail = available_models()
+        raise UsageError(f"unknown model {name!r}; available models: {', '.join(avail) if avail else '(none)'}")
+    factory = MODELS[name]
+    if isinstance(factory, ModelFactory):
+        return factory, cls, factory.is_private(cls)
+    return factory, None, bool(getattr(factory, "private", False))
+
+
+# ============================================================================================ helpers
+def _epsilon_arg(text: str) -> float:
+    try:
+        eps = float(text)  # accepts "inf"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (or 'inf'), got {text!r}") from None
+    if math.isnan(eps) or eps <= 0:
+        raise argparse.ArgumentTypeError(
+            f"epsilon must be > 0 (use 'inf' for the non-private reference), got {text!r}")
+    return eps
+
+
+def _delta_arg(text: str) -> float:
+    try:
+        delta = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= delta < 1.0:
+        raise argparse.ArgumentTypeError(f"delta must lie in [0, 1) (typically < 1/n_users), got {text!r}")
+    return delta
+
+
+def _parse_bounds(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--rating-bounds must be LO,HI (two numbers, e.g. 1,5), got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise UsageError(f"--rating-bounds must be finite with LO < HI, got {text!r}")
+    return lo, hi
+
+
+def _jsonable(o):
+    """Plain JSON values: NaN → null, ±inf → "inf"/"-inf", numpy → Python, objects via to_dict()."""
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return [_jsonable(v) for v in o.tolist()]
+    if isinstance(o, (bool, np.bool_)):
+        return bool(o)
+    if isinstance(o, (int, np.integer)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        x = float(o)
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if o is None or isinstance(o, str):
+        return o
+    if hasattr(o, "to_dict"):
+        return _jsonable(o.to_dict())
+    return str(o)
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, (float, np.floating)):
+        if math.isnan(x):
+            return "n/a"
+        if math.isinf(x):
+            return "∞" if x > 0 else "-∞"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _versions() -> dict:
+    from . import __version__
+
+    out = {"dprec": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("scipy", "numba"):
+        try:
+            out[mod] = importlib.import_module(mod).__version__
+        except ImportError:  # pragma: no cover
+            pass
+    return out
+
+
+def _privacy_report(model):
+    rep = getattr(model, "privacy_report", None)
+    if rep is None:
+        return None
+    try:
+        return _jsonable(rep())
+    except NotImplementedError:
+        return None
+
+
+# ============================================================================================ datasets
+def _data_home(explicit: str | None) -> str:
+    from .datasets import get_data_home
+
+    return str(get_data_home(explicit))
+
+
+def _licence_summary(text: str | None) -> str:
+    if not text:
+        return "-"
+    return text.split(";")[0].strip()
+
+
+def _dataset_rows(data_home: str | None) -> list[dict]:
+    """One row per registered dataset: name, rating bounds, licence summary, presence under the data home."""
+    from .datasets import list_datasets
+
+    rows = []
+    for entry in list_datasets(data_home):
+        if not isinstance(entry, dict):  # tolerate a list of names or spec objects
+            entry = entry.as_row() if hasattr(entry, "as_row") else {"name": str(entry)}
+        bounds = entry.get("rating_bounds")
+        rows.append({
+            "name": entry.get("name"),
+            "rating_bounds": None if bounds is None else [float(b) for b in bounds],
+            "licence": _licence_summary(entry.get("licence")),
+            "present": entry.get("available"),
+            "path": entry.get("path"),
+            "description": entry.get("description", ""),
+        })
+    return rows
+
+
+def _cmd_datasets_list(args) -> int:
+    rows = _dataset_rows(args.data_home)
+    if args.format == "json":
+        print(json.dumps({"data_home": _data_home(args.data_home), "datasets": _jsonable(rows)}, indent=2))
+        return EXIT_OK
+    table = [
+        [
+            r["name"],
+            "-" if r["rating_bounds"] is None else f"{_fmt(r['rating_bounds'][0], 1)}-{_fmt(r['rating_bounds'][1], 1)}",
+            {True: "yes", False: "no", None: "-"}[r["present"]],
+            r["licence"] or "-",
+        ]
+        for r in rows
+    ]
+    print(_table(["name", "ratings", "local", "licence"], table))
+    print(f"\ndata directory: {_data_home(args.data_home)} (set DPREC_DATA or --data-home to change)")
+    return EXIT_OK
+
+
+# ============================================================================================ evaluate
+_FILE_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "rating_bounds", "sep", "no_header")
+
+
+def _load_data(args):
+    """(Interactions, description dict) from --dataset or --ratings."""
+    from .data import Interactions
+
+    if args.dataset is not None:
+        given = [o for o in _FILE_OPTIONS if getattr(args, o) not in (None, False)]
+        if given:
+            raise UsageError(
+                f"--{given[0].replace('_', '-')} applies to --ratings files; registered datasets declare their own "
+                "columns and rating bounds"
+            )
+        try:
+            from .datasets import load_dataset
+        except ImportError as exc:
+            raise UsageError(f"dataset loading is not available in this build ({exc})") from None
+        data = load_dataset(args.dataset, data_home=args.data_home, download=args.download)
+        if isinstance(data, tuple):
+            data = data[0]
+        from .datasets import dataset_checksum
+
+        checksum = "sha256:" + dataset_checksum(args.dataset, data_home=args.data_home)
+        return data, {"dataset": args.dataset, "dataset_checksum": checksum}
+
+    path = args.ratings
+    if not os.path.isfile(path):
+        raise UsageError(f"ratings file not found: {path}")
+    bounds = _parse_bounds(args.rating_bounds) if args.rating_bounds is not None else None
+    import pandas as pd
+
+    lower = path.lower()
+    try:
+        if lower.endswith((".parquet", ".pq")):
+            df = pd.read_parquet(path)
+        else:
+            sep = args.sep if args.sep is not None else ("\t" if lower.endswith((".tsv", ".data")) else ",")
+            sep = "\t" if sep in ("\\t", "tab") else sep
+            df = pd.read_csv(path, sep=sep, header=None if args.no_header else "infer",
+                             engine="python" if len(sep) > 1 else "c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ImportError) as exc:
+        raise UsageError(f"cannot read ratings file {path}: {exc}") from None
+    if args.no_header:
+        df.columns = [str(c) for c in df.columns]
+    rating_col = args.rating_col or "rating"
+    rating_col = None if rating_col.lower() in ("none", "") else rating_col
+    columns = {"user_col": args.user_col or "user", "item_col": args.item_col or "item",
+               "rating_col": rating_col, "timestamp_col": args.timestamp_col}
+    data = Interactions.from_pandas(df, **columns, rating_bounds=bounds, name=os.path.basename(path))
+    return data, {"ratings_file": os.path.abspath(path), **columns, "dataset_checksum": _file_sha256(path)}
+
+
+def _split(data, args):
+    try:
+        from .split import random_split, user_holdout
+    except ImportError as exc:
+        raise UsageError(f"splitting is not available in this build ({exc})") from None
+    fn = random_split if args.split == "random" else user_holdout
+    return fn(data, args.test_fraction, rng=args.split_seed)
+
+
+def _check_privacy_args(args, private: bool) -> None:
+    given = [o for o in ("epsilon", "delta", "privacy_unit", "ledger") if getattr(args, o, None) is not None]
+    if given and not private:
+        dp = [n for n in available_models() if MODELS[n] is not None and getattr(MODELS[n], "private", False)]
+        raise UsageError(
+            f"model {args.model!r} is not private: --{given[0].replace('_', '-')} applies only to differentially "
+            f"private models ({', '.join(dp) if dp else 'none available in this build'})"
+        )
+
+
+def _fit(model, train, ledger):
+    t0 = time.perf_counter()
+    if ledger is not None:
+        model.fit(train, ledger=ledger)
+    else:
+        model.fit(train)
+    return time.perf_counter() - t0
+
+
+def _cmd_evaluate(args) -> int:
+    from . import __version__
+    from .metrics import evaluate
+
+    if args.k < 1:
+        raise UsageError(f"--k must be a positive integer, got {args.k}")
+    if not 0.0 < args.test_fraction < 1.0:
+        raise UsageError(f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}")
+    factory, cls, private = _resolve_model(args.model)
+    _check_privacy_args(args, private)
+    model = factory(args, cls) if isinstance(factory, ModelFactory) else factory(args)
+
+    data, source = _load_data(args)
+    train, test = _split(data, args)
+    fit_seconds = _fit(model, train, args.ledger if private else None)
+    t0 = time.perf_counter()
+    res = evaluate(model, train, test, k=args.k)
+    eval_seconds = time.perf_counter() - t0
+
+    get_params = getattr(model, "get_params", None)
+    config = {
+        "command": "evaluate",
+        **source,
+        "rating_bounds": data.rating_bounds,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_ratings": data.nnz,
+        "n_train": train.nnz,
+        "n_test": test.nnz,
+        "data_fingerprint": "sha256:" + data.fingerprint(),
+        "model": args.model,
+        "model_class": type(model).__name__,
+        "model_params": get_params() if callable(get_params) else None,
+        "private": private,
+        "epsilon": getattr(model, "epsilon", args.epsilon) if private else None,
+        "delta": getattr(model, "delta", args.delta) if private else None,
+        "privacy_unit": getattr(model, "privacy_unit", args.privacy_unit) if private else None,
+        "ledger": os.path.abspath(args.ledger) if args.ledger else None,
+        "split": args.split,
+        "test_fraction": args.test_fraction,
+        "split_seed": args.split_seed,
+        "seed": args.seed,
+        "k": args.k,
+        "dprec_version": __version__,
+        "versions": _versions(),
+    }
+    out = {
+        "rmse": res["rmse"],
+        "mae": res["mae"],
+        "precision_at_k": res["precision_at_k"],
+        "recall_at_k": res["recall_at_k"],
+        "ndcg_at_k": res["ndcg_at_k"],
+        "map_at_k": res["map_at_k"],
+        "hit_rate_at_k": res["hit_rate_at_k"],
+        "coverage": res["coverage"],
+        "n_users_evaluated": res["n_users_evaluated"],
+        "k": args.k,
+        "fit_seconds": fit_seconds,
+        "eval_seconds": eval_seconds,
+        "config": config,
+        "privacy": _privacy_report(model) if private else None,
+    }
+    if args.format == "json":
+        print(json.dumps(_jsonable(out), indent=2))
+        return EXIT_OK
+    k = args.k
+    src = source.get("dataset") or source.get("ratings_file")
+    eps = "" if not private else f", ε = {_fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
+    print(f"dprec evaluate: {args.model} on {src} ({args.split} split, test fraction {args.test_fraction}, "
+          f"split seed {args.split_seed}{eps})")
+    rows = [
+        ["RMSE", _fmt(out["rmse"])],
+        ["MAE", _fmt(out["mae"])],
+        [f"precision@{k}", _fmt(out["precision_at_k"])],
+        [f"recall@{k}", _fmt(out["recall_at_k"])],
+        [f"NDCG@{k}", _fmt(out["ndcg_at_k"])],
+        [f"MAP@{k}", _fmt(out["map_at_k"])],
+        [f"hit rate@{k}", _fmt(out["hit_rate_at_k"])],
+        ["coverage", _fmt(out["coverage"])],
+        ["users evaluated", str(out["n_users_evaluated"])],
+        ["fit time", f"{fit_seconds:.2f} s"],
+    ]
+    print(_table(["metric", "value"], rows))
+    print("\nconfiguration:")
+    for key, val in _jsonable(config).items():
+        print(f"  {key}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
+    if private and out["privacy"] is not None:
+        p = out["privacy"]
+        print(f"\nprivacy: {p.get('unit', '?')}-level (ε = {p.get('epsilon')}, δ = {p.get('delta')}); "
+              "full report with --format json")
+    return EXIT_OK
+
+
+# ============================================================================================ demo
+DEMO_SHAPE = dict(n_users=2000, n_items=1000, n_ratings=60_000, rank=8)
+DEMO_EPSILONS = (1.0, 10.0, math.inf)
+DEMO_DELTA = 1e-5
+DEMO_DP_MODELS = (("dp-baseline", "DPGlobalEffects"), ("dpals", "DPALS"))
+DEMO_HYPERPARAMETERS = {"als": {"factors": DEMO_SHAPE["rank"], "iterations": 10},
+                        "dpals": {"factors": DEMO_SHAPE["rank"]}}
+
+
+def _demo_data(seed: int):
+    """The embedded default: seeded low-rank synthetic ratings on the public 1–5 scale (no download)."""
+    from .datasets import synthetic
+
+    n_users, n_items = DEMO_SHAPE["n_users"], DEMO_SHAPE["n_items"]
+    return synthetic(n_users, n_items, DEMO_SHAPE["rank"], mean_ratings_per_user=DEMO_SHAPE["n_ratings"] / n_users,
+                     rating_bounds=(1.0, 5.0), rng=seed)
+
+
+def _cmd_demo(args) -> int:
+    from .metrics import evaluate
+    from .split import random_split
+
+    t_start = time.perf_counter()
+    data = _demo_data(args.seed)
+    train, test = random_split(data, 0.2, rng=args.seed)
+    plan: list[tuple[str, str, Any, float | None]] = []  # (label, registry name, kwargs builder, epsilon)
+    missing: list[str] = []
+    for name, label in (("popularity", "Popularity"), ("als", "ALS")):
+        if _try_load(name) is None:
+            missing.append(f"{label} ({MODELS[name].target})")
+        else:
+            plan.append((label, name, {}, None))
+    for name, label in DEMO_DP_MODELS:
+        if _try_load(name) is None:
+            missing.append(f"{label} ({MODELS[name].target.replace(':', '.')})")
+            continue
+        for eps in DEMO_EPSILONS:
+            plan.append((label, name, {"epsilon": eps, "delta": None if math.isinf(eps) else DEMO_DELTA}, eps))
+
+    results = []
+    for label, name, priv, eps in plan:
+        factory, cls, private = _resolve_model(name)
+        ns = argparse.Namespace(model=name, seed=args.seed, threads=args.threads, privacy_unit=None,
+                                epsilon=priv.get("epsilon"), delta=priv.get("delta"),
+                                **{h: None for h in HYPERPARAMETERS})
+        accepted = inspect.signature(cls).parameters
+        for opt, val in DEMO_HYPERPARAMETERS.get(name, {}).items():
+            if opt in accepted:
+                setattr(ns, opt, val)
+        model = factory(ns, cls)
+        fit_s = _fit(model, train, args.ledger if private else None)
+        res = evaluate(model, train, test, k=10)
+        results.append({"model": label, "epsilon": eps, "rmse": res["rmse"], "ndcg_at_10": res["ndcg_at_k"],
+                        "fit_seconds": fit_s})
+    total = time.perf_counter() - t_start
+    info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items, "n_ratings": data.nnz,
+            "split": "random 80/20", "seed": args.seed, "delta": DEMO_DELTA}
+    if args.format == "json":
+        print(json.dumps(_jsonable({"results": results, "data": info, "not_available": missing,
+                                    "total_seconds": total}), indent=2))
+        return EXIT_OK
+    print(f"dprec demo: synthetic data, {data.n_users} users × {data.n_items} items, {data.nnz} ratings "
+          f"(rank {DEMO_SHAPE['rank']}, seed {args.seed}); random 80/20 split; user-level DP, δ = {DEMO_DELTA}")
+    rows = [[r["model"], "-" if r["epsilon"] is None else _fmt(r["epsilon"], 0), _fmt(r["rmse"]),
+             _fmt(r["ndcg_at_10"]), f"{r['fit_seconds']:.2f}"] for r in results]
+    print(_table(["model", "ε", "RMSE", "NDCG@10", "fit s"], rows))
+    print(f"\nε = ∞ is the same code path without noise or clipping (non-private reference). Total {total:.1f} s.")
+    if missing:
+        print("Not available in this build: " + ", ".join(missing) + ".")
+    return EXIT_OK
+
+
+# ============================================================================================ parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="dprec", description="Differentially private recommendation.")
+    p.add_argument("--version", action="version", version=f"dprec {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    d = sub.add_parser("datasets", help="registered datasets")
+    dsub = d.add_subparsers(dest="datasets_command", metavar="ACTION")
+    dsub.required = True
+    dl = dsub.add_parser("list", help="list datasets: rating bounds, licence, whether present locally")
+    dl.add_argument("--data-home", help="data directory (default: $DPREC_DATA, else a user cache)")
+    dl.add_argument("--format", choices=("table", "json"), default="table")
+    dl.set_defaults(func=_cmd_datasets_list)
+
+    e = sub.add_parser("evaluate", help="fit a model on a split and report accuracy",
+                       description="Fit a model on a train split and report RMSE, MAE, precision/recall/NDCG@k.")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", metavar="NAME", help="a registered dataset (see `dprec datasets list`)")
+    src.add_argument("--ratings", metavar="FILE", help="a ratings file (CSV/TSV/Parquet)")
+    e.add_argument("--data-home", help="data directory for --dataset")
+    e.add_argument("--download", action="store_true", help="download --dataset if it is not present")
+    f = e.add_argument_group("ratings file options")
+    f.add_argument("--user-col", help="user id column (default: user)")
+    f.add_argument("--item-col", help="item id column (default: item)")
+    f.add_argument("--rating-col", help="rating column (default: rating; 'none' = implicit feedback)")
+    f.add_argument("--timestamp-col", help="timestamp column (optional)")
+    f.add_argument("--rating-bounds", metavar="LO,HI", help="public bounds of the rating scale (required by DP models)")
+    f.add_argument("--sep", help="field separator (default: ',' or tab for .tsv/.data)")
+    f.add_argument("--no-header", action="store_true", help="the file has no header; columns are named 0, 1, 2, …")
+    m = e.add_argument_group("model")
+    m.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(MODELS)}")
+    m.add_argument("--factors", type=int)
+    m.add_argument("--iterations", type=int)
+    m.add_argument("--regularization", type=float)
+    m.add_argument("--alpha", type=float, help="confidence scaling for implicit feedback")
+    m.add_argument("--feedback", choices=("explicit", "implicit"))
+    m.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
+    s = e.add_argument_group("evaluation")
+    s.add_argument("--split", choices=("random", "user"), default="random",
+                   help="random: random split of ratings; user: per-user holdout (default: random)")
+    s.add_argument("--test-fraction", type=float, default=0.2)
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="model seed (rng)")
+    s.add_argument("--k", type=int, default=10, help="length of recommendation lists")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    pr = e.add_argument_group("privacy (DP models only)")
+    pr.add_argument("--epsilon", type=_epsilon_arg, help="privacy budget ε > 0 ('inf' = non-private reference)")
+    pr.add_argument("--delta", type=_delta_arg, help="δ (required for finite ε)")
+    pr.add_argument("--privacy-unit", choices=("user", "rating"))
+    pr.add_argument("--ledger", metavar="PATH", help="privacy ledger charged by the fit")
+    e.set_defaults(func=_cmd_evaluate)
+
+    dm = sub.add_parser("demo", help="compare models on embedded synthetic data (no download)")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--threads", type=int, default=None)
+    dm.add_argument("--ledger", metavar="PATH", help="privacy ledger charged by the DP fits")
+    dm.add_argument("--format", choices=("table", "json"), default="table")
+    dm.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the ``dprec`` command; returns the exit code (0 ok, 2 bad input, 3 privacy budget refused)."""
+    from .errors import BudgetExceededError, DPRecError, LedgerError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2, message already printed)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (BudgetExceededError, LedgerError) as exc:
+        print(f"dprec: privacy budget refused: {exc}", file=sys.stderr)
+        return EXIT_BUDGET
+    except (UsageError, ValueError, KeyError, FileNotFoundError, DPRecError) as exc:
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"dprec: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"dprec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,536 @@
+"""Numba kernels for alternating least squares (non-private ALS and, reused stage by stage, DP-ALS).
+
+All functions are plain ``numba.njit`` kernels over arrays: CSR matrices are passed as
+``(indptr, indices, data)``, there are no globals and no random numbers inside (callers draw noise in
+Python and add it *between* the stages). Orientation: the user step reads the user×item CSR; the item
+step reads its transpose (item-major CSR, i.e. the CSC of the user×item matrix, row indices sorted).
+
+Item step = three stages, so that DP-ALS can add Gaussian noise between them:
+
+(a) :func:`item_stats` — partial sufficient statistics over a block of users ``[u_start, u_stop)``::
+
+        A_j = Σ_i wA_ij · u_i u_iᵀ        (n_items, k, k), float64, symmetric
+        b_j = Σ_i wb_ij · u_i             (n_items, k),    float64
+
+    computed in parallel over items on the item-major CSR; the block restriction is a binary search in
+    each item's (sorted) user list, so a full pass is one block ``(0, n_users)``;
+(b) :func:`reduce_stats` — the sum of per-block partials;
+(c) :func:`solve_batched` — ``x_j = (A_j + G + diag(reg_diag_j))⁻¹ b_j`` by a Cholesky factorisation per
+    item (float64), in parallel over items.
+
+Explicit ALS uses ``wA = 1`` and ``wb = residual rating``; Hu–Koren–Volinsky implicit ALS uses
+``wA = c − 1 = α r``, ``wb = c = 1 + α r`` and ``G = UᵀU`` (the YᵀY trick).
+
+The user step needs no noise; :func:`solve_rows` fuses Gram + Cholesky per row and :func:`cg_rows` runs
+warm-started conjugate-gradient steps (implicit feedback), both parallel over cost-balanced row chunks.
+
+Gram blocks are formed by gathering the rated rows into a dense scratch block and calling BLAS ``gemm``
+through ``np.dot`` (single-threaded BLAS inside each numba thread: callers limit BLAS threads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numba
+from numba import njit, prange
+
+__all__ = [
+    "balanced_bounds",
+    "gram",
+    "item_stats",
+    "reduce_stats",
+    "solve_batched",
+    "solve_rows",
+    "cg_rows",
+    "explicit_sq_error",
+    "implicit_loss",
+    "row_gram_solve",
+    "topk_dense",
+]
+
+_JIT = dict(cache=True, fastmath=True)
+_PJIT = dict(cache=True, fastmath=True, parallel=True)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@njit(**_JIT)
+def balanced_bounds(indptr, nchunks, row_cost):
+    """Boundaries of ``nchunks`` contiguous row ranges of about equal cost ``nnz_r + row_cost``."""
+    n = indptr.shape[0] - 1
+    bounds = np.empty(nchunks + 1, dtype=np.int64)
+    bounds[0] = 0
+    bounds[nchunks] = n
+    total = float(indptr[n] - indptr[0]) + row_cost * n
+    r = 0
+    for c in range(1, nchunks):
+        target = total * c / nchunks
+        while r < n and (float(indptr[r] - indptr[0]) + row_cost * r) < target:
+            r += 1
+        bounds[c] = r
+    return bounds
+
+
+@njit(**_JIT)
+def _chol_solve(A, b, x):
+    """Solve ``A x = b`` for symmetric positive definite ``A`` (k×k, float64, overwritten by its factor).
+
+    Returns False (and x = 0) when a pivot is not positive (``A`` not positive definite).
+    """
+    k = A.shape[0]
+    for j in range(k):
+        s = A[j, j]
+        for m in range(j):
+            s -= A[j, m] * A[j, m]
+        if not s > 0.0:
+            for i in range(k):
+                x[i] = 0.0
+            return False
+        d = np.sqrt(s)
+        A[j, j] = d
+        inv = 1.0 / d
+        for i in range(j + 1, k):
+            t = A[i, j]
+            for m in range(j):
+                t -= A[i, m] * A[j, m]
+            A[i, j] = t * inv
+    # forward: L y = b
+    y = np.empty(k)
+    for i in range(k):
+        t = b[i]
+        for m in range(i):
+            t -= A[i, m] * y[m]
+        y[i] = t / A[i, i]
+    # backward: Lᵀ x = y (row-oriented updates keep memory access contiguous)
+    for i in range(k - 1, -1, -1):
+        xi = y[i] / A[i, i]
+        x[i] = xi
+        for m in range(i):
+            y[m] -= A[i, m] * xi
+    return True
+
+
+@njit(**_PJIT)
+def _gram_nb(Y, nb):
+    """``YᵀY`` in float64 (k×k), parallel over row blocks (float32 BLAS per block, float64 reduction)."""
+    n, k = Y.shape
+    parts = np.zeros((nb, k, k))
+    step = (n + nb - 1) // nb
+    for c in prange(nb):
+        lo = min(c * step, n)
+        hi = min(lo + step, n)
+        if hi > lo:
+            blk = np.ascontiguousarray(Y[lo:hi])
+            parts[c] = np.dot(blk.T, blk)
+    out = np.zeros((k, k))
+    for c in range(nb):
+        out += parts[c]
+    return out
+
+
+@njit(**_JIT)
+def _lower_bound(a, lo, hi, v):
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# ---------------------------------------------------------------------------------------------- stage (a)
+@njit(**_PJIT)
+def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks):
+    """Partial sufficient statistics of every item over users ``u_start <= i < u_stop``.
+
+    Parameters
+    ----------
+    indptr, indices : item-major CSR of the user×item matrix (its CSC), user indices sorted per item.
+    wA, wb : float arrays aligned with ``indices``: Gram weights and right-hand-side weights.
+    U : (n_users, k) user factors (float32 or float64).
+    u_start, u_stop : the user block.
+
+    Returns
+    -------
+    A : (n_items, k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric)
+    b : (n_items, k) float64, ``b_j = Σ wb_ij u_i``
+    """
+    n_items = indptr.shape[0] - 1
+    k = U.shape[1]
+    A = np.zeros((n_items, k, k))
+    b = np.zeros((n_items, k))
+    bounds = balanced_bounds(indptr, nchunks, 8.0)
+    for c in prange(nchunks):
+        lo_item, hi_item = bounds[c], bounds[c + 1]
+        # scratch sized for the largest item of the chunk
+        mx = 1
+        for j in range(lo_item, hi_item):
+            mx = max(mx, indptr[j + 1] - indptr[j])
+        G = np.empty((mx, k), dtype=U.dtype)
+        GW = np.empty((mx, k), dtype=U.dtype)
+        bj = np.empty(k)
+        for j in range(lo_item, hi_item):
+            s = _lower_bound(indices, indptr[j], indptr[j + 1], u_start)
+            e = _lower_bound(indices, s, indptr[j + 1], u_stop)
+            n = e - s
+            if n == 0:
+                continue
+            bj[:] = 0.0
+            for t in range(n):
+                p = s + t
+                i = indices[p]
+                wa = wA[p]
+                wbv = wb[p]
+                for a in range(k):
+                    v = U[i, a]
+                    G[t, a] = v
+                    GW[t, a] = wa * v
+                    bj[a] += wbv * v
+            Aj = np.dot(G[:n].T, GW[:n])
+            for a in range(k):
+                b[j, a] = bj[a]
+                for q in range(k):
+                    A[j, a, q] = 0.5 * (Aj[a, q] + Aj[q, a])
+    return A, b
+
+
+# ---------------------------------------------------------------------------------------------- stage (b)
+def reduce_stats(parts):
+    """Sum per-block partial statistics ``[(A_1, b_1), (A_2, b_2), ...]`` into one ``(A, b)``."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("reduce_stats needs at least one (A, b) partial")
+    A = np.array(parts[0][0], dtype=np.float64, copy=True)
+    b = np.array(parts[0][1], dtype=np.float64, copy=True)
+    for Ap, bp in parts[1:]:
+        A += Ap
+        b += bp
+    return A, b
+
+
+# ---------------------------------------------------------------------------------------------- stage (c)
+@njit(**_PJIT)
+def _solve_batched_nb(A, b, reg_diag, G, out, nchunks):
+    """``out_j = (A_j + G + diag(reg_diag_j))⁻¹ b_j`` for every item j (Cholesky, float64), in parallel.
+
+    ``A`` (n, k, k) and ``b`` (n, k) are read only; ``G`` (k, k) is a shared base matrix (zeros for explicit
+    ALS, ``UᵀU`` for implicit); ``reg_diag`` (n, k) holds the per-item ridge λ_j on the diagonal;
+    ``out`` (n, k) receives the solutions (any float dtype). Returns the number of systems that were not
+    positive definite (their solution is set to 0).
+    """
+    n, k = b.shape
+    step = (n + nchunks - 1) // nchunks
+    fails = np.zeros(nchunks, dtype=np.int64)
+    for c in prange(nchunks):
+        M = np.empty((k, k))
+        rhs = np.empty(k)
+        x = np.empty(k)
+        for j in range(c * step, min(n, (c + 1) * step)):
+            for a in range(k):
+                rhs[a] = b[j, a]
+                for q in range(k):
+                    M[a, q] = A[j, a, q] + G[a, q]
+                M[a, a] += reg_diag[j, a]
+            if not _chol_solve(M, rhs, x):
+                fails[c] += 1
+            for a in range(k):
+                out[j, a] = x[a]
+    return fails.sum()
+
+
+# ---------------------------------------------------------------------------------------------- user step
+@njit(**_JIT)
+def row_gram_solve(cols, wA, wb, Y, G, reg, x, Gbuf, GWbuf):
+    """Solve one row: ``x = (G + Σ wA_j y_j y_jᵀ + diag(reg))⁻¹ Σ wb_j y_j`` (fold-in and user step)."""
+    k = Y.shape[1]
+    n = cols.shape[0]
+    rhs = np.zeros(k)
+    for t in range(n):
+        j = cols[t]
+        wa = wA[t]
+        wbv = wb[t]
+        for a in range(k):
+            v = Y[j, a]
+            Gbuf[t, a] = v
+            GWbuf[t, a] = wa * v
+            rhs[a] += wbv * v
+    M = np.empty((k, k))
+    if n > 0:
+        Aj = np.dot(Gbuf[:n].T, GWbuf[:n])
+        for a in range(k):
+            for q in range(k):
+                M[a, q] = 0.5 * (Aj[a, q] + Aj[q, a]) + G[a, q]
+    else:
+        for a in range(k):
+            for q in range(k):
+                M[a, q] = G[a, q]
+    for a in range(k):
+        M[a, a] += reg[a]
+    return _chol_solve(M, rhs, x)
+
+
+@njit(**_PJIT)
+def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
+    """Fused per-row Gram + Cholesky: ``out_r = (G + Σ_j wA_rj y_j y_jᵀ + diag(reg_rows_r))⁻¹ Σ_j wb_rj y_j``.
+
+    Parallel over cost-balanced chunks of rows. Returns the number of non positive-definite systems.
+    """
+    n = indptr.shape[0] - 1
+    k = Y.shape[1]
+    bounds = balanced_bounds(indptr, nchunks, float(k) / 3.0 + 8.0)
+    fails = np.zeros(nchunks, dtype=np.int64)
+    for c in prange(nchunks):
+        lo, hi = bounds[c], bounds[c + 1]
+        mx = 1
+        for r in range(lo, hi):
+            mx = max(mx, indptr[r + 1] - indptr[r])
+        Gb = np.empty((mx, k), dtype=Y.dtype)
+        GWb = np.empty((mx, k), dtype=Y.dtype)
+        x = np.empty(k)
+        for r in range(lo, hi):
+            s, e = indptr[r], indptr[r + 1]
+            ok = row_gram_solve(indices[s:e], wA[s:e], wb[s:e], Y, G, reg_rows[r], x, Gb, GWb)
+            if not ok:
+                fails[c] += 1
+            for a in range(k):
+                out[r, a] = x[a]
+    return fails.sum()
+
+
+@njit(**_PJIT)
+def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, nchunks):
+    """Warm-started conjugate gradient for implicit ALS rows, in place on ``X``.
+
+    Solves ``(YᵀY + reg·I + Σ_j (c_j − 1) y_j y_jᵀ) x = Σ_j c_j y_j`` for every row with ``cg_steps``
+    iterations from the current ``X`` (Hu–Koren–Volinsky with preference 1 on observed entries;
+    ``conf`` holds c = 1 + α r). ``YtY`` is the float64 Gram of ``Y`` (without ``reg``).
+    """
+    n = indptr.shape[0] - 1
+    k = Y.shape[1]
+    bounds = balanced_bounds(indptr, nchunks, float(k) / 4.0 + 4.0)
+    YtYr = YtY.astype(np.float32)
+    for a in range(k):
+        YtYr[a, a] += reg
+    for c in prange(nchunks):
+        x = np.empty(k, dtype=np.float32)
+        r = np.empty(k, dtype=np.float32)
+        p = np.empty(k, dtype=np.float32)
+        Ap = np.empty(k, dtype=np.float32)
+        for u in range(bounds[c], bounds[c + 1]):
+            s, e = indptr[u], indptr[u + 1]
+            for a in range(k):
+                x[a] = X[u, a]
+            # r = b − A x = Σ_j [c_j − (c_j − 1) y_j·x] y_j − (YtY + reg I) x
+            for a in range(k):
+                acc = np.float32(0.0)
+                for q in range(k):
+                    acc += YtYr[a, q] * x[q]
+                r[a] = -acc
+            for t in range(s, e):
+                j = indices[t]
+                cj = np.float32(conf[t])
+                d = np.float32(0.0)
+                for a in range(k):
+                    d += Y[j, a] * x[a]
+                w = cj - (cj - np.float32(1.0)) * d
+                for a in range(k):
+                    r[a] += w * Y[j, a]
+            rsold = np.float32(0.0)
+            for a in range(k):
+                p[a] = r[a]
+                rsold += r[a] * r[a]
+            if rsold < 1e-20:
+                continue
+            for _ in range(cg_steps):
+                for a in range(k):
+                    acc = np.float32(0.0)
+                    for q in range(k):
+                        acc += YtYr[a, q] * p[q]
+                    Ap[a] = acc
+                for t in range(s, e):
+                    j = indices[t]
+                    cm1 = np.float32(conf[t]) - np.float32(1.0)
+                    d = np.float32(0.0)
+                    for a in range(k):
+                        d += Y[j, a] * p[a]
+                    d *= cm1
+                    for a in range(k):
+                        Ap[a] += d * Y[j, a]
+                pAp = np.float32(0.0)
+                for a in range(k):
+                    pAp += p[a] * Ap[a]
+                if not pAp > 0:
+                    break
+                alpha = rsold / pAp
+                rsnew = np.float32(0.0)
+                for a in range(k):
+                    x[a] += alpha * p[a]
+                    r[a] -= alpha * Ap[a]
+                    rsnew += r[a] * r[a]
+                if rsnew < 1e-20:
+                    break
+                beta = rsnew / rsold
+                for a in range(k):
+                    p[a] = r[a] + beta * p[a]
+                rsold = rsnew
+            for a in range(k):
+                X[u, a] = x[a]
+
+
+# ---------------------------------------------------------------------------------------------- losses
+@njit(**_PJIT)
+def explicit_sq_error(indptr, indices, data, U, V, mu, bu, bi):
+    """``Σ (r_ui − μ − b_u − c_i − u·v)²`` over the stored ratings (float64)."""
+    n = indptr.shape[0] - 1
+    k = U.shape[1]
+    tot = np.zeros(n)
+    for u in prange(n):
+        acc = 0.0
+        for t in range(indptr[u], indptr[u + 1]):
+            i = indices[t]
+            d = 0.0
+            for a in range(k):
+                d += float(U[u, a]) * float(V[i, a])
+            e = data[t] - mu - bu[u] - bi[i] - d
+            acc += e * e
+        tot[u] = acc
+    return tot.sum()
+
+
+@njit(**_PJIT)
+def implicit_loss(indptr, indices, conf, U, V, reg):
+    """HKV objective ``Σ_{u,i} c_ui (p_ui − u·v)² + reg (‖U‖² + ‖V‖²)`` using the YᵀY trick (float64)."""
+    n = indptr.shape[0] - 1
+    k = U.shape[1]
+    VtV = np.zeros((k, k))
+    for i in range(V.shape[0]):
+        for a in range(k):
+            for q in range(k):
+                VtV[a, q] += float(V[i, a]) * float(V[i, q])
+    tot = np.zeros(n)
+    for u in prange(n):
+        # Σ_i (u·v_i)² over all items = uᵀ VtV u
+        acc = 0.0
+        for a in range(k):
+            t = 0.0
+            for q in range(k):
+                t += VtV[a, q] * float(U[u, q])
+            acc += float(U[u, a]) * t
+        for t in range(indptr[u], indptr[u + 1]):
+            i = indices[t]
+            d = 0.0
+            for a in range(k):
+                d += float(U[u, a]) * float(V[i, a])
+            c = conf[t]
+            acc += c * (1.0 - d) * (1.0 - d) - d * d
+        nu = 0.0
+        for a in range(k):
+            nu += float(U[u, a]) * float(U[u, a])
+        tot[u] = acc + reg * nu
+    nv = 0.0
+    for i in range(V.shape[0]):
+        for a in range(k):
+            nv += float(V[i, a]) * float(V[i, a])
+    return tot.sum() + reg * nv
+
+
+# ---------------------------------------------------------------------------------------------- top-k
+@njit(**_PJIT)
+def topk_dense(U, V, n, exclude_indptr, exclude_indices):
+    """Top-``n`` items by ``U @ Vᵀ`` per row, excluding each row's CSR-listed items; returns (idx, scores).
+
+    Ties resolve to the lower item index. Rows with fewer than ``n`` candidates end in ``-1``/``-inf``.
+    """
+    m = U.shape[0]
+    n_items, k = V.shape
+    idx = np.full((m, n), -1, dtype=np.int64)
+    val = np.full((m, n), -np.inf, dtype=np.float32)
+    for r in prange(m):
+        sc = np.empty(n_items, dtype=np.float32)
+        for i in range(n_items):
+            d = np.float32(0.0)
+            for a in range(k):
+                d += U[r, a] * V[i, a]
+            sc[i] = d
+        for t in range(exclude_indptr[r], exclude_indptr[r + 1]):
+            sc[exclude_indices[t]] = -np.inf
+        # simple partial selection: keep a sorted buffer of size n
+        cnt = 0
+        for i in range(n_items):
+            s = sc[i]
+            if s == -np.inf:
+                continue
+            if cnt < n or s > val[r, n - 1]:
+                pos = cnt if cnt < n else n - 1
+                while pos > 0 and val[r, pos - 1] < s:
+                    if pos < n:
+                        val[r, pos] = val[r, pos - 1]
+                        idx[r, pos] = idx[r, pos - 1]
+                    pos -= 1
+                val[r, pos] = s
+                idx[r, pos] = i
+                if cnt < n:
+                    cnt += 1
+    return idx, val
+
+
+# ---------------------------------------------------------------------------------------------- wrappers
+# Thin Python entry points: they pick the chunk count from numba's current thread count (numba cannot
+# cache functions that query it inside nopython code) and allocate outputs.
+def _nchunks() -> int:
+    return max(1, int(numba.get_num_threads()))
+
+
+def gram(Y):
+    """``YᵀY`` (k×k, float64) of a factor matrix, parallel over row blocks."""
+    Y = np.ascontiguousarray(Y)
+    return _gram_nb(Y, _nchunks())
+
+
+def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None):
+    """Stage (a): partial statistics ``(A, b)`` of every item over the user block ``[u_start, u_stop)``.
+
+    ``indptr, indices`` are the item-major CSR (CSC of the user×item matrix) with sorted user indices;
+    ``wA``/``wb`` are aligned with ``indices``. Returns ``A`` (n_items, k, k) float64 symmetric and
+    ``b`` (n_items, k) float64: ``A_j = Σ_i wA_ij u_i u_iᵀ``, ``b_j = Σ_i wb_ij u_i`` over users in the block.
+    """
+    U = np.ascontiguousarray(U)
+    if u_stop is None:
+        u_stop = U.shape[0]
+    if not (0 <= u_start <= u_stop <= U.shape[0]):
+        raise ValueError(f"user block [{u_start}, {u_stop}) is outside 0..{U.shape[0]}")
+    return _item_stats_nb(indptr, indices, wA, wb, U, int(u_start), int(u_stop), _nchunks())
+
+
+def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):
+    """Stage (c): ``x_j = (A_j + G + diag(reg_diag_j))⁻¹ b_j`` for all j (Cholesky per item, float64).
+
+    ``reg_diag`` may be a scalar, a (k,) vector or an (n, k) array; ``G`` an optional shared (k, k) matrix.
+    Returns ``(x, n_failed)`` where ``n_failed`` counts systems that were not positive definite (x_j = 0).
+    """
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    n, k = b.shape
+    if A.shape != (n, k, k):
+        raise ValueError(f"A must have shape (n, k, k) = {(n, k, k)}, got {A.shape}")
+    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg_diag, dtype=np.float64), (n, k)))
+    G = np.zeros((k, k)) if G is None else np.ascontiguousarray(G, dtype=np.float64)
+    if out is None:
+        out = np.empty((n, k), dtype=dtype)
+    fails = _solve_batched_nb(A, b, reg, G, out, _nchunks())
+    return out, int(fails)
+
+
+def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
+    """Fused Gram + Cholesky per CSR row (the user step); returns the number of failed systems."""
+    n = indptr.shape[0] - 1
+    k = Y.shape[1]
+    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg_rows, dtype=np.float64), (n, k)))
+    return int(_solve_rows_nb(indptr, indices, wA, wb, np.ascontiguousarray(Y), np.ascontiguousarray(G, dtype=np.float64),
+                              reg, out, _nchunks()))
+
+
+def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
+    """Warm-started CG steps for implicit ALS rows, in place on ``X`` (float32)."""
+    _cg_rows_nb(indptr, indices, conf, np.ascontiguousarray(Y), np.ascontiguousarray(YtY, dtype=np.float64),
+                float(reg), X, int(cg_steps), _nchunks())

@@ -1,0 +1,390 @@
+"""DP-ALS: user-level, joint-DP alternating least squares (Chien et al., ICML 2021), with private biases.
+
+Model: ``r̂_ij = clip(μ + b_i + c_j + u_iᵀ v_j)``. Released (DP): ``μ``, item biases ``c``, noisy item counts
+and item factors ``V``. Never released: user biases ``b_i`` and user factors ``u_i`` — each is solved from
+the released item side and user ``i``'s own ratings (joint DP / billboard model).
+
+Fit
+---
+1. (no public catalog only) DP item selection — see :meth:`DPModelMixin._plan_fit`.
+2. A DP count of users ``ñ`` (Δ = 1); with ε and the public catalog size it decides, by documented rules,
+   how the rest of the budget is split (:func:`default_hyperparameters`). Nothing else about the data is
+   looked at before noise.
+3. DP global effects (:func:`dprec.models.baselines.release_biases`): DP mean, DP item biases and counts.
+4. Residuals ``e_ij = clip(r_ij − μ − b_i − c_j, −B, B)`` are factorised by T iterations of
+   a. user step (exact, local): ``[u_i; b_i] = argmin Σ_j (r_ij − μ − c_j − b_i − u_iᵀ v_j)² + λ_u‖u_i‖² + λ_b b_i²``,
+      then ``u_i`` clipped to ``‖u_i‖ ≤ Γ`` for the statistics;
+   b. item statistics over user blocks then reduction (kernels :func:`dprec.kernels.als.item_stats`):
+      ``A_j = Σ_i w_ij u_i u_iᵀ``, ``b_j = Σ_i w_ij e_ij u_i`` with contribution weights ``Σ_j w_ij² ≤ k``;
+   c. Gaussian noise once after the reduction: symmetric noise on ``A_j``, independent noise on ``b_j``,
+      σ from the planner for the joint sensitivity ``Δ = √k Γ √(Γ² + B²)`` (proof below);
+   d. ``Ã_j`` symmetrised and projected to PSD (post-processing), ``v_j = (Ã_j + λ_j I)⁻¹ b̃_j`` with the
+      frequency-and-noise-scaled ``λ_j = λ·max(ñ_j, 0) + 2σ√d`` (ñ_j the DP item counts; 2σ√d bounds the
+      spectral norm of the noise matrix with high probability, so rarely rated items shrink to 0).
+5. Serving: each user's ``[u_i; b_i]`` from the final ``V`` and the user's own ratings (no clipping: the
+   user factor is never released).
+
+Sensitivity of one iteration's release (user-level, add/remove user i)
+----------------------------------------------------------------------
+Under joint DP, other users' factors depend on user i only through previously *released* (already
+private) item factors, so removing user i removes exactly its terms. For the stacked upper triangles of
+``A_j``: ``√(Σ_j w_ij² ‖u_i u_iᵀ‖_F²) ≤ √k Γ²``; for the stacked ``b_j``: ``√(Σ_j w_ij² e_ij² ‖u_i‖²) ≤ √k B Γ``;
+jointly ``√k Γ √(Γ² + B²)``. Under ``privacy_unit="rating"`` ``k = 1`` and w = 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._rng import as_generator
+from ..kernels import als as K
+from ..privacy import accounting as acc
+from ..privacy.noise import NoiseSource, project_psd
+from ._dp import DPModelMixin, contribution_weights
+from .base import Recommender, register_model
+from .baselines import _mean_and_item_steps, _nonprivate_biases, _positive, _steps_report, release_biases
+
+__all__ = ["DPALS", "default_hyperparameters"]
+
+
+def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) -> dict:
+    """Rules for the hyperparameters left as ``None`` (public inputs only: ε, the DP user count, catalog size).
+
+    The factor part only pays for its budget when each item's Gram statistic carries enough signal relative
+    to the noise; that signal grows with the number of users per item and with ε. ``signal = ε · ñ / n_items``
+    (DP users per catalog item, scaled by ε) decides:
+
+    * ``signal < 2``  → no factor iterations: the budget goes to the DP global effects (the model equals
+      the DP baseline, which DP-ALS must never be worse than);
+    * otherwise 1 to 3 iterations, rank 4 to 16, and a factor share of the budget from 0.3 to 0.6, growing
+      with the signal.
+
+    At ε = ∞ (no noise): rank 32, 12 iterations, all budget notions irrelevant.
+    """
+    if math.isinf(epsilon):
+        return {"factors": 32, "iterations": 12, "factor_share": 0.0}
+    signal = epsilon * max(n_users_est, 1.0) / max(n_items, 1)
+    if signal < 2.0:
+        return {"factors": 0, "iterations": 0, "factor_share": 0.0}
+    if signal < 10.0:
+        return {"factors": 4, "iterations": 1, "factor_share": 0.3}
+    if signal < 40.0:
+        return {"factors": 8, "iterations": 2, "factor_share": 0.5}
+    return {"factors": 16, "iterations": 3, "factor_share": 0.6}
+
+
+@register_model
+class DPALS(DPModelMixin, Recommender):
+    """Differentially private ALS with biases (see module docstring for the algorithm and proofs).
+
+    Parameters
+    ----------
+    epsilon, delta : float
+        Target (ε, δ)-DP of everything released. ``epsilon=math.inf``: same code path, no noise, no clipping.
+    privacy_unit : {"user", "rating"}
+    factors, iterations : int, optional
+        Rank ``d`` and number of noisy iterations ``T``; ``None`` → :func:`default_hyperparameters`.
+    max_ratings_per_user : int, optional
+        ``k``; default 20 (weighting, see :mod:`dprec.models._dp`).
+    clip_norm : float
+        ``Γ``, bound on user-factor norms in the statistics. Default 1.
+    regularization : float
+        ``λ`` of the item solves (scaled by DP item counts) and of the user solves. Default 0.1 / 5.
+    residual_bound : float, optional
+        ``B``, clip of residuals in the factor statistics. Default 1.5.
+    factor_share : float, optional
+        Share of the budget for the factor iterations (rest: biases). ``None`` → the rules.
+    secure_noise : bool
+        OpenDP samplers for the small releases (mean, counts, biases); Gram noise always uses numpy.
+    num_threads : int
+        0 = all cores.
+    rng : seed or Generator
+        Initialisation and noise.
+    """
+
+    def __init__(
+        self,
+        *,
+        epsilon,
+        delta=None,
+        privacy_unit="user",
+        factors=None,
+        iterations=None,
+        max_ratings_per_user=None,
+        clip_norm=1.0,
+        regularization=None,
+        user_regularization=0.1,
+        residual_bound=None,
+        factor_share=None,
+        prior_var=0.3,
+        bias_reg=10.0,
+        contribution="weight",
+        secure_noise=False,
+        num_threads=0,
+        rng=None,
+    ):
+        super().__init__(num_threads=num_threads, rng=rng)
+        self._init_privacy(epsilon, delta, privacy_unit, secure_noise)
+        for name, v in (("factors", factors), ("iterations", iterations), ("max_ratings_per_user", max_ratings_per_user)):
+            if v is not None and (not isinstance(v, (int, np.integer)) or v < (1 if name == "max_ratings_per_user" else 0)):
+                raise ValueError(f"{name} must be a non-negative integer (or None for the default rule), got {v!r}")
+        self.factors, self.iterations, self.max_ratings_per_user = factors, iterations, max_ratings_per_user
+        self.clip_norm = _positive(clip_norm, "clip_norm")
+        self.regularization = None if regularization is None else _positive(regularization, "regularization")
+        self.user_regularization = _positive(user_regularization, "user_regularization")
+        self.residual_bound = None if residual_bound is None else _positive(residual_bound, "residual_bound")
+        if factor_share is not None and not 0 <= factor_share < 1:
+            raise ValueError(f"factor_share must be in [0, 1), got {factor_share!r}")
+        self.factor_share = factor_share
+        self.prior_var = _positive(prior_var, "prior_var")
+        self.bias_reg = _positive(bias_reg, "bias_reg")
+        if contribution not in ("weight", "sample"):
+            raise ValueError(f'contribution must be "weight" or "sample", got {contribution!r}')
+        self.contribution = contribution
+
+    def get_params(self) -> dict:
+        keys = (
+            "epsilon delta privacy_unit factors iterations max_ratings_per_user clip_norm regularization "
+            "user_regularization residual_bound factor_share prior_var bias_reg contribution secure_noise"
+        ).split()
+        return {**super().get_params(), **{k: getattr(self, k) for k in keys}}
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, data, *, ledger=None):
+        g = as_generator(self.rng)
+        X = data.matrix
+        k = int(self.max_ratings_per_user or 20)
+        lo, hi = data.rating_bounds
+        B_bias = 1.0 if self.epsilon < 2 else 1.5
+        B = self.residual_bound or 1.5
+        gamma = self.clip_norm
+        kk = 1 if self.privacy_unit == "rating" else k
+        d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B_bias, self.privacy_unit)
+        # user vectors enter the statistics as [u; 1] with ‖u‖ ≤ Γ, so ‖[u; 1]‖² ≤ Γ² + 1
+        g2 = gamma**2 + 1.0
+        d_fac = math.sqrt(kk) * math.sqrt(g2) * math.sqrt(g2 + B**2)
+
+        # The user count is released first (Δ = 1: one user is one row) and only feeds the public rules.
+        count_share = 0.01
+        self._catalog_public = bool(data.public_items)
+        probe = [acc.Step("n_users", count_share, 1.0), acc.Step("rest", 1 - count_share, 1.0)]
+        plan0, mask, _, _ = self._plan_fit(data, probe, rng=g, k=k)
+        noise = NoiseSource(g, secure=self.secure_noise)
+        n_items_pub = int(mask.sum()) if mask is not None else data.n_items
+        # charge the whole fit before any noise is drawn (its total is fixed by ε, δ already)
+        self._item_mask = mask
+        hp = self._resolve(plan0, noise, data, n_items_pub, ledger)
+        d, T, share = hp["factors"], hp["iterations"], hp["factor_share"]
+
+        steps = [acc.Step("global_mean", 0.05 * (1 - share), d_mean), acc.Step("item_biases", 0.95 * (1 - share), d_items)]
+        if T > 0 and d > 0:
+            steps.append(acc.Step("factor_stats", share if self.private else 0.5, d_fac, count=T))
+        plan = self._plan_rest(plan0, steps)
+
+        if self.private:
+            mu, c, counts = release_biases(
+                X, rating_bounds=data.rating_bounds, sigma_mean=plan.sigma("global_mean"), sigma_items=plan.sigma("item_biases"),
+                k=k, residual_bound=B_bias, prior_var=self.prior_var, user_reg=self.bias_reg, privacy_unit=self.privacy_unit,
+                contribution=self.contribution, noise=noise, rng=g,
+            )
+        else:
+            mu, c, counts = _nonprivate_biases(X, self.prior_var, self.bias_reg)
+        if mask is not None:
+            c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
+        self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
+
+        V = (g.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * 0.1).astype(np.float64)
+        if T > 0 and d > 0:
+            V = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma, noise, g, mask)
+        self.item_factors_ = V
+        self.user_factors_, self.user_bias_ = self._user_solve(X, V)
+        self._hp = {"factors": d, "iterations": T, "factor_share": share, "k": k, "residual_bound": B,
+                    "bias_residual_bound": B_bias, "clip_norm": gamma, "regularization": hp["regularization"]}
+        self._report_steps = _steps_report(plan, {
+            "global_mean": "pair (Σw(r−m), Σw)", "item_biases": "stacked (S_j, N_j)",
+            "factor_stats": "stacked (upper-tri A_j, b_j) per iteration", "n_users": "number of users",
+        })
+
+    def _resolve(self, plan0, noise, data, n_items_pub, ledger):
+        """Charge the ledger, release the DP user count, and fill hyperparameters left as None by the rules."""
+        self._charge(ledger, data, rho=self._rho_total(plan0), delta_extra=(self.delta / 2 if self._item_mask is not None else 0.0))
+        if self.private:
+            n_est = float(noise.gaussian(np.array([float(data.n_users)]), plan0.sigma("n_users"))[0])
+        else:
+            n_est = float(data.n_users)
+        self.n_users_dp_ = n_est
+        rules = default_hyperparameters(self.epsilon, n_est, n_items_pub)
+        d = rules["factors"] if self.factors is None else self.factors
+        T = rules["iterations"] if self.iterations is None else self.iterations
+        share = rules["factor_share"] if self.factor_share is None else self.factor_share
+        if self.private and (d == 0 or T == 0):
+            share = 0.0
+        elif self.private and share == 0.0:
+            share = 0.5
+        reg = self.regularization if self.regularization is not None else 0.1
+        return {"factors": int(d), "iterations": int(T), "factor_share": float(share), "regularization": reg}
+
+    def _rho_total(self, plan0) -> float:
+        if not self.private:
+            return 0.0
+        sel = self._selection["rho"] if getattr(self, "_selection", None) else 0.0
+        return sel + plan0.total_rho
+
+    def _plan_rest(self, plan0, steps):
+        """Split the part of the probe plan reserved as ``rest`` across the real steps (never more ρ)."""
+        if not self.private:
+            p = acc.plan(math.inf, 0.0, steps)
+            self._count_step = plan0["n_users"]
+            return _merge(plan0["n_users"], p)
+        rest_rho = plan0["rest"].total_rho
+        eps_rest = acc.rho_to_epsilon(rest_rho, plan0.delta)
+        p = acc.plan(eps_rest, plan0.delta, steps)
+        if p.total_rho > rest_rho * (1 + 1e-12):
+            raise RuntimeError("internal accounting error: the fit's steps exceed the reserved budget")
+        return _merge(plan0["n_users"], p)
+
+    def _iterate(self, X, V, T, sigma, k, B, gamma, noise, g, mask):
+        """T noisy ALS iterations on the residuals of the released biases."""
+        Xt = X.T.tocsr()  # item-major, for the item statistics
+        Xt.sort_indices()
+        # map item-major entries back to user-major positions so weights/residuals align
+        pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
+        pos.sort_indices()
+        order = pos.data.astype(np.int64) - 1
+        w = contribution_weights(X, k, privacy_unit=self.privacy_unit, method=self.contribution, rng=g) if self.private else np.ones(X.nnz)
+        d = V.shape[1]
+        lam = self._hp_reg()
+        counts = np.maximum(self.item_counts_, 0.0)
+        for _ in range(T):
+            U, ub = self._user_solve(X, V)
+            resid = X.data - self.mu_ - self.item_bias_[X.indices] - np.repeat(ub, np.diff(X.indptr))
+            if self.private:
+                resid = np.clip(resid, -B, B)
+                norms = np.linalg.norm(U, axis=1)
+                U = U * np.minimum(1.0, gamma / np.maximum(norms, 1e-300))[:, None]
+            # augment with a constant 1 so the item solve also refines the item bias: [v_j; Δc_j]
+            Ua = np.hstack([U, np.ones((U.shape[0], 1))])
+            A, b = K.item_stats(Xt.indptr, Xt.indices, w[order], (w * resid)[order], Ua)
+            if sigma > 0:
+                A = A + noise.symmetric(A.shape[0], d + 1, sigma)
+                b = b + noise.gaussian(b.shape, sigma)
+                A = project_psd(A)
+                reg = lam * counts + 2.0 * sigma * math.sqrt(d + 1)
+            else:
+                reg = lam * counts + 1e-6
+            Va, _ = K.solve_batched(A, b, np.repeat(reg[:, None], d + 1, axis=1), dtype=np.float64)
+            if mask is not None:
+                Va[~mask] = 0.0
+            V = Va[:, :d]
+            self.item_bias_ = self.item_bias_ + Va[:, d]
+        return V
+
+    def _hp_reg(self):
+        return self.regularization if self.regularization is not None else 0.1
+
+    def _user_solve(self, X, V):
+        """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local)."""
+        n, d = X.shape[0], V.shape[1]
+        Y = np.hstack([V, np.ones((V.shape[0], 1))])
+        target = X.data - self.mu_ - self.item_bias_[X.indices]
+        # weighted-λ regularisation (Zhou et al. 2008): the factor ridge grows with the user's rating count
+        reg = np.empty((n, d + 1))
+        reg[:, :d] = self.user_regularization * (np.diff(X.indptr)[:, None] + 1.0)
+        reg[:, d] = self.bias_reg
+        out = np.zeros((n, d + 1))
+        K.solve_rows(X.indptr, X.indices, np.ones(X.nnz), target, Y, np.zeros((d + 1, d + 1)), reg, out)
+        return out[:, :d], out[:, d]
+
+    # ------------------------------------------------------------------ reporting
+    def _bounds_report(self) -> dict:
+        return {**self._hp, "unit": self.privacy_unit, "rating_bounds": self.rating_bounds, "contribution": self.contribution}
+
+    def _released_description(self) -> dict:
+        return {
+            "global_mean": "DP", "item_bias": "DP", "item_counts": "DP (noisy weighted counts)",
+            "item_factors": "DP", "n_users": "DP count (used only to choose hyperparameters)",
+            "user_factors": "per-user, never released", "user_bias": "per-user, never released",
+        }
+
+    # ------------------------------------------------------------------ serving
+    def _clip(self, x):
+        lo, hi = self.rating_bounds
+        return np.clip(x, lo, hi)
+
+    def _scores(self, rows):
+        s = self.mu_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :] + self.user_factors_[rows] @ self.item_factors_.T
+        return self._mask_unreleased(self._clip(s))
+
+    def _predict(self, rows, cols):
+        known = rows >= 0
+        r = np.maximum(rows, 0)
+        out = self.mu_ + self.item_bias_[cols]
+        if len(self.user_bias_):
+            out = out + np.where(known, self.user_bias_[r] + np.einsum("ij,ij->i", self.user_factors_[r], self.item_factors_[cols]), 0.0)
+        return self._clip(out)
+
+    def _fallback_scores(self):
+        return self._mask_unreleased(self._clip(self.mu_ + self.item_bias_))
+
+    def _fold_in(self, row, cols, vals):
+        X1 = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, len(self._item_ids)))
+        u, b = self._user_solve(X1, self.item_factors_)
+        if row == len(self.user_bias_):
+            self.user_factors_ = np.vstack([self.user_factors_, u])
+            self.user_bias_ = np.append(self.user_bias_, b)
+        else:
+            self.user_factors_[row], self.user_bias_[row] = u[0], b[0]
+
+    def _explain(self, row, col):
+        """Contributions of each rated item j: the user solve is linear in the targets t_j = r_j − μ − c_j, so
+        the score's user-dependent part ``[v_col; 1]ᵀ W⁻¹ Σ_j y_j t_j`` splits exactly over rated items."""
+        s = slice(self._seen.indptr[row], self._seen.indptr[row + 1])
+        cols, vals = self._seen.indices[s], self._seen.data[s]
+        d = self.item_factors_.shape[1]
+        Y = np.hstack([self.item_factors_[cols], np.ones((len(cols), 1))])
+        reg = np.r_[np.full(d, self.user_regularization * (len(cols) + 1.0)), self.bias_reg]
+        W = Y.T @ Y + np.diag(reg)
+        q = np.linalg.solve(W, np.r_[self.item_factors_[col], 1.0])
+        contrib = (Y @ q) * (vals - self.mu_ - self.item_bias_[cols])
+        return cols, vals, contrib, self.mu_ + self.item_bias_[col]
+
+    def _item_vectors(self):
+        return self.item_factors_ if self.item_factors_.shape[1] else None
+
+    def _get_state(self):
+        return {"mu": np.array(self.mu_), "item_bias": self.item_bias_, "item_counts": self.item_counts_,
+                "item_factors": self.item_factors_, "user_factors": self.user_factors_, "user_bias": self.user_bias_}
+
+    def _set_state(self, s):
+        self.mu_ = float(s["mu"])
+        self.item_bias_, self.item_counts_, self.item_factors_ = s["item_bias"], s["item_counts"], s["item_factors"]
+        self.user_factors_, self.user_bias_ = s["user_factors"], s["user_bias"]
+
+    def _public_state(self):
+        m = self._released_item_mask()
+        return {"mu": np.array(self.mu_), "item_bias": self.item_bias_[m], "item_counts": self.item_counts_[m], "item_factors": self.item_factors_[m]}
+
+    def _from_public_state(self, s):
+        self.mu_ = float(s["mu"])
+        self.item_bias_, self.item_counts_, self.item_factors_ = s["item_bias"], s["item_counts"], s["item_factors"]
+        self.user_factors_ = np.zeros((0, self.item_factors_.shape[1]))
+        self.user_bias_ = np.zeros(0)
+
+    def _extra_manifest(self) -> dict:
+        return {**super()._extra_manifest(), "hyperparameters": self._hp}
+
+    def _restore_manifest(self, manifest):
+        super()._restore_manifest(manifest)
+        self._hp = manifest.get("hyperparameters", {})
+
+
+def _merge(count_step, plan):
+    """A plan-like object with the count step first (for reports); σ lookups by name."""
+    from ..privacy.accounting import Plan
+
+    steps = (count_step,) + tuple(plan.steps)
+    total = count_step.total_rho + plan.total_rho if plan.is_private else math.inf
+    return Plan(plan.epsilon, plan.delta, steps, total, plan.achieved_epsilon)

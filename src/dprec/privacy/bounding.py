@@ -1,0 +1,347 @@
+"""Contribution bounding and the sensitivities that follow from it.
+
+All functions take a user×item :class:`scipy.sparse.csr_matrix` (rows = users, columns = items).
+
+Sensitivities (L2, for the add/remove-one-user relation) are derived in each function's docstring
+from three public bounds:
+
+``k``
+    maximum number of ratings per user after :func:`sample_per_user` (``k = 1`` for
+    ``privacy_unit="rating"``);
+``B``
+    bound on ``|r|`` after centring and :func:`clip_values`;
+``Γ`` (gamma)
+    bound on the L2 norm of a user factor after :func:`clip_rows_l2`.
+
+Neighbouring datasets differ by one user's whole row. Under joint DP (billboard model) a user's
+factor ``u_i`` depends only on released (already private) item-side quantities and on user ``i``'s
+own ratings, so removing user ``i`` removes ``u_i``'s terms and changes no other user's terms.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ndtri
+
+from .._rng import as_generator
+from .units import check_privacy_unit
+
+__all__ = [
+    "sample_per_user",
+    "clip_values",
+    "clip_rows_l2",
+    "effective_k",
+    "item_sums_sensitivity",
+    "item_counts_sensitivity",
+    "total_sum_sensitivity",
+    "total_count_sensitivity",
+    "gram_sensitivity",
+    "rhs_sensitivity",
+    "ItemSelection",
+    "selection_threshold",
+    "dp_item_selection",
+]
+
+
+def _as_csr(X, name: str = "X") -> sp.csr_matrix:
+    if not sp.issparse(X):
+        raise ValueError(
+            f"{name} must be a scipy.sparse user×item matrix of shape (n_users, n_items); got {type(X).__name__}"
+        )
+    X = sp.csr_matrix(X, copy=True)
+    X.sum_duplicates()
+    X.sort_indices()
+    return X
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k (max_ratings_per_user) must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def _check_bound(x, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or math.isnan(float(x)) or float(x) < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {x!r}")
+    return float(x)
+
+
+def effective_k(privacy_unit: str, k: int | None) -> int:
+    """Ratings per privacy unit: ``k`` for ``"user"`` (required), ``1`` for ``"rating"``."""
+    unit = check_privacy_unit(privacy_unit)
+    if unit == "rating":
+        return 1
+    if k is None:
+        raise ValueError("k (max_ratings_per_user) is required under privacy_unit='user'")
+    return _check_k(k)
+
+
+# ----------------------------------------------------------------------------------------------
+# bounding
+# ----------------------------------------------------------------------------------------------
+
+
+def sample_per_user(X, k, rng=None, method: str = "uniform", item_counts=None) -> sp.csr_matrix:
+    """Keep at most ``k`` stored entries per row (user).
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix, shape (n_users, n_items)
+        Stored entries are ratings (explicit zeros count as ratings).
+    k : int
+        Maximum entries kept per user.
+    rng : seed or Generator
+        Randomness for the uniform sample and for tie-breaking.
+    method : {"uniform", "least_popular"}
+        ``"uniform"``: a uniformly random subset of size ``min(k, n_i)``.
+        ``"least_popular"``: the ``k`` items with the smallest ``item_counts`` (ties broken at
+        random), as in Chien et al. 2021.
+    item_counts : array_like, shape (n_items,), required for ``"least_popular"``
+        Must be a *DP release* (noisy counts over bounded contributions, accounted by the caller)
+        or public counts. Using exact counts would make one user's selection depend on other users'
+        data and void the sensitivity analysis.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        A new matrix; each user's kept set depends only on that user's own row, ``rng`` and the
+        (private-already) counts, so the per-user bound ``k`` holds.
+    """
+    k = _check_k(k)
+    X = _as_csr(X)
+    n_users, n_items = X.shape
+    gen = as_generator(rng)
+    if method not in ("uniform", "least_popular"):
+        raise ValueError(f"method must be 'uniform' or 'least_popular', got {method!r}")
+    row_len = np.diff(X.indptr)
+    if row_len.size == 0 or row_len.max(initial=0) <= k:
+        return X
+    rows = np.repeat(np.arange(n_users), row_len)
+    rand = gen.random(X.nnz)
+    if method == "uniform":
+        order = np.lexsort((rand, rows))
+    else:
+        if item_counts is None:
+            raise ValueError("item_counts (DP or public item counts) is required for method='least_popular'")
+        c = np.asarray(item_counts, dtype=np.float64)
+        if c.shape != (n_items,):
+            raise ValueError(f"item_counts must have shape (n_items,) = ({n_items},), got {c.shape}")
+        if np.isnan(c).any():
+            raise ValueError("item_counts contains NaN")
+        order = np.lexsort((rand, c[X.indices], rows))
+    # rank of each entry within its row after sorting
+    starts = np.repeat(X.indptr[:-1], row_len)
+    rank = np.empty(X.nnz, dtype=np.int64)
+    rank[order] = np.arange(X.nnz) - starts  # order keeps rows contiguous and in row order
+    keep = rank < k
+    new_len = np.minimum(row_len, k)
+    indptr = np.concatenate(([0], np.cumsum(new_len))).astype(X.indptr.dtype, copy=False)
+    out = sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape)
+    out.sort_indices()
+    return out
+
+
+def clip_values(X, bound):
+    """Clip values to ``[-bound, bound]``.
+
+    Sparse input: the stored entries are clipped (structure kept, a new matrix is returned).
+    Dense input: a clipped float64 copy.
+    """
+    b = _check_bound(bound, "bound")
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, copy=True)
+        np.clip(X.data, -b, b, out=X.data)
+        return X
+    return np.clip(np.asarray(X, dtype=np.float64), -b, b)
+
+
+def clip_rows_l2(U, gamma) -> np.ndarray:
+    """Scale every row ``u`` of ``U`` to ``u · min(1, Γ/‖u‖₂)`` so that ``‖u‖₂ <= Γ``.
+
+    Returns a new array of ``U``'s float dtype (float32 stays float32; the scale is computed in
+    float64 and nudged so the float result respects the bound).
+    """
+    g = _check_bound(gamma, "gamma")
+    U = np.asarray(U)
+    if U.ndim != 2:
+        raise ValueError(f"U must be a 2-D array of row vectors, got shape {U.shape}")
+    dtype = U.dtype if np.issubdtype(U.dtype, np.floating) else np.float64
+    U64 = U.astype(np.float64)
+    norms = np.linalg.norm(U64, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(norms > g, g / norms, 1.0)
+    scale = np.where(norms > g, scale * (1.0 - 4 * np.finfo(dtype).eps), scale)  # round-off margin
+    return (U64 * scale[:, None]).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# sensitivities
+# ----------------------------------------------------------------------------------------------
+
+
+def item_sums_sensitivity(k, bound) -> float:
+    """L2 sensitivity of the vector of per-item rating sums ``s_j = Σ_i r_ij``: ``Δ = √k · B``.
+
+    Removing user ``i`` changes ``s_j`` by ``r_ij`` for the ``<= k`` items it rated, so
+    ``‖Δs‖₂ = √(Σ_j r_ij²) <= √(k B²) = √k B``.
+    """
+    return math.sqrt(_check_k(k)) * _check_bound(bound, "bound")
+
+
+def item_counts_sensitivity(k) -> float:
+    """L2 sensitivity of the per-item count vector ``c_j = #{i : r_ij stored}``: ``Δ = √k``.
+
+    Removing a user decrements ``<= k`` counts by 1: ``‖Δc‖₂ <= √k``.
+    """
+    return math.sqrt(_check_k(k))
+
+
+def total_sum_sensitivity(k, bound) -> float:
+    """Sensitivity of the scalar ``Σ_ij r_ij`` (for a DP global mean): ``Δ = k · B``
+    (a user's ratings sum to at most ``k B`` in absolute value)."""
+    return _check_k(k) * _check_bound(bound, "bound")
+
+
+def total_count_sensitivity(k) -> float:
+    """Sensitivity of the scalar number of ratings: ``Δ = k``."""
+    return float(_check_k(k))
+
+
+def gram_sensitivity(k, gamma) -> float:
+    """Frobenius (L2) sensitivity of the stacked Gram statistics ``A_j = Σ_{i rated j} u_i u_iᵀ``
+    (DP-ALS, Chien et al. 2021): ``Δ_F = √k · Γ²``.
+
+    Removing user ``i`` changes ``A_j`` by ``u_i u_iᵀ`` for the ``<= k`` items it rated and leaves
+    the other ``A_j`` (and the other users' factors, which do not depend on user ``i`` under joint
+    DP) unchanged. ``‖u uᵀ‖_F = ‖u‖₂² <= Γ²``, so over the stack
+    ``√(Σ_j ‖ΔA_j‖_F²) <= √(k Γ⁴) = √k Γ²``. Releasing only the upper triangles (then mirroring)
+    has sensitivity ``<=`` this.
+    """
+    return math.sqrt(_check_k(k)) * _check_bound(gamma, "gamma") ** 2
+
+
+def rhs_sensitivity(k, bound, gamma) -> float:
+    """L2 sensitivity of the stacked ``b_j = Σ_{i rated j} r_ij u_i``: ``Δ = √k · B · Γ``.
+
+    Removing user ``i`` changes ``b_j`` by ``r_ij u_i`` (norm ``<= B Γ``) for ``<= k`` items:
+    ``√(Σ_j r_ij² ‖u_i‖²) <= √k B Γ``.
+    """
+    return math.sqrt(_check_k(k)) * _check_bound(bound, "bound") * _check_bound(gamma, "gamma")
+
+
+# ----------------------------------------------------------------------------------------------
+# DP item selection
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemSelection:
+    """Result of :func:`dp_item_selection`.
+
+    ``items``: selected column indices (sorted); ``noisy_counts``: their noisy counts (a DP release,
+    usable for least-popular sampling and frequency-scaled regularisation); ``rho`` and ``delta``:
+    the cost (``delta``-approximate ``rho``-zCDP) that **must** be charged to the ledger and
+    listed in the privacy report; ``sigma``, ``threshold``, ``sensitivity``: the mechanism.
+    """
+
+    items: np.ndarray
+    noisy_counts: np.ndarray
+    sigma: float
+    threshold: float
+    sensitivity: float
+    rho: float
+    delta: float
+    k: int
+
+    def to_dict(self) -> dict:
+        return {
+            "mechanism": "gaussian_threshold",
+            "n_selected": int(self.items.size),
+            "sigma": self.sigma,
+            "threshold": self.threshold,
+            "sensitivity": self.sensitivity,
+            "rho": self.rho,
+            "delta": self.delta,
+            "k": self.k,
+        }
+
+
+def selection_threshold(sigma, k, delta_sel) -> float:
+    """Threshold ``τ = 1 + σ · Φ⁻¹(1 − δ_sel / k)``.
+
+    An item rated by a single user has exact count 1; the removed user owns at most ``k`` such
+    items, so the probability that any of them is released is at most
+    ``k · P(1 + N(0, σ²) > τ) = δ_sel`` (union bound).
+    """
+    s = _check_bound(sigma, "sigma")
+    k = _check_k(k)
+    d = float(delta_sel)
+    if not 0 < d < 1:
+        raise ValueError(f"delta_sel must be in (0, 1), got {delta_sel!r}")
+    return 1.0 + s * float(-ndtri(d / k))
+
+
+def dp_item_selection(X, *, rho, delta_sel, k, rng=None) -> ItemSelection:
+    """Select the items to model when no public catalog exists (Gaussian noisy-count thresholding).
+
+    Mechanism: for each column ``j`` with at least one stored entry, ``c̃_j = c_j + N(0, σ²)`` with
+    ``c_j`` the number of users who rated ``j`` and ``σ = √k / √(2ρ)``; release ``{(j, c̃_j) :
+    c̃_j > τ}`` with ``τ`` from :func:`selection_threshold`.
+
+    Privacy (add/remove one user with ``<= k`` ratings, each contributing ``<= 1`` per item):
+    on the items present in both neighbours the counts change by ``<= 1`` on ``<= k`` coordinates,
+    L2 sensitivity ``√k``, so that part is ``ρ``-zCDP; the ``<= k`` items present only because of
+    the extra user have count 1 and are released with total probability ``<= δ_sel``. The mechanism
+    is therefore ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6; same accounting as
+    OpenDP's ``make_gaussian_threshold``), i.e. ``(ε(ρ, δ'), δ' + δ_sel)``-DP for every ``δ'``.
+    **It costs an extra δ**: charge ``ledger.charge(rho=rho, delta=delta_sel, ...)`` and list it in
+    the report. The selection itself (which items exist) is data-dependent and is covered by this
+    cost; nothing else may use the exact set of columns of ``X``.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix (n_users, n_items)
+        Already bounded to ``<= k`` entries per user (checked).
+    rho : float
+        zCDP budget of the noisy counts (> 0).
+    delta_sel : float
+        Probability bound of releasing an item owned by the removed user (0 < δ_sel < 1).
+    k : int
+        Contribution bound (1 under rating-level DP).
+    """
+    X = _as_csr(X)
+    k = _check_k(k)
+    r = float(rho)
+    if not (r > 0) or math.isinf(r):
+        raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
+    row_len = np.diff(X.indptr)
+    if row_len.size and row_len.max() > k:
+        raise ValueError(
+            f"X has a user with {int(row_len.max())} ratings > k={k}; bound contributions with "
+            f"sample_per_user first"
+        )
+    sens = math.sqrt(k)
+    sigma = sens / math.sqrt(2.0 * r)
+    while (sens / sigma) ** 2 / 2 > r:
+        sigma = math.nextafter(sigma, math.inf)
+    tau = selection_threshold(sigma, k, delta_sel)
+    counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    present = np.flatnonzero(counts > 0)
+    gen = as_generator(rng)
+    noisy = counts[present] + sigma * gen.standard_normal(present.size)
+    sel = noisy > tau
+    return ItemSelection(
+        items=present[sel],
+        noisy_counts=noisy[sel],
+        sigma=sigma,
+        threshold=tau,
+        sensitivity=sens,
+        rho=(sens / sigma) ** 2 / 2,
+        delta=float(delta_sel),
+        k=k,
+    )

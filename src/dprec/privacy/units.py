@@ -1,0 +1,155 @@
+"""Privacy units, budgets and the checks every public entry point shares.
+
+A *privacy unit* says what neighbouring datasets differ by:
+
+``"user"`` (default)
+    add or remove one user together with **all** of that user's ratings.
+``"rating"``
+    add or remove a single (user, item, rating) triple.
+
+A :class:`Budget` is a target ``(epsilon, delta)`` for approximate differential privacy.
+``epsilon = math.inf`` is a first-class value meaning *no privacy*: the same code path runs with no
+noise and no clipping, and every report then says the artifact is not DP.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+
+__all__ = [
+    "PRIVACY_UNITS",
+    "PrivacyWarning",
+    "Budget",
+    "check_privacy_unit",
+    "check_epsilon",
+    "check_delta",
+]
+
+PRIVACY_UNITS = ("user", "rating")
+
+
+class PrivacyWarning(UserWarning):
+    """A privacy setting that is legal but weak (e.g. ``delta >= 1/n``)."""
+
+
+def check_privacy_unit(privacy_unit) -> str:
+    """Validate and return the privacy unit (``"user"`` or ``"rating"``).
+
+    Raises
+    ------
+    ValueError
+        naming ``privacy_unit`` and the allowed values.
+    """
+    if not isinstance(privacy_unit, str) or privacy_unit not in PRIVACY_UNITS:
+        raise ValueError(
+            f"privacy_unit must be 'user' (one user and all their ratings; the default) or 'rating' "
+            f"(one rating); got {privacy_unit!r}"
+        )
+    return privacy_unit
+
+
+def _as_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    out = float(value)
+    if math.isnan(out):
+        raise ValueError(f"{name} must not be NaN")
+    return out
+
+
+def check_epsilon(epsilon) -> float:
+    """Validate ``epsilon``: a real number > 0 (``math.inf`` allowed: no privacy).
+
+    Raises
+    ------
+    ValueError
+        if ``epsilon`` is not a number, is NaN, or is ``<= 0``.
+    """
+    eps = _as_real(epsilon, "epsilon")
+    if eps <= 0:
+        raise ValueError(
+            f"epsilon must be > 0 (use epsilon=math.inf for the non-private reference); got {epsilon!r}"
+        )
+    return eps
+
+
+def check_delta(delta, n=None, *, allow_zero: bool = False) -> float:
+    """Validate ``delta`` in (0, 1) and warn when it is weak for a dataset of ``n`` units.
+
+    Parameters
+    ----------
+    delta : float
+        Failure probability of approximate DP; must satisfy ``0 < delta < 1``
+        (``0 <= delta < 1`` with ``allow_zero=True``, used for ``epsilon=inf``).
+    n : int, optional
+        Number of privacy units (users under user-level DP). This must be a *public* figure (a
+        declared upper bound or a DP estimate), never the exact private count. When
+        ``delta >= 1/n``, a mechanism that publishes one random unit's data outright would satisfy
+        the guarantee, so a :class:`PrivacyWarning` is issued.
+
+    Returns
+    -------
+    float
+        ``delta`` as a float.
+    """
+    d = _as_real(delta, "delta")
+    lo_ok = d >= 0 if allow_zero else d > 0
+    if not (lo_ok and d < 1):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"delta must be in {interval}; got {delta!r}")
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Real) or not n > 0:
+            raise ValueError(f"n must be a positive number of privacy units, got {n!r}")
+        if d > 0 and d >= 1.0 / float(n):
+            warnings.warn(
+                f"delta={d:g} >= 1/n = {1.0 / float(n):g}: such a guarantee allows publishing one unit's data "
+                f"outright; choose delta much smaller than 1/n (e.g. 1/n^1.1 or 1e-6)",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+    return d
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A target ``(epsilon, delta)`` differential-privacy budget.
+
+    Parameters
+    ----------
+    epsilon : float
+        Privacy-loss bound, ``> 0``; ``math.inf`` means no privacy (no noise, no clipping).
+    delta : float
+        Failure probability in ``(0, 1)``. With ``epsilon=inf`` any value in ``[0, 1)`` is accepted
+        (it is meaningless there).
+
+    Raises
+    ------
+    ValueError
+        naming the offending argument (non-number, NaN, ``epsilon <= 0``, ``delta`` outside (0, 1)).
+    """
+
+    epsilon: float
+    delta: float = 1e-6
+
+    def __post_init__(self):
+        eps = check_epsilon(self.epsilon)
+        d = check_delta(self.delta, allow_zero=math.isinf(eps))
+        object.__setattr__(self, "epsilon", eps)
+        object.__setattr__(self, "delta", d)
+
+    @property
+    def is_private(self) -> bool:
+        """``False`` exactly when ``epsilon`` is infinite (the non-private reference)."""
+        return math.isfinite(self.epsilon)
+
+    def check_n(self, n) -> "Budget":
+        """Warn (:class:`PrivacyWarning`) if ``delta >= 1/n`` for ``n`` public privacy units; return self."""
+        if self.is_private:
+            check_delta(self.delta, n)
+        return self
+
+    def to_dict(self) -> dict:
+        return {"epsilon": self.epsilon if self.is_private else "inf", "delta": self.delta}

@@ -1,0 +1,301 @@
+"""The ``dprec`` command, run in-process through ``main([...])``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dprec.cli import MODELS, main
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _has(target: str) -> bool:
+    module, _, name = target.partition(":")
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
+
+
+needs_split = pytest.mark.skipif(not _has("dprec.split:random_split"), reason="dprec.split not available")
+needs_popularity = pytest.mark.skipif(not _has("dprec.models.popularity:Popularity"), reason="Popularity not available")
+needs_als = pytest.mark.skipif(not _has("dprec.models.als:ALS"), reason="ALS not available")
+needs_dp = pytest.mark.skipif(not _has("dprec.models:DPGlobalEffects"), reason="DPGlobalEffects not available")
+
+
+@pytest.fixture
+def ratings_csv(tmp_path) -> Path:
+    """60 users × 40 items, ~15 ratings each on the 1–5 scale, with a popularity skew."""
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, 41)
+    p /= p.sum()
+    rows = []
+    for u in range(60):
+        for i in rng.choice(40, size=15, replace=False, p=p):
+            rows.append((f"u{u}", int(i), int(rng.integers(1, 6)), 1_000_000 + len(rows)))
+    path = tmp_path / "ratings.csv"
+    pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).to_csv(path, index=False)
+    return path
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------------------------------- general
+def test_help_and_version(capsys):
+    assert _run(capsys, "--help")[0] == 0
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and "dprec" in out
+
+
+def test_no_command_is_usage_error(capsys):
+    code, _, err = _run(capsys)
+    assert code == 2 and "usage" in err.lower()
+
+
+def test_registry_has_models():
+    assert {"als", "popularity"} <= set(MODELS)
+
+
+# --------------------------------------------------------------------------------------------- datasets
+def test_datasets_list_table(capsys, tmp_path):
+    code, out, _ = _run(capsys, "datasets", "list", "--data-home", tmp_path)
+    assert code == 0
+    assert "ml-100k" in out and "ml-1m" in out
+    assert "licence" in out.lower() and "local" in out
+    assert "1.0-5.0" in out  # ml-100k rating bounds
+    assert "GroupLens" in out
+
+
+def test_datasets_list_json_detects_local_copy(capsys, tmp_path):
+    code, out, _ = _run(capsys, "datasets", "list", "--format", "json", "--data-home", tmp_path)
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["datasets"]}
+    assert rows["ml-100k"]["rating_bounds"] == [1.0, 5.0]
+    assert rows["ml-100k"]["present"] is False
+    assert rows["ml-100k"]["licence"]
+    if (SHARED_DATA / "ml-100k" / "u.data").is_file():
+        code, out, _ = _run(capsys, "datasets", "list", "--format", "json", "--data-home", SHARED_DATA)
+        rows = {r["name"]: r for r in json.loads(out)["datasets"]}
+        assert rows["ml-100k"]["present"] is True
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+@needs_split
+@needs_popularity
+def test_evaluate_popularity_json(capsys, ratings_csv):
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5",
+                          "--model", "popularity", "--format", "json", "--k", "5")
+    assert code == 0, err
+    res = json.loads(out)
+    for key in ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "k", "fit_seconds", "config"):
+        assert key in res
+    assert res["k"] == 5
+    assert 0.0 <= res["precision_at_k"] <= 1.0 and 0.0 <= res["ndcg_at_k"] <= 1.0
+    assert res["fit_seconds"] >= 0
+    cfg = res["config"]
+    assert cfg["dataset_checksum"].startswith("sha256:") and len(cfg["dataset_checksum"]) == 7 + 64
+    assert cfg["dprec_version"]
+    assert cfg["model"] == "popularity" and cfg["split"] == "random" and cfg["split_seed"] == 0
+    assert cfg["test_fraction"] == 0.2 and cfg["rating_bounds"] == [1.0, 5.0]
+    assert res["privacy"] is None
+
+
+@needs_split
+@needs_popularity
+def test_evaluate_popularity_table(capsys, ratings_csv):
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "popularity",
+                          "--split", "user", "--format", "table")
+    assert code == 0, err
+    for label in ("RMSE", "MAE", "precision@10", "recall@10", "NDCG@10", "fit time", "configuration",
+                  "dataset_checksum", "dprec_version", "split: user"):
+        assert label in out
+
+
+@needs_split
+@needs_popularity
+def test_evaluate_is_deterministic_and_split_seed_matters(capsys, ratings_csv):
+    args = ["evaluate", "--ratings", ratings_csv, "--model", "popularity", "--format", "json"]
+    a = json.loads(_run(capsys, *args)[1])
+    b = json.loads(_run(capsys, *args)[1])
+    c = json.loads(_run(capsys, *args, "--split-seed", "1")[1])
+    assert a["ndcg_at_k"] == b["ndcg_at_k"]
+    assert c["config"]["split_seed"] == 1 and c["config"]["n_test"] == a["config"]["n_test"]
+
+
+@needs_split
+@needs_popularity
+def test_evaluate_custom_columns_and_separator(capsys, tmp_path, ratings_csv):
+    df = pd.read_csv(ratings_csv).rename(columns={"user": "uid", "item": "iid", "rating": "stars"})
+    path = tmp_path / "r.txt"
+    df.to_csv(path, sep=";", index=False)
+    code, out, err = _run(capsys, "evaluate", "--ratings", path, "--sep", ";", "--user-col", "uid", "--item-col",
+                          "iid", "--rating-col", "stars", "--timestamp-col", "timestamp", "--model", "popularity",
+                          "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["user_col"] == "uid"
+
+
+@needs_split
+@needs_als
+def test_evaluate_als_json(capsys, ratings_csv):
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "als",
+                          "--factors", "4", "--iterations", "3", "--seed", "1", "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert math.isfinite(res["rmse"]) and res["rmse"] > 0  # explicit ALS predicts ratings
+    assert res["config"]["model_params"]["factors"] == 4
+
+
+@needs_split
+@needs_dp
+def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
+    dp = next(n for n in ("dp-baseline", "dp-popularity", "dpals") if n in MODELS and _has(MODELS[n].target))
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", dp,
+                          "--epsilon", "2", "--delta", "1e-5", "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["privacy"] is not None
+    assert res["config"]["epsilon"] == 2.0 and res["config"]["private"] is True
+
+
+@needs_split
+@needs_dp
+def test_evaluate_missing_ledger_is_refused_with_exit_3(capsys, ratings_csv, tmp_path):
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model",
+                        "dp-baseline", "--epsilon", "1", "--delta", "1e-5", "--ledger", tmp_path / "none.db")
+    assert code == 3 and "ledger" in err.lower()
+
+
+@needs_split
+@needs_dp
+def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
+    from dprec.data import Interactions
+    from dprec.models._dp import _dataset_id
+    from dprec.privacy.ledger import Ledger
+    from dprec.split import random_split
+
+    # the ledger is keyed by the training data the model sees: reproduce the CLI's split
+    data = Interactions.from_pandas(pd.read_csv(ratings_csv), rating_bounds=(1, 5), name=ratings_csv.name)
+    train, _ = random_split(data, 0.2, rng=0)
+    path = tmp_path / "ledger.db"
+    Ledger.create(path, dataset=_dataset_id(train), epsilon=0.5, delta=1e-5)
+    args = ["evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "dp-baseline",
+            "--delta", "1e-6", "--ledger", path]
+    code, _, err = _run(capsys, *args, "--epsilon", "5")
+    assert code == 3, err
+    assert "budget" in err.lower()
+
+
+# --------------------------------------------------------------------------------------------- bad input → 2
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--model", "nonexistent"], "unknown model 'nonexistent'; available models: "),
+        (["--model", "popularity", "--epsilon", "1"], "not private"),
+        (["--model", "popularity", "--ledger", "x.db"], "not private"),
+        (["--model", "popularity", "--epsilon", "0"], "epsilon must be > 0"),
+        (["--model", "popularity", "--epsilon", "-1"], "epsilon must be > 0"),
+        (["--model", "popularity", "--epsilon", "abc"], "epsilon"),
+        (["--model", "popularity", "--delta", "1.5"], "delta"),
+        (["--model", "popularity", "--rating-bounds", "5,1"], "rating-bounds"),
+        (["--model", "popularity", "--rating-bounds", "abc"], "rating-bounds"),
+        (["--model", "popularity", "--rating-bounds", "1,2,3"], "rating-bounds"),
+        (["--model", "popularity", "--rating-bounds", "2,4"], "outside the declared rating_bounds"),
+        (["--model", "popularity", "--user-col", "nope"], "not found"),
+        (["--model", "popularity", "--k", "0"], "--k"),
+        (["--model", "popularity", "--test-fraction", "1.5"], "test-fraction"),
+        (["--model", "popularity", "--split", "nope"], "invalid choice"),
+        (["--model", "popularity", "--factors", "8"], "does not take --factors"),
+        ([], "--model"),
+    ],
+)
+def test_evaluate_bad_input_exit_2(capsys, ratings_csv, extra, match):
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, *extra)
+    assert code == 2
+    assert match in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_unknown_model_lists_available(capsys, ratings_csv):
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "nonexistent")
+    assert code == 2
+    for name in MODELS:
+        if _has(MODELS[name].target):
+            assert name in err
+
+
+def test_missing_file_exit_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "evaluate", "--ratings", tmp_path / "missing.csv", "--model", "popularity")
+    assert code == 2 and "not found" in err and "missing.csv" in err
+
+
+def test_dataset_and_ratings_are_exclusive(capsys, ratings_csv):
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--dataset", "ml-100k", "--model", "popularity")
+    assert code == 2 and "not allowed with" in err
+
+
+def test_file_options_rejected_with_dataset(capsys):
+    code, _, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--rating-bounds", "1,5", "--model", "popularity")
+    assert code == 2 and "--rating-bounds applies to --ratings" in err
+
+
+@pytest.mark.skipif(not _has("dprec.datasets:load_dataset"), reason="dprec.datasets not available")
+def test_unknown_dataset_exit_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "evaluate", "--dataset", "no-such-set", "--data-home", tmp_path,
+                        "--model", "popularity")
+    assert code == 2 and "no-such-set" in err
+
+
+@pytest.mark.skipif(not _has("dprec.datasets:load_dataset"), reason="dprec.datasets not available")
+def test_absent_dataset_offline_exit_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "evaluate", "--dataset", "ml-1m", "--data-home", tmp_path, "--model", "popularity")
+    assert code == 2 and "ml-1m" in err and "Traceback" not in err
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (SHARED_DATA / "ml-100k" / "u.data").is_file(), reason="ML-100K not present")
+@needs_split
+@needs_popularity
+def test_evaluate_registered_dataset(capsys):
+    code, out, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", SHARED_DATA,
+                          "--model", "popularity", "--split", "user", "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["config"]["dataset"] == "ml-100k" and res["config"]["dataset_checksum"]
+    assert res["config"]["n_ratings"] == 100_000
+    assert 0.0 < res["precision_at_k"] < 1.0
+
+
+# --------------------------------------------------------------------------------------------- demo
+@needs_split
+@needs_popularity
+@needs_als
+def test_demo_runs(capsys):
+    code, out, err = _run(capsys, "demo", "--seed", "0", "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    models = {r["model"] for r in res["results"]}
+    assert {"Popularity", "ALS"} <= models
+    assert res["data"]["n_users"] == 2000 and res["data"]["n_items"] == 1000
+    als = next(r for r in res["results"] if r["model"] == "ALS")
+    assert math.isfinite(als["rmse"]) and als["ndcg_at_10"] > 0
+    assert res["total_seconds"] < 60
+
+
+@needs_split
+@needs_popularity
+def test_demo_table(capsys):
+    code, out, err = _run(capsys, "demo")
+    assert code == 0, err
+    assert "NDCG@10" in out and "RMSE" in out and "Popularity" in out
