@@ -41,7 +41,7 @@ import dprec  # noqa: E402
 from dprec.models import ALS  # noqa: E402
 
 SEED = 0
-N_USERS, N_ITEMS, MEAN_ACTIVITY, N_TOPICS = 100_000, 20_000, 130, 50
+N_USERS, N_ITEMS, MEAN_ACTIVITY, N_TOPICS = 100_000, 20_000, 160, 50
 FACTORS, REG, ALPHA, ITERS, THREADS = 64, 0.01, 40.0, 10, 2
 EVAL_USERS, TOPN = 20_000, 10
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "als_vs_implicit.json")

@@ -203,7 +203,7 @@ def test_dpsgd_golden_against_dp_accounting():
     assert dpsgd_noise_multiplier(math.inf, 1e-5, 0.01, 10) == 0.0
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(le=st.floats(math.log(0.1), math.log(20.0)), ld=st.floats(math.log(1e-10), math.log(1e-3)),
        lq=st.floats(math.log(1e-3), math.log(0.2)), steps=st.integers(1, 1000))
 def test_dpsgd_noise_multiplier_never_overshoots(le, ld, lq, steps):
@@ -219,3 +219,40 @@ def test_dpsgd_noise_multiplier_never_overshoots(le, ld, lq, steps):
     # minimal up to the tolerance: 2% less noise overshoots (unless z hit the lower search limit)
     if z > 1e-5:
         assert dpsgd_epsilon(z * 0.98, q, steps, delta) > eps
+
+
+def test_report_mixed_steps_verify():
+    z = dpsgd_noise_multiplier(1.0, 1e-7, 0.05, 50, rel_tol=1e-2)
+    rep = PrivacyReport(unit="user", epsilon=3.5, delta=1e-6, dp_arrays=["item_factors", "item_bias"])
+    rep.add_step("item_selection", "gaussian_threshold", sigma=5.0, sensitivity=2.0, delta=1e-7)
+    rep.add_step("dpsgd", "poisson_subsampled_gaussian", sigma=z, sensitivity=1.0, epsilon=1.0, delta=1e-7,
+                 params={"noise_multiplier": z, "sample_rate": 0.05, "steps": 50})
+    assert rep.is_dp_artifact and rep.verify()
+    eps, delta = rep.achieved()
+    assert eps == pytest.approx(rho_to_epsilon(0.08, 1e-6 - 2e-7) + 1.0)
+    rep.steps[1].params["steps"] = 500  # more steps than accounted: must be caught
+    with pytest.raises(ValueError, match="recomputed"):
+        rep.verify()
+
+
+# ------------------------------------------------------------------ extended runs (pytest -m slow)
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(le=log_eps, ld=log_delta, steps=st.lists(step_st, min_size=1, max_size=6))
+def test_plan_never_overshoots_extended(le, ld, steps):
+    test_plan_never_overshoots.hypothesis.inner_test(le, ld, steps)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(le=log_eps, ld=log_delta)
+def test_epsilon_to_rho_extended(le, ld):
+    test_epsilon_to_rho_never_overshoots_and_is_tight.hypothesis.inner_test(le, ld)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(le=st.floats(math.log(0.1), math.log(20.0)), ld=st.floats(math.log(1e-10), math.log(1e-3)),
+       lq=st.floats(math.log(1e-3), math.log(0.2)), steps=st.integers(1, 1000))
+def test_dpsgd_noise_multiplier_extended(le, ld, lq, steps):
+    test_dpsgd_noise_multiplier_never_overshoots.hypothesis.inner_test(le, ld, lq, steps)

@@ -156,7 +156,13 @@ def test_tampering_detected(tmp_path, sql):
 
 # ------------------------------------------------------------------ concurrency and crashes
 WORKER = r"""
-import json, sys
+import importlib.util, json, sys, types
+# Load dprec.privacy without running dprec/__init__ (which imports numba/pandas and makes eight
+# processes start slowly on a small machine); the ledger code exercised is the same.
+_spec = importlib.util.find_spec("dprec")
+_pkg = types.ModuleType("dprec")
+_pkg.__path__ = list(_spec.submodule_search_locations)
+sys.modules["dprec"] = _pkg
 from dprec.errors import BudgetExceededError
 from dprec.privacy import Ledger
 path, wid, n, rho = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])

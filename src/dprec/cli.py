@@ -7,6 +7,8 @@
                    [--split random|user --test-fraction 0.2 --split-seed 0 --seed 0 --k 10]
                    [--epsilon E --delta D --privacy-unit user|rating --ledger PATH] [--format table|json]
     dprec demo [--seed 0] [--ledger PATH] [--format table|json]
+    dprec budget init (--dataset NAME | --ratings FILE [column options]) --epsilon E --delta D [--ledger PATH]
+    dprec budget show [--dataset NAME | --ratings FILE [column options]] [--ledger PATH] [--format json|table]
 
 Exit codes: 0 success; 2 usage error or bad input (a one-line message, no traceback); 3 privacy budget
 refused (:class:`~dprec.errors.BudgetExceededError`) or unusable ledger (:class:`~dprec.errors.LedgerError`).
@@ -560,6 +562,86 @@ def _cmd_demo(args) -> int:
     return EXIT_OK
 
 
+# ============================================================================================ budget
+def _budget_dataset_id(args) -> str | None:
+    """The dataset id fits use (``Interactions.dataset_id``) for --dataset/--ratings, or None if neither."""
+    if getattr(args, "dataset", None) is None and getattr(args, "ratings", None) is None:
+        return None
+    data, _ = _load_data(args)
+    return data.dataset_id
+
+
+def _budget_ledger_path(args, dataset_id: str | None) -> str:
+    from .privacy import Ledger
+
+    if args.ledger:
+        return args.ledger
+    if dataset_id is None:
+        raise UsageError("give --ledger PATH, or --dataset NAME / --ratings FILE to use the default ledger path")
+    return str(Ledger.default_path(dataset_id))
+
+
+def _print_budget(led, args) -> None:
+    d = led.to_dict()
+    if args.format == "json":
+        print(json.dumps(_jsonable(d), indent=2))
+        return
+    print(f"privacy ledger {d['path']}")
+    print(f"  dataset:   {d['dataset']}")
+    print(f"  total:     ε = {_fmt(d['total_epsilon'])}, δ = {d['total_delta']:g}")
+    print(f"  spent:     ε = {_fmt(d['spent_epsilon'])}, δ = {d['spent_delta']:g} (ρ = {_fmt(d['spent_rho'], 6)})")
+    print(f"  remaining: ε = {_fmt(d['remaining_epsilon'])}, δ = {d['remaining_delta']:g}")
+    if d["charges"]:
+        rows = [[str(c.get("seq", "")),
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["time"])) if c.get("time") else "-",
+                 str(c.get("model", "")), _fmt(c.get("rho"), 6), _fmt(c.get("epsilon")),
+                 "-" if c.get("delta") is None else f"{c['delta']:g}", str(c.get("label", ""))] for c in d["charges"]]
+        print()
+        print(_table(["#", "time", "model", "ρ", "ε", "δ", "label"], rows))
+    else:
+        print("  no charges yet")
+
+
+def _cmd_budget_init(args) -> int:
+    from .privacy import Ledger
+
+    if math.isinf(args.epsilon):
+        raise UsageError("--epsilon must be finite: a ledger tracks a finite budget")
+    dataset_id = _budget_dataset_id(args)
+    path = _budget_ledger_path(args, dataset_id)
+    led = Ledger.create(path, dataset=dataset_id, epsilon=args.epsilon, delta=args.delta)
+    _print_budget(led, args)
+    return EXIT_OK
+
+
+def _cmd_budget_show(args) -> int:
+    from .privacy import Ledger
+
+    dataset_id = _budget_dataset_id(args)
+    path = _budget_ledger_path(args, dataset_id)
+    led = Ledger.open(path, dataset=dataset_id)
+    _print_budget(led, args)
+    return EXIT_OK
+
+
+def _add_budget_source(q, *, required: bool) -> None:
+    src = q.add_mutually_exclusive_group(required=required)
+    src.add_argument("--dataset", metavar="NAME", help="a registered dataset (its id is the one fits charge)")
+    src.add_argument("--ratings", metavar="FILE", help="a ratings file, read as `dprec evaluate --ratings` reads it")
+    q.add_argument("--data-home", help="data directory for --dataset")
+    q.add_argument("--download", action="store_true", help="download --dataset if it is not present")
+    f = q.add_argument_group("ratings file options (as for evaluate)")
+    f.add_argument("--user-col")
+    f.add_argument("--item-col")
+    f.add_argument("--rating-col")
+    f.add_argument("--timestamp-col")
+    f.add_argument("--rating-bounds", metavar="LO,HI")
+    f.add_argument("--sep")
+    f.add_argument("--no-header", action="store_true")
+    q.add_argument("--ledger", metavar="PATH", help="ledger file (default: Ledger.default_path(dataset id))")
+    q.add_argument("--format", choices=("table", "json"), default="table")
+
+
 # ============================================================================================ parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -621,6 +703,25 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--ledger", metavar="PATH", help="privacy ledger charged by the DP fits")
     dm.add_argument("--format", choices=("table", "json"), default="table")
     dm.set_defaults(func=_cmd_demo)
+
+    bg = sub.add_parser("budget", help="create or inspect a dataset's persistent privacy budget (ledger)")
+    bsub = bg.add_subparsers(dest="budget_command", metavar="ACTION")
+    bsub.required = True
+    bi = bsub.add_parser("init", help="create the ledger of a dataset with a total (ε, δ) budget")
+    _add_budget_source(bi, required=True)
+    bi.add_argument("--epsilon", type=_epsilon_arg, required=True, help="total ε (finite)")
+    bi.add_argument("--delta", type=_delta_arg, required=True, help="total δ in (0, 1)")
+    bi.set_defaults(func=_cmd_budget_init)
+    bsh = bsub.add_parser("show", help="show a ledger: totals, spent, remaining, charges")
+    _add_budget_source(bsh, required=False)
+    bsh.set_defaults(func=_cmd_budget_show)
+
+    from . import bench  # benchmark sweeps (dprec.bench): `bench` and `bench-summary`
+
+    b = sub.add_parser("bench", help="run an accuracy-versus-privacy sweep from a TOML config")
+    bench.add_bench_arguments(b).set_defaults(func=bench.run_cli)
+    bs = sub.add_parser("bench-summary", help="regenerate a sweep's summary.md/.csv and plots from results.jsonl")
+    bench.add_summary_arguments(bs).set_defaults(func=bench.run_summary_cli)
     return p
 
 
@@ -635,8 +736,11 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
-    except (BudgetExceededError, LedgerError) as exc:
+    except BudgetExceededError as exc:
         print(f"dprec: privacy budget refused: {exc}", file=sys.stderr)
+        return EXIT_BUDGET
+    except LedgerError as exc:
+        print(f"dprec: privacy ledger refused (nothing was trained or charged): {exc}", file=sys.stderr)
         return EXIT_BUDGET
     except (UsageError, ValueError, KeyError, FileNotFoundError, DPRecError) as exc:
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

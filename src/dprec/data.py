@@ -131,6 +131,7 @@ class Interactions:
                 raise ValueError(f"timestamps must have one entry per rating ({m.nnz}), got {self.timestamps.shape}")
         self._user_index: dict | None = None
         self._item_index: dict | None = None
+        self._dataset_id: str | None = None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -195,7 +196,19 @@ class Interactions:
             side=self.side,
         )
         out._user_index, out._item_index = self._user_index, self._item_index
+        out._dataset_id = self.dataset_id
         return out
+
+    @property
+    def dataset_id(self) -> str:
+        """Identity of the dataset this data came from: ``name:fingerprint[:16]``.
+
+        Splits and subsets keep the id of their source, so a privacy ledger charges every fit on any part of
+        a dataset against that dataset's one budget (conservative: a subset costs at most as much).
+        """
+        if self._dataset_id is None:
+            self._dataset_id = f"{self.name}:{self.fingerprint()[:16]}"
+        return self._dataset_id
 
     def fingerprint(self) -> str:
         """SHA-256 over the ids, ratings and declared facts: identifies this exact dataset (for ledgers)."""

@@ -51,7 +51,7 @@ def run_cli(args) -> int:
         rows = run_bench(args.config, args.out, resume=bool(getattr(args, "resume", False)),
                          jobs=int(getattr(args, "jobs", 1) or 1),
                          progress=not getattr(args, "no_progress", False))
-    except (ConfigError, FileExistsError) as exc:
+    except (ConfigError, FileExistsError, ValueError) as exc:
         print(f"dprec bench: error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(rows)} cells in {args.out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "

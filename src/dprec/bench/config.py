@@ -578,10 +578,12 @@ def _check_datasets(cfg: BenchConfig) -> None:
             data = d.load()
         except ConfigError:
             raise
+        except FileNotFoundError as exc:  # the loader's message already says where to put the files / how to get them
+            raise ConfigError(f"{where}: {exc}") from None
         except Exception as exc:  # the loaders' own errors are informative; prefix where it happened
             if d.source == "registry":
-                fix = (f"check the name (see `dprec datasets`), or put the files under $DPREC_DATA "
-                       f"(currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "
+                fix = ("check the name (`dprec datasets list` shows the registry), or put the files under "
+                       f"$DPREC_DATA (currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "
                        f"dprec.datasets.load_dataset({d.name!r}, download=True)")
             elif d.source == "file":
                 fix = "check the file format, columns = {...}, sep and rating_bounds"

@@ -44,6 +44,8 @@ from .config import RATING_METRICS, BenchConfig, ConfigError, format_epsilon, lo
 __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULTS_FILE", "SCHEMA", "Cell"]
 
 RESULTS_FILE = "results.jsonl"
+#: models whose scores are not ratings: RMSE/MAE are NaN for them.
+RANKING_ONLY = frozenset({"implicit-als", "dp-popularity"})
 SCHEMA = "dprec-bench-row/1"
 TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
 
@@ -208,6 +210,8 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     train, test = splits[cell.dataset]
     model = spec.build(epsilon=cell.epsilon, delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
                        seed=cell.seed, num_threads=num_threads)
+    if spec.name in RANKING_ONLY and getattr(type(model), "predicts_ratings", None) is None:
+        model.predicts_ratings = False  # its predict() returns ranking scores (counts), not ratings
     t1 = time.perf_counter()
     model.fit(train)
     t2 = time.perf_counter()

@@ -312,12 +312,19 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, nchunks):
     for a in range(k):
         YtYr[a, a] += reg
     for c in prange(nchunks):
+        lo, hi = bounds[c], bounds[c + 1]
+        mx = 1
+        for u in range(lo, hi):
+            mx = max(mx, indptr[u + 1] - indptr[u])
+        Yb = np.empty((mx, k), dtype=np.float32)  # the row's gathered item vectors (one random pass)
+        cm = np.empty(mx, dtype=np.float32)
         x = np.empty(k, dtype=np.float32)
         r = np.empty(k, dtype=np.float32)
         p = np.empty(k, dtype=np.float32)
         Ap = np.empty(k, dtype=np.float32)
-        for u in range(bounds[c], bounds[c + 1]):
+        for u in range(lo, hi):
             s, e = indptr[u], indptr[u + 1]
+            n = e - s
             for a in range(k):
                 x[a] = X[u, a]
             # r = b − A x = Σ_j [c_j − (c_j − 1) y_j·x] y_j − (YtY + reg I) x
@@ -326,15 +333,18 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, nchunks):
                 for q in range(k):
                     acc += YtYr[a, q] * x[q]
                 r[a] = -acc
-            for t in range(s, e):
-                j = indices[t]
-                cj = np.float32(conf[t])
+            for t in range(n):
+                j = indices[s + t]
+                cj = np.float32(conf[s + t])
+                cm[t] = cj - np.float32(1.0)
                 d = np.float32(0.0)
                 for a in range(k):
-                    d += Y[j, a] * x[a]
-                w = cj - (cj - np.float32(1.0)) * d
+                    v = np.float32(Y[j, a])
+                    Yb[t, a] = v
+                    d += v * x[a]
+                w = cj - cm[t] * d
                 for a in range(k):
-                    r[a] += w * Y[j, a]
+                    r[a] += w * Yb[t, a]
             rsold = np.float32(0.0)
             for a in range(k):
                 p[a] = r[a]
@@ -347,15 +357,13 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, nchunks):
                     for q in range(k):
                         acc += YtYr[a, q] * p[q]
                     Ap[a] = acc
-                for t in range(s, e):
-                    j = indices[t]
-                    cm1 = np.float32(conf[t]) - np.float32(1.0)
+                for t in range(n):
                     d = np.float32(0.0)
                     for a in range(k):
-                        d += Y[j, a] * p[a]
-                    d *= cm1
+                        d += Yb[t, a] * p[a]
+                    d *= cm[t]
                     for a in range(k):
-                        Ap[a] += d * Y[j, a]
+                        Ap[a] += d * Yb[t, a]
                 pAp = np.float32(0.0)
                 for a in range(k):
                     pAp += p[a] * Ap[a]

@@ -310,7 +310,7 @@ class DPModelMixin:
 
 
 def _dataset_id(data) -> str:
-    return f"{data.name}:{data.fingerprint()[:16]}"
+    return data.dataset_id
 
 
 def _jsonable(o: Any):

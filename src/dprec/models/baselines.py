@@ -343,8 +343,11 @@ class DPPopularity(DPModelMixin, Recommender):
     """DP popularity: items ranked by noisy (weighted) rating counts.
 
     Release: ``Ñ_j = Σ_i w_ij + N(0, σ²)`` with user weights ``Σ_j w_ij² ≤ k`` (L2 sensitivity ``√k``; ``1``
-    under ``privacy_unit="rating"``). Every user gets the same ranking (minus their own seen items).
+    under ``privacy_unit="rating"``). Every user gets the same ranking (minus their own seen items). It ranks;
+    it does not predict ratings (``evaluate`` reports RMSE as NaN).
     """
+
+    predicts_ratings = False
 
     def __init__(self, *, epsilon, delta=None, privacy_unit="user", max_ratings_per_user=None, secure_noise=False, num_threads=0, rng=None):
         super().__init__(num_threads=num_threads, rng=rng)

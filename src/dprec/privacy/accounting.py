@@ -221,7 +221,8 @@ def _epsilon_to_rho_cached(eps: float, d: float) -> float:
                 flo /= 2.0
             side = 1
     rho = lo * (1.0 - _SHAVE)
-    assert rho_to_epsilon(rho, d) <= eps
+    if rho_to_epsilon(rho, d) > eps:  # cannot happen (lo is feasible); never return an unsafe value
+        raise RuntimeError(f"epsilon_to_rho({eps}, {d}) failed to find a feasible rho; please report this bug")
     return rho
 
 
@@ -355,6 +356,10 @@ def plan(epsilon, delta, steps: Sequence[Step]) -> Plan:
     over all releases) is re-converted and checked to be ``<= epsilon``.
 
     With ``epsilon = inf`` every ``σ`` is ``0`` (no noise) and every ρ is ``inf``.
+
+    If the fit also spends an explicit δ (e.g. DP item selection with ``δ_sel``), plan the Gaussian
+    steps at ``delta - δ_sel`` so that the ledger (which converts Σρ at ``δ_total − Σ explicit δ``)
+    accepts the charges.
 
     Parameters
     ----------
@@ -502,7 +507,8 @@ def dpsgd_noise_multiplier(
             hi = mid
         else:
             lo = mid
-    assert f(hi) <= eps
+    if f(hi) > eps:  # cannot happen (hi is feasible by construction)
+        raise RuntimeError("dpsgd_noise_multiplier failed to find a feasible noise multiplier; please report this bug")
     return hi
 
 

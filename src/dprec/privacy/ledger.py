@@ -259,6 +259,7 @@ class Ledger:
                 con.close()
             try:
                 os.link(tmp, path)
+                _fsync_dir(path.parent)
             except FileExistsError:
                 existing = cls.open(path)  # created concurrently by another process
                 cls._check_same(existing._header, path, dataset, eps, d)
@@ -488,7 +489,9 @@ class Ledger:
     def remaining(self) -> Remaining:
         """Remaining budget ``Remaining(epsilon, delta, rho)``; ``rho`` is the largest further plain
         zCDP charge that fits (computed conservatively with :func:`epsilon_to_rho`)."""
-        st = self._state()
+        return self._remaining_from(self._state())
+
+    def _remaining_from(self, st: dict) -> Remaining:
         eps_t, d_t = self.total_epsilon, self.total_delta
         rem_eps = max(0.0, eps_t - st["spent_epsilon"])
         d_z = d_t - st["delta_explicit"]
@@ -508,7 +511,7 @@ class Ledger:
     def to_dict(self) -> dict:
         """JSON-able summary: dataset, totals, spent, remaining and the charges."""
         st = self._state()
-        rem = self.remaining()
+        rem = self._remaining_from(st)
         return {
             "path": str(self.path),
             "dataset": self.dataset,
@@ -564,6 +567,20 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     if create:
         con.execute("PRAGMA journal_mode = DELETE")
     return con
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new directory entry durable (POSIX); best effort elsewhere."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _begin_immediate(con: sqlite3.Connection, path) -> None:

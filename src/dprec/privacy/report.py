@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .accounting import gaussian_rho, rho_to_epsilon
+from .accounting import dpsgd_epsilon, gaussian_rho, rho_to_epsilon
 from .units import check_delta, check_epsilon, check_privacy_unit
 
 __all__ = ["ReportStep", "PrivacyReport"]
@@ -26,8 +26,16 @@ def _jf(x):
 
 @dataclass
 class ReportStep:
-    """One accounted release. ``rho`` is per release; the step costs ``count * rho`` in zCDP plus
-    ``delta`` (extra δ of a δ-approximate zCDP mechanism, e.g. DP item selection)."""
+    """One accounted release.
+
+    zCDP step (``epsilon is None``): ``rho`` is per release; the step costs ``count * rho`` in zCDP
+    plus ``delta`` (extra δ of a δ-approximate zCDP mechanism, e.g. DP item selection).
+
+    (ε, δ) step (``epsilon`` set, e.g. DP-SGD accounted by ``dp_accounting``): costs
+    ``(epsilon, delta)`` by basic composition; ``rho`` is ignored (use ``nan``/0). For
+    ``mechanism="poisson_subsampled_gaussian"`` put ``noise_multiplier``, ``sample_rate`` and
+    ``steps`` in ``params`` so :meth:`PrivacyReport.verify` can recompute ε.
+    """
 
     name: str
     mechanism: str
@@ -36,9 +44,13 @@ class ReportStep:
     rho: float
     count: int = 1
     delta: float = 0.0
+    epsilon: float | None = None
+    params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
+            "epsilon": _jf(self.epsilon),
+            "params": dict(self.params),
             "name": self.name,
             "mechanism": self.mechanism,
             "sigma": _jf(self.sigma),
@@ -85,11 +97,13 @@ class PrivacyReport:
         self.delta = check_delta(self.delta, allow_zero=math.isinf(self.epsilon))
 
     # ---------------------------------------------------------------- building
-    def add_step(self, name, mechanism, *, sigma, sensitivity, rho=None, count=1, delta=0.0) -> "PrivacyReport":
-        """Append a release; ``rho`` defaults to ``Δ²/(2σ²)``."""
+    def add_step(self, name, mechanism, *, sigma, sensitivity, rho=None, count=1, delta=0.0, epsilon=None,
+                 params=None) -> "PrivacyReport":
+        """Append a release; for zCDP steps ``rho`` defaults to ``Δ²/(2σ²)``."""
         if rho is None:
-            rho = gaussian_rho(sensitivity, sigma)
-        self.steps.append(ReportStep(name, mechanism, float(sigma), float(sensitivity), float(rho), int(count), float(delta)))
+            rho = gaussian_rho(sensitivity, sigma) if epsilon is None else 0.0
+        self.steps.append(ReportStep(name, mechanism, float(sigma), float(sensitivity), float(rho), int(count),
+                                     float(delta), None if epsilon is None else float(epsilon), dict(params or {})))
         return self
 
     @classmethod
@@ -112,23 +126,28 @@ class PrivacyReport:
 
     @property
     def total_rho(self) -> float:
-        return math.fsum(s.rho * s.count for s in self.steps) if self.steps else 0.0
+        return math.fsum(s.rho * s.count for s in self.steps if s.epsilon is None) if self.steps else 0.0
 
     @property
     def extra_delta(self) -> float:
         return math.fsum(s.delta for s in self.steps)
 
+    @property
+    def approx_epsilon(self) -> float:
+        return math.fsum(s.epsilon for s in self.steps if s.epsilon is not None)
+
     def achieved(self) -> tuple[float, float]:
-        """``(ε, δ)`` implied by the listed steps: ``ρ = Σ count·ρ`` converted at ``δ − Σδ_step``."""
+        """``(ε, δ)`` implied by the listed steps: ``ρ = Σ count·ρ`` converted at ``δ − Σδ_step``,
+        plus the (ε, δ) steps by basic composition (same rule as the ledger)."""
         if not self.is_private:
             return math.inf, self.delta
         d_z = self.delta - self.extra_delta
         rho = self.total_rho
         if rho == 0:
-            return 0.0, self.extra_delta
+            return self.approx_epsilon, self.extra_delta
         if d_z <= 0:
             return math.inf, self.delta
-        return rho_to_epsilon(rho, d_z), self.delta
+        return rho_to_epsilon(rho, d_z) + self.approx_epsilon, self.delta
 
     def verify(self, rtol: float = 1e-9) -> bool:
         """Independently recompute each step's ρ from σ and Δ (``Δ²/(2σ²)``), check it is not
@@ -136,17 +155,34 @@ class PrivacyReport:
         ``δ − Σδ_step``) is ``<=`` the target. Returns True or raises ValueError with the reason."""
         if not self.is_private:
             return True
+        eps_approx = []
         for s in self.steps:
+            if s.epsilon is not None:
+                if s.mechanism == "poisson_subsampled_gaussian":
+                    p = s.params
+                    try:
+                        e = dpsgd_epsilon(p["noise_multiplier"], p["sample_rate"], int(p["steps"]), s.delta,
+                                          accountant=p.get("accountant", "rdp"))
+                    except KeyError as err:
+                        raise ValueError(f"step {s.name!r} lacks param {err} needed to recompute epsilon") from None
+                    if e > s.epsilon * (1 + rtol):
+                        raise ValueError(f"step {s.name!r}: listed epsilon={s.epsilon} but recomputed {e}")
+                    eps_approx.append(e)
+                else:
+                    eps_approx.append(s.epsilon)
+                continue
             if s.sigma == 0 or math.isinf(s.rho):
                 raise ValueError(f"step {s.name!r} has no noise (sigma=0) in a private report")
             r = (s.sensitivity / s.sigma) ** 2 / 2.0
             if r > s.rho * (1 + rtol):
                 raise ValueError(f"step {s.name!r}: listed rho={s.rho} but Δ²/(2σ²)={r}")
-        rho = math.fsum(((s.sensitivity / s.sigma) ** 2 / 2.0) * s.count for s in self.steps)
+        rho = math.fsum(((s.sensitivity / s.sigma) ** 2 / 2.0) * s.count for s in self.steps if s.epsilon is None)
         d_z = self.delta - self.extra_delta
         if rho > 0 and d_z <= 0:
             raise ValueError("explicit per-step deltas use up the whole delta")
-        eps = rho_to_epsilon(rho, d_z) if rho > 0 else 0.0
+        if self.extra_delta > self.delta * (1 + rtol):
+            raise ValueError(f"per-step deltas sum to {self.extra_delta} > delta={self.delta}")
+        eps = (rho_to_epsilon(rho, d_z) if rho > 0 else 0.0) + math.fsum(eps_approx)
         if eps > self.epsilon * (1 + rtol):
             raise ValueError(f"composed epsilon {eps} exceeds the target {self.epsilon}")
         return True
@@ -188,7 +224,9 @@ class PrivacyReport:
         if "accountant" in d:
             rep.accountant = d["accountant"]
         for s in d.get("steps", []):
+            e = s.get("epsilon")
             rep.steps.append(
-                ReportStep(s["name"], s["mechanism"], f(s["sigma"]), f(s["sensitivity"]), f(s["rho"]), int(s["count"]), float(s.get("delta", 0.0)))
+                ReportStep(s["name"], s["mechanism"], f(s["sigma"]), f(s["sensitivity"]), f(s["rho"]), int(s["count"]),
+                           float(s.get("delta", 0.0)), None if e is None else f(e), dict(s.get("params", {})))
             )
         return rep

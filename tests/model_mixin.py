@@ -1,0 +1,323 @@
+"""A shared contract test for every dprec model (the full :class:`~dprec.models.base.Recommender` protocol).
+
+Use it by subclassing in a ``Test*`` class and providing the hooks::
+
+    class TestMyModel(ModelContract):
+        def make_model(self):
+            return MyModel(rng=0)
+
+Optional hooks / declarations (class attributes):
+
+``make_data()``                 the training data; default: small explicit ratings with **string** ids,
+                                rating bounds (1, 5), every user with ≥ 4 ratings.
+``fit_model(model, data)``      how to fit (DP models pass ``epsilon=`` etc.); default ``model.fit(data)``.
+``supports_fold_in``            False if ``fold_in`` raises NotImplementedError.
+``supports_explain``            False if ``explain`` raises NotImplementedError.
+``supports_similar_items``      False if the model has no item representation.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from dprec import Interactions
+from dprec.errors import CorruptFileError, UnknownIdError
+from dprec.models.base import Recommender, load_model
+
+
+def contract_data(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Interactions:
+    """Low-rank explicit ratings on a 1..5 scale with string ids (``u000``, ``i000``), seeded."""
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((n_users, 2))
+    Q = rng.standard_normal((n_items, 2))
+    rows, cols, vals = [], [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=rng.integers(4, n_items // 2), replace=False)
+        for i in items:
+            r = 3.0 + P[u] @ Q[i] + 0.3 * rng.standard_normal()
+            rows.append(f"u{u:03d}")
+            cols.append(f"i{i:03d}")
+            vals.append(float(np.clip(np.round(r), 1, 5)))
+    df = pd.DataFrame({"user": rows, "item": cols, "rating": vals})
+    return Interactions.from_pandas(df, rating_bounds=(1, 5), name="contract")
+
+
+class ModelContract:
+    supports_fold_in = True
+    supports_explain = True
+    supports_similar_items = True
+
+    # ------------------------------------------------------------------ hooks
+    def make_model(self) -> Recommender:  # pragma: no cover - must be overridden
+        raise NotImplementedError
+
+    def make_data(self) -> Interactions:
+        return contract_data()
+
+    def fit_model(self, model, data):
+        return model.fit(data)
+
+    # ------------------------------------------------------------------ fixtures
+    @pytest.fixture(scope="class")
+    def data(self):
+        return self.make_data()
+
+    @pytest.fixture(scope="class")
+    def fitted(self, data):
+        return self.fit_model(self.make_model(), data)
+
+    @pytest.fixture
+    def fresh(self, data):
+        """A fitted model a test may mutate (fold_in)."""
+        return self.fit_model(self.make_model(), data)
+
+    # ------------------------------------------------------------------ fit
+    def test_unfitted_raises_clearly(self, data):
+        m = self.make_model()
+        user = data.user_ids[0]
+        with pytest.raises(RuntimeError, match="not fitted"):
+            m.recommend(user)
+        with pytest.raises(RuntimeError, match="not fitted"):
+            m.predict([user], [data.item_ids[0]])
+        with pytest.raises(RuntimeError, match="not fitted"):
+            m.save("never-written")
+
+    def test_fit_on_csr_matrix(self, data):
+        m = self.fit_model(self.make_model(), data.matrix.copy())
+        assert isinstance(m, Recommender)
+        assert len(m.item_ids) == data.n_items and len(m.user_ids) == data.n_users
+        ids, scores = m.recommend(0, n=5)
+        assert ids.shape == scores.shape == (5,)
+        assert np.issubdtype(np.asarray(ids).dtype, np.integer)
+
+    def test_fit_returns_self(self, data):
+        m = self.make_model()
+        assert self.fit_model(m, data) is m
+
+    # ------------------------------------------------------------------ predict
+    def test_predict_shapes_and_scalar(self, fitted, data):
+        users = data.user_ids[[0, 1, 2, 0]]
+        items = data.item_ids[[0, 3, 5, 7]]
+        p = fitted.predict(users, items)
+        assert p.shape == (4,) and p.dtype == np.float64 and np.all(np.isfinite(p))
+        one = fitted.predict(users[1], items[1])
+        assert np.ndim(one) == 0 and np.isclose(one, p[1])
+        if data.rating_bounds is not None and getattr(fitted, "feedback", "explicit") == "explicit":
+            lo, hi = data.rating_bounds
+            assert np.all((p >= lo) & (p <= hi))
+
+    def test_predict_unknown_user_falls_back(self, fitted, data):
+        p = fitted.predict(["nobody-here", "nobody-here"], data.item_ids[:2])
+        assert p.shape == (2,) and np.all(np.isfinite(p))
+
+    def test_predict_unknown_item_raises(self, fitted, data):
+        with pytest.raises(UnknownIdError):
+            fitted.predict([data.user_ids[0]], ["no-such-item"])
+
+    def test_predict_length_mismatch_raises(self, fitted, data):
+        with pytest.raises(ValueError):
+            fitted.predict(data.user_ids[:2], data.item_ids[:3])
+
+    # ------------------------------------------------------------------ recommend
+    def test_recommend_single_user_1d_raw_ids(self, fitted, data):
+        ids, scores = fitted.recommend(data.user_ids[0], n=5)
+        assert ids.ndim == 1 and scores.ndim == 1 and len(ids) == len(scores) == 5
+        assert set(ids.tolist()) <= set(data.item_ids.tolist())
+        assert all(isinstance(i, str) for i in ids.tolist())
+        assert np.all(np.diff(scores) <= 0), "scores must be sorted best first"
+
+    def test_recommend_batch_2d(self, fitted, data):
+        users = data.user_ids[:3]
+        ids, scores = fitted.recommend(users, n=4)
+        assert ids.shape == (3, 4) and scores.shape == (3, 4)
+        for k, u in enumerate(users):
+            i1, s1 = fitted.recommend(u, n=4)
+            assert ids[k].tolist() == i1.tolist()
+            np.testing.assert_allclose(scores[k], s1)
+
+    def test_filter_seen(self, fitted, data):
+        for u in data.user_ids[:5]:
+            seen, _ = data.user_ratings(u)
+            ids, _ = fitted.recommend(u, n=data.n_items)
+            assert not set(ids.tolist()) & set(seen.tolist())
+            assert len(ids) == data.n_items - len(seen)
+        u = data.user_ids[0]
+        ids, _ = fitted.recommend(u, n=data.n_items, filter_seen=False)
+        assert len(ids) == data.n_items
+
+    def test_items_restricts_candidates(self, fitted, data):
+        cand = data.item_ids[[1, 4, 9, 12, 20]]
+        ids, scores = fitted.recommend(data.user_ids[0], n=10, items=cand, filter_seen=False)
+        assert set(ids.tolist()) <= set(cand.tolist()) and len(ids) == len(cand)
+        ids2, _ = fitted.recommend(data.user_ids[:2], n=10, items=cand, filter_seen=False)
+        assert ids2.shape == (2, 10)
+        for row in ids2:
+            real = [x for x in row.tolist() if x is not None]
+            assert set(real) <= set(cand.tolist())
+        with pytest.raises(UnknownIdError):
+            fitted.recommend(data.user_ids[0], items=["no-such-item"])
+
+    def test_n_larger_than_catalog(self, fitted, data):
+        u = data.user_ids[0]
+        ids, scores = fitted.recommend(u, n=10 * data.n_items)
+        seen, _ = data.user_ratings(u)
+        assert len(ids) == data.n_items - len(seen) and np.all(np.isfinite(scores))
+        ids2, scores2 = fitted.recommend(data.user_ids[:2], n=data.n_items + 5)
+        assert ids2.shape == (2, data.n_items)
+        assert np.isneginf(scores2).any(axis=1).all()  # padded with -inf for seen items
+        with pytest.raises(ValueError):
+            fitted.recommend(u, n=0)
+
+    def test_unknown_user_gets_fallback(self, fitted, data):
+        ids, scores = fitted.recommend("someone-new", n=5)
+        assert len(ids) == 5 and np.all(np.isfinite(scores))
+        ids2, _ = fitted.recommend(["someone-new", data.user_ids[0]], n=5)
+        assert ids2.shape == (2, 5)
+        assert ids2[0].tolist() == ids.tolist()
+
+    # ------------------------------------------------------------------ similar items / explain
+    def test_similar_items_excludes_itself(self, fitted, data):
+        item = data.item_ids[3]
+        if not self.supports_similar_items:
+            with pytest.raises(NotImplementedError):
+                fitted.similar_items(item)
+            return
+        ids, scores = fitted.similar_items(item, n=5)
+        assert len(ids) == 5 and item not in ids.tolist()
+        assert np.all(np.diff(scores) <= 1e-12)
+        with pytest.raises(UnknownIdError):
+            fitted.similar_items("no-such-item")
+
+    def test_explain_returns_dataframe(self, fitted, data):
+        u, i = data.user_ids[0], data.item_ids[2]
+        if not self.supports_explain:
+            with pytest.raises(NotImplementedError):
+                fitted.explain(u, i)
+            return
+        df = fitted.explain(u, i)
+        assert isinstance(df, pd.DataFrame)
+        assert list(df.columns) == ["item", "rating", "contribution"]
+        assert {"score", "baseline"} <= set(df.attrs)
+        seen, _ = data.user_ratings(u)
+        assert set(df["item"].tolist()) <= set(seen.tolist())
+        with pytest.raises(UnknownIdError):
+            fitted.explain("nobody-here", i)
+
+    # ------------------------------------------------------------------ fold-in
+    def test_fold_in_new_user(self, fresh, data):
+        if not self.supports_fold_in:
+            with pytest.raises(NotImplementedError):
+                fresh.fold_in({data.item_ids[0]: 5.0}, user="newbie")
+            return
+        rated = {data.item_ids[0]: 5.0, data.item_ids[1]: 4.0, data.item_ids[5]: 1.0}
+        uid = fresh.fold_in(rated, user="newbie")
+        assert uid == "newbie" and "newbie" in fresh.user_ids.tolist()
+        ids, scores = fresh.recommend("newbie", n=data.n_items)
+        assert not set(ids.tolist()) & set(rated)
+        assert len(ids) == data.n_items - len(rated)
+        ids_all, _ = fresh.recommend("newbie", n=data.n_items, filter_seen=False)
+        assert set(rated) <= set(ids_all.tolist())
+        p = fresh.predict(["newbie"], [data.item_ids[2]])
+        assert np.all(np.isfinite(p))
+        # updating the same user again replaces the history
+        fresh.fold_in(pd.Series({data.item_ids[7]: 3.0}), user="newbie")
+        ids2, _ = fresh.recommend("newbie", n=data.n_items)
+        assert data.item_ids[7] not in ids2.tolist() and data.item_ids[0] in ids2.tolist()
+
+    def test_fold_in_validates(self, fresh, data):
+        if not self.supports_fold_in:
+            return
+        with pytest.raises(UnknownIdError):
+            fresh.fold_in({"no-such-item": 3.0}, user="x")
+        if data.rating_bounds is not None:
+            with pytest.raises(ValueError):
+                fresh.fold_in({data.item_ids[0]: data.rating_bounds[1] + 10}, user="x")
+
+    # ------------------------------------------------------------------ persistence
+    def test_save_load_round_trip(self, fitted, data, tmp_path):
+        path = fitted.save(tmp_path / "m")
+        assert path.endswith(".npz") and os.path.exists(path)
+        loaded = type(fitted).load(path)
+        assert type(loaded) is type(fitted)
+        assert loaded.get_params() == fitted.get_params()
+        users = list(data.user_ids[:4]) + ["someone-new"]
+        a_ids, a_sc = fitted.recommend(users, n=7)
+        b_ids, b_sc = loaded.recommend(users, n=7)
+        assert a_ids.tolist() == b_ids.tolist()
+        np.testing.assert_array_equal(a_sc, b_sc)
+        items = data.item_ids[:4]
+        np.testing.assert_array_equal(fitted.predict(users[:4], items), loaded.predict(users[:4], items))
+        assert type(load_model(path)) is type(fitted)
+
+    def test_save_load_after_fold_in(self, fresh, data, tmp_path):
+        if not self.supports_fold_in:
+            return
+        fresh.fold_in({data.item_ids[0]: 5.0, data.item_ids[3]: 2.0}, user="later")
+        loaded = type(fresh).load(fresh.save(tmp_path / "f.npz"))
+        a = fresh.recommend(["later", data.user_ids[0]], n=5)
+        b = loaded.recommend(["later", data.user_ids[0]], n=5)
+        assert a[0].tolist() == b[0].tolist()
+        np.testing.assert_array_equal(a[1], b[1])
+
+    def test_truncated_file_raises(self, fitted, tmp_path):
+        path = fitted.save(tmp_path / "t.npz")
+        raw = open(path, "rb").read()
+        for cut in (len(raw) // 2, len(raw) - 10, 100):
+            with open(path, "wb") as fh:
+                fh.write(raw[:cut])
+            with pytest.raises(CorruptFileError):
+                type(fitted).load(path)
+
+    def test_flipped_bytes_raise(self, fitted, tmp_path):
+        path = fitted.save(tmp_path / "b.npz")
+        with zipfile.ZipFile(path) as z:
+            infos = [i for i in z.infolist() if not i.filename.startswith("__manifest__") and i.file_size > 200]
+            info = infos[0]
+            with z.open(info) as fh:
+                fh.read()
+        raw = bytearray(open(path, "rb").read())
+        # raw data of the member: local header (30 bytes + name + extra) then the stored bytes
+        name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
+        extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+        start = info.header_offset + 30 + name_len + extra_len
+        pos = start + info.compress_size - 3  # inside the array payload, past the .npy header
+        raw[pos] ^= 0xFF
+        with open(path, "wb") as fh:
+            fh.write(bytes(raw))
+        with pytest.raises(CorruptFileError):
+            type(fitted).load(path)
+
+    def test_tampered_array_with_valid_zip_raises(self, fitted, tmp_path):
+        """An array edited and re-zipped consistently (valid CRC) must fail the manifest checksum."""
+        path = fitted.save(tmp_path / "e.npz")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        name = next(k for k, v in arrays.items() if k != "__manifest__" and v.dtype.kind == "f" and v.size > 0)
+        arrays[name] = arrays[name].copy()
+        arrays[name].flat[0] += 1.0
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+        with pytest.raises(CorruptFileError):
+            type(fitted).load(path)
+
+    def test_wrong_class_load_raises(self, fitted, data, tmp_path):
+        from dprec.models import ALS, Popularity
+
+        other = Popularity() if not isinstance(fitted, Popularity) else ALS(factors=2, iterations=1, rng=0)
+        path = other.fit(data).save(tmp_path / "other.npz")
+        with pytest.raises(CorruptFileError):
+            type(fitted).load(path)
+
+    def test_not_a_model_file_raises(self, fitted, tmp_path):
+        p = tmp_path / "junk.npz"
+        p.write_bytes(b"this is not a zip file at all")
+        with pytest.raises(CorruptFileError):
+            type(fitted).load(p)
+        with pytest.raises(FileNotFoundError):
+            type(fitted).load(tmp_path / "missing.npz")

@@ -1,0 +1,350 @@
+"""ALS kernels and model: exactness against dense numpy references, convergence, fold-in, explain, state."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from dprec import Interactions
+from dprec.kernels import als as K
+from dprec.models import ALS
+
+from model_mixin import contract_data
+
+
+def _random_csr(n_users=50, n_items=30, density=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_users, n_items, density=density, format="csr", random_state=seed)
+    X.data = rng.integers(1, 6, X.nnz).astype(np.float64)
+    X.sort_indices()
+    return X
+
+
+def _item_major(X):
+    Xt = X.T.tocsr()
+    Xt.sort_indices()
+    return Xt
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_item_stats_match_dense_reference(dtype):
+    X = _random_csr()
+    Xt = _item_major(X)
+    rng = np.random.default_rng(1)
+    k = 6
+    U = rng.standard_normal((X.shape[0], k)).astype(dtype)
+    wA = rng.random(Xt.nnz).astype(dtype) + 0.5
+    wb = rng.standard_normal(Xt.nnz).astype(dtype)
+    A, b = K.item_stats(Xt.indptr, Xt.indices, wA, wb, U, 0, X.shape[0])
+    WA = sp.csr_matrix((wA.astype(np.float64), Xt.indices, Xt.indptr), shape=Xt.shape).toarray()  # items×users
+    WB = sp.csr_matrix((wb.astype(np.float64), Xt.indices, Xt.indptr), shape=Xt.shape).toarray()
+    U64 = U.astype(np.float64)
+    A_ref = np.einsum("ju,ua,ub->jab", WA, U64, U64)
+    b_ref = WB @ U64
+    scale = np.abs(A_ref).max()
+    assert A.shape == (X.shape[1], k, k) and A.dtype == np.float64
+    np.testing.assert_allclose(A, A_ref, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-5, atol=1e-5 * np.abs(b_ref).max())
+    np.testing.assert_array_equal(A, np.swapaxes(A, 1, 2))  # exactly symmetric
+
+
+def test_item_stats_user_blocks_reduce_to_full():
+    X = _random_csr(n_users=80)
+    Xt = _item_major(X)
+    U = np.random.default_rng(2).standard_normal((80, 5)).astype(np.float32)
+    w = np.ones(Xt.nnz, np.float32)
+    r = Xt.data.astype(np.float32)
+    full = K.item_stats(Xt.indptr, Xt.indices, w, r, U, 0, 80)
+    parts = [K.item_stats(Xt.indptr, Xt.indices, w, r, U, lo, hi) for lo, hi in ((0, 17), (17, 17), (17, 60), (60, 80))]
+    A, b = K.reduce_stats(parts)
+    np.testing.assert_allclose(A, full[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(b, full[1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        K.item_stats(Xt.indptr, Xt.indices, w, r, U, 10, 5)
+
+
+def test_solve_batched_matches_numpy_solve():
+    rng = np.random.default_rng(3)
+    n, k = 20, 7
+    M = rng.standard_normal((n, k, k))
+    A = np.einsum("nab,ncb->nac", M, M)
+    b = rng.standard_normal((n, k))
+    reg = rng.random((n, k)) + 0.1
+    G = np.eye(k) * 0.3
+    x, fails = K.solve_batched(A, b, reg, G, dtype=np.float64)
+    assert fails == 0
+    ref = np.stack([np.linalg.solve(A[j] + G + np.diag(reg[j]), b[j]) for j in range(n)])
+    np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-10)
+    A_before = A.copy()
+    x32, _ = K.solve_batched(A, b, 0.5)  # scalar ridge, float32 output
+    assert x32.dtype == np.float32
+    np.testing.assert_array_equal(A, A_before)  # inputs untouched
+    # a non positive-definite system is reported and zeroed, not silently garbage
+    bad = A.copy()
+    bad[0] = -np.eye(k)
+    x_bad, fails = K.solve_batched(bad, b, 0.0, dtype=np.float64)
+    assert fails == 1 and np.all(x_bad[0] == 0)
+
+
+def test_solve_rows_matches_numpy():
+    X = _random_csr()
+    rng = np.random.default_rng(4)
+    k = 5
+    Y = rng.standard_normal((X.shape[1], k)).astype(np.float32)
+    wA = rng.random(X.nnz).astype(np.float32)
+    wb = rng.standard_normal(X.nnz).astype(np.float32)
+    G = np.eye(k) * 0.2
+    reg = rng.random((X.shape[0], k)) + 0.1
+    out = np.empty((X.shape[0], k), np.float64)
+    assert K.solve_rows(X.indptr, X.indices, wA, wb, Y, G, reg, out) == 0
+    Y64 = Y.astype(np.float64)
+    for u in range(X.shape[0]):
+        s = slice(X.indptr[u], X.indptr[u + 1])
+        Yu = Y64[X.indices[s]]
+        M = G + (Yu * wA[s, None]).T @ Yu + np.diag(reg[u])
+        np.testing.assert_allclose(out[u], np.linalg.solve(M, Yu.T @ wb[s]), rtol=1e-4, atol=1e-6)
+
+
+def test_cg_converges_to_exact_solution():
+    X = _random_csr(n_users=30, n_items=40)
+    rng = np.random.default_rng(5)
+    k = 4
+    Y = rng.standard_normal((X.shape[1], k)).astype(np.float32)
+    conf = (1.0 + 2.0 * X.data).astype(np.float32)
+    YtY = K.gram(Y)
+    ref = Y.astype(np.float64).T @ Y.astype(np.float64)
+    np.testing.assert_allclose(YtY, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())  # float32 blocks
+    Xf = np.zeros((X.shape[0], k), np.float32)
+    K.cg_rows(X.indptr, X.indices, conf, Y, YtY, 0.1, Xf, 30)
+    Y64 = Y.astype(np.float64)
+    for u in range(X.shape[0]):
+        s = slice(X.indptr[u], X.indptr[u + 1])
+        Yu = Y64[X.indices[s]]
+        M = YtY + 0.1 * np.eye(k) + (Yu * (conf[s, None] - 1)).T @ Yu
+        np.testing.assert_allclose(Xf[u], np.linalg.solve(M, Yu.T @ conf[s]), rtol=2e-3, atol=2e-4)
+
+
+def test_topk_dense_kernel():
+    rng = np.random.default_rng(6)
+    U = rng.standard_normal((5, 3)).astype(np.float32)
+    V = rng.standard_normal((12, 3)).astype(np.float32)
+    excl = sp.csr_matrix(([1.0, 1.0], ([0, 2], [3, 4])), shape=(5, 12))
+    idx, val = K.topk_dense(U, V, 4, excl.indptr, excl.indices)
+    S = U @ V.T
+    S[0, 3] = S[2, 4] = -np.inf
+    np.testing.assert_array_equal(idx, np.argsort(-S, axis=1, kind="stable")[:, :4])
+
+
+# ---------------------------------------------------------------------------------------------- explicit ALS
+def _small_explicit():
+    return contract_data(n_users=60, n_items=40, seed=1)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-10), ("float32", 1e-5)])
+def test_explicit_objective_decreases_monotonically(dtype, rtol):
+    data = _small_explicit()
+    m = ALS(factors=5, iterations=12, regularization=0.05, bias_regularization=1.0, rng=0, dtype=dtype)
+    m.fit(data, track_loss=True)
+    loss = np.array(m.loss_history_)
+    assert len(loss) == 12
+    assert np.all(np.diff(loss) <= rtol * loss[:-1]), loss
+    assert loss[-1] < 0.7 * loss[0]
+
+
+def test_explicit_fits_low_rank_data_better_than_biases():
+    data = _small_explicit()
+    als = ALS(factors=4, iterations=15, rng=0).fit(data)
+    coo = data.matrix.tocoo()
+    pred = als.predict(data.user_ids[coo.row], data.item_ids[coo.col])
+    mu = coo.data.mean()
+    assert np.sqrt(np.mean((pred - coo.data) ** 2)) < 0.8 * np.sqrt(np.mean((mu - coo.data) ** 2))
+
+
+def test_predict_clipped_to_rating_bounds():
+    data = _small_explicit()
+    m = ALS(factors=8, iterations=5, regularization=0.0001, bias_regularization=0.0, rng=0).fit(data)
+    rows = np.repeat(np.arange(data.n_users), data.n_items)
+    cols = np.tile(np.arange(data.n_items), data.n_users)
+    raw = m._predict_raw(rows, cols)
+    clipped = m._predict(rows, cols)
+    np.testing.assert_array_equal(clipped, np.clip(raw, 1, 5))
+
+
+def _numpy_user_step(X, V, bi, mu, lam, lam_b, k):
+    U = np.zeros((X.shape[0], k + 1))
+    Y = np.hstack([V, np.ones((len(V), 1))])
+    for u in range(X.shape[0]):
+        s = slice(X.indptr[u], X.indptr[u + 1])
+        cols = X.indices[s]
+        Yu = Y[cols]
+        reg = np.r_[np.full(k, lam * max(len(cols), 1)), lam_b]
+        U[u] = np.linalg.solve(Yu.T @ Yu + np.diag(reg), Yu.T @ (X.data[s] - mu - bi[cols]))
+    return U
+
+
+def test_explicit_matches_numpy_reference():
+    data = _small_explicit()
+    k, lam, lam_b, it = 3, 0.08, 2.0, 4
+    m = ALS(factors=k, iterations=it, regularization=lam, bias_regularization=lam_b, rng=7, dtype="float64")
+    m.fit(data)
+    X = data.matrix
+    Xt = _item_major(X)
+    rng = np.random.default_rng(7)
+    U = rng.standard_normal((X.shape[0], k)) * (0.1 / np.sqrt(k))
+    rng.standard_normal((X.shape[1], k))
+    mu = X.data.mean()
+    bu = np.zeros(X.shape[0])
+    for _ in range(it):
+        Vb = _numpy_user_step(Xt, U, bu, mu, lam, lam_b, k)  # the item step is the same solve on Xᵀ
+        V, bi = Vb[:, :k], Vb[:, k]
+        Ub = _numpy_user_step(X, V, bi, mu, lam, lam_b, k)
+        U, bu = Ub[:, :k], Ub[:, k]
+    np.testing.assert_allclose(m.item_factors, V, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.user_factors, U, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.item_bias, bi, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.user_bias, bu, rtol=1e-7, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- implicit ALS
+def _numpy_hkv(X, k, lam, alpha, it, seed):
+    """Straightforward dense Hu–Koren–Volinsky ALS (c = 1 + α r, p = 1 on observed), item step first."""
+    R = X.toarray()
+    C = 1.0 + alpha * R
+    P = (R > 0).astype(float)
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((R.shape[0], k)) * (0.1 / np.sqrt(k))
+    V = rng.standard_normal((R.shape[1], k)) * (0.1 / np.sqrt(k))
+    for _ in range(it):
+        for j in range(R.shape[1]):
+            V[j] = np.linalg.solve((U * C[:, j, None]).T @ U + lam * np.eye(k), (U * C[:, j, None]).T @ P[:, j])
+        for u in range(R.shape[0]):
+            U[u] = np.linalg.solve((V * C[u, :, None]).T @ V + lam * np.eye(k), (V * C[u, :, None]).T @ P[u])
+    return U, V
+
+
+def test_implicit_cholesky_matches_numpy_hkv():
+    X = _random_csr(n_users=40, n_items=25, density=0.25, seed=3)
+    X.data[:] = 1.0
+    U_ref, V_ref = _numpy_hkv(X, k=3, lam=0.1, alpha=5.0, it=5, seed=11)
+    m = ALS(factors=3, iterations=5, regularization=0.1, alpha=5.0, feedback="implicit", solver="cholesky",
+            rng=11, dtype="float64").fit(X)
+    np.testing.assert_allclose(m.user_factors, U_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m.item_factors, V_ref, rtol=1e-6, atol=1e-8)
+
+
+def test_implicit_cg_close_to_exact():
+    X = _random_csr(n_users=40, n_items=25, density=0.25, seed=3)
+    X.data[:] = 1.0
+    kw = dict(factors=3, iterations=8, regularization=0.1, alpha=5.0, feedback="implicit", rng=11)
+    exact = ALS(solver="cholesky", **kw).fit(X)
+    cg = ALS(solver="cg", cg_steps=3, **kw).fit(X)
+    S_exact = exact.user_factors @ exact.item_factors.T
+    S_cg = cg.user_factors @ cg.item_factors.T
+    assert np.abs(S_exact - S_cg).max() < 0.05 * np.abs(S_exact).max()
+    assert ALS(solver="cg", **kw).fit(X, track_loss=True).loss_history_[-1] <= 1.02 * exact.objective(X)
+
+
+# ---------------------------------------------------------------------------------------------- fold-in / explain
+@pytest.mark.parametrize("feedback,solver,tol", [("explicit", "auto", 1e-4), ("implicit", "cholesky", 1e-4),
+                                                 ("implicit", "cg", 5e-2)])
+def test_fold_in_training_user_reproduces_factor(feedback, solver, tol):
+    data = _small_explicit()
+    m = ALS(factors=4, iterations=6, feedback=feedback, solver=solver, alpha=1.0, rng=0).fit(data)
+    for u in data.user_ids[:5]:
+        row = int(np.flatnonzero(data.user_ids == u)[0])
+        before_u = m.user_factors[row].copy()
+        before_b = m.user_bias[row] if feedback == "explicit" else 0.0
+        items, ratings = data.user_ratings(u)
+        assert m.fold_in((items, ratings), user=u) == u
+        scale = max(1.0, np.abs(before_u).max())
+        np.testing.assert_allclose(m.user_factors[row], before_u, atol=tol * scale)
+        if feedback == "explicit":
+            assert abs(m.user_bias[row] - before_b) < tol
+    assert m.user_factors.shape[0] == data.n_users
+
+
+@pytest.mark.parametrize("feedback,solver", [("explicit", "auto"), ("implicit", "cg"), ("implicit", "cholesky")])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_explain_sums_exactly_to_unclipped_score(feedback, solver, dtype):
+    data = _small_explicit()
+    m = ALS(factors=4, iterations=6, feedback=feedback, solver=solver, alpha=1.0, rng=0, dtype=dtype).fit(data)
+    exact_solver = feedback == "explicit" or solver == "cholesky"
+    for u, i in [(0, 0), (3, 7), (10, 39)]:
+        user, item = data.user_ids[u], data.item_ids[i]
+        df = m.explain(user, item)
+        raw = m._predict_raw(np.array([u]), np.array([i]))[0]
+        assert df.attrs["baseline"] + df["contribution"].sum() == pytest.approx(raw, rel=1e-12, abs=1e-12)
+        # and the decomposition is the genuine one: the baseline is μ + c_i (0 for implicit) up to rounding
+        expected_base = (m.global_mean + float(m.item_bias[i])) if feedback == "explicit" else 0.0
+        tol = (1e-9 if dtype == "float64" else 1e-4) if exact_solver else 5e-2
+        assert abs(df.attrs["baseline"] - expected_base) < tol
+        assert len(df) == len(data.user_ratings(user)[0])
+
+
+# ---------------------------------------------------------------------------------------------- state / rng / threads
+@pytest.mark.parametrize("feedback", ["explicit", "implicit"])
+def test_save_load_identical_predictions(feedback, tmp_path):
+    data = _small_explicit()
+    m = ALS(factors=4, iterations=3, feedback=feedback, rng=0).fit(data)
+    loaded = ALS.load(m.save(tmp_path / "als"))
+    rows = np.repeat(data.user_ids, 3)
+    cols = np.tile(data.item_ids[:3], data.n_users)
+    np.testing.assert_array_equal(m.predict(rows, cols), loaded.predict(rows, cols))
+    np.testing.assert_array_equal(m.user_factors, loaded.user_factors)
+    assert loaded.get_params() == m.get_params()
+
+
+def test_reproducible_with_same_rng():
+    data = _small_explicit()
+    for feedback in ("explicit", "implicit"):
+        a = ALS(factors=4, iterations=3, feedback=feedback, rng=5).fit(data)
+        b = ALS(factors=4, iterations=3, feedback=feedback, rng=np.random.default_rng(5)).fit(data)
+        c = ALS(factors=4, iterations=3, feedback=feedback, rng=6).fit(data)
+        np.testing.assert_array_equal(a.item_factors, b.item_factors)
+        np.testing.assert_array_equal(a.user_factors, b.user_factors)
+        assert not np.array_equal(a.item_factors, c.item_factors)
+
+
+def test_num_threads_honoured(monkeypatch):
+    seen = []
+    original = K.item_stats
+
+    def spy(*args, **kw):
+        seen.append(numba.get_num_threads())
+        return original(*args, **kw)
+
+    monkeypatch.setattr(K, "item_stats", spy)
+    before = numba.get_num_threads()
+    ALS(factors=3, iterations=2, num_threads=1, rng=0).fit(_small_explicit())
+    assert seen and set(seen) == {1}
+    assert numba.get_num_threads() == before
+    seen.clear()
+    ALS(factors=3, iterations=1, num_threads=0, rng=0).fit(_small_explicit())
+    assert set(seen) == {numba.config.NUMBA_NUM_THREADS}
+
+
+def test_parameter_validation():
+    for bad in (dict(factors=0), dict(iterations=-1), dict(feedback="both"), dict(solver="lu"), dict(dtype="float16"),
+                dict(regularization=-1.0), dict(alpha=float("nan")), dict(cg_steps=0), dict(num_threads=-2)):
+        with pytest.raises(ValueError):
+            ALS(**bad)
+    with pytest.raises(TypeError):
+        ALS(64)  # keyword-only
+
+
+def test_implicit_fallback_is_popularity():
+    data = _small_explicit()
+    m = ALS(factors=3, iterations=2, feedback="implicit", rng=0).fit(data)
+    counts = np.diff(data.matrix.tocsc().indptr)
+    ids, _ = m.recommend("brand-new-user", n=5)
+    top = data.item_ids[np.argsort(-counts, kind="stable")[:5]]
+    assert ids.tolist() == top.tolist()
+
+
+def test_fit_accepts_interactions_without_bounds():
+    X = _random_csr()
+    m = ALS(factors=3, iterations=2, rng=0).fit(Interactions.from_csr(X))
+    assert m.rating_bounds is None and np.all(np.isfinite(m.predict([0], [1])))

@@ -1,0 +1,386 @@
+"""Benchmark suite (dprec.bench): config validation, runs, reproducibility, resume after a kill, summaries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dprec.bench import ConfigError, read_results, run_bench, strip_timing, summarize_dir
+from dprec.bench.config import load_config
+from dprec.errors import CorruptFileError
+
+TINY = """
+[run]
+name = "tiny"
+seeds = [0, 1]
+split = "random"
+test_fraction = 0.2
+split_seed = 0
+k = 5
+metrics = ["rmse", "mae", "precision_at_k", "ndcg_at_k"]
+delta = 1e-6
+privacy_unit = "user"
+
+[[datasets]]
+label = "syn"
+synthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }
+
+[[models]]
+name = "popularity"
+
+[[models]]
+name = "als"
+label = "ALS"
+params = { factors = 4, iterations = 2 }
+
+[[models]]
+name = "dp-baseline"
+epsilons = [1, inf]
+"""
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def _config(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
+    if not _has("dprec.models.baselines"):  # run without the DP baseline until it exists
+        text = text.split("[[models]]\nname = \"dp-baseline\"")[0]
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _csv_without_timing(path: Path) -> list[list[str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    drop = rows[0].index("fit_seconds_mean")
+    return [[v for i, v in enumerate(r) if i != drop] for r in rows]
+
+
+def _rows_by_key(out: Path) -> dict:
+    return {r["key"]: strip_timing(r) for r in read_results(out / "results.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """One uninterrupted run of the tiny config (shared by the comparison tests)."""
+    base = tmp_path_factory.mktemp("bench_ref")
+    cfg = _config(base)
+    out = base / "out"
+    rows = run_bench(cfg, out, progress=False)
+    return cfg, out, rows
+
+
+# ------------------------------------------------------------------------------------------ validation
+TYPO_CASES = {
+    "unknown model": (('name = "popularity"', 'name = "popularty"'), ["popularty", "popularity"]),
+    "epsilon zero": (("epsilons = [1, inf]", "epsilons = [0, inf]"), ["epsilons", "> 0"]),
+    "epsilon negative": (("epsilons = [1, inf]", "epsilons = [-1, inf]"), ["epsilons", "> 0"]),
+    "epsilon nan": (("epsilons = [1, inf]", "epsilons = [nan, 1]"), ["epsilons", "NaN"]),
+    "epsilon text": (("epsilons = [1, inf]", 'epsilons = ["lots"]'), ["epsilons", "inf"]),
+    "delta zero": (("delta = 1e-6", "delta = 0.0"), ["delta", "between 0 and 1"]),
+    "delta one": (("delta = 1e-6", "delta = 1.0"), ["delta", "between 0 and 1"]),
+    "seeds empty": (("seeds = [0, 1]", "seeds = []"), ["seeds", "at least one seed"]),
+    "unknown metric": (('"ndcg_at_k"]', '"ndgc_at_k"]'), ["ndgc_at_k", "ndcg_at_k"]),
+    "run key typo": (("split_seed = 0", "split_sed = 0"), ["split_sed", "split_seed", "[run]"]),
+    "model key typo": (('label = "ALS"', 'lable = "ALS"'), ["lable", "label"]),
+    "model param typo": (("factors = 4", "factros = 4"), ["factros", "factors"]),
+    "dataset key typo": (("label = \"syn\"", "labl = \"syn\""), ["labl", "label"]),
+    "split unknown": (('split = "random"', 'split = "temporal"'), ["split", "random"]),
+    "test fraction": (("test_fraction = 0.2", "test_fraction = 1.5"), ["test_fraction"]),
+    "reserved param": (("factors = 4, iterations = 2", "factors = 4, rng = 3"), ["rng", "seeds"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TYPO_CASES))
+def test_config_errors_name_the_key_before_training(tmp_path, case):
+    (old, new), needles = TYPO_CASES[case]
+    if "epsilon" in case and not _has("dprec.models.baselines"):
+        pytest.skip("needs the DP baseline model")
+    assert old in TINY
+    cfg = _config(tmp_path, TINY.replace(old, new, 1))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as exc:
+        run_bench(cfg, out, progress=False)
+    msg = str(exc.value)
+    for n in needles:
+        assert n in msg, f"{n!r} not in error message: {msg}"
+    assert not out.exists(), "nothing may be written before validation passes"
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_missing_ratings_file(tmp_path):
+    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+                        'ratings = "no/such/ratings.csv"\nrating_bounds = [1, 5]')
+    cfg = _config(tmp_path, text)
+    with pytest.raises(ConfigError, match="ratings.csv.*does not exist"):
+        run_bench(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_registry_dataset(tmp_path):
+    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+                        'name = "ml-100kk"')
+    with pytest.raises(ConfigError, match="ml-100kk"):
+        run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_registry_dataset_not_present_locally(tmp_path):
+    empty = tmp_path / "empty_data_home"
+    empty.mkdir()
+    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+                        f'name = "ml-1m"\ndata_home = "{empty}"')
+    with pytest.raises(ConfigError) as exc:
+        run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
+    assert "ml-1m" in str(exc.value) and "download=True" in str(exc.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_ratings_file_dataset_runs(tmp_path, ratings_df):
+    ratings_df.to_csv(tmp_path / "r.csv", index=False)
+    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+                        'ratings = "r.csv"\nrating_bounds = [0.5, 5]')
+    text = text.replace("seeds = [0, 1]", "seeds = [0]").replace("epsilons = [1, inf]", "epsilons = [inf]")
+    rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
+    assert rows and all(r["dataset"]["checksum_kind"] == "interactions_fingerprint" for r in rows)
+    assert rows[0]["dataset"]["label"] == "r.csv"
+
+
+def test_non_private_models_ignore_epsilons(tmp_path):
+    text = TINY.replace('label = "ALS"', 'label = "ALS"\nepsilons = [1, 2]')
+    cfg = load_config(_config(tmp_path, text))
+    als = next(m for m in cfg.models if m.name == "als")
+    assert als.epsilons == (math.inf,)
+
+
+# ------------------------------------------------------------------------------------------ runs
+def test_full_run_writes_results_summary_and_plots(reference_run):
+    cfg, out, rows = reference_run
+    assert (out / "results.jsonl").is_file() and (out / "summary.md").is_file() and (out / "summary.csv").is_file()
+    pngs = sorted((out / "plots").glob("*.png"))
+    assert len(pngs) == 4  # one per (dataset, metric): rmse, mae, precision@5, ndcg@5
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    n_dp = 2 * 2 if _has("dprec.models.baselines") else 0
+    assert len(rows) == 2 + 2 + n_dp
+    r = rows[0]
+    for field in ("key", "dataset", "model", "epsilon", "delta", "privacy_unit", "seed", "split", "metrics",
+                  "privacy_report", "fit_seconds", "wall_seconds", "versions", "machine", "config"):
+        assert field in r
+    assert r["dataset"]["checksum"] and r["dataset"]["n_ratings"] > 0
+    assert set(r["versions"]) >= {"dprec", "numpy", "scipy", "numba", "implicit", "opendp", "python"}
+    assert "hostname" not in json.dumps(r["machine"]) and r["machine"]["cpu_count"] >= 1
+    assert set(r["metrics"]) == {"rmse", "mae", "precision@5", "ndcg@5"}
+    assert r["config"]["run"]["name"] == "tiny"
+    dp = [x for x in rows if x["model"]["name"] == "dp-baseline"]
+    for x in dp:
+        assert x["privacy_report"] is not None and x["delta"] == 1e-6 and x["privacy_unit"] == "user"
+    assert {x["epsilon"] for x in dp} <= {1.0, "inf"}
+    assert all(x["epsilon"] == "inf" and x["privacy_report"] is None for x in rows if x["model"]["name"] != "dp-baseline")
+    md = (out / "summary.md").read_text()
+    assert "## syn" in md and "ε = ∞" in md and "±" in md and "seconds" not in md
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "fit_seconds_mean"
+
+
+def test_two_runs_identical_apart_from_timing(reference_run, tmp_path):
+    cfg, out, _ = reference_run
+    out2 = tmp_path / "again"
+    run_bench(cfg, out2, progress=False)
+    assert _rows_by_key(out) == _rows_by_key(out2)
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+    assert _csv_without_timing(out / "summary.csv") == _csv_without_timing(out2 / "summary.csv")
+
+
+def test_existing_results_need_resume(reference_run, tmp_path):
+    cfg, out, _ = reference_run
+    out2 = tmp_path / "copy"
+    shutil.copytree(out, out2)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_bench(cfg, out2, progress=False)
+    before = (out2 / "results.jsonl").read_bytes()
+    run_bench(cfg, out2, resume=True, progress=False)  # nothing left to do
+    assert (out2 / "results.jsonl").read_bytes() == before
+
+
+def test_resume_after_truncated_kill_matches_uninterrupted(reference_run, tmp_path):
+    cfg, out, rows = reference_run
+    lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
+    k = 3
+    out2 = tmp_path / "killed"
+    out2.mkdir()
+    (out2 / "results.jsonl").write_bytes(b"".join(lines[:k]) + lines[k][: len(lines[k]) // 2])  # cut mid-line
+    assert len(read_results(out2 / "results.jsonl")) == k  # the partial line is tolerated and dropped
+    run_bench(cfg, out2, resume=True, progress=False)
+    again = read_results(out2 / "results.jsonl")
+    assert len(again) == len(rows) and len({r["key"] for r in again}) == len(rows)
+    assert _rows_by_key(out) == _rows_by_key(out2)
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+    assert _csv_without_timing(out / "summary.csv") == _csv_without_timing(out2 / "summary.csv")
+
+
+def test_resume_refuses_rows_of_another_config(reference_run, tmp_path):
+    cfg, out, _ = reference_run
+    out2 = tmp_path / "other"
+    shutil.copytree(out, out2)
+    changed = _config(tmp_path, cfg.read_text().replace("factors = 4", "factors = 5"), name="changed.toml")
+    with pytest.raises(ConfigError, match="another --out"):
+        run_bench(changed, out2, resume=True, progress=False)
+
+
+def test_corrupt_middle_line_is_an_error(reference_run, tmp_path):
+    _, out, _ = reference_run
+    lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
+    p = tmp_path / "results.jsonl"
+    p.write_bytes(lines[0] + b"{not json\n" + b"".join(lines[1:]))
+    with pytest.raises(CorruptFileError, match="line 2"):
+        read_results(p)
+
+
+def test_bench_summary_regenerates(reference_run, tmp_path):
+    _, out, _ = reference_run
+    out2 = tmp_path / "resum"
+    out2.mkdir()
+    shutil.copy(out / "results.jsonl", out2 / "results.jsonl")
+    summarize_dir(out2)
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+    assert len(list((out2 / "plots").glob("*.png"))) == 4
+
+
+def test_rows_written_in_any_order_give_the_same_summary(reference_run, tmp_path):
+    _, out, _ = reference_run
+    out2 = tmp_path / "shuffled"
+    out2.mkdir()
+    lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
+    (out2 / "results.jsonl").write_bytes(b"".join(reversed(lines)))
+    summarize_dir(out2, plots=False)
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+
+
+def test_implicit_adapter_has_no_rmse(tmp_path):
+    text = TINY.split("[[models]]")[0] + '[[models]]\nname = "implicit-als"\nparams = { factors = 4, iterations = 2 }\n'
+    text = text.replace("seeds = [0, 1]", "seeds = [0]")
+    rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
+    m = rows[0]["metrics"]
+    assert m["rmse"] is None and m["mae"] is None  # NaN is stored as null
+    assert 0 <= m["precision@5"] <= 1 and 0 <= m["ndcg@5"] <= 1
+
+
+def test_multiple_cutoffs(tmp_path):
+    text = TINY.replace("k = 5", "k = [5, 10]").replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.split("[[models]]\nname = \"als\"")[0]
+    rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
+    assert set(rows[0]["metrics"]) == {"rmse", "mae", "precision@5", "precision@10", "ndcg@5", "ndcg@10"}
+
+
+def test_jobs_two_matches_serial(reference_run, tmp_path):
+    cfg, out, _ = reference_run
+    out2 = tmp_path / "parallel"
+    run_bench(cfg, out2, jobs=2, progress=False)
+    assert _rows_by_key(out) == _rows_by_key(out2)
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+
+
+def test_readme_block_is_regenerated(reference_run, tmp_path):
+    from dprec.bench.readme import END, START, update_readme
+
+    _, out, _ = reference_run
+    res = tmp_path / "benchmarks" / "results" / "tiny"
+    res.mkdir(parents=True)
+    shutil.copy(out / "summary.csv", res / "summary.csv")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# dprec\n\nintro\n\n{START}\nold\n{END}\n\nfooter\n")
+    assert update_readme(str(readme), str(tmp_path / "benchmarks" / "results"))
+    text = readme.read_text()
+    assert "old" not in text and "intro" in text and "footer" in text and "Sweep `tiny`" in text and "±" in text
+    assert not update_readme(str(readme), str(tmp_path / "benchmarks" / "results"))  # idempotent
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="results:start"):
+        update_readme(str(readme), str(tmp_path / "benchmarks" / "results"))
+
+
+def test_cli_bench_and_bench_summary(reference_run, tmp_path, capsys):
+    cli = pytest.importorskip("dprec.cli")
+    cfg, out, _ = reference_run
+    out2 = tmp_path / "cli"
+    assert cli.main(["bench", str(cfg), "--out", str(out2), "--no-progress"]) == 0
+    assert _rows_by_key(out) == _rows_by_key(out2)
+    assert cli.main(["bench", str(cfg), "--out", str(out2), "--no-progress"]) == 2  # needs --resume
+    assert "--resume" in capsys.readouterr().err
+    (out2 / "summary.md").unlink()
+    assert cli.main(["bench-summary", str(out2)]) == 0
+    assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
+    bad = _config(tmp_path, TINY.replace("seeds = [0, 1]", "seeds = []"), name="bad.toml")
+    assert cli.main(["bench", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert "seeds" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------------------------------ a real kill
+def _bench_command(cfg: Path, out: Path, *extra: str) -> list[str]:
+    try:
+        from dprec import cli
+
+        parser = cli.build_parser()
+        parser.parse_args(["bench", str(cfg), "--out", str(out)])
+        return [sys.executable, "-m", "dprec.cli", "bench", str(cfg), "--out", str(out), "--no-progress", *extra]
+    except (ImportError, AttributeError, SystemExit):
+        return [sys.executable, "-m", "dprec.bench", str(cfg), "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.mark.slow  # ~30 s: three interpreter start-ups plus the sweep
+def test_sigkill_then_resume(tmp_path):
+    """SIGKILL a running sweep after its first rows appear; --resume then completes it exactly."""
+    text = TINY.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3, 4, 5, 6, 7]")
+    text = text.replace("factors = 4, iterations = 2", "factors = 8, iterations = 6")
+    cfg = _config(tmp_path, text)
+    out = tmp_path / "out"
+    results = out / "results.jsonl"
+    proc = subprocess.Popen(_bench_command(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and results.read_bytes().count(b"\n") >= 2:
+                break
+            time.sleep(0.02)
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert results.exists(), proc.stderr.read().decode()
+    n_total = len(load_config(cfg).datasets) * sum(len(m.epsilons) for m in load_config(cfg).models) * 8
+    n_before = len(read_results(results))
+    assert killed, "the sweep finished before it could be killed; make the config larger"
+    if killed:
+        assert n_before < n_total
+        assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run(_bench_command(cfg, out), capture_output=True)
+    assert done.returncode == 2 and b"--resume" in done.stderr  # refuses without --resume
+    done = subprocess.run(_bench_command(cfg, out, "--resume"), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    rows = read_results(results)
+    assert len(rows) == n_total and len({r["key"] for r in rows}) == n_total
+    ref = tmp_path / "ref"
+    run_bench(cfg, ref, progress=False)
+    assert _rows_by_key(ref) == _rows_by_key(out)
+    assert (ref / "summary.md").read_text() == (out / "summary.md").read_text()

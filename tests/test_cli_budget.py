@@ -1,0 +1,170 @@
+"""`dprec budget init/show` and ledger charging through `dprec evaluate` (exit code 3 on refusal)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dprec.cli import main
+from dprec.privacy import Ledger
+
+JSON_KEYS = {"dataset", "total_epsilon", "total_delta", "spent_epsilon", "remaining_epsilon", "charges"}
+
+
+@pytest.fixture
+def ratings_csv(tmp_path):
+    g = np.random.default_rng(0)
+    rows = [(u, int(i), int(g.integers(1, 6))) for u in range(80) for i in g.choice(60, 15, replace=False)]
+    path = tmp_path / "r.csv"
+    pd.DataFrame(rows, columns=["user", "item", "rating"]).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def ledger_dir(tmp_path, monkeypatch):
+    d = tmp_path / "ledgers"
+    monkeypatch.setenv("DPREC_LEDGER_DIR", str(d))  # the default ledger path lives under tmp_path
+    return d
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _file_id(path):
+    from dprec.cli import _load_data, build_parser
+
+    args = build_parser().parse_args(["evaluate", "--ratings", path, "--rating-bounds", "1,5", "--model", "dp-baseline"])
+    return _load_data(args)[0].dataset_id
+
+
+SRC = lambda f: ("--ratings", f, "--rating-bounds", "1,5")  # noqa: E731
+EVAL = lambda f, eps, led: ("evaluate", *SRC(f), "--model", "dp-baseline", "--epsilon", eps, "--delta", "1e-5",  # noqa: E731
+                            "--ledger", led, "--format", "json")
+
+
+def test_init_and_show(tmp_path, capsys, ratings_csv):
+    led = tmp_path / "l.sqlite"
+    rc, out, err = _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5", "--ledger", led)
+    assert rc == 0, err
+    assert "ε = 2.0000" in out
+    rc, out, err = _run(capsys, "budget", "show", "--ledger", led, "--format", "json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert JSON_KEYS <= set(d)
+    assert d["dataset"] == _file_id(ratings_csv)
+    assert d["total_epsilon"] == 2.0 and d["total_delta"] == 1e-5
+    assert d["spent_epsilon"] == 0.0 and d["remaining_epsilon"] == 2.0 and d["charges"] == []
+    rc, out, _ = _run(capsys, "budget", "show", "--ledger", led)
+    assert rc == 0 and "no charges yet" in out
+
+
+def test_init_default_path(capsys, ratings_csv, ledger_dir):
+    rc, _, err = _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 1, "--delta", "1e-6")
+    assert rc == 0, err
+    expected = Ledger.default_path(_file_id(ratings_csv))
+    assert expected.exists() and expected.parent == ledger_dir
+    rc, out, err = _run(capsys, "budget", "show", *SRC(ratings_csv), "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["path"] == str(expected)
+    # re-running init with the same totals is idempotent; with other totals it is refused (exit 3)
+    assert _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 1, "--delta", "1e-6")[0] == 0
+    rc, _, err = _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 5, "--delta", "1e-6")
+    assert rc == 3 and "ledger" in err
+
+
+@pytest.mark.parametrize("bad", [("--epsilon", "inf", "--delta", "1e-5"), ("--epsilon", "1", "--delta", "0"),
+                                 ("--epsilon", "0", "--delta", "1e-5"), ("--epsilon", "1")])
+def test_init_rejects_bad_budget(tmp_path, capsys, ratings_csv, bad):
+    led = tmp_path / "l.sqlite"
+    rc, _, err = _run(capsys, "budget", "init", *SRC(ratings_csv), *bad, "--ledger", led)
+    assert rc == 2 and err
+    assert not led.exists()
+
+
+def test_show_needs_a_ledger(capsys):
+    rc, _, err = _run(capsys, "budget", "show")
+    assert rc == 2 and "--ledger" in err
+
+
+def test_evaluate_charges_ledger(tmp_path, capsys, ratings_csv):
+    led = tmp_path / "l.sqlite"
+    assert _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5", "--ledger", led)[0] == 0
+    rc, out, err = _run(capsys, *EVAL(ratings_csv, 1, led))
+    assert rc == 0, err
+    report = json.loads(out)["privacy"]
+    charges = Ledger.open(led).charges()
+    assert len(charges) == 1
+    assert charges[0]["rho"] == pytest.approx(report["total_rho"], rel=1e-9)
+    rc, out, _ = _run(capsys, "budget", "show", "--ledger", led, "--format", "json")
+    d = json.loads(out)
+    assert len(d["charges"]) == 1 and 0.9 < d["spent_epsilon"] <= 1.0 + 1e-9
+    assert d["remaining_epsilon"] == pytest.approx(2.0 - d["spent_epsilon"])
+
+
+def test_evaluate_exceeding_exits_3_and_records_nothing(tmp_path, capsys, ratings_csv):
+    led = tmp_path / "l.sqlite"
+    _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 1.2, "--delta", "1e-5", "--ledger", led)
+    assert _run(capsys, *EVAL(ratings_csv, 1, led))[0] == 0
+    before = Ledger.open(led).charges()
+    rc, out, err = _run(capsys, *EVAL(ratings_csv, 1, led))
+    assert rc == 3
+    assert "budget" in err and out == ""
+    assert Ledger.open(led).charges() == before
+
+
+def test_evaluate_corrupted_ledger_exits_3(tmp_path, capsys, ratings_csv):
+    led = tmp_path / "l.sqlite"
+    _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5", "--ledger", led)
+    data = led.read_bytes()
+    led.write_bytes(data[: len(data) // 2])
+    rc, out, err = _run(capsys, *EVAL(ratings_csv, 1, led))
+    assert rc == 3 and "ledger" in err and out == ""
+    rc, _, err = _run(capsys, "budget", "show", "--ledger", led)
+    assert rc == 3 and "ledger" in err
+
+
+def test_evaluate_ledger_of_other_dataset_exits_3(tmp_path, capsys, ratings_csv):
+    other = tmp_path / "other.csv"
+    pd.read_csv(ratings_csv).iloc[:-5].to_csv(other, index=False)
+    led = tmp_path / "l.sqlite"
+    _run(capsys, "budget", "init", *SRC(str(other)), "--epsilon", 2, "--delta", "1e-5", "--ledger", led)
+    rc, _, err = _run(capsys, *EVAL(ratings_csv, 1, led))
+    assert rc == 3 and "dataset" in err
+    assert Ledger.open(led).charges() == []
+    # and `budget show --ratings` refuses a ledger that belongs to another dataset
+    rc, _, err = _run(capsys, "budget", "show", *SRC(ratings_csv), "--ledger", led)
+    assert rc == 3
+
+
+@pytest.mark.realdata
+def test_ml100k_budget_then_evaluate(ml100k_dir, capsys, ledger_dir):
+    home = str(ml100k_dir.parent)
+    rc, _, err = _run(capsys, "budget", "init", "--dataset", "ml-100k", "--data-home", home, "--epsilon", 2, "--delta", "1e-5")
+    assert rc == 0, err
+    rc, out, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", home, "--model", "dp-baseline",
+                        "--epsilon", 1, "--delta", "1e-5", "--ledger",
+                        _default(home), "--format", "json")
+    assert rc == 0, err
+    rc, out, err = _run(capsys, "budget", "show", "--dataset", "ml-100k", "--data-home", home, "--format", "json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert len(d["charges"]) == 1 and d["dataset"].startswith("ml-100k")
+    rc, _, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", home, "--model", "dp-baseline",
+                      "--epsilon", 1.5, "--delta", "1e-5", "--ledger", _default(home))
+    assert rc == 3 and "budget" in err
+    assert len(Ledger.open(_default(home)).charges()) == 1
+
+
+def _default(home):
+    from dprec.datasets import load_dataset
+
+    data = load_dataset("ml-100k", data_home=home)
+    data = data[0] if isinstance(data, tuple) else data
+    return str(Ledger.default_path(data.dataset_id))
