@@ -352,7 +352,6 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
         done = {r["key"] for r in old}
     todo = [c for c in cells if c.key not in done]
 
-    os.makedirs(out, exist_ok=True)
     splits = compute_splits(cfg)
     base = {
         "versions": _versions(),
@@ -369,6 +368,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
             "n_ratings": int(data.nnz), "n_train": int(train.nnz), "n_test": int(test.nnz),
         }
 
+    os.makedirs(out, exist_ok=True)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm

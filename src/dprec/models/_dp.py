@@ -91,6 +91,13 @@ def open_ledger(ledger, *, dataset: str):
     from ..privacy.ledger import Ledger
 
     if isinstance(ledger, Ledger):
+        if ledger.dataset != dataset:
+            from ..errors import LedgerError
+
+            raise LedgerError(
+                f"the ledger is for dataset {ledger.dataset!r} but this data is {dataset!r}; "
+                "use the ledger of this dataset (budgets are per dataset)"
+            )
         return ledger
     if isinstance(ledger, (str, os.PathLike)):
         return Ledger.open(ledger, dataset=dataset)
@@ -191,8 +198,8 @@ class DPModelMixin:
             }
         )
 
-    def _plan_fit(self, data, steps, *, rng, k: int, selection_share: float = 0.1):
-        """Calibrate the fit's Gaussian steps; add DP item selection when the catalog is not public.
+    def _plan_fit(self, data, steps, *, rng, k: int, ledger=None, selection_share: float = 0.1):
+        """Calibrate the fit's Gaussian steps, charge the ledger, then (if needed) run DP item selection.
 
         Without a public catalog the set of items in the data is private. Then ``selection_share`` of ρ and
         half of δ go to :func:`dprec.privacy.bounding.dp_item_selection` (noisy-count threshold over at most
@@ -200,13 +207,17 @@ class DPModelMixin:
         Composition: the selection is δ_sel-approximate ρ_sel-zCDP, the steps ρ_rest-zCDP, so the fit is
         ``(ε(ρ_sel + ρ_rest, δ − δ_sel), δ)``-DP, checked here to be within the target.
 
-        Returns ``(plan, item_mask, rho_charged, delta_extra)``; ``item_mask`` is None when all items are usable.
+        The whole cost is known before any noise is drawn, so the ledger is charged first: a refused charge
+        raises :class:`~dprec.errors.BudgetExceededError` with nothing drawn and nothing recorded.
+
+        Returns ``(plan, item_mask)``; ``item_mask`` is None when all items are usable.
         """
         self._catalog_public = bool(data.public_items)
         self._selection = None
         if not self.private or data.public_items:
             plan = acc.plan(self.epsilon, self.delta, steps)
-            return plan, None, (plan.total_rho if self.private else 0.0), 0.0
+            self._charge(ledger, data, rho=plan.total_rho if self.private else 0.0)
+            return plan, None
         from ..privacy.bounding import dp_item_selection, sample_per_user
 
         delta_sel = self.delta / 2
@@ -217,16 +228,18 @@ class DPModelMixin:
         total = rho_sel + plan.total_rho
         if acc.rho_to_epsilon(total, self.delta - delta_sel) > self.epsilon:  # defensive: never overshoot
             raise RuntimeError("internal accounting error: selection + fit exceed the target; please report")
+        self._charge(ledger, data, rho=total, delta_extra=delta_sel)
         kk = 1 if self.privacy_unit == "rating" else k
-        Xs = sample_per_user(data.matrix, kk, rng) if self.privacy_unit == "user" else data.matrix
         if self.privacy_unit == "rating":
             Xs = data.matrix.copy()
             Xs.data[:] = 1.0
+        else:
+            Xs = sample_per_user(data.matrix, kk, rng)
         sel = dp_item_selection(Xs, rho=rho_sel, delta_sel=delta_sel, k=kk, rng=rng)
         mask = np.zeros(data.n_items, bool)
         mask[sel.items] = True
         self._selection = dict(sel.to_dict(), name="item_selection", count=1, sensitivity_l2=sel.sensitivity)
-        return plan, mask, total, delta_sel
+        return plan, mask
 
     def _public_assumptions(self) -> list[str]:
         out = [

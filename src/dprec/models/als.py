@@ -91,6 +91,7 @@ class ALS(Recommender):
         alpha: float = 40.0,
         bias_regularization: float | None = None,
         weighted_regularization: bool = True,
+        regularization_exponent: float = 1.0,
         solver: str = "auto",
         cg_steps: int = 3,
         init_scale: float = 0.1,
@@ -126,6 +127,7 @@ class ALS(Recommender):
         self.alpha = float(alpha)
         self.bias_regularization = bias_regularization
         self.weighted_regularization = bool(weighted_regularization)
+        self.regularization_exponent = float(regularization_exponent)
         self.solver = solver
         self.cg_steps = int(cg_steps)
         self.init_scale = float(init_scale)
@@ -144,6 +146,7 @@ class ALS(Recommender):
             alpha=self.alpha,
             bias_regularization=self.bias_regularization,
             weighted_regularization=self.weighted_regularization,
+            regularization_exponent=self.regularization_exponent,
             solver=self.solver,
             cg_steps=self.cg_steps,
             init_scale=self.init_scale,
@@ -173,7 +176,8 @@ class ALS(Recommender):
         k = self.factors
         counts = np.asarray(counts, dtype=np.float64)
         if self.feedback == "explicit":
-            scale = np.maximum(counts, 1.0) if self.weighted_regularization else np.ones_like(counts)
+            scale = np.maximum(counts, 1.0) ** self.regularization_exponent if self.weighted_regularization \
+                else np.ones_like(counts)
             reg = np.empty((len(counts), k + 1))
             reg[:, :k] = (self.reg_ * scale)[:, None]
             reg[:, k] = self.bias_reg_

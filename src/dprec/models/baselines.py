@@ -72,7 +72,8 @@ def release_biases(
        ``N(0, σ_mean²)``; ``m = (lo + hi)/2``, ``h = (hi − lo)/2``.
     2. Residuals ``e_ij = clip(r_ij − μ − β_i, −B, B)`` with ``β_i = Σ_j (r_ij − μ)/(n_i + λ_u)`` the user's
        own damped offset (a per-user transformation of the user's own data, so it does not change the
-       sensitivity).
+       user-level sensitivity). Under ``privacy_unit="rating"`` ``β_i = 0``: the offset would let one rating
+       move all of its user's residuals.
     3. Item statistics ``S_j = Σ_i w_ij e_ij`` and ``N_j = Σ_i w_ij`` plus ``N(0, σ_items²)`` each.
     4. Item bias, the posterior mean under a ``N(0, τ²)`` prior (τ² = ``prior_var``), unit residual variance
        and Gaussian release noise: ``c_j = S̃_j / (max(Ñ_j, 0) + 1/τ² + σ²/(max(Ñ_j, 1) τ²))``, clipped to
@@ -91,7 +92,9 @@ def release_biases(
     S, N = noise.gaussian(pair, sigma_mean) if sigma_mean > 0 else pair
     mu = mid + float(np.clip(S / max(N, 1.0), -half, half))
 
-    offset = _segment_sums(val - mu, indptr) / (n_u + user_reg)
+    # The user's own offset β_i makes each residual depend on all of the user's ratings: harmless under
+    # user-level DP (the user is the unit) but it would break the k = 1 bound under rating-level DP.
+    offset = _segment_sums(val - mu, indptr) / (n_u + user_reg) if privacy_unit == "user" else np.zeros(len(n_u))
     e = np.clip(val - mu - np.repeat(offset, n_u), -residual_bound, residual_bound)
     w = contribution_weights(X, k, privacy_unit=privacy_unit, method=contribution, rng=rng)
     stats = np.concatenate([np.bincount(idx, weights=w * e, minlength=n_items), np.bincount(idx, weights=w, minlength=n_items)])
@@ -208,8 +211,7 @@ class DPGlobalEffects(DPModelMixin, Recommender):
         lo, hi = data.rating_bounds
         d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B, self.privacy_unit)
         steps = [acc.Step("global_mean", self.mean_share, d_mean), acc.Step("item_biases", 1 - self.mean_share, d_items)]
-        plan, self._item_mask, rho, d_extra = self._plan_fit(data, steps, rng=g, k=k)
-        self._charge(ledger, data, rho=rho, delta_extra=d_extra)
+        plan, self._item_mask = self._plan_fit(data, steps, rng=g, k=k, ledger=ledger)
         noise = NoiseSource(g, secure=self.secure_noise)
         mu, c, counts = release_biases(
             X,
@@ -372,8 +374,7 @@ class DPPopularity(DPModelMixin, Recommender):
         g = as_generator(self.rng)
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
         kk = 1 if self.privacy_unit == "rating" else k
-        plan, self._item_mask, rho, d_extra = self._plan_fit(data, [acc.Step("item_counts", 1.0, math.sqrt(kk))], rng=g, k=k)
-        self._charge(ledger, data, rho=rho, delta_extra=d_extra)
+        plan, self._item_mask = self._plan_fit(data, [acc.Step("item_counts", 1.0, math.sqrt(kk))], rng=g, k=k, ledger=ledger)
         if self.private:
             w = contribution_weights(X, k, privacy_unit=self.privacy_unit)
             counts = np.bincount(X.indices, weights=w, minlength=X.shape[1])

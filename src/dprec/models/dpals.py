@@ -29,7 +29,10 @@ Sensitivity of one iteration's release (user-level, add/remove user i)
 Under joint DP, other users' factors depend on user i only through previously *released* (already
 private) item factors, so removing user i removes exactly its terms. For the stacked upper triangles of
 ``A_j``: ``√(Σ_j w_ij² ‖u_i u_iᵀ‖_F²) ≤ √k Γ²``; for the stacked ``b_j``: ``√(Σ_j w_ij² e_ij² ‖u_i‖²) ≤ √k B Γ``;
-jointly ``√k Γ √(Γ² + B²)``. Under ``privacy_unit="rating"`` ``k = 1`` and w = 1.
+jointly ``√k Γ √(Γ² + B²)`` (with the augmented ``[u; 1]``, Γ² → Γ² + 1). Under ``privacy_unit="rating"``
+one rating changes its user's factor and hence all of that user's terms, but the user's whole weighted
+contribution still has norm ≤ C (the user-level bound), so one rating changes the release by ≤ 2C: the
+factor statistics use the user-level weights and twice the user-level sensitivity.
 """
 
 from __future__ import annotations
@@ -60,9 +63,9 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     * ``signal < 2``  → no factor iterations: the budget goes to the DP global effects (the model equals
       the DP baseline, which DP-ALS must never be worse than);
     * ``2 ≤ signal < 20`` → rank 8, one noisy iteration, 30% of the budget on factors;
-    * ``signal ≥ 20`` → rank 8, two iterations, 50% on factors.
+    * ``signal ≥ 20`` → rank 8, four iterations, 80% on factors, λ = 0.1 (items) and 0.03 (users).
 
-    Regularisation λ = 0.3 (items, × DP counts) and 0.3 (users, × own count) under noise. Tuned on
+    In the middle band λ = 0.3 (items, × DP counts) and 0.3 (users, × own count). Tuned on
     MovieLens-100K (943 users: signal 0.56 at ε = 1 → biases only; 2.8 at ε = 5 and 5.6 at ε = 10 → rank 8)
     and on the synthetic MovieLens-10M-shaped data.
 
@@ -75,7 +78,7 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
         return {"factors": 0, "iterations": 0, "factor_share": 0.0, "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
     if signal < 20.0:
         return {"factors": 8, "iterations": 1, "factor_share": 0.3, "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
-    return {"factors": 8, "iterations": 2, "factor_share": 0.5, "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
+    return {"factors": 8, "iterations": 4, "factor_share": 0.8, "regularization": 0.1, "user_regularization": 0.03, "bias_reg": 10.0}
 
 
 @register_model
@@ -168,18 +171,22 @@ class DPALS(DPModelMixin, Recommender):
         d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B_bias, self.privacy_unit)
         # user vectors enter the statistics as [u; 1] with ‖u‖ ≤ Γ, so ‖[u; 1]‖² ≤ Γ² + 1
         g2 = gamma**2 + 1.0
-        d_fac = math.sqrt(kk) * math.sqrt(g2) * math.sqrt(g2 + B**2)
+        d_fac = math.sqrt(k) * math.sqrt(g2) * math.sqrt(g2 + B**2)
+        if self.privacy_unit == "rating":
+            # One rating moves its user's factor and so all of the user's terms; but the user's whole
+            # (user-level weighted) contribution has norm ≤ the user-level bound C, so a change stays ≤ 2C.
+            d_fac *= 2.0
 
         # The user count is released first (Δ = 1: one user is one row) and only feeds the public rules.
         count_share = 0.01
         self._catalog_public = bool(data.public_items)
         probe = [acc.Step("n_users", count_share, 1.0), acc.Step("rest", 1 - count_share, 1.0)]
-        plan0, mask, _, _ = self._plan_fit(data, probe, rng=g, k=k)
+        plan0, mask = self._plan_fit(data, probe, rng=g, k=k, ledger=ledger)
         noise = NoiseSource(g, secure=self.secure_noise)
         n_items_pub = int(mask.sum()) if mask is not None else data.n_items
         # charge the whole fit before any noise is drawn (its total is fixed by ε, δ already)
         self._item_mask = mask
-        hp = self._resolve(plan0, noise, data, n_items_pub, ledger)
+        hp = self._resolve(plan0, noise, data, n_items_pub)
         d, T, share = hp["factors"], hp["iterations"], hp["factor_share"]
         bias_reg = self._breg
 
@@ -213,9 +220,8 @@ class DPALS(DPModelMixin, Recommender):
             "factor_stats": "stacked (upper-tri A_j, b_j) per iteration", "n_users": "number of users",
         })
 
-    def _resolve(self, plan0, noise, data, n_items_pub, ledger):
-        """Charge the ledger, release the DP user count, and fill hyperparameters left as None by the rules."""
-        self._charge(ledger, data, rho=self._rho_total(plan0), delta_extra=(self.delta / 2 if self._item_mask is not None else 0.0))
+    def _resolve(self, plan0, noise, data, n_items_pub):
+        """Release the DP user count and fill the hyperparameters left as None by the rules."""
         if self.private:
             n_est = float(noise.gaussian(np.array([float(data.n_users)]), plan0.sigma("n_users"))[0])
         else:
@@ -234,12 +240,6 @@ class DPALS(DPModelMixin, Recommender):
         self._reg, self._ureg = reg, ureg
         self._breg = self.bias_reg if self.bias_reg is not None else rules["bias_reg"]
         return {"factors": int(d), "iterations": int(T), "factor_share": float(share), "regularization": reg, "user_regularization": ureg}
-
-    def _rho_total(self, plan0) -> float:
-        if not self.private:
-            return 0.0
-        sel = self._selection["rho"] if getattr(self, "_selection", None) else 0.0
-        return sel + plan0.total_rho
 
     def _plan_rest(self, plan0, steps):
         """Split the part of the probe plan reserved as ``rest`` across the real steps (never more ρ)."""
@@ -262,7 +262,8 @@ class DPALS(DPModelMixin, Recommender):
         pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
         pos.sort_indices()
         order = pos.data.astype(np.int64) - 1
-        w = contribution_weights(X, k, privacy_unit=self.privacy_unit, method=self.contribution, rng=g) if self.private else np.ones(X.nnz)
+        # user-level weights under both units (see the rating-level note in _fit)
+        w = contribution_weights(X, k, privacy_unit="user", method=self.contribution, rng=g) if self.private else np.ones(X.nnz)
         d = V.shape[1]
         lam = self._hp_reg()
         counts = np.maximum(self.item_counts_, 0.0)
