@@ -72,40 +72,43 @@ def balanced_bounds(indptr, nchunks, row_cost):
 
 @njit(**_JIT)
 def _chol_solve(A, b, x):
-    """Solve ``A x = b`` for symmetric positive definite ``A`` (k×k, float64, overwritten by its factor).
+    """Solve ``A x = b`` for symmetric positive definite ``A`` (k×k, float64; only the upper triangle is
+    read, and it is overwritten by the factor ``R`` with ``A = RᵀR``).
 
-    Returns False (and x = 0) when a pivot is not positive (``A`` not positive definite).
+    Right-looking, row-oriented updates (contiguous inner loops that vectorise). Returns False (and
+    x = 0) when a pivot is not positive (``A`` not positive definite).
     """
     k = A.shape[0]
     for j in range(k):
-        s = A[j, j]
-        for m in range(j):
-            s -= A[j, m] * A[j, m]
-        if not s > 0.0:
+        d = A[j, j]
+        if not d > 0.0:
             for i in range(k):
                 x[i] = 0.0
             return False
-        d = np.sqrt(s)
-        A[j, j] = d
+        d = np.sqrt(d)
         inv = 1.0 / d
+        A[j, j] = d
+        for m in range(j + 1, k):
+            A[j, m] *= inv
         for i in range(j + 1, k):
-            t = A[i, j]
-            for m in range(j):
-                t -= A[i, m] * A[j, m]
-            A[i, j] = t * inv
-    # forward: L y = b
+            rji = A[j, i]
+            for m in range(i, k):
+                A[i, m] -= rji * A[j, m]
+    # forward: Rᵀ y = b
     y = np.empty(k)
     for i in range(k):
-        t = b[i]
-        for m in range(i):
-            t -= A[i, m] * y[m]
-        y[i] = t / A[i, i]
-    # backward: Lᵀ x = y (row-oriented updates keep memory access contiguous)
+        y[i] = b[i]
+    for i in range(k):
+        yi = y[i] / A[i, i]
+        y[i] = yi
+        for m in range(i + 1, k):
+            y[m] -= A[i, m] * yi
+    # backward: R x = y
     for i in range(k - 1, -1, -1):
-        xi = y[i] / A[i, i]
-        x[i] = xi
-        for m in range(i):
-            y[m] -= A[i, m] * xi
+        t = y[i]
+        for m in range(i + 1, k):
+            t -= A[i, m] * x[m]
+        x[i] = t / A[i, i]
     return True
 
 
