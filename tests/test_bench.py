@@ -76,6 +76,16 @@ def _rows_by_key(out: Path) -> dict:
     return {r["key"]: strip_timing(r) for r in read_results(out / "results.jsonl")}
 
 
+def _assert_same_rows(out_a: Path, out_b: Path) -> None:
+    """Same cells with identical rows apart from timing fields; on failure name the fields that differ.
+    (dprec's source hash is part of each row: editing dprec between the two runs makes them differ.)"""
+    a, b = _rows_by_key(out_a), _rows_by_key(out_b)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        diff = sorted(f for f in set(a[key]) | set(b[key]) if a[key].get(f) != b[key].get(f))
+        assert not diff, f"cell {key}: fields {diff} differ, e.g. {diff[0]}: {a[key].get(diff[0])!r} vs {b[key].get(diff[0])!r}"
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     """One uninterrupted run of the tiny config (shared by the comparison tests)."""
@@ -104,6 +114,9 @@ TYPO_CASES = {
     "split unknown": (('split = "random"', 'split = "temporal"'), ["split", "random"]),
     "test fraction": (("test_fraction = 0.2", "test_fraction = 1.5"), ["test_fraction"]),
     "reserved param": (("factors = 4, iterations = 2", "factors = 4, rng = 3"), ["rng", "seeds"]),
+    "bad param value": (("factors = 4", "factors = -4"), ["ALS", "factors"]),
+    "synthetic key typo": (("mean_ratings_per_user = 15", "mean_rating_per_user = 15"),
+                           ["mean_rating_per_user", "mean_ratings_per_user"]),
 }
 
 
@@ -165,11 +178,36 @@ def test_ratings_file_dataset_runs(tmp_path, ratings_df):
     assert rows[0]["dataset"]["label"] == "r.csv"
 
 
+def test_resume_refuses_changed_data(tmp_path, ratings_df):
+    ratings_df.to_csv(tmp_path / "r.csv", index=False)
+    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+                        'ratings = "r.csv"\nrating_bounds = [0.5, 5]')
+    text = text.replace("seeds = [0, 1]", "seeds = [0]").split("[[models]]\nname = \"als\"")[0]
+    cfg = _config(tmp_path, text)
+    run_bench(cfg, tmp_path / "out", progress=False)
+    (tmp_path / "out" / "results.jsonl").write_text((tmp_path / "out" / "results.jsonl").read_text())
+    ratings_df.assign(rating=ratings_df["rating"].clip(upper=4.5)).to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(ConfigError, match="changed since that sweep"):
+        run_bench(cfg, tmp_path / "out", resume=True, progress=False)
+
+
 def test_non_private_models_ignore_epsilons(tmp_path):
     text = TINY.replace('label = "ALS"', 'label = "ALS"\nepsilons = [1, 2]')
     cfg = load_config(_config(tmp_path, text))
     als = next(m for m in cfg.models if m.name == "als")
     assert als.epsilons == (math.inf,)
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
+def test_shipped_configs_are_valid(name):
+    """Every committed sweep config parses and its models accept their params (data not loaded here)."""
+    cfg = load_config(CONFIG_DIR / name, check_data=False)
+    assert cfg.run.seeds and cfg.models and cfg.datasets
+    dp = [m for m in cfg.models if m.is_dp]
+    assert all(math.inf in m.epsilons for m in dp), "DP sweeps include the ε = ∞ reference"
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -205,7 +243,7 @@ def test_two_runs_identical_apart_from_timing(reference_run, tmp_path):
     cfg, out, _ = reference_run
     out2 = tmp_path / "again"
     run_bench(cfg, out2, progress=False)
-    assert _rows_by_key(out) == _rows_by_key(out2)
+    _assert_same_rows(out, out2)
     assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
     assert _csv_without_timing(out / "summary.csv") == _csv_without_timing(out2 / "summary.csv")
 
@@ -232,7 +270,7 @@ def test_resume_after_truncated_kill_matches_uninterrupted(reference_run, tmp_pa
     run_bench(cfg, out2, resume=True, progress=False)
     again = read_results(out2 / "results.jsonl")
     assert len(again) == len(rows) and len({r["key"] for r in again}) == len(rows)
-    assert _rows_by_key(out) == _rows_by_key(out2)
+    _assert_same_rows(out, out2)
     assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
     assert _csv_without_timing(out / "summary.csv") == _csv_without_timing(out2 / "summary.csv")
 
@@ -295,7 +333,7 @@ def test_jobs_two_matches_serial(reference_run, tmp_path):
     cfg, out, _ = reference_run
     out2 = tmp_path / "parallel"
     run_bench(cfg, out2, jobs=2, progress=False)
-    assert _rows_by_key(out) == _rows_by_key(out2)
+    _assert_same_rows(out, out2)
     assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
 
 
@@ -322,7 +360,7 @@ def test_cli_bench_and_bench_summary(reference_run, tmp_path, capsys):
     cfg, out, _ = reference_run
     out2 = tmp_path / "cli"
     assert cli.main(["bench", str(cfg), "--out", str(out2), "--no-progress"]) == 0
-    assert _rows_by_key(out) == _rows_by_key(out2)
+    _assert_same_rows(out, out2)
     assert cli.main(["bench", str(cfg), "--out", str(out2), "--no-progress"]) == 2  # needs --resume
     assert "--resume" in capsys.readouterr().err
     (out2 / "summary.md").unlink()
@@ -382,5 +420,13 @@ def test_sigkill_then_resume(tmp_path):
     assert len(rows) == n_total and len({r["key"] for r in rows}) == n_total
     ref = tmp_path / "ref"
     run_bench(cfg, ref, progress=False)
-    assert _rows_by_key(ref) == _rows_by_key(out)
+    _assert_same_rows(ref, out)
     assert (ref / "summary.md").read_text() == (out / "summary.md").read_text()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["ml100k-explicit.toml", "ml100k-topn.toml"])
+def test_ml100k_configs_load_their_data(ml100k_dir, name):
+    cfg = load_config(CONFIG_DIR / name)  # loads ml-100k from $DPREC_DATA
+    data = cfg.load_data("ml-100k")
+    assert data.n_users == 943 and data.rating_bounds == (1.0, 5.0)

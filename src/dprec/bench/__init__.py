@@ -54,6 +54,10 @@ def run_cli(args) -> int:
     except (ConfigError, FileExistsError, ValueError) as exc:
         print(f"dprec bench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ndprec bench: interrupted; finished cells are kept in {args.out}/results.jsonl — continue with "
+              f"`dprec bench {args.config} --out {args.out} --resume`", file=sys.stderr)
+        return 130
     print(f"{len(rows)} cells in {args.out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "
           f"summary: {args.out}/summary.md, {args.out}/summary.csv, {args.out}/plots/")
     return 0

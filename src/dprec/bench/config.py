@@ -524,6 +524,17 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
             raise ConfigError(f"{where}: {k} does not apply to synthetic data; remove it")
     if "rng" in syn:
         raise ConfigError(f"{where}: synthetic.rng: write synthetic.seed = <int> (the generator's seed) instead")
+    try:
+        from dprec.datasets import synthetic as _synthetic
+
+        accepted = _accepted_kwargs(_synthetic)
+    except ImportError:
+        accepted = None
+    if accepted is not None:
+        allowed = sorted((accepted - {"rng"}) | {"seed"})
+        for k in syn:
+            if k not in allowed:
+                raise ConfigError(f"unknown key {k!r} in {where} synthetic; {_suggest(k, allowed)}")
     if bounds is not None:
         syn = {**syn, "rating_bounds": list(bounds)}
     default_label = f"synthetic-{syn['n_users']}x{syn['n_items']}-r{syn['rank']}"

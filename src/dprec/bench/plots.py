@@ -43,7 +43,7 @@ def write_plots(out, agg: list[dict]) -> list[str]:
             if a["model"] not in models:
                 models.append(a["model"])
         finite_eps = sorted({a["epsilon"] for a in rows if math.isfinite(a["epsilon"])})
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
+        fig, ax = plt.subplots(figsize=(7.0, 4.4), dpi=100)
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         have_x = bool(finite_eps)
         for i, m in enumerate(models):
@@ -73,10 +73,9 @@ def write_plots(out, agg: list[dict]) -> list[str]:
         ax.set_ylabel(metric_title(metric))
         ax.set_title(f"{dataset}: {metric_title(metric)} vs ε")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         path = os.path.join(plot_dir, plot_filename(dataset, metric))
-        fig.savefig(path, metadata={"Software": None})
+        fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     return written

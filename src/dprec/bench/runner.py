@@ -17,7 +17,8 @@ Row schema (``schema = "dprec-bench-row/1"``)::
     metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model)
     privacy_report the DP model's privacy_report() (null for non-private models)
     fit_seconds, eval_seconds, wall_seconds   timings (excluded from identity comparisons: TIMING_FIELDS)
-    versions       dprec, python, numpy, scipy, numba, implicit, opendp
+    versions       dprec (+ dprec_source_sha256: hash of its .py files), python, numpy, scipy, numba, implicit,
+                   opendp
     machine        {cpu_count, system, arch}   (no hostname)
     config, config_sha256   the full normalised configuration
 
@@ -95,13 +96,29 @@ def _versions() -> dict:
 
     from .. import __version__
 
-    out = {"dprec": __version__, "python": platform.python_version()}
+    out = {"dprec": __version__, "dprec_source_sha256": _source_sha256(), "python": platform.python_version()}
     for pkg in ("numpy", "scipy", "numba", "implicit", "opendp"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def _source_sha256() -> str:
+    """SHA-256 over dprec's own ``.py`` files (paths and contents): tells rows of one code state from another
+    (the version string does not change during development)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        files.extend(os.path.join(dirpath, f) for f in filenames if f.endswith(".py"))
+    for f in sorted(files):
+        h.update(os.path.relpath(f, root).replace(os.sep, "/").encode() + b"\0")
+        with open(f, "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
 
 
 def _machine() -> dict:
@@ -341,7 +358,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
                 f"{results_path} already holds results; use --resume (resume=True) to continue that sweep "
                 "or another --out directory"
             )
-        old = read_results(results_path, repair=True)
+        old = read_results(results_path)
         valid = {c.key for c in cells}
         stale = [r["key"] for r in old if r["key"] not in valid]
         if stale:
@@ -350,6 +367,8 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
                 "the config changed since that sweep — use another --out directory"
             )
         done = {r["key"] for r in old}
+    else:
+        old = []
     todo = [c for c in cells if c.key not in done]
 
     splits = compute_splits(cfg)
@@ -368,6 +387,15 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
             "n_ratings": int(data.nnz), "n_train": int(train.nnz), "n_test": int(test.nnz),
         }
 
+    for r in old:  # resuming: the data must be the very same
+        now = base["datasets"].get(r["dataset"]["label"], {}).get("checksum")
+        if now != r["dataset"].get("checksum"):
+            raise ConfigError(
+                f"{results_path}: dataset {r['dataset']['label']!r} has changed since that sweep (checksum "
+                f"{str(r['dataset'].get('checksum'))[:12]}… then, {str(now)[:12]}… now); use another --out directory"
+            )
+    if old:
+        read_results(results_path, repair=True)  # drop a truncated last line before appending
     os.makedirs(out, exist_ok=True)
     bar = None
     if progress and todo:
@@ -393,20 +421,25 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
             ctx = mp.get_context("spawn")
             worker_cfg = BenchConfig(run=cfg.run, datasets=cfg.datasets, models=cfg.models, raw=cfg.raw,
                                      path=cfg.path)  # without the loaded-data cache
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(worker_cfg, splits, threads)) as pool:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                       initargs=(worker_cfg, splits, threads))
+            try:
                 pending = {pool.submit(_worker_run, cell, base) for cell in todo}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            app.write(fut.result())
-                            if bar is not None:
-                                bar.update(1)
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        app.write(fut.result())
+                        if bar is not None:
+                            bar.update(1)
+            except BaseException:
+                # Ctrl-C or a failed cell: stop at once (finished rows are on disk; --resume continues).
+                workers = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in workers:  # our own worker processes, by handle
+                    if proc.is_alive():
+                        proc.terminate()
+                raise
+            pool.shutdown(wait=True)
     finally:
         app.close()
         if bar is not None:

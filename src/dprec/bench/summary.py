@@ -1,8 +1,9 @@
 """Summaries of a sweep: mean ± std over seeds per (dataset, model, ε), as Markdown tables, CSV and plots.
 
 ``summary.md``: per dataset, one table per metric (rows = models, columns = ε, cells ``mean ± std``; std is
-the sample standard deviation over seeds, ddof = 1; ``—`` = not run, ``n/a`` = undefined for that model, e.g.
-RMSE of a ranking-only model). It holds no timings, so two runs of the same config give identical files.
+the sample standard deviation over seeds, ddof = 1; ``—`` = not run, ``n/a`` = undefined; a model for which
+the metric is undefined at every ε, e.g. RMSE of a ranking-only model, is listed under the table instead of
+as a row of n/a). It holds no timings, so two runs of the same config give identical files.
 
 ``summary.csv``: long format, one line per (dataset, model, ε, metric), columns
 ``dataset, dataset_checksum, model, model_name, private, epsilon, metric, mean, std, n_seeds, seeds`` and, last,
@@ -156,14 +157,20 @@ def markdown_tables(agg: list[dict], *, heading_level: int = 2, datasets=None, m
             buf.write(f"{'#' * (heading_level + 1)} {metric_title(metric)}\n\n")
             buf.write("| model | n | " + " | ".join(f"ε = {eps_label(e)}" for e in eps_cols) + " |\n")
             buf.write("|---|---|" + "---|" * len(eps_cols) + "\n")
+            undefined = []
             for m in m_order:
                 cells = {a["epsilon"]: a for a in rows if a["model"] == m}
                 if not cells:
+                    continue
+                if not any(math.isfinite(a["mean"]) for a in cells.values()):
+                    undefined.append(m)  # e.g. RMSE of a ranking-only model: a row of n/a says nothing
                     continue
                 n = max(a["n_seeds"] for a in cells.values())
                 label = m + ("" if next(iter(cells.values()))["private"] else " (non-private)")
                 vals = [fmt_mean_std(cells[e]["mean"], cells[e]["std"]) if e in cells else "—" for e in eps_cols]
                 buf.write(f"| {label} | {n} | " + " | ".join(vals) + " |\n")
+            if undefined:
+                buf.write(f"\nNot defined for (not shown): {', '.join(undefined)}.\n")
             buf.write("\n")
     return buf.getvalue()
 
@@ -191,7 +198,14 @@ def write_summary(out, rows: list[dict] | None = None, *, plots: bool = True) ->
         md.write(f"- cells: {len(rows)}; mean ± sample std over seeds\n")
         md.write(f"- dprec {v.get('dprec')}, numpy {v.get('numpy')}, numba {v.get('numba')}, "
                  f"implicit {v.get('implicit')}, opendp {v.get('opendp')}, python {v.get('python')}; "
-                 f"{first.get('machine', {}).get('cpu_count')} CPUs\n\n")
+                 f"{first.get('machine', {}).get('cpu_count')} CPUs\n")
+        sources = sorted({r.get("versions", {}).get("dprec_source_sha256") or "?" for r in rows})
+        if len(sources) > 1:
+            md.write(f"- **warning: the rows come from {len(sources)} different dprec source trees** (code changed "
+                     "between cells, e.g. across a --resume); re-run into a fresh --out for consistent numbers\n")
+        elif sources != ["?"]:
+            md.write(f"- dprec source tree sha256 `{sources[0][:16]}…`\n")
+        md.write("\n")
     md.write(markdown_tables(agg))
     paths = {"md": os.path.join(out, "summary.md"), "csv": os.path.join(out, "summary.csv")}
     with open(paths["md"], "w", encoding="utf-8") as fh:

@@ -143,7 +143,7 @@ def _lower_bound(a, lo, hi, v):
 
 # ---------------------------------------------------------------------------------------------- stage (a)
 @njit(**_PJIT)
-def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks):
+def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
     """Partial sufficient statistics of every item over users ``u_start <= i < u_stop``.
 
     Parameters
@@ -155,13 +155,10 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks):
 
     Returns
     -------
-    A : (n_items, k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric)
+    A : (n_items, k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric), written into the given array
     b : (n_items, k) float64, ``b_j = Σ wb_ij u_i``
     """
-    n_items = indptr.shape[0] - 1
     k = U.shape[1]
-    A = np.zeros((n_items, k, k))
-    b = np.zeros((n_items, k))
     bounds = balanced_bounds(indptr, nchunks, 8.0)
     for c in prange(nchunks):
         lo_item, hi_item = bounds[c], bounds[c + 1]
@@ -177,6 +174,8 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks):
             e = _lower_bound(indices, s, indptr[j + 1], u_stop)
             n = e - s
             if n == 0:
+                A[j] = 0.0
+                b[j] = 0.0
                 continue
             bj[:] = 0.0
             for t in range(n):
@@ -498,19 +497,27 @@ def gram(Y):
     return _gram_nb(Y, _nchunks())
 
 
-def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None):
+def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
     """Stage (a): partial statistics ``(A, b)`` of every item over the user block ``[u_start, u_stop)``.
 
     ``indptr, indices`` are the item-major CSR (CSC of the user×item matrix) with sorted user indices;
     ``wA``/``wb`` are aligned with ``indices``. Returns ``A`` (n_items, k, k) float64 symmetric and
     ``b`` (n_items, k) float64: ``A_j = Σ_i wA_ij u_i u_iᵀ``, ``b_j = Σ_i wb_ij u_i`` over users in the block.
+    ``out=(A, b)`` reuses preallocated float64 arrays (every entry is overwritten).
     """
     U = np.ascontiguousarray(U)
     if u_stop is None:
         u_stop = U.shape[0]
     if not (0 <= u_start <= u_stop <= U.shape[0]):
         raise ValueError(f"user block [{u_start}, {u_stop}) is outside 0..{U.shape[0]}")
-    return _item_stats_nb(indptr, indices, wA, wb, U, int(u_start), int(u_stop), _nchunks())
+    n_items, k = indptr.shape[0] - 1, U.shape[1]
+    if out is None:
+        A, b = np.empty((n_items, k, k)), np.empty((n_items, k))
+    else:
+        A, b = out
+        if A.shape != (n_items, k, k) or b.shape != (n_items, k) or A.dtype != np.float64 or b.dtype != np.float64:
+            raise ValueError(f"out must be float64 arrays of shapes {(n_items, k, k)} and {(n_items, k)}")
+    return _item_stats_nb(indptr, indices, wA, wb, U, int(u_start), int(u_stop), _nchunks(), A, b)
 
 
 def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):

@@ -6,10 +6,11 @@ Two feedback modes share the kernels of :mod:`dprec.kernels.als`:
 
     r̂_ui = μ + b_u + c_i + u_uᵀ v_i
 
-    minimise  Σ_(u,i)∈Ω (r_ui − r̂_ui)²  +  Σ_u λ n_u ‖u_u‖² + λ_b n_u b_u²  +  Σ_i λ n_i ‖v_i‖² + λ_b n_i c_i²
+    minimise  Σ_(u,i)∈Ω (r_ui − r̂_ui)²  +  Σ_u λ n_u^γ ‖u_u‖² + λ_b b_u²  +  Σ_i λ n_i^γ ‖v_i‖² + λ_b c_i²
 
-  (weighted-λ regularisation, Zhou et al. 2008: each ridge scales with the row's number of ratings, floored
-  at one). Biases are fitted jointly with the factors by augmenting the vectors with a constant column:
+  (weighted-λ regularisation, Zhou et al. 2008, generalised by an exponent γ: each factor ridge scales
+  with the row's number of training ratings n (floored at one) to the power γ; the biases have their own
+  constant ridge λ_b). Biases are fitted jointly with the factors by augmenting the vectors with a constant column:
   the user step solves ``[u_u, b_u]`` against ``[v_i, 1]`` with target ``r − μ − c_i``, the item step solves
   ``[v_i, c_i]`` against ``[u_u, 1]`` with target ``r − μ − b_u``. μ is the training mean and stays fixed,
   so every half-step is an exact block minimisation and the objective never increases.
@@ -42,8 +43,8 @@ _SOLVERS = ("auto", "cholesky", "cg")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 #: defaults tuned on MovieLens-100K (random 80/20 split, seed 0) for explicit, and the usual HKV ones for implicit
-_DEFAULT_REG = {"explicit": 0.05, "implicit": 0.01}
-_DEFAULT_BIAS_REG = 5.0
+_DEFAULT_REG = {"explicit": 0.36, "implicit": 0.01}
+_DEFAULT_BIAS_REG = 1.0
 
 
 @register_model
@@ -57,16 +58,17 @@ class ALS(Recommender):
     iterations : int
         Number of (item step, user step) sweeps.
     regularization : float, optional
-        Ridge λ on the factors. Explicit feedback: weighted-λ (λ·n_u for a user with n_u ratings, λ·n_i for
-        an item), default 0.05. Implicit feedback: plain λ, default 0.01.
+        Ridge λ on the factors. Explicit feedback: weighted-λ (λ·n^γ for a user or item with n training
+        ratings), default 0.36. Implicit feedback: plain λ, default 0.01.
     feedback : {"explicit", "implicit"}
     alpha : float
         Implicit confidence slope: ``c = 1 + alpha · r``.
     bias_regularization : float, optional
-        Explicit only: ridge on the biases, λ_b per rating... scaled like the factors' (λ_b · n), default 5.0
-        **not** scaled — see notes: the bias ridge is ``λ_b + λ·n`` … (documented in ``_bias_reg``).
+        Explicit only: constant ridge λ_b on every user and item bias, default 1.0.
     weighted_regularization : bool
         Explicit only: scale λ by the number of ratings (ALS-WR). Default True.
+    regularization_exponent : float
+        Explicit only: γ in λ·n^γ (1 = ALS-WR of Zhou et al.; default 0.75, tuned on MovieLens-100K).
     solver : {"auto", "cholesky", "cg"}
         Implicit only (explicit always solves exactly). ``"auto"`` = ``"cg"`` for float32 factors.
     cg_steps : int
@@ -91,7 +93,7 @@ class ALS(Recommender):
         alpha: float = 40.0,
         bias_regularization: float | None = None,
         weighted_regularization: bool = True,
-        regularization_exponent: float = 1.0,
+        regularization_exponent: float = 0.75,
         solver: str = "auto",
         cg_steps: int = 3,
         init_scale: float = 0.1,
@@ -110,6 +112,8 @@ class ALS(Recommender):
             raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
+        if solver == "cg" and dtype != "float32":
+            raise ValueError('solver="cg" runs in float32; use dtype="float32" or solver="cholesky"')
         if regularization is not None and not (np.isfinite(regularization) and regularization >= 0):
             raise ValueError(f"regularization must be a finite number ≥ 0, got {regularization!r}")
         if bias_regularization is not None and not (np.isfinite(bias_regularization) and bias_regularization >= 0):
@@ -172,7 +176,7 @@ class ALS(Recommender):
 
     # ------------------------------------------------------------------ regularisation
     def _ridge(self, counts: np.ndarray) -> np.ndarray:
-        """Per-row ridge vector (n, k[+1]): λ·max(n,1) on the factors (or λ), λ_b on the bias column."""
+        """Per-row ridge vector (n, k[+1]): λ·max(n,1)^γ on the factors (or λ), λ_b on the bias column."""
         k = self.factors
         counts = np.asarray(counts, dtype=np.float64)
         if self.feedback == "explicit":
@@ -218,15 +222,17 @@ class ALS(Recommender):
         Vaug = np.empty((n_items, k + 1), dtype=ft)
         Uaug[:, :k] = U
         Uaug[:, k] = 1.0
+        Vaug[:, :k] = V  # only kept when iterations == 0
+        Vaug[:, k] = 0.0
         G0 = np.zeros((k + 1, k + 1))
         r_u = X.data.astype(ft) - ft(mu)
         r_i = Xt.data.astype(ft) - ft(mu)
+        bufs = (np.empty((n_items, k + 1, k + 1)), np.empty((n_items, k + 1))) if self.iterations else None
         for _ in range(self.iterations):
-            # item step: [v_i, c_i] from [u, 1] and r − μ − b_u  (stats → reduce → solve)
-            A, b = K.item_stats(Xt.indptr, Xt.indices, ones_u, r_i - bu[Xt.indices], Uaug, 0, n_users)
-            A, b = K.reduce_stats([(A, b)])
+            # item step: [v_i, c_i] from [u, 1] and r − μ − b_u  (stats over one user block → solve; DP-ALS
+            # adds noise to (A, b) and reduces several blocks at this point)
+            A, b = K.item_stats(Xt.indptr, Xt.indices, ones_u, r_i - bu[Xt.indices], Uaug, 0, n_users, out=bufs)
             Vaug, _ = K.solve_batched(A, b, reg_i, G0, out=Vaug)
-            del A, b
             bi = np.ascontiguousarray(Vaug[:, k])
             # user step: [u, b_u] from [v, 1] and r − μ − c_i
             Vaug[:, k] = 1.0
@@ -259,15 +265,14 @@ class ALS(Recommender):
             wA_i = (self.alpha * Xt.data).astype(ft)
             reg_u = np.full((n_users, k), lam)
             reg_i = np.full((n_items, k), lam)
+            bufs = (np.empty((n_items, k, k)), np.empty((n_items, k)))
         for _ in range(self.iterations):
             UtU = K.gram(U)
             if solver == "cg":
                 K.cg_rows(Xt.indptr, Xt.indices, conf_i, U, UtU, lam, V, self.cg_steps)
             else:
-                A, b = K.item_stats(Xt.indptr, Xt.indices, wA_i, conf_i, U, 0, n_users)
-                A, b = K.reduce_stats([(A, b)])
+                A, b = K.item_stats(Xt.indptr, Xt.indices, wA_i, conf_i, U, 0, n_users, out=bufs)
                 V, _ = K.solve_batched(A, b, reg_i, UtU, out=V)
-                del A, b
             VtV = K.gram(V)
             if solver == "cg":
                 K.cg_rows(X.indptr, X.indices, conf_u, V, VtV, lam, U, self.cg_steps)

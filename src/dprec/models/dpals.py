@@ -127,12 +127,14 @@ class DPALS(DPModelMixin, Recommender):
         prior_var=0.3,
         bias_reg=None,
         contribution="weight",
+        init_scale=0.1,
         secure_noise=False,
         num_threads=0,
         rng=None,
     ):
         super().__init__(num_threads=num_threads, rng=rng)
         self._init_privacy(epsilon, delta, privacy_unit, secure_noise)
+        self.init_scale = _positive(init_scale, "init_scale")
         for name, v in (("factors", factors), ("iterations", iterations), ("max_ratings_per_user", max_ratings_per_user)):
             if v is not None and (not isinstance(v, (int, np.integer)) or v < (1 if name == "max_ratings_per_user" else 0)):
                 raise ValueError(f"{name} must be a non-negative integer (or None for the default rule), got {v!r}")
@@ -153,7 +155,7 @@ class DPALS(DPModelMixin, Recommender):
     def get_params(self) -> dict:
         keys = (
             "epsilon delta privacy_unit factors iterations max_ratings_per_user clip_norm regularization "
-            "user_regularization residual_bound factor_share prior_var bias_reg contribution secure_noise"
+            "user_regularization residual_bound factor_share prior_var bias_reg contribution init_scale secure_noise"
         ).split()
         return {**super().get_params(), **{k: getattr(self, k) for k in keys}}
 
@@ -206,7 +208,7 @@ class DPALS(DPModelMixin, Recommender):
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
-        V = (g.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * 0.1).astype(np.float64)
+        V = (g.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * self.init_scale).astype(np.float64)
         if T > 0 and d > 0:
             V = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma, noise, g, mask)
         self.item_factors_ = V
