@@ -1,0 +1,60 @@
+"""Numba kernels specific to DP-ALS: the noisy item solve after the reduction.
+
+Like every dprec kernel these take pre-drawn noise and draw none themselves.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["noisy_psd_solve"]
+
+
+@njit(cache=True, parallel=True)
+def _noisy_psd_solve_nb(A, b, noise_tri, noise_b, reg, floor, out, nchunks):
+    n, k = b.shape
+    step = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        M = np.empty((k, k))
+        rhs = np.empty(k)
+        for j in range(c * step, min(n, (c + 1) * step)):
+            t = 0
+            for a in range(k):
+                rhs[a] = b[j, a] + noise_b[j, a]
+                for q in range(a, k):
+                    # symmetrise the statistic and add the mirrored upper-triangle noise
+                    v = 0.5 * (A[j, a, q] + A[j, q, a]) + noise_tri[j, t]
+                    M[a, q] = v
+                    M[q, a] = v
+                    t += 1
+            w, Q = np.linalg.eigh(M)
+            # (P(M) + λ_j I)⁻¹ rhs with P the projection onto {X ⪰ floor·I}: one eigendecomposition serves both
+            z = Q.T @ rhs
+            for a in range(k):
+                z[a] /= max(w[a], floor) + reg[j]
+            x = Q @ z
+            for a in range(k):
+                out[j, a] = x[a]
+
+
+def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
+    """``x_j = (P(sym(A_j) + N_j) + λ_j I)⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
+
+    ``A`` (n, k, k) and ``b`` (n, k) are the reduced (exact) statistics; ``noise_tri`` (n, k(k+1)/2) holds the
+    i.i.d. noise of each upper triangle (diagonal included, row-major ``a ≤ q``), mirrored into ``N_j``;
+    ``noise_b`` (n, k) the noise of ``b``; ``reg`` (n,) the ridge λ_j; ``P`` clips eigenvalues below ``floor``
+    (projection onto the PSD cone for ``floor = 0``). The projection is post-processing of the noisy
+    release, and one eigendecomposition per item gives both the projection and the solve.
+    """
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    n, k = b.shape
+    if A.shape != (n, k, k) or noise_tri.shape != (n, k * (k + 1) // 2) or noise_b.shape != (n, k):
+        raise ValueError(f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}")
+    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg, dtype=np.float64), (n,)))
+    out = np.empty((n, k))
+    _noisy_psd_solve_nb(A, b, np.ascontiguousarray(noise_tri, dtype=np.float64), np.ascontiguousarray(noise_b, dtype=np.float64),
+                        reg, float(floor), out, max(1, int(numba.get_num_threads())))
+    return out
