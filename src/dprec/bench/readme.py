@@ -1,6 +1,6 @@
 """Regenerate README.md's results block from committed sweep results.
 
-``python -m dprec.bench.readme [--readme README.md] [--results benchmarks/results] [--check]`` replaces the text
+``python -m dprec.bench.readme [--readme README.md] [--results benchmarks/results] [--metrics rmse ndcg@10] [--check]`` replaces the text
 between the markers ``<!-- results:start -->`` and ``<!-- results:end -->`` with tables built from every
 ``benchmarks/results/*/summary.csv`` (directories in sorted order). ``--check`` exits 1 when the README is out
 of date instead of rewriting it (for CI).
@@ -21,8 +21,9 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
 
-def render_results(results_dir: str, *, link_base: str | None = None) -> str:
-    """Markdown for every ``results_dir/*/summary.csv``: per sweep a heading and its tables."""
+def render_results(results_dir: str, *, link_base: str | None = None, metrics=None) -> str:
+    """Markdown for every ``results_dir/*/summary.csv``: per sweep a heading and its tables (only ``metrics``,
+    e.g. ``["rmse", "ndcg@10"]``, when given)."""
     parts = []
     for path in sorted(glob.glob(os.path.join(results_dir, "*", "summary.csv"))):
         sweep = os.path.basename(os.path.dirname(path))
@@ -32,14 +33,15 @@ def render_results(results_dir: str, *, link_base: str | None = None) -> str:
         rel = os.path.relpath(os.path.dirname(path), link_base) if link_base else os.path.dirname(path)
         parts.append(f"### Sweep `{sweep}`\n\nFrom [`{rel}/summary.csv`]({rel}/summary.csv) "
                      f"(mean ± sample std over seeds; n = number of seeds).\n\n")
-        parts.append(markdown_tables(agg, heading_level=4))
+        parts.append(markdown_tables(agg, heading_level=4, metrics=metrics))
     if not parts:
         return f"_No results under `{results_dir}` yet: run `dprec bench benchmarks/configs/quick.toml --out " \
                f"benchmarks/results/quick`._\n"
     return "".join(parts)
 
 
-def update_readme(readme: str = "README.md", results_dir: str = "benchmarks/results", *, check: bool = False) -> bool:
+def update_readme(readme: str = "README.md", results_dir: str = "benchmarks/results", *, check: bool = False,
+                  metrics=None) -> bool:
     """Rewrite the results block of ``readme``. Returns True when the file changed (or would change)."""
     with open(readme, encoding="utf-8") as fh:
         text = fh.read()
@@ -47,7 +49,7 @@ def update_readme(readme: str = "README.md", results_dir: str = "benchmarks/resu
     if i < 0 or j < 0 or j < i:
         raise ValueError(f"{readme} has no results block: add the lines {START} and {END} (in this order) where the "
                          "results tables should go")
-    body = render_results(results_dir, link_base=os.path.dirname(os.path.abspath(readme)))
+    body = render_results(results_dir, link_base=os.path.dirname(os.path.abspath(readme)), metrics=metrics)
     new = text[: i + len(START)] + "\n\n" + body.rstrip("\n") + "\n\n" + text[j:]
     changed = new != text
     if changed and not check:
@@ -63,9 +65,11 @@ def main(argv=None) -> int:
     p.add_argument("--readme", default="README.md")
     p.add_argument("--results", default=os.path.join("benchmarks", "results"))
     p.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; change nothing")
+    p.add_argument("--metrics", nargs="+", metavar="METRIC",
+                   help="only these metrics (names as in summary.csv, e.g. rmse ndcg@10); default: all")
     args = p.parse_args(argv)
     try:
-        changed = update_readme(args.readme, args.results, check=args.check)
+        changed = update_readme(args.readme, args.results, check=args.check, metrics=args.metrics)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

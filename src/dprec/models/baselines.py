@@ -246,14 +246,15 @@ class DPGlobalEffects(DPModelMixin, Recommender):
         return np.clip(x, lo, hi)
 
     def _scores(self, rows):
-        return self._mask_unreleased(self._clip(self.mu_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :]))
+        # unclipped for ranking (clipping would create ties at the rating bounds)
+        return self._mask_unreleased(self.mu_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :])
 
     def _predict(self, rows, cols):
         ub = np.where(rows >= 0, self.user_bias_[np.maximum(rows, 0)] if len(self.user_bias_) else 0.0, 0.0)
         return self._clip(self.mu_ + ub + self.item_bias_[cols])
 
     def _fallback_scores(self):
-        return self._mask_unreleased(self._clip(self.mu_ + self.item_bias_))
+        return self._mask_unreleased(self.mu_ + self.item_bias_)
 
     def _fold_in(self, row, cols, vals):
         b = float(np.sum(vals - self.mu_ - self.item_bias_[cols]) / (len(vals) + self.user_reg))

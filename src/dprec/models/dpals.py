@@ -333,8 +333,9 @@ class DPALS(DPModelMixin, Recommender):
         return np.clip(x, lo, hi)
 
     def _scores(self, rows):
+        # unclipped: clipping to the rating bounds would tie every item predicted above the top rating
         s = self.mu_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :] + self.user_factors_[rows] @ self.item_factors_.T
-        return self._mask_unreleased(self._clip(s))
+        return self._mask_unreleased(s)
 
     def _predict(self, rows, cols):
         known = rows >= 0
@@ -345,7 +346,7 @@ class DPALS(DPModelMixin, Recommender):
         return self._clip(out)
 
     def _fallback_scores(self):
-        return self._mask_unreleased(self._clip(self.mu_ + self.item_bias_))
+        return self._mask_unreleased(self.mu_ + self.item_bias_)
 
     def _fold_in(self, row, cols, vals):
         X1 = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, len(self._item_ids)))
