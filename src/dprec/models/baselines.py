@@ -207,12 +207,15 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     def _fit(self, data, *, ledger=None):
         X = data.matrix
         g = as_generator(self.rng)
+        # one independent stream per step (selection/count, biases, factors): DP-ALS uses the same layout, so
+        # with the same seed both models draw the same bias noise
+        g_sel, g_bias = g.spawn(2)
         k, B = self._k(), self._B()
         lo, hi = data.rating_bounds
         d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B, self.privacy_unit)
         steps = [acc.Step("global_mean", self.mean_share, d_mean), acc.Step("item_biases", 1 - self.mean_share, d_items)]
-        plan, self._item_mask = self._plan_fit(data, steps, rng=g, k=k, ledger=ledger)
-        noise = NoiseSource(g, secure=self.secure_noise)
+        plan, self._item_mask = self._plan_fit(data, steps, rng=g_sel, k=k, ledger=ledger)
+        noise = NoiseSource(g_bias, secure=self.secure_noise)
         mu, c, counts = release_biases(
             X,
             rating_bounds=data.rating_bounds,
@@ -225,7 +228,7 @@ class DPGlobalEffects(DPModelMixin, Recommender):
             privacy_unit=self.privacy_unit,
             contribution=self.contribution if self.private else "weight",
             noise=noise,
-            rng=g,
+            rng=g_bias,
         ) if self.private else _nonprivate_biases(X, self.prior_var, self.user_reg)
         if self._item_mask is not None:  # unselected items carry no released information
             c, counts = np.where(self._item_mask, c, 0.0), np.where(self._item_mask, counts, 0.0)

@@ -163,6 +163,7 @@ class DPALS(DPModelMixin, Recommender):
     # ------------------------------------------------------------------ fit
     def _fit(self, data, *, ledger=None):
         g = as_generator(self.rng)
+        g_sel, g_bias, g_fac = g.spawn(3)  # same stream layout as DPGlobalEffects (see there)
         X = data.matrix
         k = int(self.max_ratings_per_user or 20)
         lo, hi = data.rating_bounds
@@ -180,11 +181,11 @@ class DPALS(DPModelMixin, Recommender):
             d_fac *= 2.0
 
         # The user count is released first (Δ = 1: one user is one row) and only feeds the public rules.
-        count_share = 0.01
+        count_share = 0.002  # σ ≈ 90 users at ε = 1: ample for a threshold rule, negligible budget
         self._catalog_public = bool(data.public_items)
         probe = [acc.Step("n_users", count_share, 1.0), acc.Step("rest", 1 - count_share, 1.0)]
-        plan0, mask = self._plan_fit(data, probe, rng=g, k=k, ledger=ledger)
-        noise = NoiseSource(g, secure=self.secure_noise)
+        plan0, mask = self._plan_fit(data, probe, rng=g_sel, k=k, ledger=ledger)
+        noise = NoiseSource(g_sel, secure=self.secure_noise)
         n_items_pub = int(mask.sum()) if mask is not None else data.n_items
         # charge the whole fit before any noise is drawn (its total is fixed by ε, δ already)
         self._item_mask = mask
@@ -201,7 +202,7 @@ class DPALS(DPModelMixin, Recommender):
             mu, c, counts = release_biases(
                 X, rating_bounds=data.rating_bounds, sigma_mean=plan.sigma("global_mean"), sigma_items=plan.sigma("item_biases"),
                 k=k, residual_bound=B_bias, prior_var=self.prior_var, user_reg=bias_reg, privacy_unit=self.privacy_unit,
-                contribution=self.contribution, noise=noise, rng=g,
+                contribution=self.contribution, noise=NoiseSource(g_bias, secure=self.secure_noise), rng=g_bias,
             )
         else:
             mu, c, counts = _nonprivate_biases(X, self.prior_var, bias_reg)
@@ -209,9 +210,10 @@ class DPALS(DPModelMixin, Recommender):
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
-        V = (g.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * self.init_scale).astype(np.float64)
+        V = (g_fac.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * self.init_scale).astype(np.float64)
         if T > 0 and d > 0:
-            V = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma, noise, g, mask)
+            V = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma,
+                              NoiseSource(g_fac, secure=self.secure_noise), g_fac, mask)
         self.item_factors_ = V
         self.user_factors_, self.user_bias_ = self._user_solve(X, V)
         self._hp = {"factors": d, "iterations": T, "factor_share": share, "k": k, "residual_bound": B,
