@@ -11,7 +11,29 @@ from numba import njit, prange
 
 from .als import _chol_solve
 
-__all__ = ["noisy_psd_solve"]
+__all__ = ["noisy_psd_solve", "clipped_weighted_residuals"]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _residuals_nb(data, rows, cols, mu, row_bias, col_bias, w, bound, out):
+    for t in prange(data.shape[0]):
+        e = data[t] - mu - row_bias[rows[t]] - col_bias[cols[t]]
+        if e > bound:
+            e = bound
+        elif e < -bound:
+            e = -bound
+        out[t] = w[t] * e
+
+
+def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, bound=np.inf):
+    """``w_t · clip(r_t − μ − row_bias[rows_t] − col_bias[cols_t], −bound, bound)`` for every stored entry t.
+
+    One fused parallel pass (the DP-ALS residual statistic's per-entry term); ``bound=inf`` does not clip.
+    """
+    out = np.empty(data.shape[0])
+    _residuals_nb(np.asarray(data, np.float64), rows, cols, float(mu), np.asarray(row_bias, np.float64),
+                  np.asarray(col_bias, np.float64), np.asarray(w, np.float64), float(bound), out)
+    return out
 
 
 @njit(cache=True, parallel=True)

@@ -276,14 +276,14 @@ class DPALS(DPModelMixin, Recommender):
         counts = np.maximum(self.item_counts_, 0.0)
         for _ in range(T):
             U, ub = self._user_solve(X, V)
-            resid = Xt.data - self.mu_ - self.item_bias_[item_t] - ub[Xt.indices]
+            wresid = KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, self.mu_, ub, self.item_bias_, w_t,
+                                                   B if self.private else np.inf)
             if self.private:
-                np.clip(resid, -B, B, out=resid)
                 norms = np.linalg.norm(U, axis=1)
                 U = U * np.minimum(1.0, gamma / np.maximum(norms, 1e-300))[:, None]
             # augment with a constant 1 so the item solve also refines the item bias: [v_j; Δc_j]
             Ua = np.hstack([U, np.ones((U.shape[0], 1))]).astype(np.float32)
-            A, b = K.item_stats(Xt.indptr, Xt.indices, w_t, w_t * resid, Ua)
+            A, b = K.item_stats(Xt.indptr, Xt.indices, w_t, wresid, Ua)
             if sigma > 0:
                 # Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
                 # ridge solve in one eigendecomposition per item (post-processing)
