@@ -55,48 +55,47 @@ def _noisy_psd_solve_nb(A, b, noise_tri, noise_b, reg, floor, out, nchunks):
                     M[a, q] = v
                     M[q, a] = v
                     t += 1
-            # Fast exact path: if M is positive definite (its Cholesky succeeds) then P(M) = M (for floor = 0)
-            # and two Cholesky factorisations replace the eigendecomposition.
+            # Fast exact path: if M is positive definite (its Cholesky succeeds) then P(M) = M (floor = 0)
+            # and no eigendecomposition is needed.
+            projected = False
             if floor == 0.0:
                 for a in range(k):
                     for q in range(k):
                         C[a, q] = M[a, q]
-                if _chol_solve(C, rhs, x):
-                    for a in range(k):
-                        for q in range(k):
-                            C[a, q] = M[a, q]
-                        C[a, a] += reg[j]
-                    if _chol_solve(C, rhs, x):
-                        for a in range(k):
-                            out[j, a] = x[a]
-                        continue
-            w, Q = np.linalg.eigh(M)
-            # (P(M) + λ_j I)⁻¹ rhs with P the projection onto {X ⪰ floor·I}: one eigendecomposition serves both
-            z = Q.T @ rhs
+                projected = _chol_solve(C, rhs, x)
+            if not projected:
+                # P(M) = Q diag(max(w, floor)) Qᵀ
+                w, Q = np.linalg.eigh(M)
+                for a in range(k):
+                    w[a] = max(w[a], floor)
+                M = (Q * w) @ Q.T
             for a in range(k):
-                z[a] /= max(w[a], floor) + reg[j]
-            xe = Q @ z
+                for q in range(k):
+                    C[a, q] = M[a, q]
+                C[a, a] += reg[j, a]
+            _chol_solve(C, rhs, x)
             for a in range(k):
-                out[j, a] = xe[a]
+                out[j, a] = x[a]
 
 
 def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
-    """``x_j = (P(sym(A_j) + N_j) + λ_j I)⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
+    """``x_j = (P(sym(A_j) + N_j) + diag(λ_j))⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
 
     ``A`` (n, k, k) and ``b`` (n, k) are the reduced (exact) statistics; ``noise_tri`` (n, k(k+1)/2) holds the
     i.i.d. noise of each upper triangle (diagonal included, row-major ``a ≤ q``), mirrored into ``N_j``;
-    ``noise_b`` (n, k) the noise of ``b``; ``reg`` (n,) the ridge λ_j; ``P`` clips eigenvalues below ``floor``
+    ``noise_b`` (n, k) the noise of ``b``; ``reg`` the ridge, (n,) per item or (n, k) per item and coordinate;
+    ``P`` clips eigenvalues below ``floor``
     (projection onto the PSD cone for ``floor = 0``). The projection is post-processing of the noisy
-    release. An item whose noisy matrix is already positive definite (a Cholesky test) needs no projection
-    and is solved by Cholesky; the others by one eigendecomposition that gives both the projection and the
-    solve — the same estimator either way.
+    release. An item whose noisy matrix is already positive definite (a Cholesky test) needs no projection;
+    the others are projected through one eigendecomposition. Then one Cholesky solve.
     """
     A = np.ascontiguousarray(A, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
     n, k = b.shape
     if A.shape != (n, k, k) or noise_tri.shape != (n, k * (k + 1) // 2) or noise_b.shape != (n, k):
         raise ValueError(f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}")
-    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg, dtype=np.float64), (n,)))
+    reg = np.asarray(reg, dtype=np.float64)
+    reg = np.ascontiguousarray(np.broadcast_to(reg[:, None] if reg.ndim == 1 else reg, (n, k)))
     out = np.empty((n, k))
     _noisy_psd_solve_nb(A, b, np.ascontiguousarray(noise_tri, dtype=np.float64), np.ascontiguousarray(noise_b, dtype=np.float64),
                         reg, float(floor), out, max(1, int(numba.get_num_threads())))
