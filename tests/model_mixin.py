@@ -65,12 +65,15 @@ class ModelContract:
 
     # ------------------------------------------------------------------ fixtures
     @pytest.fixture(scope="class")
-    def data(self):
-        return self.make_data()
+    @classmethod
+    def data(cls):
+        return cls().make_data()
 
     @pytest.fixture(scope="class")
-    def fitted(self, data):
-        return self.fit_model(self.make_model(), data)
+    @classmethod
+    def fitted(cls, data):
+        inst = cls()
+        return inst.fit_model(inst.make_model(), data)
 
     @pytest.fixture
     def fresh(self, data):
