@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._json import to_jsonable
+
 __all__ = ["main", "MODELS", "model_factory", "ModelFactory"]
 
 EXIT_OK, EXIT_USAGE, EXIT_BUDGET = 0, 2, 3
@@ -188,29 +190,7 @@ def _parse_bounds(text: str) -> tuple[float, float]:
 
 
 def _jsonable(o):
-    """Plain JSON values: NaN → null, ±inf → "inf"/"-inf", numpy → Python, objects via to_dict()."""
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return [_jsonable(v) for v in o.tolist()]
-    if isinstance(o, (bool, np.bool_)):
-        return bool(o)
-    if isinstance(o, (int, np.integer)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        x = float(o)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    if o is None or isinstance(o, str):
-        return o
-    if hasattr(o, "to_dict"):
-        return _jsonable(o.to_dict())
-    return str(o)
+    return to_jsonable(o)
 
 
 def _fmt(x, digits: int = 4) -> str:

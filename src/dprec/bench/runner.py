@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from .._json import to_jsonable
+
 from ..errors import CorruptFileError
 from .config import RATING_METRICS, BenchConfig, ConfigError, format_epsilon, load_config
 
@@ -53,27 +55,8 @@ TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
 
 # ---------------------------------------------------------------------------------------------- JSON helpers
 def jsonable(obj):
-    """Recursively convert to JSON-safe values (numpy scalars/arrays, inf → "inf", NaN → None)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        if math.isnan(f):
-            return None
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return f
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
+    """Recursively convert to JSON-safe values (see :func:`dprec._json.to_jsonable`)."""
+    return to_jsonable(obj)
 
 
 def as_float(v) -> float:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._json import to_jsonable
 from ..errors import CorruptFileError
 from ..privacy import accounting as acc
 from ..privacy.units import check_delta, check_epsilon, check_privacy_unit
@@ -327,15 +328,4 @@ def _dataset_id(data) -> str:
 
 
 def _jsonable(o: Any):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        f = float(o)
-        return f if math.isfinite(f) else ("inf" if f > 0 else ("-inf" if f < 0 else "nan"))
-    return o
+    return to_jsonable(o)
