@@ -319,14 +319,16 @@ class DPALS(DPModelMixin, Recommender):
         n, d = X.shape[0], V.shape[1]
         # float32 factors in the kernels (float64 accumulation inside): twice the BLAS throughput
         Y = np.hstack([V, np.ones((V.shape[0], 1))]).astype(np.float32)
-        target = X.data - self.mu_ - self.item_bias_[X.indices]
+        ones = np.ones(X.nnz, dtype=np.float32)
+        target = KD.clipped_weighted_residuals(X.data, X.indices, X.indices, self.mu_, self.item_bias_,
+                                               np.zeros(X.shape[1]), ones)  # r − μ − c_j, one fused pass
         # weighted-λ regularisation (Zhou et al. 2008): the factor ridge grows with the user's rating count
         reg = np.empty((n, d + 1))
         reg[:, :d] = self._ureg * (np.diff(X.indptr)[:, None] + 1.0)
         reg[:, d] = self._breg
-        out = np.zeros((n, d + 1))
-        K.solve_rows(X.indptr, X.indices, np.ones(X.nnz), target, Y, np.zeros((d + 1, d + 1)), reg, out)
-        return out[:, :d], out[:, d]
+        out = np.empty((n, d + 1), dtype=np.float32)
+        K.solve_rows(X.indptr, X.indices, ones, target.astype(np.float32), Y, np.zeros((d + 1, d + 1)), reg, out)
+        return out[:, :d].astype(np.float64), out[:, d].astype(np.float64)
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self) -> dict:
