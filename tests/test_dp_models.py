@@ -532,3 +532,26 @@ def test_item_count_noise_has_planned_sigma():
     q = np.sum(z**2)
     lo, hi = stats.chi2.ppf(5e-7, n_items), stats.chi2.isf(5e-7, n_items)
     assert lo < q < hi, (q, lo, hi, sigma)
+
+
+# ============================================================================================ DP-ALS rules
+def test_dpals_rules_use_only_public_inputs():
+    from dprec.models.dpals import default_hyperparameters
+
+    few = default_hyperparameters(10.0, 943.0, 1682)
+    many = default_hyperparameters(10.0, 70_000.0, 10_000)
+    assert few["factors"] == 0 and few["iterations"] == 0  # biases only
+    assert many["factors"] > 0 and many["iterations"] > 0 and 0 < many["factor_share"] < 1
+    assert default_hyperparameters(1.0, 70_000.0, 10_000)["factors"] == 0
+    assert default_hyperparameters(math.inf, 10.0, 10)["factors"] > 0
+
+
+def test_dpals_with_few_users_releases_exactly_the_dp_baseline_biases(syn):
+    """Below the rule's threshold DP-ALS spends everything on the global effects, drawing the same noise as
+    DPGlobalEffects (same per-step streams); only the 0.2% user-count share separates the two σ's."""
+    ge = DPGlobalEffects(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
+    dp = DPALS(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
+    assert dp._hp["factors"] == 0
+    np.testing.assert_allclose(dp.item_bias_, ge.item_bias_, rtol=2e-3, atol=2e-3)
+    assert abs(dp.mu_ - ge.mu_) < 1e-2
+    assert not np.array_equal(dp.item_bias_, ge.item_bias_)  # the σ's differ slightly: not a copy
