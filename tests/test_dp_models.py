@@ -555,3 +555,14 @@ def test_dpals_with_few_users_releases_exactly_the_dp_baseline_biases(syn):
     np.testing.assert_allclose(dp.item_bias_, ge.item_bias_, rtol=2e-3, atol=2e-3)
     assert abs(dp.mu_ - ge.mu_) < 1e-2
     assert not np.array_equal(dp.item_bias_, ge.item_bias_)  # the σ's differ slightly: not a copy
+
+
+@pytest.mark.parametrize("cls", [DPGlobalEffects, DPPopularity, DPALS])
+def test_rating_unit_without_public_catalog_selects_items(cls, syn):
+    """Under the rating unit each rating is its own contributor to the selection counts (k = 1)."""
+    data = Interactions.from_csr(syn.matrix, rating_bounds=(1.0, 5.0), public_items=False)
+    m = cls(epsilon=2.0, delta=DELTA, privacy_unit="rating", rng=0).fit(data)
+    rep = m.privacy_report()
+    assert rep["steps"][0]["name"] == "item_selection" and rep["steps"][0]["k"] == 1
+    assert 0 < m._item_mask.sum() < data.n_items
+    assert rep["verified_epsilon"] <= 2.0

@@ -232,8 +232,9 @@ class DPModelMixin:
         self._charge(ledger, data, rho=total, delta_extra=delta_sel)
         kk = 1 if self.privacy_unit == "rating" else k
         if self.privacy_unit == "rating":
-            Xs = data.matrix.copy()
-            Xs.data[:] = 1.0
+            # each rating is its own unit: one row per rating (counts per item are unchanged)
+            nnz = data.matrix.nnz
+            Xs = sp.csr_matrix((np.ones(nnz), data.matrix.indices, np.arange(nnz + 1)), shape=(nnz, data.n_items))
         else:
             Xs = sample_per_user(data.matrix, kk, rng)
         sel = dp_item_selection(Xs, rho=rho_sel, delta_sel=delta_sel, k=kk, rng=rng)
