@@ -566,3 +566,23 @@ def test_rating_unit_without_public_catalog_selects_items(cls, syn):
     assert rep["steps"][0]["name"] == "item_selection" and rep["steps"][0]["k"] == 1
     assert 0 < m._item_mask.sum() < data.n_items
     assert rep["verified_epsilon"] <= 2.0
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from dprec.privacy import accounting as acc  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(eps=st.floats(0.01, 100.0), delta=st.sampled_from([1e-3, 1e-5, 1e-7, 1e-10]), T=st.integers(1, 20),
+       share=st.floats(0.05, 0.95))
+def test_dpals_two_phase_plan_never_overshoots(eps, delta, T, share):
+    """DP-ALS plans in two phases (user count first, then the steps the rules choose): the composition of
+    both, recomputed from the σ's, stays within the target."""
+    m = DPALS(epsilon=eps, delta=delta)
+    plan0 = acc.plan(eps, delta, [acc.Step("n_users", 0.002, 1.0), acc.Step("rest", 0.998, 1.0)])
+    steps = [acc.Step("global_mean", 0.05 * (1 - share), 44.7), acc.Step("item_biases", 0.95 * (1 - share), 8.0),
+             acc.Step("factor_stats", share, 13.0, count=T)]
+    plan = m._plan_rest(plan0, steps)
+    total = math.fsum(acc.gaussian_rho(s.sensitivity, s.sigma) * s.count for s in plan.steps)
+    assert acc.rho_to_epsilon(total, delta) <= eps

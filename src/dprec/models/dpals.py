@@ -257,7 +257,6 @@ class DPALS(DPModelMixin, Recommender):
         """Split the part of the probe plan reserved as ``rest`` across the real steps (never more ρ)."""
         if not self.private:
             p = acc.plan(math.inf, 0.0, steps)
-            self._count_step = plan0["n_users"]
             return _merge(plan0["n_users"], p)
         rest_rho = plan0["rest"].total_rho
         eps_rest = acc.rho_to_epsilon(rest_rho, plan0.delta)
