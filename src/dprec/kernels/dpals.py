@@ -31,8 +31,9 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
     One fused parallel pass (the DP-ALS residual statistic's per-entry term); ``bound=inf`` does not clip.
     """
     out = np.empty(data.shape[0])
-    _residuals_nb(np.asarray(data, np.float64), rows, cols, float(mu), np.asarray(row_bias, np.float64),
-                  np.asarray(col_bias, np.float64), np.asarray(w, np.float64), float(bound), out)
+    # numba specialises on the input dtypes: no conversion copies of the (nnz,) arrays
+    _residuals_nb(data, rows, cols, float(mu), np.asarray(row_bias, np.float64), np.asarray(col_bias, np.float64),
+                  w, float(bound), out)
     return out
 
 
@@ -63,15 +64,23 @@ def _noisy_psd_solve_nb(A, b, noise_tri, noise_b, reg, floor, out, nchunks):
                     for q in range(k):
                         C[a, q] = M[a, q]
                 projected = _chol_solve(C, rhs, x)
-            if not projected:
-                # P(M) = Q diag(max(w, floor)) Qᵀ
+            if projected:
+                for a in range(k):
+                    for q in range(k):
+                        C[a, q] = M[a, q]
+            else:
+                # C = P(M) = Q diag(max(w, floor)) Qᵀ, written in place (no temporaries per item)
                 w, Q = np.linalg.eigh(M)
                 for a in range(k):
                     w[a] = max(w[a], floor)
-                M = (Q * w) @ Q.T
+                for a in range(k):
+                    for q in range(a, k):
+                        acc = 0.0
+                        for m in range(k):
+                            acc += Q[a, m] * w[m] * Q[q, m]
+                        C[a, q] = acc
+                        C[q, a] = acc
             for a in range(k):
-                for q in range(k):
-                    C[a, q] = M[a, q]
                 C[a, a] += reg[j, a]
             _chol_solve(C, rhs, x)
             for a in range(k):
