@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-RNGLike = "int | np.random.Generator | np.random.SeedSequence | None"
-
-
 def as_generator(rng=None) -> np.random.Generator:
     """Normalise ``rng`` to a :class:`numpy.random.Generator`.
 
@@ -25,10 +22,3 @@ def as_generator(rng=None) -> np.random.Generator:
     raise TypeError(
         f"rng must be an int seed, a numpy.random.Generator, a SeedSequence or None; got {type(rng).__name__}"
     )
-
-
-def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
-    """Independent child generators (for per-step noise streams that stay reproducible)."""
-    return [np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(n)] if hasattr(
-        rng.bit_generator, "seed_seq"
-    ) else [np.random.default_rng(rng.integers(2**63)) for _ in range(n)]

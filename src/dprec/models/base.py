@@ -9,7 +9,7 @@ implements a handful of ``_private`` hooks over inner ids:
 ``_scores(rows)``                      dense scores, shape ``(len(rows), n_items)``
 ``_predict(rows, cols)``               element-wise scores; ``rows == -1`` marks an unknown user
 ``_fallback_scores()``                 item scores for users the model does not know (popularity-like)
-``_fold_in(cols, values)``             a new user's state from the user's own ratings only
+``_fold_in(row, cols, values)``        a user's state from the user's own ratings only
 ``_explain(row, col)``                 per-rated-item contributions to one score
 ``_item_vectors()``                    item embeddings for :meth:`similar_items` (or ``None``)
 ``_get_state()`` / ``_set_state(d)``   arrays to save / restore
@@ -53,7 +53,10 @@ def _version() -> str:
 
 
 def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``n`` largest entries of each row, best first (ties: lower index first).
+    """Indices and values of the ``n`` largest entries of each row, best first.
+
+    Ties inside the top ``n`` are ordered by index; which of several items tied exactly at the cut-off is
+    kept is left to ``argpartition``.
 
     Rows with fewer than ``n`` finite entries end in ``-inf`` scores.
     """

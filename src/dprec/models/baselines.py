@@ -6,7 +6,6 @@ Every DP model must beat these at the epsilons where it claims to be useful.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,22 +16,12 @@ from ..privacy.noise import NoiseSource
 from ._dp import DPModelMixin, contribution_weights
 from .base import Recommender, register_model
 
-__all__ = ["DPGlobalEffects", "DPPopularity", "BiasRelease", "release_biases", "local_user_biases", "default_k"]
+__all__ = ["DPGlobalEffects", "DPPopularity", "release_biases", "local_user_biases", "default_k"]
 
 
 def default_k(epsilon: float) -> int:
     """Default ``max_ratings_per_user``: 20 (flat optimum on MovieLens-100K for ε ∈ [1, 10] under weighting)."""
     return 20
-
-
-@dataclass
-class BiasRelease:
-    """DP-released global effects: mean ``mu``, item biases ``item_bias``, noisy weighted counts ``counts``."""
-
-    mu: float
-    item_bias: np.ndarray
-    counts: np.ndarray
-    steps: list
 
 
 def _mean_and_item_steps(k, half_range, residual_bound, privacy_unit):

@@ -49,7 +49,7 @@ from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource
 from ._dp import DPModelMixin, contribution_weights
 from .base import Recommender, register_model
-from .baselines import _mean_and_item_steps, _nonprivate_biases, _positive, _steps_report, release_biases
+from .baselines import default_k, _mean_and_item_steps, _nonprivate_biases, _positive, _steps_report, release_biases
 
 __all__ = ["DPALS", "default_hyperparameters"]
 
@@ -93,7 +93,7 @@ class DPALS(DPModelMixin, Recommender):
     factors, iterations : int, optional
         Rank ``d`` and number of noisy iterations ``T``; ``None`` → :func:`default_hyperparameters`.
     max_ratings_per_user : int, optional
-        ``k``; default 20 (weighting, see :mod:`dprec.models._dp`).
+        ``k``; default :func:`dprec.models.baselines.default_k` (weighting, see :mod:`dprec.models._dp`).
     clip_norm : float
         ``Γ``, bound on user-factor norms in the statistics. Default 1.
     regularization, user_regularization : float, optional
@@ -173,7 +173,7 @@ class DPALS(DPModelMixin, Recommender):
         g = as_generator(self.rng)
         g_sel, g_bias, g_fac = g.spawn(3)  # same stream layout as DPGlobalEffects (see there)
         X = data.matrix
-        k = int(self.max_ratings_per_user or 20)
+        k = int(self.max_ratings_per_user or default_k(self.epsilon))
         lo, hi = data.rating_bounds
         B_bias = 1.0 if self.epsilon < 2 else 1.5
         B = self.residual_bound or 1.5
@@ -279,7 +279,7 @@ class DPALS(DPModelMixin, Recommender):
         else:
             w_t = np.ones(X.nnz)
         d = V.shape[1]
-        lam = self._hp_reg()
+        lam = self._reg
         counts = np.maximum(self.item_counts_, 0.0)
         for _ in range(T):
             U, ub = self._user_solve(X, V)
@@ -309,9 +309,6 @@ class DPALS(DPModelMixin, Recommender):
             V = Va[:, :d]
             self.item_bias_ = self.item_bias_ + Va[:, d]
         return V
-
-    def _hp_reg(self):
-        return self._reg
 
     def _user_solve(self, X, V):
         """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local)."""
