@@ -1,10 +1,21 @@
-"""The DP-ALS noisy item solve against a dense numpy reference (both the Cholesky and the eigen path)."""
+"""The DP-ALS noisy item solve against a dense numpy reference (both the Cholesky and the eigen path), and
+its small symmetric eigensolver / PSD projection against ``numpy.linalg.eigh``."""
 
 import numpy as np
 import pytest
 
-from dprec.kernels.dpals import noisy_psd_solve
+from dprec.kernels.dpals import _noisy_psd_solve, noisy_psd_solve, psd_project, small_eigh
 from dprec.privacy.noise import project_psd
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded_blas():
+    """As in the models (``_BaseModel`` runs kernels under the same limit): numpy's threaded OpenBLAS (the
+    references) spinning next to numba's OpenMP threads makes both crawl on a 2-core machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _reference(A, b, noise_tri, noise_b, reg, floor=0.0):
@@ -46,3 +57,148 @@ def test_noisy_psd_solve_floor_and_shapes():
                                rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError, match="shape"):
         noisy_psd_solve(A, b, nt[:, :-1], nb, reg)
+
+
+# ---------------------------------------------------------------------------------------------- eigensolver
+def _sym_family(g, n, k):
+    """Named stacks of (n, k, k) symmetric matrices that stress an eigensolver."""
+    B = g.normal(size=(n, k, k))
+    Q, _ = np.linalg.qr(g.normal(size=(n, k, k)))
+    r = max(1, k // 3)
+    U = g.normal(size=(n, k, r))
+    fam = {
+        "indefinite": B + np.swapaxes(B, 1, 2),
+        "psd": B @ np.swapaxes(B, 1, 2),
+        "rank_deficient_psd": U @ np.swapaxes(U, 1, 2),
+        "rank_deficient_indefinite": U @ np.swapaxes(U, 1, 2) - 2.0 * U[:, :, :1] @ np.swapaxes(U[:, :, :1], 1, 2),
+        # repeated eigenvalues, including a repeated zero and repeated negatives, in a random basis
+        "repeated": (Q * g.choice([-2.0, 0.0, 1.0, 3.0], size=(n, 1, k))) @ np.swapaxes(Q, 1, 2),
+        "identity_multiple": np.eye(k) * g.choice([-1.5, 0.0, 2.0], size=(n, 1, 1)),
+        "zero": np.zeros((n, k, k)),
+        "diagonal": np.eye(k) * g.normal(size=(n, 1, k)),
+        "tridiagonal": np.triu(np.tril(B + np.swapaxes(B, 1, 2), 1), -1),
+        "clustered": (Q * (1.0 + 1e-10 * g.normal(size=(n, 1, k)))) @ np.swapaxes(Q, 1, 2)
+                     - (Q[:, :, :1] * 2.0) @ np.swapaxes(Q[:, :, :1], 1, 2),
+        "graded": (Q * np.logspace(-12, 3, k)[None, None, :] * g.choice([-1.0, 1.0], size=(n, 1, k)))
+                  @ np.swapaxes(Q, 1, 2),
+        "tiny": 1e-200 * (B + np.swapaxes(B, 1, 2)),
+        "huge": 1e200 * (B + np.swapaxes(B, 1, 2)),
+        "unsymmetric_input": B,  # the routines symmetrise (A + Aᵀ)/2
+    }
+    return fam
+
+
+SIZES = list(range(1, 41))
+
+
+def _stacked(fam):
+    """One stack of all families (one kernel call per case: parallel-region launches dominate on a busy VM)."""
+    names = [name for name, A in fam.items() for _ in range(len(A))]
+    return np.concatenate(list(fam.values())), np.array(names)
+
+
+@pytest.mark.parametrize("k", SIZES)
+def test_small_eigh_matches_numpy(k):
+    g = np.random.default_rng(100 + k)
+    A, names = _stacked(_sym_family(g, 7, k))  # odd counts: paired and unpaired QL both run
+    S = 0.5 * (A + np.swapaxes(A, 1, 2))
+    scale = np.maximum(np.abs(S).max(axis=(1, 2)), np.finfo(float).tiny)[:, None]
+    w_ref = np.linalg.eigvalsh(S)
+    for paired in (True, False):
+        w, V = small_eigh(A, paired=paired)
+        assert np.all(np.diff(w, axis=1) >= 0)
+        err_w = np.abs(w - w_ref).max(axis=1) / scale[:, 0]
+        # orthonormal eigenvectors that reconstruct the matrix (the eigenvectors themselves are not unique)
+        err_o = np.abs(np.swapaxes(V, 1, 2) @ V - np.eye(k)).max(axis=(1, 2))
+        err_r = np.abs((V * w[:, None, :]) @ np.swapaxes(V, 1, 2) - S).max(axis=(1, 2)) / scale[:, 0]
+        for err, what in ((err_w, "eigenvalues"), (err_o, "orthogonality"), (err_r, "reconstruction")):
+            assert err.max() < 1e-12, f"{what}: {err.max():.2e} for {sorted(set(names[err >= 1e-12]))}"
+
+
+def test_small_eigh_single_matrix_and_paired_equals_single():
+    g = np.random.default_rng(5)
+    A = g.normal(size=(9, 33, 33))
+    w1, V1 = small_eigh(A, paired=True)
+    w2, V2 = small_eigh(A, paired=False)
+    # interleaving two QL iterations changes the schedule, not the arithmetic of either
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(V1, V2)
+    w, V = small_eigh(A[3])
+    assert w.shape == (33,) and V.shape == (33, 33)
+    np.testing.assert_array_equal(w, w1[3])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        small_eigh(np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="matrix"):
+        small_eigh(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("k", SIZES)
+def test_psd_project_matches_numpy_projection(k):
+    g = np.random.default_rng(1000 + k)
+    fam = _sym_family(g, 5, k)
+    extreme = {name: fam.pop(name) for name in ("tiny", "huge")}  # an absolute floor means nothing there
+    A, names = _stacked(fam)
+    scale = np.maximum(1.0, np.abs(A).max(axis=(1, 2)))
+    for floor in (0.0, 0.5, -0.25):
+        P, n_eig = psd_project(A, floor=floor, return_count=True)
+        err = np.abs(P - project_psd(A, floor=floor)).max(axis=(1, 2)) / scale
+        assert err.max() < 1e-9, f"floor {floor}: {err.max():.2e} for {sorted(set(names[err >= 1e-9]))}"
+        np.testing.assert_array_equal(P, np.swapaxes(P, 1, 2))
+        assert 0 <= n_eig <= len(A)
+    A = np.concatenate(list(extreme.values()))
+    scale = np.abs(A).max(axis=(1, 2))
+    assert (np.abs(psd_project(A) - project_psd(A)).max(axis=(1, 2)) / scale).max() < 1e-12
+
+
+def test_psd_project_properties_and_fast_path_count():
+    g = np.random.default_rng(7)
+    k = 12
+    B = g.normal(size=(200, k, k))
+    pd = B @ np.swapaxes(B, 1, 2) + 0.5 * np.eye(k)  # positive definite: P(M) = M exactly, no eigensolver
+    indef = B + np.swapaxes(B, 1, 2) - 4.0 * np.eye(k)  # has negative eigenvalues
+    mixed = np.where(g.random(200)[:, None, None] < 0.3, pd, indef)
+    n_indef = int(np.sum(np.linalg.eigvalsh(mixed).min(axis=1) < 0))
+    P, n_eig = psd_project(mixed, return_count=True)
+    assert n_eig == n_indef
+    is_pd = np.linalg.eigvalsh(mixed).min(axis=1) > 0
+    np.testing.assert_array_equal(P[is_pd], mixed[is_pd])
+    w = np.linalg.eigvalsh(P)
+    assert w.min() > -1e-12 * np.abs(mixed).max()
+    # idempotent (a projection) and the identity on the PSD cone
+    np.testing.assert_allclose(psd_project(P), P, rtol=0, atol=1e-10)
+    # one (k, k) matrix in, one out
+    np.testing.assert_allclose(psd_project(indef[0]), project_psd(indef[0]), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 9, 17, 33, 40])
+@pytest.mark.parametrize("n", [1, 2, 37])
+def test_noisy_psd_solve_sizes_against_reference(k, n):
+    """Sizes incl. the DP-ALS ones (k = d + 1), odd item counts (one unpaired eigendecomposition), a mix of
+    items on the fast (positive definite) and the eigen path, and per-coordinate ridges."""
+    g = np.random.default_rng(k * 100 + n)
+    U = g.normal(size=(n, 3 * k, k))
+    A = np.einsum("nij,nik->njk", U, U)
+    scale = np.where(g.random(n) < 0.3, 0.0, g.uniform(0.5, 5.0, n))  # ~30% noise-free: positive definite
+    noise_tri = g.normal(size=(n, k * (k + 1) // 2)) * scale[:, None] * np.sqrt(k)
+    noise_b = g.normal(size=(n, k)) * scale[:, None]
+    b = g.normal(size=(n, k))
+    reg = g.uniform(0.2, 3.0, (n, k))
+    got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+    N = np.zeros((n, k, k))
+    iu = np.triu_indices(k)
+    N[:, iu[0], iu[1]] = noise_tri
+    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
+    P = project_psd(A + N)
+    ref = np.linalg.solve(P + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
+    np.testing.assert_array_equal(got, noisy_psd_solve(A, b, noise_tri, noise_b, reg))
+    assert n_eig == int(np.sum(np.linalg.eigvalsh(A + N).min(axis=1) <= 0))
+
+
+def test_noisy_psd_solve_rejects_non_finite():
+    n, k = 4, 3
+    A = np.tile(np.eye(k), (n, 1, 1))
+    nt = np.zeros((n, 6))
+    nt[2, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        noisy_psd_solve(A, np.zeros((n, k)), nt, np.zeros((n, k)), np.ones(n))
