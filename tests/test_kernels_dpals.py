@@ -4,7 +4,7 @@ its small symmetric eigensolver / PSD projection against ``numpy.linalg.eigh``."
 import numpy as np
 import pytest
 
-from dprec.kernels.dpals import _noisy_psd_solve, noisy_psd_solve, psd_project, small_eigh
+from dprec.kernels.dpals import _noisy_psd_solve, clipped_weighted_residuals, noisy_psd_solve, psd_project, small_eigh
 from dprec.privacy.noise import project_psd
 
 
@@ -202,3 +202,24 @@ def test_noisy_psd_solve_rejects_non_finite():
     nt[2, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
         noisy_psd_solve(A, np.zeros((n, k)), nt, np.zeros((n, k)), np.ones(n))
+
+
+# ---------------------------------------------------------------------------------------------- residuals
+@pytest.mark.parametrize("bound", [np.inf, 0.75])
+def test_clipped_weighted_residuals_against_numpy_and_out_buffers(bound):
+    g = np.random.default_rng(11)
+    n, n_rows, n_cols = 5000, 60, 40
+    data = g.uniform(1.0, 5.0, n)
+    rows = g.integers(0, n_rows, n).astype(np.int32)
+    cols = g.integers(0, n_cols, n).astype(np.int32)
+    rb, cb, w = g.normal(size=n_rows), g.normal(size=n_cols), g.uniform(0.0, 2.0, n)
+    ref = w * np.clip(data - 3.5 - rb[rows] - cb[cols], -bound, bound)
+    got = clipped_weighted_residuals(data, rows, cols, 3.5, rb, cb, w, bound)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        buf = np.full(n, np.nan, dtype=dtype)
+        assert clipped_weighted_residuals(data, rows, cols, 3.5, rb, cb, w, bound, out=buf) is buf
+        np.testing.assert_allclose(buf, ref, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="out must be"):
+        clipped_weighted_residuals(data, rows, cols, 3.5, rb, cb, w, bound, out=np.empty(n - 1))

@@ -28,12 +28,17 @@ def _residuals_nb(data, rows, cols, mu, row_bias, col_bias, w, bound, out):
         out[t] = w[t] * e
 
 
-def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, bound=np.inf):
+def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, bound=np.inf, out=None):
     """``w_t · clip(r_t − μ − row_bias[rows_t] − col_bias[cols_t], −bound, bound)`` for every stored entry t.
 
     One fused parallel pass (the DP-ALS residual statistic's per-entry term); ``bound=inf`` does not clip.
+    ``out``: a preallocated (nnz,) float32 or float64 array to write into (and return) — reusing one across
+    iterations avoids faulting in a fresh nnz-sized array every call; default a new float64 array.
     """
-    out = np.empty(data.shape[0])
+    if out is None:
+        out = np.empty(data.shape[0])
+    elif out.shape != data.shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous float32/float64 array of shape {data.shape}")
     # numba specialises on the input dtypes: no conversion copies of the (nnz,) arrays
     _residuals_nb(data, rows, cols, float(mu), np.asarray(row_bias, np.float64), np.asarray(col_bias, np.float64),
                   w, float(bound), out)
