@@ -1,0 +1,102 @@
+"""DP spectral initialisation (``dprec.models._spectral``): sensitivity by removing users, and the post-processing."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from dprec.datasets import synthetic
+from dprec.models._spectral import residual_second_moment, spectral_item_factors, spectral_sensitivity, spike_weights
+
+K, B = 10, 0.5
+
+
+def _setup(seed=0):
+    data = synthetic(400, 80, 3, mean_ratings_per_user=25, rng=seed)
+    X = data.matrix
+    g = np.random.default_rng(seed)
+    mu, c = 3.5, g.normal(0, 0.3, X.shape[1])  # stand-ins for the released global effects (public here)
+    n_u = np.diff(X.indptr)
+    ub = np.add.reduceat(np.r_[X.data - mu - c[X.indices], 0.0], X.indptr[:-1])[: X.shape[0]] / (n_u + 5.0)
+    items = np.argsort(-np.bincount(X.indices, minlength=X.shape[1]))[:40]
+    return X, mu, c, ub, items
+
+
+def _triu(C):
+    return C[np.triu_indices(C.shape[0], 1)]
+
+
+def _without_row(X, i):
+    keep = np.r_[0:i, i + 1 : X.shape[0]]
+    return X[keep]
+
+
+def test_removing_any_user_moves_the_release_by_at_most_the_sensitivity():
+    X, mu, c, ub, items = _setup()
+    full = _triu(residual_second_moment(X, mu, c, ub, items, k=K, bound=B))
+    bound = spectral_sensitivity(K, B)
+    n_s = np.asarray((X[:, items] != 0).sum(1)).ravel()
+    heavy = [int(np.argmax(n_s))] + list(np.argsort(-n_s)[1:30])
+    worst = 0.0
+    for i in heavy:
+        ub_i = np.delete(ub, i)  # the other users' local biases do not depend on user i
+        minus = _triu(residual_second_moment(_without_row(X, i), mu, c, ub_i, items, k=K, bound=B))
+        worst = max(worst, np.linalg.norm(full - minus))
+    assert 0 < worst <= bound * (1 + 1e-12)
+    # the bound is attained up to the diagonal terms when a user's clipped residuals all sit at ±B
+    assert worst > 0.3 * bound
+
+
+def test_rating_level_change_stays_within_twice_the_user_bound():
+    X, mu, c, ub, items = _setup(1)
+    full = _triu(residual_second_moment(X, mu, c, ub, items, k=K, bound=B))
+    X2 = X.copy()
+    # change one rating of the heaviest user: its local bias (a per-user transformation) changes too
+    i = int(np.argmax(np.diff(X.indptr)))
+    X2.data[X2.indptr[i]] = 1.0 if X2.data[X2.indptr[i]] > 3 else 5.0
+    n_i = X.indptr[i + 1] - X.indptr[i]
+    ub2 = ub.copy()
+    ub2[i] = (X2.data[X2.indptr[i] : X2.indptr[i + 1]] - mu - c[X2.indices[X2.indptr[i] : X2.indptr[i + 1]]]).sum() / (n_i + 5.0)
+    moved = _triu(residual_second_moment(X2, mu, c, ub2, items, k=K, bound=B))
+    assert np.linalg.norm(full - moved) <= spectral_sensitivity(K, B, "rating") * (1 + 1e-12)
+
+
+def test_second_moment_matches_a_dense_reference():
+    X, mu, c, ub, items = _setup(2)
+    D = X.toarray()
+    M = D != 0
+    E = np.where(M, np.clip(D - mu - c[None, :] - ub[:, None], -B, B), 0.0)[:, items]
+    n_s = M[:, items].sum(1)
+    x = E * np.minimum(1.0, np.sqrt(K / np.maximum(n_s, 1)))[:, None]
+    ref = x.T @ x
+    np.fill_diagonal(ref, 0.0)
+    np.testing.assert_allclose(residual_second_moment(X, mu, c, ub, items, k=K, bound=B), ref, rtol=1e-12, atol=1e-12)
+    assert np.all(np.sum(x**2, 1) <= K * B**2 + 1e-12)
+
+
+def test_spike_weights_zero_below_the_bulk_edge_and_exact_without_noise():
+    lam = np.array([100.0, 50.0, 20.0, 5.0])
+    sigma, m = 2.0, 16  # edge = 2σ√m = 16
+    w = spike_weights(lam, sigma, m)
+    assert w[0] == pytest.approx(1.0) and w[3] == 0.0 and np.all(np.diff(w) <= 0)
+    theta = (lam[:3] + np.sqrt(lam[:3] ** 2 - 16.0**2)) / 2
+    strength = theta * (1 - sigma**2 * m / theta**2)
+    np.testing.assert_allclose(w[:3], np.sqrt(strength / strength[0]))
+    np.testing.assert_allclose(spike_weights(lam, 0.0, m), np.sqrt(lam / lam[0]))
+    assert np.all(spike_weights(np.array([1.0, 0.5]), 10.0, 4) == 0)
+
+
+def test_noise_free_spectral_factors_recover_a_planted_subspace():
+    g = np.random.default_rng(5)
+    m, d = 30, 3
+    Q, _ = np.linalg.qr(g.standard_normal((m, d)))
+    C = Q @ np.diag([9.0, 4.0, 1.0]) @ Q.T
+    items = np.arange(10, 10 + m)
+    V, lam, wts = spectral_item_factors(C, items, 50, d, sigma=0.0, scale=2.0)
+    np.testing.assert_allclose(lam, [9.0, 4.0, 1.0], atol=1e-10)
+    assert np.all(V[:10] == 0) and np.all(V[40:] == 0)
+    # same column space as the planted one, column norms scale·√m·weight
+    P = Q @ Q.T
+    np.testing.assert_allclose(P @ V[items], V[items], atol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(V[items], axis=0), 2.0 * math.sqrt(m) * np.sqrt([1.0, 4 / 9, 1 / 9]), rtol=1e-10)
