@@ -2,21 +2,29 @@
 
 Run::
 
-    pytest benchmarks/test_bench_dpals.py -s            # ~4 minutes on 2 cores
+    python -m pytest benchmarks/test_bench_dpals.py -s -p no:cacheprovider     # ≈ 4–5 minutes on 2 cores
 
 Data: ``dprec.datasets.synthetic`` shaped like MovieLens-10M (70,000 users, 10,000 items, ≈5M ratings,
 rank-8 ground truth plus biases, ratings rounded to 1..5; seed 0).
 
-Measured, in one run on the same data with the same rank ``d`` and threads:
+Measured, in one run on the same data with the same rank ``d`` and threads, for ``d`` = 8 (DP-ALS's default
+rank) and 32:
 
 * seconds per iteration of ``DPALS(epsilon=10, factors=d, iterations=T)`` and of ``ALS(feedback="explicit",
-  factors=d, iterations=T)``, from fits with ``T = T1`` and ``T = T2`` iterations (best of ``ROUNDS`` each: the machine is shared):
-  ``(t(T2) − t(T1)) / (T2 − T1)`` — the difference cancels the one-off work (biases, the final user solve),
-  so it is the cost of one iteration including noise, PSD projection and the noisy item solves;
-* the ratio DP-ALS / ALS (goal ≤ 1.3), for ``d`` = 8 (DP-ALS's default rank) and 32;
+  factors=d, iterations=T)`` as ``(t(T2) − t(T1)) / (T2 − T1)`` from fits with ``T1`` and ``T2`` iterations
+  (``ITERS``: 1 and 7 at d = 8, 1 and 4 at d = 32) — the
+  difference cancels the one-off work (biases, the final user solve), so it is the cost of one iteration
+  including noise, PSD projection and the noisy item solves;
+* **paired and interleaved** for a shared, noisy machine: each round times the four fits back to back in an
+  ABBA order (DP-ALS, ALS, ALS, DP-ALS for the two iteration counts, the order flipped every round), so both
+  models see the same machine state; each round gives one DP-ALS / ALS ratio. Reported: the **median of the
+  per-round ratios** (the goal is ≤ 1.3) with their min and max, the per-iteration seconds (median over
+  rounds), the ratio of the median per-iteration times, and the same ratio in process CPU time (all threads;
+  less sensitive to other processes taking the cores, but it counts OpenMP spin-waiting). The load average
+  before and after is recorded;
 * the wall time of a default ``DPALS(epsilon=10)`` fit (goal: well under a minute).
 
-Results go to ``benchmarks/results/dpals_overhead.json`` with configuration, seed and versions.
+Results go to ``benchmarks/results/dpals_overhead.json`` with configuration, seed, machine and versions.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 
+import numba
 import numpy as np
 import pytest
 
@@ -34,7 +44,10 @@ from dprec.datasets import synthetic
 from dprec.models import ALS, DPALS
 
 SEED, N_USERS, N_ITEMS, NNZ = 0, 70_000, 10_000, 5_000_000
-T1, T2, ROUNDS = 1, 5, 3
+# per rank: iteration counts (T1, T2) of the two fits and the number of paired rounds; more iterations at d = 8
+# make the timed difference large against the jitter of a fit (≈ 11 s and ≈ 20 s per round on 2 cores)
+ITERS = {8: (1, 7), 32: (1, 4)}
+ROUNDS = {8: 9, 32: 5}
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "dpals_overhead.json")
 _results: dict = {}
 
@@ -44,32 +57,61 @@ def data():
     return synthetic(n_users=N_USERS, n_items=N_ITEMS, rank=8, mean_ratings_per_user=NNZ / N_USERS, rng=SEED)
 
 
-def _fit_seconds(make, data, iters):
-    best = np.inf
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
-        make(iters).fit(data)
-        best = min(best, time.perf_counter() - t)
-    return best
+def _fit_times(make, data, iters):
+    t, c = time.perf_counter(), time.process_time()
+    make(iters).fit(data)
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def _per_iteration(make, data):
-    return (_fit_seconds(make, data, T2) - _fit_seconds(make, data, T1)) / (T2 - T1)
+def _paired_rounds(dp, als, data, rounds, T1, T2):
+    """Per round: DP-ALS and ALS per-iteration (wall, cpu) seconds, timed back to back in ABBA order."""
+    out = []
+    for r in range(rounds):
+        order = [(dp, T1), (als, T1), (als, T2), (dp, T2)]
+        if r % 2:
+            order = [(als, T1), (dp, T1), (dp, T2), (als, T2)]
+        times = {}
+        for make, T in order:
+            times[(make is dp, T)] = _fit_times(make, data, T)
+        per = {}
+        for is_dp in (True, False):
+            (w1, c1), (w2, c2) = times[(is_dp, T1)], times[(is_dp, T2)]
+            per[is_dp] = ((w2 - w1) / (T2 - T1), (c2 - c1) / (T2 - T1))
+        out.append({"dpals_s_per_iter": per[True][0], "als_s_per_iter": per[False][0],
+                    "ratio": per[True][0] / per[False][0],
+                    "dpals_cpu_s_per_iter": per[True][1], "als_cpu_s_per_iter": per[False][1],
+                    "cpu_ratio": per[True][1] / per[False][1]})
+    return out
 
 
 @pytest.mark.parametrize("d", [8, 32])
 def test_dpals_overhead(benchmark, data, d):
     dp = lambda T: DPALS(epsilon=10.0, delta=1e-5, factors=d, iterations=T, factor_share=0.8, rng=SEED)  # noqa: E731
     als = lambda T: ALS(feedback="explicit", factors=d, iterations=T, rng=SEED)  # noqa: E731
-    # warm-up compiles numba kernels outside the timings
+    # warm-up compiles the numba kernels outside the timings
     dp(1).fit(data)
     als(1).fit(data)
-    s_als = _per_iteration(als, data)
-    s_dp = benchmark.pedantic(lambda: _per_iteration(dp, data), rounds=1, iterations=1)
-    ratio = s_dp / s_als
-    benchmark.extra_info.update({"dpals_s_per_iter": s_dp, "als_s_per_iter": s_als, "ratio": ratio})
-    _results[f"d={d}"] = {"dpals_s_per_iter": s_dp, "als_explicit_s_per_iter": s_als, "ratio": ratio}
-    print(f"\nd={d}: DP-ALS {s_dp:.3f} s/iter, ALS {s_als:.3f} s/iter, ratio {ratio:.2f}")
+    load_before = os.getloadavg()
+    rounds = benchmark.pedantic(lambda: _paired_rounds(dp, als, data, ROUNDS[d], *ITERS[d]), rounds=1, iterations=1)
+    load_after = os.getloadavg()
+    col = lambda key: np.array([r[key] for r in rounds])  # noqa: E731
+    ratios, cpu_ratios = col("ratio"), col("cpu_ratio")
+    s_dp, s_als = float(np.median(col("dpals_s_per_iter"))), float(np.median(col("als_s_per_iter")))
+    res = {
+        "ratio_median": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()),
+        "dpals_s_per_iter_median": s_dp, "als_explicit_s_per_iter_median": s_als,
+        "ratio_of_medians": s_dp / s_als,
+        "cpu_ratio_median": float(np.median(cpu_ratios)), "cpu_ratio_min": float(cpu_ratios.min()),
+        "cpu_ratio_max": float(cpu_ratios.max()),
+        "iterations_timed": list(ITERS[d]), "rounds": rounds,
+        "loadavg_1_5_15_before": list(load_before), "loadavg_1_5_15_after": list(load_after),
+    }
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "rounds"})
+    _results[f"d={d}"] = res
+    print(f"\nd={d}: DP-ALS / ALS per iteration, median of {len(ratios)} paired rounds {res['ratio_median']:.2f} "
+          f"(range {res['ratio_min']:.2f}–{res['ratio_max']:.2f}; CPU-time {res['cpu_ratio_median']:.2f}); "
+          f"DP-ALS {s_dp:.3f} s/iter, ALS {s_als:.3f} s/iter (medians); "
+          f"load {load_before[0]:.1f} → {load_after[0]:.1f}")
     assert s_dp > 0 and s_als > 0
 
 
@@ -82,14 +124,45 @@ def test_dpals_default_fit(benchmark, data):
     _write(data)
 
 
+def _git_commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "../src"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout
+        return sha.strip() + (" (src modified)" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def _write(data):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
         "config": {"n_users": N_USERS, "n_items": N_ITEMS, "nnz": int(data.nnz), "seed": SEED, "epsilon": 10.0,
-                   "delta": 1e-5, "iterations_timed": [T1, T2], "rounds": ROUNDS, "threads": "all (2 cores)",
+                   "delta": 1e-5, "iterations_timed": {f"d={d}": list(t) for d, t in ITERS.items()},
+                   "paired_rounds": {f"d={d}": r for d, r in ROUNDS.items()},
+                   "method": "per round: fits at T1 and T2 iterations of both models back to back (ABBA, order "
+                             "flipped each round); per-iteration time = (t(T2) - t(T1)) / (T2 - T1); ratio = "
+                             "DP-ALS / ALS of the same round; summary = median and range over rounds",
+                   "threads": f"all ({numba.get_num_threads()} numba threads, BLAS single-threaded inside fits)",
                    "data_fingerprint": data.fingerprint()},
+        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(),
+                    "description": "shared 2-core x86-64 Linux VM (noisy: other jobs ran concurrently; see the "
+                                   "load averages per rank)"},
         "results": _results,
-        "versions": {"dprec": dprec.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "versions": {"dprec": dprec.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
+                     "numba": numba.__version__, "python": platform.python_version(),
                      "machine": platform.machine(), "cpus": os.cpu_count()},
     }
     with open(RESULTS, "w") as fh:
