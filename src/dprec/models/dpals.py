@@ -24,6 +24,13 @@ Fit
 5. Serving: each user's ``[u_i; b_i]`` from the final ``V`` and the user's own ratings (no clipping: the
    user factor is never released).
 
+Steps 4–5 run the engine :mod:`dprec.models._biased_als`, which non-private ``ALS(feedback="explicit")``
+shares: DP-ALS plugs the contribution weights, the clipping (B, Γ) and the noisy solve (c, d) into its item
+step; ALS the exact solve ``λ_j = λ·n_j + 10⁻⁶``. At ``epsilon=math.inf`` DP-ALS takes the exact solve, no
+weights and no clipping, with the non-private global effects (μ, c, n_j) of step 3, so it *is*
+``ALS(feedback="explicit")`` with the corresponding hyperparameters (table in :class:`dprec.models.ALS`;
+tests/test_als_equals_dpals.py).
+
 Sensitivity of one iteration's release (user-level, add/remove user i)
 ----------------------------------------------------------------------
 Under joint DP, other users' factors depend on user i only through previously *released* (already
@@ -43,13 +50,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._rng import as_generator
-from ..kernels import als as K
+from ..kernels import als as K  # noqa: F401  (the engine's kernels; tests patch K.item_stats through here)
 from ..kernels import dpals as KD
 from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource
+from . import _biased_als as E
 from ._dp import DPModelMixin, contribution_weights
 from .base import Recommender, register_model
-from .baselines import default_k, _mean_and_item_steps, _nonprivate_biases, _positive, _steps_report, release_biases
+from .baselines import default_k, _mean_and_item_steps, _positive, _steps_report, release_biases
 
 __all__ = ["DPALS", "default_hyperparameters"]
 
@@ -88,7 +96,11 @@ class DPALS(DPModelMixin, Recommender):
     Parameters
     ----------
     epsilon, delta : float
-        Target (ε, δ)-DP of everything released. ``epsilon=math.inf``: same code path, no noise, no clipping.
+        Target (ε, δ)-DP of everything released. ``epsilon=math.inf``: same code path, no noise, no clipping;
+        then ``DPALS(epsilon=math.inf, factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
+        bias_reg=λ_b, item_bias_reg=λ_c, prior_var=τ², init_scale=s, rng=seed)`` equals
+        ``ALS(feedback="explicit", factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
+        bias_regularization=λ_b, item_bias_regularization=λ_c, prior_var=τ², init_scale=s, rng=seed)``.
     privacy_unit : {"user", "rating"}
     factors, iterations : int, optional
         Rank ``d`` and number of noisy iterations ``T``; ``None`` → :func:`default_hyperparameters`.
@@ -108,7 +120,8 @@ class DPALS(DPModelMixin, Recommender):
         coordinate). Without it a rarely rated item's bias follows its few ratings and such items flood the
         top of every ranking. Default 100 (ML-100K at ε = ∞: RMSE 0.905 → 0.902, NDCG@10 0.000 → 0.066).
     init_scale : float
-        Standard deviation × √d of the random (data-independent) initial item factors.
+        Standard deviation × √d of the random (data-independent) initial item factors (drawn from the third
+        stream of ``rng.spawn(3)``, as ALS does).
     secure_noise : bool
         OpenDP samplers for the small releases (mean, counts, biases); Gram noise always uses numpy.
     num_threads : int
@@ -213,17 +226,21 @@ class DPALS(DPModelMixin, Recommender):
                 contribution=self.contribution, noise=NoiseSource(g_bias, secure=self.secure_noise), rng=g_bias,
             )
         else:
-            mu, c, counts = _nonprivate_biases(X, self.prior_var, bias_reg)
+            mu, c, counts = E.global_effects(X, self.prior_var, bias_reg)  # ALS's initial biases too
         if mask is not None:
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
-        V = (g_fac.standard_normal((data.n_items, d)) / math.sqrt(max(d, 1)) * self.init_scale).astype(np.float64)
+        V = E.random_item_factors(g_fac, data.n_items, d, self.init_scale)
         if T > 0 and d > 0:
-            V = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma,
-                              NoiseSource(g_fac, secure=self.secure_noise), g_fac, mask)
+            res = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma,
+                                NoiseSource(g_fac, secure=self.secure_noise), g_fac, mask)
+            V, U, ub = res.item_factors, res.user_factors, res.user_bias
+            self.item_bias_ = res.item_bias
+        else:
+            U, ub = E.user_solve(X, V, self.mu_, self.item_bias_, self._ureg, self._breg)
         self.item_factors_ = V
-        self.user_factors_, self.user_bias_ = self._user_solve(X, V)
+        self.user_factors_, self.user_bias_ = U.astype(np.float64), ub.astype(np.float64)
         self._hp = {"factors": d, "iterations": T, "factor_share": share, "k": k, "residual_bound": B,
                     "bias_residual_bound": B_bias, "clip_norm": gamma, "regularization": hp["regularization"],
                     "user_regularization": hp["user_regularization"], "bias_reg": self._breg, "n_users_dp": self.n_users_dp_}
@@ -266,10 +283,11 @@ class DPALS(DPModelMixin, Recommender):
         return _merge(plan0["n_users"], p)
 
     def _iterate(self, X, V, T, sigma, k, B, gamma, noise, g, mask):
-        """T noisy ALS iterations on the residuals of the released biases."""
-        Xt = X.T.tocsr()  # item-major, for the item statistics
-        Xt.sort_indices()
-        item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))  # item of each item-major entry
+        """T noisy ALS iterations on the residuals of the released biases, on the shared engine
+        (:func:`dprec.models._biased_als.run`): contribution weights, residual clipping at B, user-factor
+        clipping at Γ and the noisy PSD item solve are plugged in when private; at ε = ∞ it is the exact solve
+        of non-private ALS. Returns the engine's result (item side and the final user solve)."""
+        Xt, item_t = E.item_major(X)  # item-major, for the item statistics
         # user-level weights under both units (see the rating-level note in _fit), aligned once with Xt
         if self.private:
             w = contribution_weights(X, k, privacy_unit="user", method=self.contribution, rng=g)
@@ -277,54 +295,33 @@ class DPALS(DPModelMixin, Recommender):
             pos.sort_indices()
             w_t = w[pos.data.astype(np.int64) - 1]
         else:
-            w_t = np.ones(X.nnz)
+            w_t = None
         d = V.shape[1]
         lam = self._reg
         counts = np.maximum(self.item_counts_, 0.0)
-        for _ in range(T):
-            U, ub = self._user_solve(X, V)
-            wresid = KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, self.mu_, ub, self.item_bias_, w_t,
-                                                   B if self.private else np.inf)
-            if self.private:
-                norms = np.linalg.norm(U, axis=1)
-                U = U * np.minimum(1.0, gamma / np.maximum(norms, 1e-300))[:, None]
-            # augment with a constant 1 so the item solve also refines the item bias: [v_j; Δc_j]
-            Ua = np.hstack([U, np.ones((U.shape[0], 1))]).astype(np.float32)
-            A, b = K.item_stats(Xt.indptr, Xt.indices, w_t, wresid, Ua)
-            if sigma > 0:
+        if sigma > 0:
+            # λ_j = λ·ñ_j + 2σ√(d+1) (+ λ_c on the bias correction)
+            reg = E.item_ridge(lam * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_reg)
+
+            def solve(A, b):
                 # Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
                 # ridge solve in one eigendecomposition per item (post-processing)
                 n_i, k1 = b.shape
                 noise_tri = noise.gaussian((n_i, k1 * (k1 + 1) // 2), sigma)
                 noise_b = noise.gaussian((n_i, k1), sigma)
-                reg = np.repeat((lam * counts + 2.0 * sigma * math.sqrt(d + 1))[:, None], d + 1, axis=1)
-                reg[:, d] += self.item_bias_reg
-                Va = KD.noisy_psd_solve(A, b, noise_tri, noise_b, reg)
-            else:
-                reg = np.repeat((lam * counts + 1e-6)[:, None], d + 1, axis=1)
-                reg[:, d] += self.item_bias_reg
-                Va, _ = K.solve_batched(A, b, reg, dtype=np.float64)
-            if mask is not None:
-                Va[~mask] = 0.0
-            V = Va[:, :d]
-            self.item_bias_ = self.item_bias_ + Va[:, d]
-        return V
+                return KD.noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+        else:
+            solve = E.exact_item_solver(counts, d, lam, self.item_bias_reg)
+        return E.run(X, V, mu=self.mu_, item_bias=self.item_bias_, iterations=T, user_reg=self._ureg,
+                     bias_reg=self._breg, solve=solve, weights=w_t,
+                     residual_bound=B if self.private else np.inf, clip_norm=gamma if self.private else None,
+                     mask=mask, item_major_csr=(Xt, item_t))
 
     def _user_solve(self, X, V):
-        """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local)."""
-        n, d = X.shape[0], V.shape[1]
-        # float32 factors in the kernels (float64 accumulation inside): twice the BLAS throughput
-        Y = np.hstack([V, np.ones((V.shape[0], 1))]).astype(np.float32)
-        ones = np.ones(X.nnz, dtype=np.float32)
-        target = KD.clipped_weighted_residuals(X.data, X.indices, X.indices, self.mu_, self.item_bias_,
-                                               np.zeros(X.shape[1]), ones)  # r − μ − c_j, one fused pass
-        # weighted-λ regularisation (Zhou et al. 2008): the factor ridge grows with the user's rating count
-        reg = np.empty((n, d + 1))
-        reg[:, :d] = self._ureg * (np.diff(X.indptr)[:, None] + 1.0)
-        reg[:, d] = self._breg
-        out = np.empty((n, d + 1), dtype=np.float32)
-        K.solve_rows(X.indptr, X.indices, ones, target.astype(np.float32), Y, np.zeros((d + 1, d + 1)), reg, out)
-        return out[:, :d].astype(np.float64), out[:, d].astype(np.float64)
+        """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local;
+        float32 kernels with float64 accumulation, returned as float64)."""
+        U, b = E.user_solve(X, V, self.mu_, self.item_bias_, self._ureg, self._breg)
+        return U.astype(np.float64), b.astype(np.float64)
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self) -> dict:

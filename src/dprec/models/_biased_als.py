@@ -1,0 +1,249 @@
+"""The biased explicit-ALS engine shared by ``ALS(feedback="explicit")`` and ``DPALS``.
+
+One algorithm, two item-side solves: non-private explicit ALS is DP-ALS with the exact solve, and DP-ALS is
+this engine with a noisy item solve, contribution weights and clipping plugged in. ``DPALS(epsilon=math.inf)``
+therefore *is* ``ALS(feedback="explicit")`` for corresponding hyperparameters (see :class:`dprec.models.ALS`).
+
+Model ``r̂_ui = μ + b_u + c_j + u_uᵀ v_j`` (μ, c, V: the item side; b_u, u_u: per user). Given the global mean
+μ, initial item biases c⁰ and initial item factors V⁰ (chosen by the caller), :func:`run` performs::
+
+    [U, b] ← user_solve(V, c)                                   (exact, every user)
+    repeat T times:
+        e_uj ← w_uj · clip(r_uj − μ − b_u − c_j, −B, B)            (B = ∞, w = 1 when non-private)
+        ũ_u  ← [u_u · min(1, Γ/‖u_u‖); 1]                          (no clipping when non-private)
+        A_j = Σ_u w_uj ũ_u ũ_uᵀ,  β_j = Σ_u e_uj ũ_u               (kernels.als.item_stats)
+        [v_j; Δc_j] ← solve(A, β)                                  (the item hook)
+        c_j ← c_j + Δc_j ; rows outside ``mask`` → 0
+        [U, b] ← user_solve(V, c)
+
+User solve (exact, local to each user, ``n_u`` = the user's number of ratings)::
+
+    [u_u; b_u] = argmin Σ_j (r_uj − μ − c_j − b_u − u_uᵀ v_j)² + λ_u (n_u + 1) ‖u_u‖² + λ_b b_u²
+
+Exact item solve (:func:`exact_item_solver`; the non-private hook)::
+
+    [v_j; Δc_j] = argmin Σ_u (r_uj − μ − b_u − c_j − Δc_j − u_uᵀ v_j)² + (λ n_j + 10⁻⁶) ‖v_j‖² + λ_c Δc_j²
+
+The item step refines the item bias by a *correction* Δc_j with its own ridge λ_c, i.e. a proximal step
+anchored at the previous c_j; no other penalty on c. Every half-step (exact user solve, exact proximal item
+solve) therefore never increases the objective::
+
+    F = Σ_(u,j)∈Ω (r_uj − r̂_uj)² + Σ_u [λ_u (n_u + 1) ‖u_u‖² + λ_b b_u²] + Σ_j (λ n_j + 10⁻⁶) ‖v_j‖²
+
+The sequence (user, item, user, …, item, user) is exactly the historical DP-ALS iteration (user step,
+statistics, noisy solve; then a final user solve), drawn in the same order, so finite-ε DP-ALS is unchanged.
+
+Numerics: the item vectors enter the user kernels as ``dtype`` (float32 by default: twice the BLAS throughput;
+Gram matrices and Cholesky factorisations accumulate in float64); the user vectors enter the item statistics
+as ``dtype`` too. The item solve and the item biases are float64.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..kernels import als as K
+from ..kernels import dpals as KD
+from .baselines import _nonprivate_biases
+
+__all__ = [
+    "ITEM_RIDGE_JITTER",
+    "BiasedALSResult",
+    "exact_item_solver",
+    "global_effects",
+    "item_major",
+    "item_ridge",
+    "random_item_factors",
+    "run",
+    "user_ridge",
+    "user_solve",
+]
+
+#: added to the item factors' ridge λ·n_j of the exact solve, so that unrated items stay well posed at λ = 0
+ITEM_RIDGE_JITTER = 1e-6
+
+
+class BiasedALSResult(NamedTuple):
+    """What :func:`run` returns: the item side (float64) and the final users' solve against it."""
+
+    item_factors: np.ndarray  # (n_items, d) float64
+    item_bias: np.ndarray  # (n_items,) float64
+    user_factors: np.ndarray  # (n_users, d) in the engine's dtype
+    user_bias: np.ndarray  # (n_users,) in the engine's dtype
+
+
+# ---------------------------------------------------------------------------------------------- initialisation
+def random_item_factors(g: np.random.Generator, n_items: int, d: int, init_scale: float) -> np.ndarray:
+    """Data-independent initial item factors: i.i.d. ``N(0, (init_scale/√d)²)``, float64 (one draw of
+    ``n_items × d`` standard normals from ``g``). Both models draw them from the *third* of ``rng.spawn(3)``
+    (DP-ALS's stream layout: selection/count noise, bias noise, factors)."""
+    return (g.standard_normal((n_items, d)) / math.sqrt(max(d, 1)) * init_scale).astype(np.float64)
+
+
+def global_effects(X: sp.csr_matrix, prior_var: float, bias_reg: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Non-private global effects ``(μ, c⁰, n_j)``: the ε = ∞ estimator of the DP global effects.
+
+    μ = mean rating; user offsets ``β_u = Σ_j (r_uj − μ)/(n_u + λ_b)``; item biases
+    ``c⁰_j = Σ_u (r_uj − μ − β_u)/(n_j + 1/τ²)`` (τ² = ``prior_var``); ``n_j`` the item rating counts.
+    """
+    return _nonprivate_biases(X, prior_var, bias_reg)
+
+
+def item_major(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The item-major CSR of ``X`` (user indices sorted per item) and the item of each of its entries."""
+    Xt = X.T.tocsr()
+    Xt.sort_indices()
+    item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
+    return Xt, item_t
+
+
+# ---------------------------------------------------------------------------------------------- ridges
+def user_ridge(n_ratings: np.ndarray, d: int, user_reg: float, bias_reg: float) -> np.ndarray:
+    """Per-user ridge (n, d+1): ``λ_u (n_u + 1)`` on the factors (weighted-λ, Zhou et al. 2008), ``λ_b`` on the bias."""
+    n_ratings = np.asarray(n_ratings)
+    reg = np.empty((len(n_ratings), d + 1))
+    reg[:, :d] = user_reg * (n_ratings[:, None] + 1.0)
+    reg[:, d] = bias_reg
+    return reg
+
+
+def item_ridge(base: np.ndarray, d: int, item_bias_reg: float) -> np.ndarray:
+    """Per-item ridge (n_items, d+1): ``base_j`` on every coordinate plus ``λ_c`` on the bias correction."""
+    reg = np.repeat(np.asarray(base, dtype=np.float64)[:, None], d + 1, axis=1)
+    reg[:, d] += item_bias_reg
+    return reg
+
+
+def exact_item_solver(counts: np.ndarray, d: int, regularization: float, item_bias_reg: float) -> Callable:
+    """The non-private item hook: ``[v_j; Δc_j] = (A_j + diag(λ n_j + 10⁻⁶, …, λ n_j + 10⁻⁶ + λ_c))⁻¹ β_j``.
+
+    ``counts`` are the item rating counts (DP-ALS passes its DP counts, floored at 0). Cholesky per item,
+    float64; the returned solver reuses one output buffer across calls.
+    """
+    reg = item_ridge(regularization * np.asarray(counts, dtype=np.float64) + ITEM_RIDGE_JITTER, d, item_bias_reg)
+    buf: list = []
+
+    def solve(A, b):
+        if not buf:
+            buf.append(np.empty(b.shape, dtype=np.float64))
+        x, _ = K.solve_batched(A, b, reg, dtype=np.float64, out=buf[0])
+        return x
+
+    return solve
+
+
+# ---------------------------------------------------------------------------------------------- user step
+class _UserSolver:
+    """Every user's exact ``[u_u; b_u]`` against ``(V, c)``; buffers and ridges prepared once per matrix."""
+
+    def __init__(self, X: sp.csr_matrix, d: int, user_reg: float, bias_reg: float, dtype=np.float32):
+        self.X, self.d, self.dtype = X, d, np.dtype(dtype)
+        self.ones = np.ones(X.nnz, dtype=self.dtype)
+        self.target = np.empty(X.nnz, dtype=self.dtype)
+        self.zeros_c = np.zeros(X.shape[1])
+        self.reg = user_ridge(np.diff(X.indptr), d, user_reg, bias_reg)
+        self.G0 = np.zeros((d + 1, d + 1))
+
+    def __call__(self, mu: float, V: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """``[U, b]`` as one (n_users, d+1) array of the engine's dtype (a fresh array per call)."""
+        X, d = self.X, self.d
+        Y = np.empty((V.shape[0], d + 1), dtype=self.dtype)
+        Y[:, :d] = V
+        Y[:, d] = 1.0
+        # r − μ − c_j: one fused parallel pass (float64 arithmetic, DP-ALS's historical kernel, so its numerics
+        # are unchanged), rounded into the reused kernel-dtype buffer
+        KD.clipped_weighted_residuals(X.data, X.indices, X.indices, mu, c, self.zeros_c, self.ones, out=self.target)
+        out = np.empty((X.shape[0], d + 1), dtype=self.dtype)
+        K.solve_rows(X.indptr, X.indices, self.ones, self.target, Y, self.G0, self.reg, out)
+        return out
+
+
+def user_solve(X: sp.csr_matrix, V: np.ndarray, mu: float, item_bias: np.ndarray, user_reg: float, bias_reg: float,
+               dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's ``(u_u, b_u)`` from ``(μ, c, V)`` and the user's own ratings (exact; see the module docstring).
+
+    Returns ``(U, b)`` in ``dtype`` (float32 by default: the kernel precision).
+    """
+    out = _UserSolver(X, V.shape[1], user_reg, bias_reg, dtype)(mu, V, item_bias)
+    d = V.shape[1]
+    return out[:, :d], out[:, d]
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def run(
+    X: sp.csr_matrix,
+    V: np.ndarray,
+    *,
+    mu: float,
+    item_bias: np.ndarray,
+    iterations: int,
+    user_reg: float,
+    bias_reg: float,
+    solve: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    weights: np.ndarray | None = None,
+    residual_bound: float = np.inf,
+    clip_norm: float | None = None,
+    mask: np.ndarray | None = None,
+    dtype=np.float32,
+    item_major_csr: tuple[sp.csr_matrix, np.ndarray] | None = None,
+    callback: Callable[[int, BiasedALSResult], None] | None = None,
+) -> BiasedALSResult:
+    """Run ``iterations`` (item step, user step) sweeps after an initial user solve (module docstring).
+
+    Parameters
+    ----------
+    X : user×item CSR of the ratings (sorted indices).
+    V : (n_items, d) initial item factors (not modified).
+    mu, item_bias : the global mean and the initial item biases c⁰ (not modified).
+    iterations : T; with 0 only the user solve against ``V`` runs.
+    user_reg, bias_reg : λ_u and λ_b of the user solve.
+    solve : ``solve(A, β) → (n_items, d+1)`` float64 ``[V; Δc]``. ``A`` (n_items, d+1, d+1) and ``β``
+        (n_items, d+1) are float64 buffers reused across iterations (read them, do not keep them). Required
+        when ``iterations > 0``; :func:`exact_item_solver` is the non-private one.
+    weights : per-entry weights aligned with the item-major CSR (default 1).
+    residual_bound : B, clip of the residuals in ``β`` (default ∞: no clipping).
+    clip_norm : Γ, clip of the user-factor norms in the statistics (default None: no clipping).
+    mask : items whose rows of ``[V; Δc]`` are kept (others set to 0); None keeps all.
+    dtype : precision of the factors inside the kernels (float32 or float64).
+    item_major_csr : precomputed :func:`item_major` of ``X`` (computed when None).
+    callback : called as ``callback(t, state)`` after each sweep with the current (V, c, U, b); the arrays
+        are the engine's working buffers, valid during the call only (copy what you keep).
+    """
+    dtype = np.dtype(dtype)
+    d = V.shape[1]
+    users = _UserSolver(X, d, user_reg, bias_reg, dtype)
+    c = np.asarray(item_bias, dtype=np.float64)
+    Ub = users(mu, V, c)
+    if iterations > 0:
+        if solve is None:
+            raise ValueError("run: an item solve is required when iterations > 0")
+        Xt, item_t = item_major(X) if item_major_csr is None else item_major_csr
+        w_t = np.ones(X.nnz, dtype=np.float32) if weights is None else weights  # exact 1 in any dtype
+        n_items = X.shape[1]
+        bufs = (np.empty((n_items, d + 1, d + 1)), np.empty((n_items, d + 1)))
+        wresid = np.empty(X.nnz)
+    for t in range(iterations):
+        KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
+        if clip_norm is not None:
+            U = Ub[:, :d].astype(np.float64)
+            norms = np.linalg.norm(U, axis=1)
+            U = U * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-300))[:, None]
+            Ua = np.empty((U.shape[0], d + 1), dtype=dtype)
+            Ua[:, :d] = U
+        else:
+            Ua = Ub  # reuse the user solve's array: its bias column becomes the constant 1
+        Ua[:, d] = 1.0
+        A, b = K.item_stats(Xt.indptr, Xt.indices, w_t, wresid, Ua, out=bufs)
+        Va = solve(A, b)
+        if mask is not None:
+            Va[~mask] = 0.0
+        V = Va[:, :d]
+        c = c + Va[:, d]
+        Ub = users(mu, V, c)
+        if callback is not None:
+            callback(t, BiasedALSResult(V, c, Ub[:, :d], Ub[:, d]))
+    return BiasedALSResult(V, c, Ub[:, :d], Ub[:, d])
