@@ -173,40 +173,64 @@ def test_predict_clipped_to_rating_bounds():
     np.testing.assert_array_equal(clipped, np.clip(raw, 1, 5))
 
 
-def _numpy_user_step(X, V, bi, mu, lam, lam_b, k):
-    U = np.zeros((X.shape[0], k + 1))
-    Y = np.hstack([V, np.ones((len(V), 1))])
-    for u in range(X.shape[0]):
-        s = slice(X.indptr[u], X.indptr[u + 1])
-        cols = X.indices[s]
-        Yu = Y[cols]
-        reg = np.r_[np.full(k, lam * max(len(cols), 1)), lam_b]
-        U[u] = np.linalg.solve(Yu.T @ Yu + np.diag(reg), Yu.T @ (X.data[s] - mu - bi[cols]))
-    return U
+def _numpy_explicit_als(X, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed):
+    """Dense numpy biased ALS from the documented formulas (module docstring of dprec.models.als)."""
+    R, M = X.toarray(), X.toarray() != 0
+    n_u, n_i = R.shape
+    n_user, n_item = M.sum(1), M.sum(0)
+    mu = R[M].mean()
+    beta = np.where(M, R - mu, 0).sum(1) / (n_user + lam_b)
+    c = np.where(M, R - mu - beta[:, None], 0).sum(0) / (n_item + 1 / tau2)
+    _, _, g_fac = np.random.default_rng(seed).spawn(3)
+    V = g_fac.standard_normal((n_i, k)) / np.sqrt(k) * init
+
+    def users(V, c):
+        U, b = np.zeros((n_u, k)), np.zeros(n_u)
+        for u in range(n_u):
+            J = np.flatnonzero(M[u])
+            Y = np.hstack([V[J], np.ones((len(J), 1))])
+            reg = np.diag(np.r_[np.full(k, lam_u * (len(J) + 1)), lam_b])
+            x = np.linalg.solve(Y.T @ Y + reg, Y.T @ (R[u, J] - mu - c[J]))
+            U[u], b[u] = x[:k], x[k]
+        return U, b
+
+    U, b = users(V, c)
+    for _ in range(it):
+        Ua = np.hstack([U, np.ones((n_u, 1))])
+        Va = np.zeros((n_i, k + 1))
+        for j in range(n_i):
+            I = np.flatnonzero(M[:, j])
+            reg = np.diag(np.r_[np.full(k, lam * n_item[j] + 1e-6), lam * n_item[j] + 1e-6 + lam_c])
+            Va[j] = np.linalg.solve(Ua[I].T @ Ua[I] + reg, Ua[I].T @ (R[I, j] - mu - c[j] - b[I]))
+        V, c = Va[:, :k], c + Va[:, k]
+        U, b = users(V, c)
+    return mu, V, c, U, b
 
 
 def test_explicit_matches_numpy_reference():
     data = _small_explicit()
-    k, lam, lam_b, it = 3, 0.08, 2.0, 4
-    m = ALS(factors=k, iterations=it, regularization=lam, bias_regularization=lam_b, regularization_exponent=1.0,
-            rng=7, dtype="float64")
-    m.fit(data)
-    X = data.matrix
-    Xt = _item_major(X)
-    rng = np.random.default_rng(7)
-    U = rng.standard_normal((X.shape[0], k)) * (0.1 / np.sqrt(k))
-    rng.standard_normal((X.shape[1], k))
-    mu = X.data.mean()
-    bu = np.zeros(X.shape[0])
-    for _ in range(it):
-        Vb = _numpy_user_step(Xt, U, bu, mu, lam, lam_b, k)  # the item step is the same solve on Xᵀ
-        V, bi = Vb[:, :k], Vb[:, k]
-        Ub = _numpy_user_step(X, V, bi, mu, lam, lam_b, k)
-        U, bu = Ub[:, :k], Ub[:, k]
+    k, it, lam, lam_u, lam_b, lam_c, tau2, init = 3, 4, 0.08, 0.05, 2.0, 7.0, 0.4, 0.3
+    m = ALS(factors=k, iterations=it, regularization=lam, user_regularization=lam_u, bias_regularization=lam_b,
+            item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=7, dtype="float64").fit(data)
+    mu, V, c, U, b = _numpy_explicit_als(data.matrix, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed=7)
+    assert m.global_mean == pytest.approx(mu, rel=1e-12)
     np.testing.assert_allclose(m.item_factors, V, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(m.user_factors, U, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(m.item_bias, bi, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(m.user_bias, bu, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.item_bias, c, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.user_bias, b, rtol=1e-7, atol=1e-9)
+    # and the documented objective is the one reported
+    R, M = data.matrix.toarray(), data.matrix.toarray() != 0
+    E = np.where(M, R - mu - b[:, None] - c[None, :] - U @ V.T, 0.0)
+    F = (E**2).sum() + (lam_u * (M.sum(1) + 1) * (U**2).sum(1)).sum() + lam_b * (b**2).sum() \
+        + ((lam * M.sum(0) + 1e-6) * (V**2).sum(1)).sum()
+    assert m.objective(data.matrix) == pytest.approx(F, rel=1e-9)
+
+
+def test_removed_explicit_options_are_rejected():
+    """``weighted_regularization`` / ``regularization_exponent`` no longer exist (DP-ALS cannot express them)."""
+    for bad in (dict(weighted_regularization=False), dict(regularization_exponent=1.0)):
+        with pytest.raises(TypeError):
+            ALS(**bad)
 
 
 # ---------------------------------------------------------------------------------------------- implicit ALS
@@ -300,6 +324,21 @@ def test_save_load_identical_predictions(feedback, tmp_path):
     assert loaded.get_params() == m.get_params()
 
 
+def test_loading_a_model_saved_with_removed_parameters_fails_clearly(tmp_path):
+    """A model saved by an older dprec with ``regularization_exponent`` (since removed) must not load silently
+    under the new explicit algorithm: a CorruptFileError that says to refit."""
+    from dprec.errors import CorruptFileError
+    from dprec.models.base import read_npz_with_manifest, write_npz_with_manifest
+
+    path = ALS(factors=2, iterations=1, rng=0).fit(_small_explicit()).save(tmp_path / "als")
+    arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model")
+    manifest["params"].update(regularization_exponent=0.75, weighted_regularization=True)
+    manifest.pop("arrays")
+    old = write_npz_with_manifest(tmp_path / "old", arrays, manifest)
+    with pytest.raises(CorruptFileError, match="refit"):
+        ALS.load(old)
+
+
 def test_reproducible_with_same_rng():
     data = _small_explicit()
     for feedback in ("explicit", "implicit"):
@@ -359,7 +398,8 @@ def test_fit_accepts_interactions_without_bounds():
 def test_movielens_100k_default_rmse(ml100k_dir):
     """Explicit ALS with default hyperparameters: RMSE ≤ 0.905 on the random 80/20 split with seed 0.
 
-    Deterministic (seeded split and init; no cross-thread reductions in the explicit path): 0.9001 when written.
+    Deterministic (seeded split and init; no cross-thread reductions in the explicit path): 0.9001 with the
+    previous ALS (λ·n^0.75 ridges), 0.9019 since ALS is DP-ALS's engine with DP-ALS's ε = ∞ defaults.
     """
     import pandas as pd
 

@@ -420,7 +420,11 @@ class Recommender:
             raise CorruptFileError(f"{path}: unknown model class {name!r} in manifest")
         if cls is not Recommender and not issubclass(target, cls):
             raise CorruptFileError(f"{path} holds a {name}, not a {cls.__name__}")
-        model = target(**manifest["params"])
+        try:
+            model = target(**manifest["params"])
+        except TypeError as exc:  # e.g. a parameter an older dprec accepted and this one removed
+            raise CorruptFileError(f"{path}: the saved {name} parameters are not accepted by this dprec version "
+                                   f"({exc}); refit the model") from None
         try:
             model._user_ids = _ids_from_npz(arrays.pop("__user_ids"))
             model._item_ids = _ids_from_npz(arrays.pop("__item_ids"))
