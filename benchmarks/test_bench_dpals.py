@@ -22,6 +22,11 @@ rank) and 32:
   rounds), the ratio of the median per-iteration times, and the same ratio in process CPU time (all threads;
   less sensitive to other processes taking the cores, but it counts OpenMP spin-waiting). The load average
   before and after is recorded;
+* in the same rounds, **per-sweep timing**: the fits at ``T2`` iterations timestamp every (item step, user step)
+  sweep through the ``callback`` of the biased-ALS engine both models run; per round the ratio of the median
+  DP-ALS sweep to the median ALS sweep (sweeps 2..T2: no one-off work at all), again median and range over
+  rounds (``sweep_ratio_*``). A burst of other jobs hits a few sweeps, which the medians drop, rather than a
+  whole fit difference;
 * the wall time of a default ``DPALS(epsilon=10)`` fit (goal: well under a minute).
 
 Results go to ``benchmarks/results/dpals_overhead.json`` with configuration, seed, machine and versions.
@@ -57,30 +62,81 @@ def data():
     return synthetic(n_users=N_USERS, n_items=N_ITEMS, rank=8, mean_ratings_per_user=NNZ / N_USERS, rng=SEED)
 
 
-def _fit_times(make, data, iters):
+class _SweepClock:
+    """Timestamps of the ALS sweeps inside a fit, through the ``callback`` hook of the biased-ALS engine that
+    both models run (:func:`dprec.models._biased_als.run`, called after every (item step, user step) sweep).
+
+    ``intervals()`` returns the durations of sweeps 2..T of the fits since the last ``reset()`` — pure
+    iterations: no setup, no initial user solve. Empty when the engine or its hook is not there (then only
+    the fit-difference estimate is reported).
+    """
+
+    def __init__(self):
+        try:
+            from dprec.models import _biased_als as engine
+        except ImportError:  # pragma: no cover - older layouts
+            engine = None
+        self.engine = engine if engine is not None and hasattr(engine, "run") else None
+        self._stamps: list[list[float]] = []
+
+    def __enter__(self):
+        if self.engine is not None:
+            self._orig = self.engine.run
+
+            def run(*args, callback=None, **kwargs):
+                stamps = [time.perf_counter()]
+                self._stamps.append(stamps)
+
+                def tick(t, state):
+                    stamps.append(time.perf_counter())
+                    if callback is not None:
+                        callback(t, state)
+
+                return self._orig(*args, callback=tick, **kwargs)
+
+            self.engine.run = run
+        return self
+
+    def __exit__(self, *exc):
+        if self.engine is not None:
+            self.engine.run = self._orig
+
+    def reset(self):
+        self._stamps = []
+
+    def intervals(self):
+        return np.concatenate([np.diff(s)[1:] for s in self._stamps if len(s) > 2] or [np.empty(0)])
+
+
+def _fit_times(make, data, iters, clock):
+    clock.reset()
     t, c = time.perf_counter(), time.process_time()
     make(iters).fit(data)
-    return time.perf_counter() - t, time.process_time() - c
+    return time.perf_counter() - t, time.process_time() - c, clock.intervals()
 
 
 def _paired_rounds(dp, als, data, rounds, T1, T2):
-    """Per round: DP-ALS and ALS per-iteration (wall, cpu) seconds, timed back to back in ABBA order."""
+    """Per round: DP-ALS and ALS per-iteration seconds, from fits timed back to back in ABBA order."""
     out = []
-    for r in range(rounds):
-        order = [(dp, T1), (als, T1), (als, T2), (dp, T2)]
-        if r % 2:
-            order = [(als, T1), (dp, T1), (dp, T2), (als, T2)]
-        times = {}
-        for make, T in order:
-            times[(make is dp, T)] = _fit_times(make, data, T)
-        per = {}
-        for is_dp in (True, False):
-            (w1, c1), (w2, c2) = times[(is_dp, T1)], times[(is_dp, T2)]
-            per[is_dp] = ((w2 - w1) / (T2 - T1), (c2 - c1) / (T2 - T1))
-        out.append({"dpals_s_per_iter": per[True][0], "als_s_per_iter": per[False][0],
-                    "ratio": per[True][0] / per[False][0],
-                    "dpals_cpu_s_per_iter": per[True][1], "als_cpu_s_per_iter": per[False][1],
-                    "cpu_ratio": per[True][1] / per[False][1]})
+    with _SweepClock() as clock:
+        for r in range(rounds):
+            order = [(dp, T1), (als, T1), (als, T2), (dp, T2)]
+            if r % 2:
+                order = [(als, T1), (dp, T1), (dp, T2), (als, T2)]
+            times = {}
+            for make, T in order:
+                times[(make is dp, T)] = _fit_times(make, data, T, clock)
+            per = {}
+            for is_dp in (True, False):
+                (w1, c1, _), (w2, c2, sweeps) = times[(is_dp, T1)], times[(is_dp, T2)]
+                per[is_dp] = ((w2 - w1) / (T2 - T1), (c2 - c1) / (T2 - T1),
+                              float(np.median(sweeps)) if len(sweeps) else np.nan)
+            out.append({"dpals_s_per_iter": per[True][0], "als_s_per_iter": per[False][0],
+                        "ratio": per[True][0] / per[False][0],
+                        "dpals_cpu_s_per_iter": per[True][1], "als_cpu_s_per_iter": per[False][1],
+                        "cpu_ratio": per[True][1] / per[False][1],
+                        "dpals_sweep_s_median": per[True][2], "als_sweep_s_median": per[False][2],
+                        "sweep_ratio": per[True][2] / per[False][2]})
     return out
 
 
@@ -95,7 +151,7 @@ def test_dpals_overhead(benchmark, data, d):
     rounds = benchmark.pedantic(lambda: _paired_rounds(dp, als, data, ROUNDS[d], *ITERS[d]), rounds=1, iterations=1)
     load_after = os.getloadavg()
     col = lambda key: np.array([r[key] for r in rounds])  # noqa: E731
-    ratios, cpu_ratios = col("ratio"), col("cpu_ratio")
+    ratios, cpu_ratios, sweep_ratios = col("ratio"), col("cpu_ratio"), col("sweep_ratio")
     s_dp, s_als = float(np.median(col("dpals_s_per_iter"))), float(np.median(col("als_s_per_iter")))
     res = {
         "ratio_median": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()),
@@ -103,6 +159,11 @@ def test_dpals_overhead(benchmark, data, d):
         "ratio_of_medians": s_dp / s_als,
         "cpu_ratio_median": float(np.median(cpu_ratios)), "cpu_ratio_min": float(cpu_ratios.min()),
         "cpu_ratio_max": float(cpu_ratios.max()),
+        # NaN when the models do not run the engine with its per-sweep hook
+        "sweep_ratio_median": float(np.median(sweep_ratios)), "sweep_ratio_min": float(sweep_ratios.min()),
+        "sweep_ratio_max": float(sweep_ratios.max()),
+        "dpals_sweep_s_median": float(np.median(col("dpals_sweep_s_median"))),
+        "als_sweep_s_median": float(np.median(col("als_sweep_s_median"))),
         "iterations_timed": list(ITERS[d]), "rounds": rounds,
         "loadavg_1_5_15_before": list(load_before), "loadavg_1_5_15_after": list(load_after),
     }
@@ -110,6 +171,8 @@ def test_dpals_overhead(benchmark, data, d):
     _results[f"d={d}"] = res
     print(f"\nd={d}: DP-ALS / ALS per iteration, median of {len(ratios)} paired rounds {res['ratio_median']:.2f} "
           f"(range {res['ratio_min']:.2f}–{res['ratio_max']:.2f}; CPU-time {res['cpu_ratio_median']:.2f}); "
+          f"per-sweep timing: median {res['sweep_ratio_median']:.2f} "
+          f"(range {res['sweep_ratio_min']:.2f}–{res['sweep_ratio_max']:.2f}); "
           f"DP-ALS {s_dp:.3f} s/iter, ALS {s_als:.3f} s/iter (medians); "
           f"load {load_before[0]:.1f} → {load_after[0]:.1f}")
     assert s_dp > 0 and s_als > 0
@@ -154,7 +217,9 @@ def _write(data):
                    "paired_rounds": {f"d={d}": r for d, r in ROUNDS.items()},
                    "method": "per round: fits at T1 and T2 iterations of both models back to back (ABBA, order "
                              "flipped each round); per-iteration time = (t(T2) - t(T1)) / (T2 - T1); ratio = "
-                             "DP-ALS / ALS of the same round; summary = median and range over rounds",
+                             "DP-ALS / ALS of the same round; summary = median and range over rounds. "
+                             "sweep_ratio: the same rounds, per-iteration time = median duration of sweeps 2..T2 "
+                             "inside the T2 fit (timestamps from the engine's per-sweep callback)",
                    "threads": f"all ({numba.get_num_threads()} numba threads, BLAS single-threaded inside fits)",
                    "data_fingerprint": data.fingerprint()},
         "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(),
