@@ -572,6 +572,14 @@ def test_dpals_spectral_release_is_accounted_and_bounded():
     assert fac["spectral_moment"] / (fac["spectral_moment"] + fac["factor_stats"]) == pytest.approx(0.3, rel=1e-6)
 
 
+def test_dpals_explicit_iterations_in_the_spectral_only_band():
+    """The rules pick a spectral-only start here (ε·ñ = 30k); explicit iterations get the iterating split."""
+    data = synthetic(3000, 300, 4, mean_ratings_per_user=30, rng=2)
+    m = DPALS(epsilon=10.0, delta=DELTA, factors=8, iterations=1, factor_share=0.8, rng=0).fit(data)
+    assert m._hp["spectral_share"] == pytest.approx(0.1) and m._hp["iterations"] == 1
+    assert m.privacy_report()["verified_epsilon"] <= 10.0
+
+
 def test_dpals_spectral_share_needs_room_for_iterations():
     with pytest.raises(ValueError, match="spectral_share=1"):
         DPALS(epsilon=1.0, delta=DELTA, spectral_share=1.0)

@@ -11,6 +11,11 @@ Fit
    how the rest of the budget is split (:func:`default_hyperparameters`). Nothing else about the data is
    looked at before noise.
 3. DP global effects (:func:`dprec.models.baselines.release_biases`): DP mean, DP item biases and counts.
+3b. Start of the item factors: random (data-independent) or, when ``spectral_items = M > 0`` (the rules'
+   choice once ``ε · ñ ≥ 15,000``), the DP spectral start of :mod:`dprec.models._spectral`: one Gaussian
+   release of the residual second moment of the ``M`` items with the largest DP counts, whose top
+   eigenvectors give those items' factors (others start at 0). With ``iterations = 0`` this start is the
+   released ``V``.
 4. Residuals ``e_ij = clip(r_ij − μ − b_i − c_j, −B, B)`` are factorised by T iterations of
    a. user step (exact, local): ``[u_i; b_i] = argmin Σ_j (r_ij − μ − c_j − b_i − u_iᵀ v_j)² + λ_u‖u_i‖² + λ_b b_i²``,
       then ``u_i`` clipped to ``‖u_i‖ ≤ Γ`` for the statistics;
@@ -63,6 +68,10 @@ from .baselines import default_k, _mean_and_item_steps, _positive, _steps_report
 __all__ = ["DPALS", "default_hyperparameters"]
 
 
+#: fraction of the factor budget on the spectral start when noisy iterations follow it
+_SPECTRAL_SHARE_WITH_ITERATIONS = 0.1
+
+
 def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) -> dict:
     """Rules for the hyperparameters left as ``None`` (public inputs only: ε and the DP user count ``ñ``).
 
@@ -102,7 +111,7 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     if en < 80_000:
         return {"factors": 8, "iterations": 0, "factor_share": 0.3, "spectral_items": m, "spectral_share": 1.0,
                 "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
-    return {"factors": 8, "iterations": 2, "factor_share": 0.8, "spectral_items": m, "spectral_share": 0.1,
+    return {"factors": 8, "iterations": 2, "factor_share": 0.8, "spectral_items": m, "spectral_share": _SPECTRAL_SHARE_WITH_ITERATIONS,
             "regularization": 0.1, "user_regularization": 0.03, "bias_reg": 10.0}
 
 
@@ -331,6 +340,9 @@ class DPALS(DPModelMixin, Recommender):
             ss = 0.0
         elif T == 0:
             ss = 1.0  # nothing else to spend the factor budget on
+        elif ss >= 1.0:
+            # the spectral-only band's rule with iterations passed explicitly: the high band's split
+            ss = _SPECTRAL_SHARE_WITH_ITERATIONS
         if self.private and (d == 0 or (T == 0 and m == 0)):
             share = 0.0
         elif self.private and share == 0.0:
