@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 import pytest
+from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 import scipy.sparse as sp
 
 implicit = pytest.importorskip("implicit")
@@ -236,7 +237,7 @@ def test_summary(data):
     _results["summary"] = summary
     _results["versions"] = dict(
         dprec=dprec.__version__, implicit=implicit.__version__, numba=numba.__version__, numpy=np.__version__,
-        python=platform.python_version(), machine=platform.machine(), processor=_cpu_name(),
+        python=platform.python_version(), machine=platform.machine(), processor=cpu_model(),
         OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
     )
     rows = [("run", "s/iter", "GFLOP/s", "% peak", "P@10")]
@@ -254,14 +255,3 @@ def test_summary(data):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as fh:
         json.dump(_results, fh, indent=2, sort_keys=True)
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()

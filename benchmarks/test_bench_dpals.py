@@ -43,6 +43,7 @@ import time
 import numba
 import numpy as np
 import pytest
+from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
 import dprec
 from dprec.datasets import synthetic
@@ -198,17 +199,6 @@ def _git_commit():
         return None
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def _write(data):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
@@ -222,7 +212,7 @@ def _write(data):
                              "inside the T2 fit (timestamps from the engine's per-sweep callback)",
                    "threads": f"all ({numba.get_num_threads()} numba threads, BLAS single-threaded inside fits)",
                    "data_fingerprint": data.fingerprint()},
-        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(),
                     "description": "shared 2-core x86-64 Linux VM (noisy: other jobs ran concurrently; see the "
                                    "load averages per rank)"},
         "results": _results,
