@@ -12,6 +12,7 @@ from dprec.kernels import als as K
 from dprec.models import ALS
 
 from model_mixin import contract_data
+from reference_als import numpy_biased_als
 
 
 def _random_csr(n_users=50, n_items=30, density=0.2, seed=0):
@@ -173,46 +174,12 @@ def test_predict_clipped_to_rating_bounds():
     np.testing.assert_array_equal(clipped, np.clip(raw, 1, 5))
 
 
-def _numpy_explicit_als(X, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed):
-    """Dense numpy biased ALS from the documented formulas (module docstring of dprec.models.als)."""
-    R, M = X.toarray(), X.toarray() != 0
-    n_u, n_i = R.shape
-    n_user, n_item = M.sum(1), M.sum(0)
-    mu = R[M].mean()
-    beta = np.where(M, R - mu, 0).sum(1) / (n_user + lam_b)
-    c = np.where(M, R - mu - beta[:, None], 0).sum(0) / (n_item + 1 / tau2)
-    _, _, g_fac = np.random.default_rng(seed).spawn(3)
-    V = g_fac.standard_normal((n_i, k)) / np.sqrt(k) * init
-
-    def users(V, c):
-        U, b = np.zeros((n_u, k)), np.zeros(n_u)
-        for u in range(n_u):
-            J = np.flatnonzero(M[u])
-            Y = np.hstack([V[J], np.ones((len(J), 1))])
-            reg = np.diag(np.r_[np.full(k, lam_u * (len(J) + 1)), lam_b])
-            x = np.linalg.solve(Y.T @ Y + reg, Y.T @ (R[u, J] - mu - c[J]))
-            U[u], b[u] = x[:k], x[k]
-        return U, b
-
-    U, b = users(V, c)
-    for _ in range(it):
-        Ua = np.hstack([U, np.ones((n_u, 1))])
-        Va = np.zeros((n_i, k + 1))
-        for j in range(n_i):
-            I = np.flatnonzero(M[:, j])
-            reg = np.diag(np.r_[np.full(k, lam * n_item[j] + 1e-6), lam * n_item[j] + 1e-6 + lam_c])
-            Va[j] = np.linalg.solve(Ua[I].T @ Ua[I] + reg, Ua[I].T @ (R[I, j] - mu - c[j] - b[I]))
-        V, c = Va[:, :k], c + Va[:, k]
-        U, b = users(V, c)
-    return mu, V, c, U, b
-
-
 def test_explicit_matches_numpy_reference():
     data = _small_explicit()
     k, it, lam, lam_u, lam_b, lam_c, tau2, init = 3, 4, 0.08, 0.05, 2.0, 7.0, 0.4, 0.3
     m = ALS(factors=k, iterations=it, regularization=lam, user_regularization=lam_u, bias_regularization=lam_b,
             item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=7, dtype="float64").fit(data)
-    mu, V, c, U, b = _numpy_explicit_als(data.matrix, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed=7)
+    mu, V, c, U, b = numpy_biased_als(data.matrix, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed=7)
     assert m.global_mean == pytest.approx(mu, rel=1e-12)
     np.testing.assert_allclose(m.item_factors, V, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(m.user_factors, U, rtol=1e-7, atol=1e-9)
