@@ -347,7 +347,6 @@ class DPALS(DPModelMixin, Recommender):
             share = 0.0
         elif self.private and share == 0.0:
             share = 0.5
-        self._spectral = (m, ss)
         reg = self.regularization if self.regularization is not None else rules["regularization"]
         ureg = self.user_regularization if self.user_regularization is not None else rules["user_regularization"]
         self._reg, self._ureg = reg, ureg
