@@ -50,6 +50,8 @@ __all__ = [
 
 _JIT = dict(cache=True, fastmath=True)
 _PJIT = dict(cache=True, fastmath=True, parallel=True)
+#: fast-math without nnan/ninf for the Cholesky helpers: their positive-pivot test must stay exact
+_FM = {"nsz", "arcp", "contract", "reassoc"}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -70,46 +72,65 @@ def balanced_bounds(indptr, nchunks, row_cost):
     return bounds
 
 
-@njit(**_JIT)
+@njit(cache=True, fastmath=_FM)
+def _chol_factor(C):
+    """In-place Cholesky ``C = RᵀR`` of the upper triangle (``R`` overwrites it); False at the first pivot
+    that is not positive (``C`` not positive definite).
+    """
+    k = C.shape[0]
+    for j in range(k):
+        dj = C[j, j]
+        if not dj > 0.0:
+            return False
+        dj = np.sqrt(dj)
+        inv = 1.0 / dj
+        C[j, j] = dj
+        rj = C[j]
+        for m in range(j + 1, k):
+            rj[m] *= inv
+        for i in range(j + 1, k):
+            rji = rj[i]
+            ri = C[i, i:]
+            rt = rj[i:]
+            for m in range(k - i):
+                ri[m] -= rji * rt[m]
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _chol_solve_ws(C, rhs, x, y):
+    """Solve ``C x = rhs`` (upper triangle of the SPD ``C`` is overwritten by its factor; ``y`` scratch).
+    x = 0 and False when ``C`` is not positive definite."""
+    k = C.shape[0]
+    if not _chol_factor(C):
+        for i in range(k):
+            x[i] = 0.0
+        return False
+    for i in range(k):  # Rᵀ y = rhs
+        y[i] = rhs[i]
+    for i in range(k):
+        yi = y[i] / C[i, i]
+        y[i] = yi
+        for m in range(i + 1, k):
+            y[m] -= C[i, m] * yi
+    for i in range(k - 1, -1, -1):  # R x = y
+        t = y[i]
+        for m in range(i + 1, k):
+            t -= C[i, m] * x[m]
+        x[i] = t / C[i, i]
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
 def _chol_solve(A, b, x):
     """Solve ``A x = b`` for symmetric positive definite ``A`` (k×k, float64; only the upper triangle is
     read, and it is overwritten by the factor ``R`` with ``A = RᵀR``).
 
     Right-looking, row-oriented updates (contiguous inner loops that vectorise). Returns False (and
-    x = 0) when a pivot is not positive (``A`` not positive definite).
+    x = 0) when a pivot is not positive (``A`` not positive definite). :func:`_chol_solve_ws` with a
+    caller-owned scratch vector is the allocation-free form.
     """
-    k = A.shape[0]
-    for j in range(k):
-        d = A[j, j]
-        if not d > 0.0:
-            for i in range(k):
-                x[i] = 0.0
-            return False
-        d = np.sqrt(d)
-        inv = 1.0 / d
-        A[j, j] = d
-        for m in range(j + 1, k):
-            A[j, m] *= inv
-        for i in range(j + 1, k):
-            rji = A[j, i]
-            for m in range(i, k):
-                A[i, m] -= rji * A[j, m]
-    # forward: Rᵀ y = b
-    y = np.empty(k)
-    for i in range(k):
-        y[i] = b[i]
-    for i in range(k):
-        yi = y[i] / A[i, i]
-        y[i] = yi
-        for m in range(i + 1, k):
-            y[m] -= A[i, m] * yi
-    # backward: R x = y
-    for i in range(k - 1, -1, -1):
-        t = y[i]
-        for m in range(i + 1, k):
-            t -= A[i, m] * x[m]
-        x[i] = t / A[i, i]
-    return True
+    return _chol_solve_ws(A, b, x, np.empty(A.shape[0]))
 
 
 @njit(**_PJIT)

@@ -14,6 +14,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .als import _chol_factor, _chol_solve_ws
+
 __all__ = ["noisy_psd_solve", "clipped_weighted_residuals", "psd_project", "small_eigh"]
 
 
@@ -444,55 +446,6 @@ def _clip_project(M, d, Zt, floor, C, cv, idx):
             f = cv[t] * z[a]
             for q in range(k):
                 row[q] += f * z[q]
-
-
-@njit(cache=True, fastmath=_FM)
-def _chol_factor(C):
-    """In-place Cholesky ``C = RᵀR`` of the upper triangle (``R`` overwrites it); False at the first pivot
-    that is not positive (``C`` not positive definite). Same operations as :func:`dprec.kernels.als._chol_solve`.
-    """
-    k = C.shape[0]
-    for j in range(k):
-        dj = C[j, j]
-        if not dj > 0.0:
-            return False
-        dj = np.sqrt(dj)
-        inv = 1.0 / dj
-        C[j, j] = dj
-        rj = C[j]
-        for m in range(j + 1, k):
-            rj[m] *= inv
-        for i in range(j + 1, k):
-            rji = rj[i]
-            ri = C[i, i:]
-            rt = rj[i:]
-            for m in range(k - i):
-                ri[m] -= rji * rt[m]
-    return True
-
-
-@njit(cache=True, fastmath=_FM)
-def _chol_solve_ws(C, rhs, x, y):
-    """Solve ``C x = rhs`` (upper triangle of the SPD ``C`` is overwritten by its factor; ``y`` scratch).
-    x = 0 and False when ``C`` is not positive definite."""
-    k = C.shape[0]
-    if not _chol_factor(C):
-        for i in range(k):
-            x[i] = 0.0
-        return False
-    for i in range(k):  # Rᵀ y = rhs
-        y[i] = rhs[i]
-    for i in range(k):
-        yi = y[i] / C[i, i]
-        y[i] = yi
-        for m in range(i + 1, k):
-            y[m] -= C[i, m] * yi
-    for i in range(k - 1, -1, -1):  # R x = y
-        t = y[i]
-        for m in range(i + 1, k):
-            t -= C[i, m] * x[m]
-        x[i] = t / C[i, i]
-    return True
 
 
 @njit(cache=True, fastmath=_FM)

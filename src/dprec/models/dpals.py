@@ -277,6 +277,7 @@ class DPALS(DPModelMixin, Recommender):
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
+        # drawn even when the spectral start replaces it: the factor stream keeps one layout (ALS's at ε = ∞)
         V = E.random_item_factors(g_fac, data.n_items, d, self.init_scale)
         fac_noise = NoiseSource(g_fac, secure=self.secure_noise)
         if m_spec > 0:
