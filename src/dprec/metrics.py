@@ -1,6 +1,6 @@
 """Accuracy metrics: rating error (RMSE, MAE) and top-k ranking quality (precision, recall, NDCG, MAP, …).
 
-Conventions (DESIGN §5)
+Conventions (docs/conventions.md, "Evaluation")
 -----------------------
 *Rating error* is computed on held-out ratings (a random 80/20 split of ratings, seed 0).
 

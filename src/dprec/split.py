@@ -5,7 +5,7 @@ item vocabularies, rating bounds, public-catalog flag, name and side tables as t
 :meth:`Interactions.with_matrix`), so inner ids agree between them. Each stored rating of the input lands
 in exactly one of the two; timestamps travel with their ratings.
 
-The evaluation conventions of ``DESIGN.md`` §5 are::
+The evaluation conventions of ``docs/conventions.md`` ("Evaluation") are::
 
     train, test = random_split(data, 0.2, rng=0)   # explicit ratings: RMSE / MAE
     train, test = user_holdout(data, 0.2, rng=0)   # top-N: per-user 20% holdout
@@ -135,7 +135,7 @@ def user_holdout(
 
     For a user with ``n`` ratings, ``min(round(test_fraction * n), n - min_train)`` of them (never
     negative), chosen uniformly at random, go to the test set (``round`` rounds halves up). Users with
-    ``n <= min_train`` stay entirely in train. This is the top-N protocol of ``DESIGN.md`` §5
+    ``n <= min_train`` stay entirely in train. This is the top-N protocol of ``docs/conventions.md``
     (``test_fraction=0.2, rng=0``).
 
     Parameters

@@ -60,6 +60,9 @@ def run_cli(args) -> int:
         return 130
     print(f"{len(rows)} cells in {args.out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "
           f"summary: {args.out}/summary.md, {args.out}/summary.csv, {args.out}/plots/")
+    from .runner import NOT_FOR_RELEASE
+
+    print(f"note: {NOT_FOR_RELEASE}")
     return 0
 
 

@@ -5,7 +5,7 @@ Format (every key is checked; a typo is an error that names the key and suggests
     [run]
     name = "quick"                 # label of the sweep (default: the file's stem)
     seeds = [0, 1]                 # one cell per seed; the seed is the model's / noise's ``rng``
-    split = "random"               # "random" (ratings, DESIGN §5 explicit) or "user" (per-user holdout, top-N)
+    split = "random"               # "random" (ratings, the explicit protocol of docs/conventions.md) or "user" (per-user holdout, top-N)
     test_fraction = 0.2
     split_seed = 0                 # the split is computed once per dataset with this seed
     k = 10                         # list length for ranking metrics; a list (e.g. [20, 50]) evaluates each

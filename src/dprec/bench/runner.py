@@ -34,6 +34,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ import numpy as np
 from .._json import to_jsonable
 
 from ..errors import CorruptFileError
+from ..privacy.units import PrivacyWarning
 from .config import RATING_METRICS, BenchConfig, ConfigError, format_epsilon, load_config
 
 __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULTS_FILE", "SCHEMA", "Cell"]
@@ -49,6 +51,10 @@ __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULT
 RESULTS_FILE = "results.jsonl"
 #: models whose scores are not ratings: RMSE/MAE are NaN for them.
 RANKING_ONLY = frozenset({"implicit-als", "dp-popularity"})
+#: what every results row and the sweep's output say about the models a sweep fits
+NOT_FOR_RELEASE = ("measurement only: models are fitted with explicit seeds (reproducibility mode) and metrics are "
+                   "computed on raw held-out data (not DP); nothing a sweep fits is for release")
+
 SCHEMA = "dprec-bench-row/1"
 TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
 
@@ -213,7 +219,10 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     if spec.name in RANKING_ONLY and getattr(type(model), "predicts_ratings", None) is None:
         model.predicts_ratings = False  # its predict() returns ranking scores (counts), not ratings
     t1 = time.perf_counter()
-    model.fit(train)
+    with warnings.catch_warnings():
+        # seeded on purpose: a sweep is a measurement (reproducible results files), its models are not released
+        warnings.filterwarnings("ignore", message=r".*reproducibility mode", category=PrivacyWarning)
+        model.fit(train)
     t2 = time.perf_counter()
     metrics = _evaluate(cfg, model, train, test)
     t3 = time.perf_counter()
@@ -231,6 +240,7 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
         "privacy_unit": cfg.run.privacy_unit if spec.is_dp else None,
         "private": spec.is_dp,
         "seed": cell.seed,
+        "notice": NOT_FOR_RELEASE,
         "split": {"protocol": cfg.run.split, "test_fraction": cfg.run.test_fraction, "split_seed": cfg.run.split_seed},
         "k": list(cfg.run.ks),
         "metrics": metrics,

@@ -1,88 +1,48 @@
-"""Machinery shared by the differentially private models.
+"""Machinery shared by the differentially private models: privacy arguments, planning, charging, reporting, export.
 
-Privacy model (DESIGN.md §1): neighbouring datasets differ by one *user* with all their ratings
-(``privacy_unit="user"``, default) or by one *rating* (``"rating"``). What a DP model releases is the
-item side (item biases, item factors, noisy counts, the global mean); each user's own parameters are
-computed from the released item side plus that user's own ratings (joint DP / billboard model, Chien
-et al. 2021) and serve only that user.
+The privacy model is in ``docs/privacy-model.md``; every release a model can make is declared once in
+:mod:`dprec.models.releases` with its statistic, sensitivity and proof.
 
-Contribution bounding by weighting
-----------------------------------
-Under user-level DP, user ``i`` with ``n_i`` ratings enters every per-item statistic with the weight
-``w_i = min(1, √(k / n_i))`` (``k`` = ``max_ratings_per_user``). Then for any statistic vector of the form
-``s_j = Σ_i w_i f(r_ij)`` with ``|f| ≤ B``, removing user ``i`` changes it by a vector of L2 norm
-
-    ‖Δs‖₂ = w_i √(Σ_j f(r_ij)²) ≤ min(1, √(k/n_i)) · √n_i · B ≤ √k · B,
-
-the same bound as keeping at most ``k`` ratings per user (:func:`dprec.privacy.sample_per_user`), but
-every rating is used: heavy users are down-weighted instead of subsampled, which lowers the variance of
-the statistics at equal sensitivity. The weight depends only on the user's own data, so it is a valid
-per-user transformation. Scalar totals (the global mean) use ``w_i = min(1, k / n_i)`` so that
-``Σ_j w_i ≤ k`` and ``|Σ_j w_i f(r_ij)| ≤ k · B``. Under ``privacy_unit="rating"`` every weight is 1 and
-``k = 1``. ``contribution="sample"`` keeps exactly ``k`` uniformly sampled ratings per user instead.
+How a DP fit runs (:meth:`DPModelMixin._start_private_fit`)
+-----------------------------------------------------------
+1. Every configuration the fit may choose (its public rules may pick one after the DP user count) is planned
+   and checked *before* anything is charged: a parameter combination that cannot run is refused with nothing
+   recorded.
+2. The ledger is charged the whole cost, once. A refused charge raises
+   :class:`~dprec.errors.BudgetExceededError` with nothing drawn.
+3. Noise comes from :class:`~dprec.privacy.noise.NoiseStreams`: fresh OS entropy unless the caller gave a seed
+   (reproducibility mode, flagged in the report and by a :class:`~dprec.privacy.PrivacyWarning`), one stream
+   per (model, release step).
+4. Without a public catalog, DP item selection (:class:`~dprec.models.releases.ItemSelection`) runs first;
+   then the DP user count ñ (:class:`~dprec.models.releases.UserCount`, 0.2% of the budget), which feeds the
+   δ check (``δ ≥ 1/ñ`` warns) and any public rules; then the model's own releases, each through
+   :meth:`DPModelMixin._release`.
+5. The privacy report is generated from the releases that ran.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._json import to_jsonable
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, LedgerError
 from ..privacy import accounting as acc
+from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta, check_epsilon, check_privacy_unit
 from .base import read_npz_with_manifest, write_npz_with_manifest, _version
+from .releases import ItemSelection, Release, UserCount, contribution_weights
 
-__all__ = ["DPModelMixin", "contribution_weights", "open_ledger"]
+__all__ = ["DPModelMixin", "contribution_weights", "open_ledger", "COUNT_SHARE", "SELECTION_SHARE"]
 
-
-def contribution_weights(X: sp.csr_matrix, k: int, *, privacy_unit: str, method: str = "weight", rng=None, scalar=False):
-    """Per-rating weights (aligned with ``X.data``) that bound each user's contribution.
-
-    Parameters
-    ----------
-    X : csr_matrix (n_users, n_items)
-    k : int
-        ``max_ratings_per_user``.
-    privacy_unit : {"user", "rating"}
-        ``"rating"`` returns all-ones weights (each rating is its own unit).
-    method : {"weight", "sample"}
-        ``"weight"``: ``w_i = min(1, √(k/n_i))`` (``min(1, k/n_i)`` when ``scalar``); ``"sample"``: weight 1 on
-        ``min(k, n_i)`` uniformly sampled ratings of each user, 0 elsewhere.
-    scalar : bool
-        Weights for scalar totals (L1-type bound ``Σ_j w_ij ≤ k``) instead of per-item vectors (L2-type bound
-        ``Σ_j w_ij² ≤ k``).
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (nnz,), with ``Σ_j w_ij² ≤ k`` per user (``Σ_j w_ij ≤ k`` if ``scalar``).
-    """
-    n_u = np.diff(X.indptr)
-    if privacy_unit == "rating":
-        return np.ones(X.nnz)
-    if method == "weight":
-        nu = np.maximum(n_u, 1).astype(np.float64)
-        w_user = np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
-        return np.repeat(w_user, n_u)
-    if method == "sample":
-        from .._rng import as_generator
-
-        g = as_generator(rng)
-        w = np.zeros(X.nnz)
-        # random keys per rating; keep the k smallest keys within each user row
-        keys = g.random(X.nnz)
-        for u in np.flatnonzero(n_u > 0):
-            s, e = X.indptr[u], X.indptr[u + 1]
-            if e - s <= k:
-                w[s:e] = 1.0
-            else:
-                w[s + np.argpartition(keys[s:e], k - 1)[:k]] = 1.0
-        return w
-    raise ValueError(f'contribution must be "weight" or "sample", got {method!r}')
+#: share of the (post-selection) budget spent on the DP user count: σ ≈ 90 users at ε = 1
+COUNT_SHARE = 0.002
+#: share of ρ (and half of δ) spent on DP item selection when there is no public catalog
+SELECTION_SHARE = 0.1
 
 
 def open_ledger(ledger, *, dataset: str):
@@ -92,12 +52,10 @@ def open_ledger(ledger, *, dataset: str):
     from ..privacy.ledger import Ledger
 
     if isinstance(ledger, Ledger):
-        if ledger.dataset != dataset:
-            from ..errors import LedgerError
-
+        if not ledger.matches(dataset):
             raise LedgerError(
-                f"the ledger is for dataset {ledger.dataset!r} but this data is {dataset!r}; "
-                "use the ledger of this dataset (budgets are per dataset)"
+                f"the ledger at {ledger.path} is for dataset {ledger.dataset!r}, not this data; use the ledger of "
+                "this dataset (budgets are per dataset)"
             )
         return ledger
     if isinstance(ledger, (str, os.PathLike)):
@@ -106,10 +64,12 @@ def open_ledger(ledger, *, dataset: str):
 
 
 class DPModelMixin:
-    """Validation, accounting, reporting and public export common to DP models.
+    """Validation, planning, charging, reporting and public export common to DP models.
 
-    A subclass sets ``self._report_steps`` (list of dicts) during fit and implements ``_public_state()``
-    (arrays that are DP releases) and ``_from_public_state(arrays)``.
+    A subclass's ``_fit`` calls :meth:`_start_private_fit` with its candidate release lists, then
+    :meth:`_plan_releases` with the chosen list, and draws every release through :meth:`_release`. It implements
+    ``_public_state()`` (arrays that are DP releases), ``_from_public_state(arrays)``, ``_bounds_report()`` and
+    ``_released_description()``.
     """
 
     is_private = True
@@ -126,6 +86,15 @@ class DPModelMixin:
         if not isinstance(secure_noise, bool):
             raise ValueError(f"secure_noise must be True or False, got {secure_noise!r}")
         self.secure_noise = secure_noise
+        self._report_steps: list = []
+        self._selection = None
+        self._item_mask = None
+        self._catalog_public = True
+        self._noise_origin = None
+        self._ledger_state = None
+        self._releases: dict = {}
+        self._streams = self._noise = None
+        self.n_users_dp_ = None
 
     @property
     def private(self) -> bool:
@@ -139,40 +108,146 @@ class DPModelMixin:
                 "dprec never derives them from the data."
             )
 
-    def _charge(self, ledger, data, *, rho: float, delta_extra: float = 0.0, label: str = ""):
+    # ------------------------------------------------------------------ planning and charging
+    def _budget_split(self, catalog_public: bool):
+        """``(ρ_selection, δ_selection, ε_rest, δ_rest)``: the selection's part and the (ε, δ) left for the rest."""
+        if catalog_public:
+            return 0.0, 0.0, self.epsilon, self.delta
+        delta_sel = self.delta / 2
+        rho_total = acc.epsilon_to_rho(self.epsilon, self.delta - delta_sel)
+        rho_sel = SELECTION_SHARE * rho_total
+        eps_rest = acc.rho_to_epsilon((1 - SELECTION_SHARE) * rho_total, self.delta - delta_sel)
+        return rho_sel, delta_sel, eps_rest, self.delta - delta_sel
+
+    def _start_private_fit(self, data, candidates: Sequence[Sequence[tuple[Release, float]]], *, ledger, k: int):
+        """Validate every candidate configuration, charge the ledger once, then run item selection and the user count.
+
+        ``candidates``: every list of ``(release, weight)`` the fit may choose after the DP user count (one list
+        for a model without rules). Each is planned against the budget left after the count and checked for the
+        secure sampler's size limit, before the charge. Returns the item mask (None when all items are usable).
+        """
+        self._catalog_public = bool(data.public_items)
+        self._selection, self._item_mask, self._report_steps = None, None, []
+        self._streams = NoiseStreams(self.rng, model=type(self).__name__, warn=self.private)
+        self._noise = NoiseSource(self._streams, secure=self.secure_noise)
+        self._noise_origin = self._streams.describe() if self.private else "none (ε = ∞)"
+        if not self.private:
+            if ledger is not None:
+                raise LedgerError(
+                    f"{type(self).__name__}(epsilon=inf) is a non-private fit: it would use the data this ledger "
+                    "guards without any noise. Pass ledger=None to train the non-private reference deliberately"
+                )
+            self.n_users_dp_ = float(data.n_users)
+            self._count_plan = acc.plan(math.inf, 0.0, [UserCount(self.privacy_unit).step(1.0)])
+            self._rest_budget = (math.inf, 0.0, math.inf)
+            return None
+        rho_sel, delta_sel, eps_rest, delta_rest = self._budget_split(self._catalog_public)
+        count = UserCount(self.privacy_unit)
+        plan0 = acc.plan(eps_rest, delta_rest, [count.step(COUNT_SHARE), acc.Step("rest", 1 - COUNT_SHARE, 1.0)])
+        self._count_plan, self._rest_budget = plan0, (acc.rho_to_epsilon(plan0["rest"].total_rho, delta_rest), delta_rest, plan0["rest"].total_rho)
+        if not self._catalog_public:
+            self._noise.check_size(ItemSelection.name, data.n_items)
+        for releases in candidates:  # refuse before charging anything
+            self._plan_releases(releases, n_items=data.n_items, dry_run=True)
+        total = rho_sel + plan0.total_rho
+        if acc.rho_to_epsilon(total, self.delta - delta_sel) > self.epsilon * (1 + 1e-12):
+            raise RuntimeError("internal accounting error: selection + fit exceed the target; please report")
+        self._charge(ledger, data, rho=total, delta_extra=delta_sel)
+        mask = None
+        if not self._catalog_public:
+            mask = self._select_items(data, k=k, rho=rho_sel, delta_sel=delta_sel)
+        # the DP user count: public rules and the δ check use ñ, never the exact count
+        n_est = float(self._release(count, count.statistic(data.matrix), plan0["n_users"])[0])
+        self.n_users_dp_ = n_est
+        check_delta(self.delta, max(n_est, 1.0))
+        self._item_mask = mask
+        return mask
+
+    def _plan_releases(self, releases: Sequence[tuple[Release, float]], *, n_items: int, dry_run: bool = False):
+        """Calibrate ``releases`` (``(release, weight)`` pairs) on the budget left after the user count.
+
+        Raises (before any charge when called with ``dry_run``) on an invalid weight or a release too large for
+        the secure sampler. Returns the :class:`~dprec.privacy.accounting.Plan`.
+        """
+        steps = [r.step(w if self.private else 1.0) for r, w in releases]
+        for r, _ in releases:
+            self._noise.check_size(r.name, r.size(n_items))
+        eps_rest, delta_rest, rho_rest = self._rest_budget
+        p = acc.plan(eps_rest, delta_rest, steps)
+        if self.private and p.total_rho > rho_rest * (1 + 1e-12):
+            raise RuntimeError("internal accounting error: the fit's releases exceed the reserved budget; please report")
+        if not dry_run:
+            self._releases = {r.name: r for r, _ in releases}
+        return p
+
+    def _release(self, release: Release, statistic, step, *, index: int = 0) -> np.ndarray:
+        """The Gaussian mechanism of ``release`` on its exact ``statistic``, with σ from the plan ``step``;
+        recorded for the report (once per release name)."""
+        out = self._noise.release(statistic, step=release.name, sigma=step.sigma if self.private else 0.0,
+                                  sensitivity=step.sensitivity, index=index)
+        if not any(s["name"] == release.name for s in self._report_steps):
+            self._report_steps.append(release.report(step, self._noise.samplers.get(release.name, "")))
+        return out
+
+    def _record(self, release: Release, step) -> None:
+        """Report a release whose noise a fused kernel added (the sampler is taken from the noise source)."""
+        if not any(s["name"] == release.name for s in self._report_steps):
+            self._report_steps.append(release.report(step, self._noise.samplers.get(release.name, "")))
+
+    def _select_items(self, data, *, k: int, rho: float, delta_sel: float) -> np.ndarray:
+        from ..privacy.bounding import dp_item_selection, sample_per_user
+
+        kk = 1 if self.privacy_unit == "rating" else k
+        if self.privacy_unit == "rating":
+            # each rating is its own unit: one row per rating (counts per item are unchanged)
+            nnz = data.matrix.nnz
+            Xs = sp.csr_matrix((np.ones(nnz), data.matrix.indices, np.arange(nnz + 1)), shape=(nnz, data.n_items))
+        else:
+            Xs = sample_per_user(data.matrix, kk, self._noise.generator("item_selection_sampling"))
+        sel = dp_item_selection(Xs, rho=rho, delta_sel=delta_sel, k=kk, noise=self._noise)
+        mask = np.zeros(data.n_items, bool)
+        mask[sel.items] = True
+        self._selection = dict(sel.to_dict(), name=ItemSelection.name, count=1, sensitivity_l2=sel.sensitivity,
+                               statistic=ItemSelection.what, sampler=self._noise.samplers.get(ItemSelection.name, ""))
+        self._selection.pop("n_selected", None)  # the number of released items is in the artifact itself
+        return mask
+
+    def _charge(self, ledger, data, *, rho: float, delta_extra: float = 0.0):
         """Charge the ledger *before* any noise is drawn. Raises BudgetExceededError and records nothing."""
-        self._ledger_record = None
-        if ledger is None or not self.private:
+        self._ledger_state = "no ledger (the caller passed none)"
+        if ledger is None:
             return
-        led = open_ledger(ledger, dataset=_dataset_id(data))
-        params = {k: v for k, v in self.get_params().items() if k != "rng"}
-        self._ledger_record = led.charge(
+        led = open_ledger(ledger, dataset=data.dataset_id)
+        token = self._streams._reuse_token
+        kwargs = {"seed": token} if token is not None else {}
+        led.charge(
             rho=rho,
             delta=delta_extra if delta_extra > 0 else None,
             model=type(self).__name__,
             mechanism="gaussian (zCDP)" + (" + gaussian threshold (δ)" if delta_extra > 0 else ""),
-            label=label or f"{type(self).__name__} fit ε={self.epsilon} δ={self.delta}",
-            params=_jsonable(params),
+            label=f"{type(self).__name__} fit ε={self.epsilon} δ={self.delta} unit={self.privacy_unit}",
+            **kwargs,
         )
+        self._ledger_state = "charged to a privacy ledger before any noise was drawn"
 
+    # ------------------------------------------------------------------ reporting
     def privacy_report(self) -> dict:
-        """What was released, at what privacy cost, under which assumptions (JSON-able).
+        """What was released, at what privacy cost, under which assumptions (JSON-able, for publication).
 
         ``epsilon``/``delta`` are the guarantee of the released item side under ``unit``; ``steps`` list every
-        Gaussian release with its sensitivity, σ, count and ρ; ``verified_epsilon`` recomputes ε from the
-        listed ρ's independently of the planner.
+        release with its statistic, sensitivity, σ, count, ρ and the sampler that drew its noise;
+        ``verified_epsilon`` recomputes ε from the listed ρ's independently of the planner. It carries no seed,
+        no data fingerprint, no ledger hash, time or sequence number, and no exact count.
         """
         self._require_fitted()
-        steps = list(self._report_steps)
-        if getattr(self, "_selection", None):
-            steps = [self._selection] + steps
+        steps = ([self._selection] if self._selection else []) + list(self._report_steps)
         if self.private:
             total_rho = math.fsum(s["rho"] * s["count"] for s in steps)
             d_extra = math.fsum(s.get("delta", 0.0) for s in steps)
             verified = acc.rho_to_epsilon(total_rho, self.delta - d_extra) if total_rho > 0 else 0.0
         else:
             total_rho, d_extra, verified = math.inf, 0.0, math.inf
-        return _jsonable(
+        return to_jsonable(
             {
                 "model": type(self).__name__,
                 "unit": self.privacy_unit,
@@ -183,7 +258,7 @@ class DPModelMixin:
                 "verified_epsilon": verified,
                 "accounting": "zero-concentrated DP (Gaussian releases, ρ summed), converted to (ε, δ) with "
                 "the tight conversion of Canonne, Kamath & Steinke 2020 (OpenDP)"
-                + ("; DP item selection adds its δ by basic composition" if d_extra > 0 else ""),
+                + ("; DP item selection adds its δ by composition" if d_extra > 0 else ""),
                 "steps": steps,
                 "bounds": self._bounds_report(),
                 "public_assumptions": self._public_assumptions(),
@@ -192,63 +267,19 @@ class DPModelMixin:
                 "export_public_is_dp_artifact": self.private,
                 "joint_dp": "user parameters are computed from the released item side and each user's own "
                 "ratings only; they serve that user and are never released (billboard model).",
-                "noise": "OpenDP samplers for releases ≤ 100k entries (secure_noise=True)"
-                if self.secure_noise
-                else "numpy Generator (fast; not hardened against floating-point attacks)",
-                "ledger_charge": self._ledger_record if getattr(self, "_ledger_record", None) else None,
+                "noise": self._noise_origin,
+                "secure_noise": self.secure_noise,
+                "ledger": self._ledger_state,
             }
         )
-
-    def _plan_fit(self, data, steps, *, rng, k: int, ledger=None, selection_share: float = 0.1):
-        """Calibrate the fit's Gaussian steps, charge the ledger, then (if needed) run DP item selection.
-
-        Without a public catalog the set of items in the data is private. Then ``selection_share`` of ρ and
-        half of δ go to :func:`dprec.privacy.bounding.dp_item_selection` (noisy-count threshold over at most
-        ``k`` sampled items per user), and the rest of ρ, at the remaining δ, is split across ``steps``.
-        Composition: the selection is δ_sel-approximate ρ_sel-zCDP, the steps ρ_rest-zCDP, so the fit is
-        ``(ε(ρ_sel + ρ_rest, δ − δ_sel), δ)``-DP, checked here to be within the target.
-
-        The whole cost is known before any noise is drawn, so the ledger is charged first: a refused charge
-        raises :class:`~dprec.errors.BudgetExceededError` with nothing drawn and nothing recorded.
-
-        Returns ``(plan, item_mask)``; ``item_mask`` is None when all items are usable.
-        """
-        self._catalog_public = bool(data.public_items)
-        self._selection = None
-        if not self.private or data.public_items:
-            plan = acc.plan(self.epsilon, self.delta, steps)
-            self._charge(ledger, data, rho=plan.total_rho if self.private else 0.0)
-            return plan, None
-        from ..privacy.bounding import dp_item_selection, sample_per_user
-
-        delta_sel = self.delta / 2
-        rho_total = acc.epsilon_to_rho(self.epsilon, self.delta - delta_sel)
-        rho_sel = selection_share * rho_total
-        eps_rest = acc.rho_to_epsilon((1 - selection_share) * rho_total, self.delta - delta_sel)
-        plan = acc.plan(eps_rest, self.delta - delta_sel, steps)
-        total = rho_sel + plan.total_rho
-        if acc.rho_to_epsilon(total, self.delta - delta_sel) > self.epsilon:  # defensive: never overshoot
-            raise RuntimeError("internal accounting error: selection + fit exceed the target; please report")
-        self._charge(ledger, data, rho=total, delta_extra=delta_sel)
-        kk = 1 if self.privacy_unit == "rating" else k
-        if self.privacy_unit == "rating":
-            # each rating is its own unit: one row per rating (counts per item are unchanged)
-            nnz = data.matrix.nnz
-            Xs = sp.csr_matrix((np.ones(nnz), data.matrix.indices, np.arange(nnz + 1)), shape=(nnz, data.n_items))
-        else:
-            Xs = sample_per_user(data.matrix, kk, rng)
-        sel = dp_item_selection(Xs, rho=rho_sel, delta_sel=delta_sel, k=kk, rng=rng)
-        mask = np.zeros(data.n_items, bool)
-        mask[sel.items] = True
-        self._selection = dict(sel.to_dict(), name="item_selection", count=1, sensitivity_l2=sel.sensitivity)
-        return plan, mask
 
     def _public_assumptions(self) -> list[str]:
         out = [
             f"rating bounds {self.rating_bounds} are public (declared by the caller)",
-            "all hyperparameters are public and chosen without looking at the data",
+            "all hyperparameters are public inputs; some defaults (max_ratings_per_user, the residual bounds, "
+            "item_bias_reg and DP-ALS's rule thresholds) were tuned on MovieLens-100K — see docs/tuning.md",
         ]
-        if getattr(self, "_catalog_public", True):
+        if self._catalog_public:
             out.append("the item catalog is public (declared by the caller)")
         else:
             out.append("no public item catalog: items were selected by a DP noisy-count threshold (charged)")
@@ -260,10 +291,11 @@ class DPModelMixin:
     def _restore_manifest(self, manifest: dict) -> None:
         priv = manifest.get("privacy") or {}
         steps = priv.get("steps", [])
-        self._selection = next((s for s in steps if s.get("name") == "item_selection"), None)
-        self._report_steps = [s for s in steps if s.get("name") != "item_selection"]
+        self._selection = next((s for s in steps if s.get("name") == ItemSelection.name), None)
+        self._report_steps = [s for s in steps if s.get("name") != ItemSelection.name]
         self._catalog_public = self._selection is None
-        self._ledger_record = priv.get("ledger_charge")
+        self._noise_origin = priv.get("noise")
+        self._ledger_state = priv.get("ledger")
 
     # ------------------------------------------------------------------ public export
     def export_public(self, path) -> str:
@@ -281,7 +313,7 @@ class DPModelMixin:
             "format_version": 1,
             "class": type(self).__name__,
             "dprec_version": _version(),
-            "params": self.get_params(),
+            "params": self._manifest_params(),
             "rating_bounds": self.rating_bounds,
             "contains_user_data": False,
             "is_dp_artifact": self.private,
@@ -314,19 +346,9 @@ class DPModelMixin:
 
     def _mask_unreleased(self, scores: np.ndarray) -> np.ndarray:
         """Items not selected by DP item selection are never recommended."""
-        mask = getattr(self, "_item_mask", None)
-        if mask is not None:
-            scores[..., ~mask] = -np.inf
+        if self._item_mask is not None:
+            scores[..., ~self._item_mask] = -np.inf
         return scores
 
     def _released_item_mask(self) -> np.ndarray:
-        mask = getattr(self, "_item_mask", None)
-        return np.ones(len(self._item_ids), bool) if mask is None else mask
-
-
-def _dataset_id(data) -> str:
-    return data.dataset_id
-
-
-def _jsonable(o: Any):
-    return to_jsonable(o)
+        return np.ones(len(self._item_ids), bool) if self._item_mask is None else self._item_mask

@@ -15,22 +15,10 @@ Thakurta & Zhang 2014) applied to the clipped, bias-corrected rating residuals.
 
 Mechanism
 ---------
-For each user ``i``: residuals ``e_ij = clip(r_ij − μ − c_j − b_i, −B, B)`` on the selected items ``j ∈ S``
-(``|S| = M``; μ, c the released DP global effects; ``b_i`` the user's own local bias), weights
-``w_i = min(1, √(k / n_iS))`` (``n_iS`` = the user's number of ratings in ``S``) and ``x_i = w_i e_iS``.
-Released: the strict upper triangle of ``C = Σ_i x_i x_iᵀ`` plus i.i.d. ``N(0, σ²)`` noise. The diagonal
-is not released: it holds each item's squared residuals (rating noise), not co-occurrence.
-
-Sensitivity (add/remove one user)
----------------------------------
-Other users' ``x`` depend on user ``i`` only through μ and c, which are already released (joint DP), so
-removing user ``i`` removes exactly its term ``T_i = triu⁺(x_i x_iᵀ)``, of L2 norm
-
-    ‖T_i‖₂² = Σ_{j<l} x_j² x_l² = ((Σ_j x_j²)² − Σ_j x_j⁴) / 2 ≤ ‖x_i‖⁴ / 2,
-    ‖x_i‖² = w_i² Σ_{j∈S} e_ij² ≤ min(n_iS, k) · B² ≤ k B²,
-
-so ``Δ = k B² / √2``. Under ``privacy_unit="rating"`` one rating moves the user's local bias and hence all
-of the user's residuals, but both the old and the new term obey the user-level bound: ``Δ = √2 k B²``.
+The release is :class:`dprec.models.releases.SpectralMoment` (statistic, sensitivity ``k B²/√2`` and its
+proof are declared there): the strict upper triangle of the clipped, bias-corrected residual second moment
+``C = Σ_i x_i x_iᵀ`` of the ``M`` items with the largest DP counts, plus i.i.d. ``N(0, σ²)`` noise. The
+diagonal is not released: it holds each item's squared residuals (rating noise), not co-occurrence.
 
 Post-processing (no privacy cost)
 ---------------------------------
@@ -54,31 +42,7 @@ import scipy.sparse as sp
 #: sensitivity); k = 10 beat k = 3; scale 1 was within 0.0015 RMSE of the best of {0.8, 1, 1.2} at every size.
 SPECTRAL_K, SPECTRAL_BOUND, SPECTRAL_SCALE = 10, 0.5, 1.0
 
-__all__ = ["SPECTRAL_K", "SPECTRAL_BOUND", "SPECTRAL_SCALE", "residual_second_moment", "spectral_sensitivity", "spectral_item_factors", "spike_weights"]
-
-
-def spectral_sensitivity(k: int, bound: float, privacy_unit: str = "user") -> float:
-    """L2 sensitivity of the strict upper triangle of ``Σ_i x_i x_iᵀ``: ``k B² / √2`` (×2 per rating; see module)."""
-    d = k * bound**2 / math.sqrt(2.0)
-    return 2.0 * d if privacy_unit == "rating" else d
-
-
-def residual_second_moment(X: sp.csr_matrix, mu: float, item_bias, user_bias, items, *, k: int, bound: float):
-    """Exact (noise-free) ``C = Σ_i x_i x_iᵀ`` over ``items`` with a zero diagonal, shape ``(M, M)`` float64.
-
-    ``x_i = min(1, √(k/n_iS)) · clip(r_iS − μ − c_S − b_i, −B, B)``; see the module docstring. ``items``: the
-    selected item indices ``S`` (public: chosen from released counts).
-    """
-    items = np.asarray(items, dtype=np.int64)
-    n_u = np.diff(X.indptr)
-    e = X.data - mu - np.asarray(item_bias)[X.indices] - np.repeat(np.asarray(user_bias), n_u)
-    E = sp.csr_matrix((np.clip(e, -bound, bound), X.indices, X.indptr), shape=X.shape)[:, items].tocsr()
-    n_s = np.diff(E.indptr)
-    w = np.minimum(1.0, np.sqrt(k / np.maximum(n_s, 1)))
-    E = sp.diags(w) @ E
-    C = np.asarray((E.T @ E).todense(), dtype=np.float64)
-    np.fill_diagonal(C, 0.0)
-    return C
+__all__ = ["SPECTRAL_K", "SPECTRAL_BOUND", "SPECTRAL_SCALE", "spectral_item_factors", "spike_weights"]
 
 
 def spike_weights(eigvals, sigma: float, m: int) -> np.ndarray:

@@ -97,6 +97,10 @@ class Recommender:
         """Constructor keyword arguments as JSON-able values (``rng`` as an int seed or None)."""
         return {"num_threads": self.num_threads, "rng": self.rng if isinstance(self.rng, (int, type(None))) else None}
 
+    def _manifest_params(self) -> dict:
+        """:meth:`get_params` for files: without ``rng`` — a noise seed is never written anywhere."""
+        return {k: v for k, v in self.get_params().items() if k != "rng"}
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
@@ -401,7 +405,7 @@ class Recommender:
             "format_version": FORMAT_VERSION,
             "class": type(self).__name__,
             "dprec_version": _version(),
-            "params": self.get_params(),
+            "params": self._manifest_params(),
             "rating_bounds": self.rating_bounds,
             "n_users": int(len(self._user_ids)),
             "n_items": int(self.n_items),

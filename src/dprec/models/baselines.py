@@ -10,13 +10,11 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .._rng import as_generator
-from ..privacy import accounting as acc
-from ..privacy.noise import NoiseSource
-from ._dp import DPModelMixin, contribution_weights
+from ._dp import DPModelMixin
 from .base import Recommender, register_model
+from .releases import GlobalMean, ItemBiases, ItemCounts, segment_sums
 
-__all__ = ["DPGlobalEffects", "DPPopularity", "release_biases", "local_user_biases", "default_k"]
+__all__ = ["DPGlobalEffects", "DPPopularity", "bias_releases", "release_biases", "local_user_biases", "default_k"]
 
 
 def default_k(epsilon: float) -> int:
@@ -24,83 +22,47 @@ def default_k(epsilon: float) -> int:
     return 20
 
 
-def _mean_and_item_steps(k, half_range, residual_bound, privacy_unit):
-    """Sensitivities (user-level, weighting; see :mod:`dprec.models._dp`).
+def bias_releases(*, unit: str, k: int, rating_bounds, residual_bound: float, user_reg: float, contribution: str,
+                  share: float = 1.0, mean_share: float = 0.05) -> list:
+    """The two releases of the DP global effects with their budget weights (``share`` of the fit in all).
 
-    * mean: the pair ``(Σ w (r − m), Σ w)`` with scalar weights ``Σ_j w_ij ≤ k`` and ``|r − m| ≤ h``
-      (``m``, ``h`` the public midpoint and half-range): ``Δ₂ = k √(h² + 1)``.
-    * item statistics: the stacked vector ``(Σ_i w_ij e_ij, Σ_i w_ij)_j`` with ``Σ_j w_ij² ≤ k`` and
-      ``|e| ≤ B``: ``Δ₂ = √k √(B² + 1)``.
-
-    Under ``privacy_unit="rating"`` take ``k = 1`` (one rating changes one term of each).
+    ``GlobalMean`` gets ``mean_share · share``, ``ItemBiases`` the rest of ``share``.
     """
-    kk = 1 if privacy_unit == "rating" else k
-    return kk * math.sqrt(half_range**2 + 1.0), math.sqrt(kk) * math.sqrt(residual_bound**2 + 1.0)
+    return [
+        (GlobalMean(unit, k=k, rating_bounds=tuple(rating_bounds), contribution=contribution), mean_share * share),
+        (ItemBiases(unit, k=k, residual_bound=residual_bound, user_reg=user_reg, contribution=contribution),
+         (1 - mean_share) * share),
+    ]
 
 
-def release_biases(
-    X: sp.csr_matrix,
-    *,
-    rating_bounds,
-    sigma_mean: float,
-    sigma_items: float,
-    k: int,
-    residual_bound: float,
-    prior_var: float,
-    user_reg: float,
-    privacy_unit: str,
-    contribution: str,
-    noise: NoiseSource,
-    rng,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Release the DP global mean, item biases and item counts.
+def release_biases(model, X: sp.csr_matrix, plan, *, prior_var: float, rng=None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Release the DP global mean, item biases and item counts of ``model``'s planned bias releases.
 
     Mechanism
     ---------
-    1. Mean: ``μ = m + clip(S̃/Ñ, −h, h)`` with ``S = Σ w (r − m)``, ``N = Σ w`` (scalar weights), each plus
-       ``N(0, σ_mean²)``; ``m = (lo + hi)/2``, ``h = (hi − lo)/2``.
-    2. Residuals ``e_ij = clip(r_ij − μ − β_i, −B, B)`` with ``β_i = Σ_j (r_ij − μ)/(n_i + λ_u)`` the user's
-       own damped offset (a per-user transformation of the user's own data, so it does not change the
-       user-level sensitivity). Under ``privacy_unit="rating"`` ``β_i = 0``: the offset would let one rating
-       move all of its user's residuals.
-    3. Item statistics ``S_j = Σ_i w_ij e_ij`` and ``N_j = Σ_i w_ij`` plus ``N(0, σ_items²)`` each.
-    4. Item bias, the posterior mean under a ``N(0, τ²)`` prior (τ² = ``prior_var``), unit residual variance
+    1. Mean: ``μ = m + clip(S̃/Ñ, −h, h)`` from the noisy :class:`~dprec.models.releases.GlobalMean` pair;
+       ``m = (lo + hi)/2``, ``h = (hi − lo)/2``.
+    2. The noisy :class:`~dprec.models.releases.ItemBiases` statistics ``(S̃_j, Ñ_j)`` (residuals centred by μ
+       and, under the user unit, the user's own damped offset).
+    3. Item bias, the posterior mean under a ``N(0, τ²)`` prior (τ² = ``prior_var``), unit residual variance
        and Gaussian release noise: ``c_j = S̃_j / (max(Ñ_j, 0) + 1/τ² + σ²/(max(Ñ_j, 1) τ²))``, clipped to
        ``[−B, B]``. The σ²-term shrinks rarely rated items, whose statistics are mostly noise. Post-processing.
 
-    Returns ``(mu, item_bias, noisy_counts)``.
+    ``rng`` is the stream of ``contribution="sample"``. Returns ``(mu, item_bias, noisy_counts)``.
     """
-    lo, hi = rating_bounds
+    rel_mean, rel_items = model._releases["global_mean"], model._releases["item_biases"]
+    lo, hi = rel_mean.rating_bounds
     mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
-    indptr, idx, val = X.indptr, X.indices, X.data
-    n_u = np.diff(indptr)
-    n_items = X.shape[1]
-
-    wm = contribution_weights(X, k, privacy_unit=privacy_unit, method=contribution, rng=rng, scalar=True)
-    pair = np.array([np.sum(wm * (val - mid)), np.sum(wm)])
-    S, N = noise.gaussian(pair, sigma_mean) if sigma_mean > 0 else pair
+    S, N = model._release(rel_mean, rel_mean.statistic(X, rng=rng), plan["global_mean"])
     mu = mid + float(np.clip(S / max(N, 1.0), -half, half))
-
-    # The user's own offset β_i makes each residual depend on all of the user's ratings: harmless under
-    # user-level DP (the user is the unit) but it would break the k = 1 bound under rating-level DP.
-    offset = _segment_sums(val - mu, indptr) / (n_u + user_reg) if privacy_unit == "user" else np.zeros(len(n_u))
-    e = np.clip(val - mu - np.repeat(offset, n_u), -residual_bound, residual_bound)
-    w = contribution_weights(X, k, privacy_unit=privacy_unit, method=contribution, rng=rng)
-    stats = np.concatenate([np.bincount(idx, weights=w * e, minlength=n_items), np.bincount(idx, weights=w, minlength=n_items)])
-    if sigma_items > 0:
-        stats = noise.gaussian(stats, sigma_items)
+    stats = model._release(rel_items, rel_items.statistic(X, mu=mu, rng=rng), plan["item_biases"])
+    n_items = X.shape[1]
     Sj, Nj = stats[:n_items], stats[n_items:]
+    sigma_items = plan.sigma("item_biases")
+    B = rel_items.residual_bound
     denom = np.maximum(Nj, 0.0) + 1.0 / prior_var + sigma_items**2 / (np.maximum(Nj, 1.0) * prior_var)
-    item_bias = np.clip(Sj / denom, -residual_bound, residual_bound)
+    item_bias = np.clip(Sj / denom, -B, B)
     return mu, item_bias, np.maximum(Nj, 0.0)
-
-
-def _segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(indptr) - 1)
-    nz = np.diff(indptr) > 0
-    if nz.any():
-        out[nz] = np.add.reduceat(values, indptr[:-1][nz])
-    return out
 
 
 def local_user_biases(X: sp.csr_matrix, mu: float, item_bias: np.ndarray, user_reg: float) -> np.ndarray:
@@ -109,7 +71,7 @@ def local_user_biases(X: sp.csr_matrix, mu: float, item_bias: np.ndarray, user_r
     ``b_i = Σ_{j ∈ I_i} (r_ij − μ − c_j) / (|I_i| + λ_u)``.
     """
     n_u = np.diff(X.indptr)
-    return _segment_sums(X.data - mu - item_bias[X.indices], X.indptr) / (n_u + user_reg)
+    return segment_sums(X.data - mu - item_bias[X.indices], X.indptr) / (n_u + user_reg)
 
 
 @register_model
@@ -195,35 +157,20 @@ class DPGlobalEffects(DPModelMixin, Recommender):
 
     def _fit(self, data, *, ledger=None):
         X = data.matrix
-        g = as_generator(self.rng)
-        # one independent stream per step (selection/count, biases, factors): DP-ALS uses the same layout, so
-        # with the same seed both models draw the same bias noise
-        g_sel, g_bias = g.spawn(2)
         k, B = self._k(), self._B()
-        lo, hi = data.rating_bounds
-        d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B, self.privacy_unit)
-        steps = [acc.Step("global_mean", self.mean_share, d_mean), acc.Step("item_biases", 1 - self.mean_share, d_items)]
-        plan, self._item_mask = self._plan_fit(data, steps, rng=g_sel, k=k, ledger=ledger)
-        noise = NoiseSource(g_bias, secure=self.secure_noise)
-        mu, c, counts = release_biases(
-            X,
-            rating_bounds=data.rating_bounds,
-            sigma_mean=plan.sigma("global_mean"),
-            sigma_items=plan.sigma("item_biases"),
-            k=k,
-            residual_bound=B if self.private else (hi - lo),
-            prior_var=self.prior_var,
-            user_reg=self.user_reg,
-            privacy_unit=self.privacy_unit,
-            contribution=self.contribution if self.private else "weight",
-            noise=noise,
-            rng=g_bias,
-        ) if self.private else _nonprivate_biases(X, self.prior_var, self.user_reg)
+        releases = bias_releases(unit=self.privacy_unit, k=k, rating_bounds=data.rating_bounds, residual_bound=B,
+                                 user_reg=self.user_reg, contribution=self.contribution, mean_share=self.mean_share)
+        self._item_mask = self._start_private_fit(data, [releases], ledger=ledger, k=k)
+        if self.private:
+            plan = self._plan_releases(releases, n_items=data.n_items)
+            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var,
+                                           rng=self._noise.generator("contribution_sampling"))
+        else:
+            mu, c, counts = _nonprivate_biases(X, self.prior_var, self.user_reg)
         if self._item_mask is not None:  # unselected items carry no released information
             c, counts = np.where(self._item_mask, c, 0.0), np.where(self._item_mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = mu, c, counts
         self.user_bias_ = local_user_biases(X, mu, c, self.user_reg)
-        self._report_steps = _steps_report(plan, {"global_mean": "pair (Σw(r−m), Σw)", "item_biases": "stacked (S_j, N_j)"})
         self._bounds = {"k": k, "residual_bound": B, "rating_bounds": data.rating_bounds, "contribution": self.contribution}
 
     def _bounds_report(self) -> dict:
@@ -287,28 +234,11 @@ def _nonprivate_biases(X, prior_var, user_reg):
     """ε = ∞: the same estimator without noise, clipping or contribution weighting."""
     n_u = np.diff(X.indptr)
     mu = float(X.data.mean())
-    offset = _segment_sums(X.data - mu, X.indptr) / (n_u + user_reg)
+    offset = segment_sums(X.data - mu, X.indptr) / (n_u + user_reg)
     e = X.data - mu - np.repeat(offset, n_u)
     Sj = np.bincount(X.indices, weights=e, minlength=X.shape[1])
     Nj = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
     return mu, Sj / (Nj + 1.0 / prior_var), Nj
-
-
-def _steps_report(plan, what: dict) -> list:
-    out = []
-    for s in plan.steps:
-        out.append(
-            {
-                "name": s.name,
-                "statistic": what.get(s.name, s.name),
-                "mechanism": "gaussian" if plan.is_private else "none (ε = ∞)",
-                "sensitivity_l2": s.sensitivity,
-                "sigma": s.sigma,
-                "count": s.count,
-                "rho": s.rho if plan.is_private else math.inf,
-            }
-        )
-    return out
 
 
 def _bounds_arrays(model) -> dict:
@@ -323,7 +253,6 @@ def _restore_bounds(model, s):
         "rating_bounds": model.rating_bounds,
         "contribution": model.contribution,
     }
-    model._report_steps = getattr(model, "_report_steps", [])
 
 
 def _positive(x, name, allow_zero=False):
@@ -364,20 +293,17 @@ class DPPopularity(DPModelMixin, Recommender):
 
     def _fit(self, data, *, ledger=None):
         X = data.matrix
-        g = as_generator(self.rng)
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
-        kk = 1 if self.privacy_unit == "rating" else k
-        plan, self._item_mask = self._plan_fit(data, [acc.Step("item_counts", 1.0, math.sqrt(kk))], rng=g, k=k, ledger=ledger)
+        release = ItemCounts(self.privacy_unit, k=k)
+        self._item_mask = self._start_private_fit(data, [[(release, 1.0)]], ledger=ledger, k=k)
         if self.private:
-            w = contribution_weights(X, k, privacy_unit=self.privacy_unit)
-            counts = np.bincount(X.indices, weights=w, minlength=X.shape[1])
-            counts = NoiseSource(g, secure=self.secure_noise).gaussian(counts, plan.sigma("item_counts"))
+            plan = self._plan_releases([(release, 1.0)], n_items=data.n_items)
+            counts = self._release(release, release.statistic(X), plan["item_counts"])
         else:
             counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
         if self._item_mask is not None:
             counts = np.where(self._item_mask, counts, -np.inf)
         self.item_counts_ = counts
-        self._report_steps = _steps_report(plan, {"item_counts": "weighted item counts"})
         self._bounds = {"k": k}
 
     def _bounds_report(self):
@@ -412,6 +338,5 @@ class DPPopularity(DPModelMixin, Recommender):
     def _set_state(self, s):
         self.item_counts_ = s["item_counts"]
         self._bounds = {"k": int(s["__k"])}
-        self._report_steps = getattr(self, "_report_steps", [])
 
     _from_public_state = _set_state

@@ -54,16 +54,14 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .._rng import as_generator
-from ..kernels import als as K  # noqa: F401  (the engine's kernels; tests patch K.item_stats through here)
+from ..errors import CorruptFileError
 from ..kernels import dpals as KD
-from ..privacy import accounting as acc
-from ..privacy.noise import NoiseSource
 from . import _biased_als as E
 from . import _spectral as S
-from ._dp import DPModelMixin, contribution_weights
+from ._dp import DPModelMixin
 from .base import Recommender, register_model
-from .baselines import default_k, _mean_and_item_steps, _positive, _steps_report, release_biases
+from .baselines import _positive, bias_releases, default_k, release_biases
+from .releases import FactorStats, SpectralMoment, contribution_weights
 
 __all__ = ["DPALS", "default_hyperparameters"]
 
@@ -225,112 +223,83 @@ class DPALS(DPModelMixin, Recommender):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data, *, ledger=None):
-        g = as_generator(self.rng)
-        g_sel, g_bias, g_fac = g.spawn(3)  # same stream layout as DPGlobalEffects (see there)
         X = data.matrix
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
-        lo, hi = data.rating_bounds
-        B_bias = 1.0 if self.epsilon < 2 else 1.5
-        B = self.residual_bound or 1.5
-        gamma = self.clip_norm
-        kk = 1 if self.privacy_unit == "rating" else k
-        d_mean, d_items = _mean_and_item_steps(k, (hi - lo) / 2, B_bias, self.privacy_unit)
-        # user vectors enter the statistics as [u; 1] with ‖u‖ ≤ Γ, so ‖[u; 1]‖² ≤ Γ² + 1
-        g2 = gamma**2 + 1.0
-        d_fac = math.sqrt(k) * math.sqrt(g2) * math.sqrt(g2 + B**2)
-        if self.privacy_unit == "rating":
-            # One rating moves its user's factor and so all of the user's terms; but the user's whole
-            # (user-level weighted) contribution has norm ≤ the user-level bound C, so a change stays ≤ 2C.
-            d_fac *= 2.0
-
-        # The user count is released first (Δ = 1: one user is one row) and only feeds the public rules.
-        count_share = 0.002  # σ ≈ 90 users at ε = 1: ample for a threshold rule, negligible budget
-        self._catalog_public = bool(data.public_items)
-        probe = [acc.Step("n_users", count_share, 1.0), acc.Step("rest", 1 - count_share, 1.0)]
-        plan0, mask = self._plan_fit(data, probe, rng=g_sel, k=k, ledger=ledger)
-        noise = NoiseSource(g_sel, secure=self.secure_noise)
-        n_items_pub = int(mask.sum()) if mask is not None else data.n_items
-        # charge the whole fit before any noise is drawn (its total is fixed by ε, δ already)
-        self._item_mask = mask
-        hp = self._resolve(plan0, noise, data, n_items_pub)
-        d, T, share = hp["factors"], hp["iterations"], hp["factor_share"]
-        m_spec, ss = hp["spectral_items"], hp["spectral_share"]
-        bias_reg = self._breg
-
-        steps = [acc.Step("global_mean", 0.05 * (1 - share), d_mean), acc.Step("item_biases", 0.95 * (1 - share), d_items)]
-        if m_spec > 0:
-            d_spec = S.spectral_sensitivity(S.SPECTRAL_K, S.SPECTRAL_BOUND, self.privacy_unit)
-            steps.append(acc.Step("spectral_moment", share * ss if self.private else 0.25, d_spec))
-        if T > 0 and d > 0:
-            steps.append(acc.Step("factor_stats", share * (1 - ss) if self.private else 0.25, d_fac, count=T))
-        plan = self._plan_rest(plan0, steps)
+        bounds = {"k": k, "bias_residual_bound": 1.0 if self.epsilon < 2 else 1.5, "residual_bound": self.residual_bound or 1.5,
+                  "clip_norm": self.clip_norm}
+        # every configuration the rules can choose once ñ is known, planned and checked before the charge
+        probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon] if self.private else [float(data.n_users)]
+        candidates = [self._releases_for(self._resolve(n, data.n_items), bounds, data) for n in probes]
+        mask = self._start_private_fit(data, candidates, ledger=ledger, k=k)
+        hp = self._resolve(self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items)
+        releases = self._releases_for(hp, bounds, data)
+        plan = self._plan_releases(releases, n_items=data.n_items)
+        self._hp = {**hp, **bounds, "n_users_dp": self.n_users_dp_ if self.private else None}
+        d, T, m_spec = hp["factors"], hp["iterations"], hp["spectral_items"]
 
         if self.private:
-            mu, c, counts = release_biases(
-                X, rating_bounds=data.rating_bounds, sigma_mean=plan.sigma("global_mean"), sigma_items=plan.sigma("item_biases"),
-                k=k, residual_bound=B_bias, prior_var=self.prior_var, user_reg=bias_reg, privacy_unit=self.privacy_unit,
-                contribution=self.contribution, noise=NoiseSource(g_bias, secure=self.secure_noise), rng=g_bias,
-            )
+            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var,
+                                           rng=self._noise.generator("contribution_sampling"))
         else:
-            mu, c, counts = E.global_effects(X, self.prior_var, bias_reg)  # ALS's initial biases too
+            mu, c, counts = E.global_effects(X, self.prior_var, hp["bias_reg"])  # ALS's initial biases too
         if mask is not None:
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
         self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
-        # drawn even when the spectral start replaces it: the factor stream keeps one layout (ALS's at ε = ∞)
-        V = E.random_item_factors(g_fac, data.n_items, d, self.init_scale)
-        fac_noise = NoiseSource(g_fac, secure=self.secure_noise)
+        # data-independent start, from the stream ALS draws its start from (so ε = ∞ equals ALS)
+        V = E.random_item_factors(self._streams.init_generator(), data.n_items, d, self.init_scale)
         if m_spec > 0:
-            V = self._spectral_start(X, d, m_spec, plan.sigma("spectral_moment") if self.private else 0.0, fac_noise)
+            V = self._spectral_start(X, d, m_spec, plan)
         if T > 0 and d > 0:
-            res = self._iterate(X, V, T, plan.sigma("factor_stats") if self.private else 0.0, k, B, gamma,
-                                fac_noise, g_fac, mask)
+            res = self._iterate(X, V, plan, mask)
             V, U, ub = res.item_factors, res.user_factors, res.user_bias
             self.item_bias_ = res.item_bias
         else:
-            U, ub = E.user_solve(X, V, self.mu_, self.item_bias_, self._ureg, self._breg)
+            U, ub = E.user_solve(X, V, self.mu_, self.item_bias_, hp["user_regularization"], hp["bias_reg"])
         self.item_factors_ = V
         self.user_factors_, self.user_bias_ = U.astype(np.float64), ub.astype(np.float64)
-        self._hp = {"factors": d, "iterations": T, "factor_share": share, "k": k, "residual_bound": B,
-                    "bias_residual_bound": B_bias, "clip_norm": gamma, "regularization": hp["regularization"],
-                    "user_regularization": hp["user_regularization"], "bias_reg": self._breg, "n_users_dp": self.n_users_dp_,
-                    "spectral_items": m_spec, "spectral_share": ss}
-        self._report_steps = _steps_report(plan, {
-            "global_mean": "pair (Σw(r−m), Σw)", "item_biases": "stacked (S_j, N_j)",
-            "factor_stats": "stacked (upper-tri A_j, b_j) per iteration", "n_users": "number of users",
-            "spectral_moment": "strict upper triangle of the residual second moment of the top items",
-        })
 
-    def _spectral_start(self, X, d, m, sigma, noise):
+    def _releases_for(self, hp: dict, bounds: dict, data) -> list:
+        """The releases of one configuration ``hp`` with their budget weights (biases, spectral start, iterations)."""
+        share, ss = hp["factor_share"], hp["spectral_share"]
+        out = bias_releases(unit=self.privacy_unit, k=bounds["k"], rating_bounds=data.rating_bounds,
+                            residual_bound=bounds["bias_residual_bound"], user_reg=hp["bias_reg"],
+                            contribution=self.contribution, share=1 - share)
+        if hp["spectral_items"] > 0:
+            out.append((SpectralMoment(self.privacy_unit, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND,
+                                       n_selected=hp["spectral_items"]), share * ss))
+        if hp["iterations"] > 0 and hp["factors"] > 0:
+            out.append((FactorStats(self.privacy_unit, k=bounds["k"], residual_bound=bounds["residual_bound"],
+                                    clip_norm=bounds["clip_norm"], factors=hp["factors"], iterations=hp["iterations"]),
+                        share * (1 - ss)))
+        return out
+
+    def _spectral_start(self, X, d, m, plan):
         """Initial item factors from the DP residual second moment of the ``m`` items with the largest DP counts.
 
-        The item choice and everything after the release are post-processing; the statistic's sensitivity is
-        derived in :mod:`dprec.models._spectral`. Users enter with their own local bias
+        The item choice and everything after the release are post-processing (:mod:`dprec.models._spectral`);
+        the release is :class:`~dprec.models.releases.SpectralMoment`. Users enter with their own local bias
         ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed.
         """
+        rel = self._releases[SpectralMoment.name]
         items = np.argsort(-self.item_counts_, kind="stable")[:m]
         items = items[self.item_counts_[items] > 0]
-        n_u = np.diff(X.indptr)
-        t = X.data - self.mu_ - self.item_bias_[X.indices]
-        ub = np.bincount(np.repeat(np.arange(X.shape[0]), n_u), weights=t, minlength=X.shape[0]) / (n_u + self._breg)
-        C = S.residual_second_moment(X, self.mu_, self.item_bias_, ub, items, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND)
-        if sigma > 0:
+        ctx = {"mu": self.mu_, "item_bias": self.item_bias_, "items": items, "bias_reg": self._hp["bias_reg"]}
+        sigma = plan.sigma(rel.name) if self.private else 0.0
+        if self.private:
+            C = np.zeros((len(items), len(items)))
             iu = np.triu_indices(len(items), 1)
-            Z = np.zeros_like(C)
-            Z[iu] = noise.gaussian(len(iu[0]), sigma)
-            C = C + Z + Z.T
+            C[iu] = self._release(rel, rel.statistic(X, **ctx), plan[rel.name])
+            C = C + C.T
+        else:
+            C = rel.matrix(X, **ctx)
         V, lam, wts = S.spectral_item_factors(C, items, X.shape[1], d, sigma=sigma, scale=S.SPECTRAL_SCALE)
         self.spectral_eigenvalues_, self.spectral_weights_ = lam, wts
         return V
 
-    def _resolve(self, plan0, noise, data, n_items_pub):
-        """Release the DP user count and fill the hyperparameters left as None by the rules."""
-        if self.private:
-            n_est = float(noise.gaussian(np.array([float(data.n_users)]), plan0.sigma("n_users"))[0])
-        else:
-            n_est = float(data.n_users)
-        self.n_users_dp_ = n_est
-        rules = default_hyperparameters(self.epsilon, n_est, n_items_pub)
+    def _resolve(self, n_users_est: float, n_items_pub: int) -> dict:
+        """The hyperparameters left as None, filled by the rules from public inputs (ε, ñ, the public item count)."""
+        rules = default_hyperparameters(self.epsilon, n_users_est, n_items_pub)
         d = rules["factors"] if self.factors is None else self.factors
         T = rules["iterations"] if self.iterations is None else self.iterations
         share = rules["factor_share"] if self.factor_share is None else self.factor_share
@@ -341,71 +310,71 @@ class DPALS(DPModelMixin, Recommender):
             ss = 0.0
         elif T == 0:
             ss = 1.0  # nothing else to spend the factor budget on
-        elif ss >= 1.0:
-            # the spectral-only band's rule with iterations passed explicitly: the high band's split
+        elif ss >= 1.0 or ss == 0.0:
+            # iterations after a spectral start the rules did not plan (the spectral-only or biases-only band
+            # with settings passed explicitly): the high band's split
             ss = _SPECTRAL_SHARE_WITH_ITERATIONS
         if self.private and (d == 0 or (T == 0 and m == 0)):
             share = 0.0
         elif self.private and share == 0.0:
             share = 0.5
-        reg = self.regularization if self.regularization is not None else rules["regularization"]
-        ureg = self.user_regularization if self.user_regularization is not None else rules["user_regularization"]
-        self._reg, self._ureg = reg, ureg
-        self._breg = self.bias_reg if self.bias_reg is not None else rules["bias_reg"]
         return {"factors": int(d), "iterations": int(T), "factor_share": float(share), "spectral_items": m,
-                "spectral_share": float(ss), "regularization": reg, "user_regularization": ureg}
+                "spectral_share": float(ss),
+                "regularization": self.regularization if self.regularization is not None else rules["regularization"],
+                "user_regularization": self.user_regularization if self.user_regularization is not None else rules["user_regularization"],
+                "bias_reg": self.bias_reg if self.bias_reg is not None else rules["bias_reg"]}
 
-    def _plan_rest(self, plan0, steps):
-        """Split the part of the probe plan reserved as ``rest`` across the real steps (never more ρ)."""
-        if not self.private:
-            p = acc.plan(math.inf, 0.0, steps)
-            return _merge(plan0["n_users"], p)
-        rest_rho = plan0["rest"].total_rho
-        eps_rest = acc.rho_to_epsilon(rest_rho, plan0.delta)
-        p = acc.plan(eps_rest, plan0.delta, steps)
-        if p.total_rho > rest_rho * (1 + 1e-12):
-            raise RuntimeError("internal accounting error: the fit's steps exceed the reserved budget")
-        return _merge(plan0["n_users"], p)
-
-    def _iterate(self, X, V, T, sigma, k, B, gamma, noise, g, mask):
+    def _iterate(self, X, V, plan, mask):
         """T noisy ALS iterations on the residuals of the released biases, on the shared engine
         (:func:`dprec.models._biased_als.run`): contribution weights, residual clipping at B, user-factor
         clipping at Γ and the noisy PSD item solve are plugged in when private; at ε = ∞ it is the exact solve
         of non-private ALS. Returns the engine's result (item side and the final user solve)."""
+        hp = self._hp
         Xt, item_t = E.item_major(X)  # item-major, for the item statistics
-        # user-level weights under both units (see the rating-level note in _fit), aligned once with Xt
+        # user-level weights under both units (see FactorStats), aligned once with Xt
         if self.private:
-            w = contribution_weights(X, k, privacy_unit="user", method=self.contribution, rng=g)
+            w = contribution_weights(X, hp["k"], privacy_unit="user", method=self.contribution,
+                                     rng=self._noise.generator("factor_contribution_sampling"))
             pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
             pos.sort_indices()
             w_t = w[pos.data.astype(np.int64) - 1]
         else:
             w_t = None
         d = V.shape[1]
-        lam = self._reg
         counts = np.maximum(self.item_counts_, 0.0)
-        if sigma > 0:
+        if self.private:
+            rel = self._releases[FactorStats.name]
+            step = plan[rel.name]
+            sigma = step.sigma
             # λ_j = λ·ñ_j + 2σ√(d+1) (+ λ_c on the bias correction)
-            reg = E.item_ridge(lam * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_reg)
+            reg = E.item_ridge(hp["regularization"] * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_reg)
+            t = [0]
 
             def solve(A, b):
-                # Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
+                # the Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
                 # ridge solve in one eigendecomposition per item (post-processing)
                 n_i, k1 = b.shape
-                noise_tri = noise.gaussian((n_i, k1 * (k1 + 1) // 2), sigma)
-                noise_b = noise.gaussian((n_i, k1), sigma)
-                return KD.noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+                if self.secure_noise:  # the statistic itself through OpenDP
+                    A_n, b_n = rel.unpack(self._release(rel, rel.pack(A, b), step, index=t[0]), n_i, k1)
+                    out = KD.noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
+                else:  # the kernel adds the noise (fused)
+                    noise_tri = self._noise.draw((n_i, k1 * (k1 + 1) // 2), step=rel.name, sigma=sigma, index=t[0])
+                    noise_b = self._noise.draw((n_i, k1), step=rel.name, sigma=sigma, index=t[0])
+                    self._record(rel, step)
+                    out = KD.noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+                t[0] += 1
+                return out
         else:
-            solve = E.exact_item_solver(counts, d, lam, self.item_bias_reg)
-        return E.run(X, V, mu=self.mu_, item_bias=self.item_bias_, iterations=T, user_reg=self._ureg,
-                     bias_reg=self._breg, solve=solve, weights=w_t,
-                     residual_bound=B if self.private else np.inf, clip_norm=gamma if self.private else None,
-                     mask=mask, item_major_csr=(Xt, item_t))
+            solve = E.exact_item_solver(counts, d, hp["regularization"], self.item_bias_reg)
+        return E.run(X, V, mu=self.mu_, item_bias=self.item_bias_, iterations=hp["iterations"],
+                     user_reg=hp["user_regularization"], bias_reg=hp["bias_reg"], solve=solve, weights=w_t,
+                     residual_bound=hp["residual_bound"] if self.private else np.inf,
+                     clip_norm=hp["clip_norm"] if self.private else None, mask=mask, item_major_csr=(Xt, item_t))
 
     def _user_solve(self, X, V):
         """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local;
         float32 kernels with float64 accumulation, returned as float64)."""
-        U, b = E.user_solve(X, V, self.mu_, self.item_bias_, self._ureg, self._breg)
+        U, b = E.user_solve(X, V, self.mu_, self.item_bias_, self._hp["user_regularization"], self._hp["bias_reg"])
         return U.astype(np.float64), b.astype(np.float64)
 
     # ------------------------------------------------------------------ reporting
@@ -456,7 +425,7 @@ class DPALS(DPModelMixin, Recommender):
         cols, vals = self._seen.indices[s], self._seen.data[s]
         d = self.item_factors_.shape[1]
         Y = np.hstack([self.item_factors_[cols], np.ones((len(cols), 1))])
-        reg = np.r_[np.full(d, self._ureg * (len(cols) + 1.0)), self._breg]
+        reg = np.r_[np.full(d, self._hp["user_regularization"] * (len(cols) + 1.0)), self._hp["bias_reg"]]
         W = Y.T @ Y + np.diag(reg)
         q = np.linalg.solve(W, np.r_[self.item_factors_[col], 1.0])
         contrib = (Y @ q) * (vals - self.mu_ - self.item_bias_[cols])
@@ -489,16 +458,6 @@ class DPALS(DPModelMixin, Recommender):
 
     def _restore_manifest(self, manifest):
         super()._restore_manifest(manifest)
-        self._hp = manifest.get("hyperparameters", {})
-        self._reg = self._hp.get("regularization", 0.3)
-        self._ureg = self._hp.get("user_regularization", 0.3)
-        self._breg = self._hp.get("bias_reg", 10.0)
-
-
-def _merge(count_step, plan):
-    """A plan-like object with the count step first (for reports); σ lookups by name."""
-    from ..privacy.accounting import Plan
-
-    steps = (count_step,) + tuple(plan.steps)
-    total = count_step.total_rho + plan.total_rho if plan.is_private else math.inf
-    return Plan(plan.epsilon, plan.delta, steps, total, plan.achieved_epsilon)
+        self._hp = manifest.get("hyperparameters")
+        if not isinstance(self._hp, dict) or not {"user_regularization", "bias_reg"} <= set(self._hp):
+            raise CorruptFileError("the model file's manifest lacks DP-ALS's resolved hyperparameters")

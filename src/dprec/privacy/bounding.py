@@ -1,4 +1,6 @@
-"""Contribution bounding and the sensitivities that follow from it.
+"""Contribution bounding helpers and the DP item-selection mechanism.
+
+The sensitivity of every release is declared once, beside its statistic, in :mod:`dprec.models.releases`.
 
 All functions take a user×item :class:`scipy.sparse.csr_matrix` (rows = users, columns = items).
 
@@ -36,12 +38,6 @@ __all__ = [
     "clip_values",
     "clip_rows_l2",
     "effective_k",
-    "item_sums_sensitivity",
-    "item_counts_sensitivity",
-    "total_sum_sensitivity",
-    "total_count_sensitivity",
-    "gram_sensitivity",
-    "rhs_sensitivity",
     "ItemSelection",
     "selection_threshold",
     "dp_item_selection",
@@ -180,61 +176,6 @@ def clip_rows_l2(U, gamma) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# sensitivities
-# ----------------------------------------------------------------------------------------------
-
-
-def item_sums_sensitivity(k, bound) -> float:
-    """L2 sensitivity of the vector of per-item rating sums ``s_j = Σ_i r_ij``: ``Δ = √k · B``.
-
-    Removing user ``i`` changes ``s_j`` by ``r_ij`` for the ``<= k`` items it rated, so
-    ``‖Δs‖₂ = √(Σ_j r_ij²) <= √(k B²) = √k B``.
-    """
-    return math.sqrt(_check_k(k)) * _check_bound(bound, "bound")
-
-
-def item_counts_sensitivity(k) -> float:
-    """L2 sensitivity of the per-item count vector ``c_j = #{i : r_ij stored}``: ``Δ = √k``.
-
-    Removing a user decrements ``<= k`` counts by 1: ``‖Δc‖₂ <= √k``.
-    """
-    return math.sqrt(_check_k(k))
-
-
-def total_sum_sensitivity(k, bound) -> float:
-    """Sensitivity of the scalar ``Σ_ij r_ij`` (for a DP global mean): ``Δ = k · B``
-    (a user's ratings sum to at most ``k B`` in absolute value)."""
-    return _check_k(k) * _check_bound(bound, "bound")
-
-
-def total_count_sensitivity(k) -> float:
-    """Sensitivity of the scalar number of ratings: ``Δ = k``."""
-    return float(_check_k(k))
-
-
-def gram_sensitivity(k, gamma) -> float:
-    """Frobenius (L2) sensitivity of the stacked Gram statistics ``A_j = Σ_{i rated j} u_i u_iᵀ``
-    (DP-ALS, Chien et al. 2021): ``Δ_F = √k · Γ²``.
-
-    Removing user ``i`` changes ``A_j`` by ``u_i u_iᵀ`` for the ``<= k`` items it rated and leaves
-    the other ``A_j`` (and the other users' factors, which do not depend on user ``i`` under joint
-    DP) unchanged. ``‖u uᵀ‖_F = ‖u‖₂² <= Γ²``, so over the stack
-    ``√(Σ_j ‖ΔA_j‖_F²) <= √(k Γ⁴) = √k Γ²``. Releasing only the upper triangles (then mirroring)
-    has sensitivity ``<=`` this.
-    """
-    return math.sqrt(_check_k(k)) * _check_bound(gamma, "gamma") ** 2
-
-
-def rhs_sensitivity(k, bound, gamma) -> float:
-    """L2 sensitivity of the stacked ``b_j = Σ_{i rated j} r_ij u_i``: ``Δ = √k · B · Γ``.
-
-    Removing user ``i`` changes ``b_j`` by ``r_ij u_i`` (norm ``<= B Γ``) for ``<= k`` items:
-    ``√(Σ_j r_ij² ‖u_i‖²) <= √k B Γ``.
-    """
-    return math.sqrt(_check_k(k)) * _check_bound(bound, "bound") * _check_bound(gamma, "gamma")
-
-
-# ----------------------------------------------------------------------------------------------
 # DP item selection
 # ----------------------------------------------------------------------------------------------
 
@@ -286,7 +227,7 @@ def selection_threshold(sigma, k, delta_sel) -> float:
     return 1.0 + s * float(-ndtri(d / k))
 
 
-def dp_item_selection(X, *, rho, delta_sel, k, rng=None) -> ItemSelection:
+def dp_item_selection(X, *, rho, delta_sel, k, noise=None, rng=None) -> ItemSelection:
     """Select the items to model when no public catalog exists (Gaussian noisy-count thresholding).
 
     Mechanism: for each column ``j`` with at least one stored entry, ``c̃_j = c_j + N(0, σ²)`` with
@@ -313,6 +254,9 @@ def dp_item_selection(X, *, rho, delta_sel, k, rng=None) -> ItemSelection:
         Probability bound of releasing an item owned by the removed user (0 < δ_sel < 1).
     k : int
         Contribution bound (1 under rating-level DP).
+    noise : dprec.privacy.NoiseSource, optional
+        The fit's noise source (its ``item_selection`` stream; secure mode passes the counts through OpenDP).
+        Without it, numpy noise from ``rng``.
     """
     X = _as_csr(X)
     k = _check_k(k)
@@ -332,8 +276,10 @@ def dp_item_selection(X, *, rho, delta_sel, k, rng=None) -> ItemSelection:
     tau = selection_threshold(sigma, k, delta_sel)
     counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
     present = np.flatnonzero(counts > 0)
-    gen = as_generator(rng)
-    noisy = counts[present] + sigma * gen.standard_normal(present.size)
+    if noise is not None:
+        noisy = noise.release(counts[present], step="item_selection", sigma=sigma, sensitivity=sens)
+    else:
+        noisy = counts[present] + sigma * as_generator(rng).standard_normal(present.size)
     sel = noisy > tau
     return ItemSelection(
         items=present[sel],

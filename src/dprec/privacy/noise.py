@@ -1,18 +1,32 @@
 """Noise generation and post-processing.
 
-Two sampling paths:
+Where noise comes from
+----------------------
+A fit's noise comes from :class:`NoiseStreams`: one root entropy — 128 bits of fresh OS entropy by default
+(:func:`secrets.randbits`), or a caller-given seed in *reproducibility mode* — and, derived from it, one
+independent stream per (model class, release step, index): ``SeedSequence(root, spawn_key=(K("noise"),
+K(model), K(step), index))`` with ``K`` a 32-bit digest of the name. Two models, or two steps of one model,
+therefore never share a noise stream, even when a caller passes the same seed to both (an attacker who
+subtracts two releases made with one seed must not cancel the noise). The root entropy is held in memory only:
+it is never written to a file, a report or the ledger. A caller-given seed emits a
+:class:`~dprec.privacy.PrivacyWarning` (once per location): the guarantee then holds only while that seed
+stays secret and is never reused on the same data.
 
+Two samplers (:class:`NoiseSource`)
+-----------------------------------
 *fast* (default)
-    Bulk draws from a seeded :class:`numpy.random.Generator` (``standard_normal`` scaled by σ).
-    Reproducible and fast; used for large releases (Gram matrices, factor statistics).
-*secure*
-    OpenDP's Gaussian mechanism on a float vector domain
+    Bulk draws from the step's :class:`numpy.random.Generator` (``standard_normal`` scaled by σ).
+    Reproducible in reproducibility mode and fast.
+*secure* (``secure_noise=True``)
+    Every release passes the statistic *itself* through OpenDP's Gaussian measurement on a float vector domain
     (``opendp.measurements.make_gaussian(vector_domain(atom_domain(T=float, nan=False)),
     l2_distance(T=float), scale=σ)``). OpenDP samples a discrete Gaussian on a fine lattice
     (granularity ``2^k``) with exact arithmetic and a cryptographically secure RNG, then rounds to
     the nearest float, which avoids the floating-point attacks on textbook samplers (Mironov
-    2012). It is slow (~15k draws/s), ignores ``rng`` (not reproducible) and is meant for small
-    releases — means, counts, biases (up to ~1e5 entries).
+    2012); the measurement's own privacy map is checked against dprec's ρ for the declared sensitivity.
+    It is slow (~20k draws/s), ignores the seed (not reproducible) and refuses releases of more than
+    :data:`SECURE_MAX_SIZE` entries (a fit that would need one is refused before the ledger is charged;
+    nothing silently falls back to the fast sampler). The report lists, per step, which sampler ran.
 
 Floating-point caveat (honest version): only the *noise addition* of the secure path is
 protected. The statistic that enters it is computed by dprec in ordinary floating point (sums,
@@ -25,8 +39,10 @@ cryptographic RNG.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
+import secrets
 import warnings
 
 import numpy as np
@@ -39,6 +55,8 @@ __all__ = [
     "project_psd",
     "secure_gaussian",
     "NoiseSource",
+    "NoiseStreams",
+    "SecureNoiseError",
     "SECURE_MAX_SIZE",
 ]
 
@@ -161,63 +179,152 @@ def _secure_measurement(sigma: float):
     return dp.m.make_gaussian(*space, scale=sigma)
 
 
-class NoiseSource:
-    """One entry point for models: ``NoiseSource(rng, secure=False).gaussian(shape_or_values, sigma)``.
+class SecureNoiseError(ValueError):
+    """A release cannot go through the secure sampler (too large); the fit is refused, nothing is charged."""
+
+
+def _key(name: str) -> int:
+    """A stable 32-bit key of a stream name (SeedSequence spawn keys are integers)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:4], "little")
+
+
+class NoiseStreams:
+    """Independent random streams of one fit, derived from one root entropy (module docstring).
 
     Parameters
     ----------
-    rng : int, Generator, SeedSequence or None
-        Seed/generator of the fast path (``secure=True`` paths ignore it).
-    secure : bool
-        Route releases of at most ``secure_max_size`` entries through :func:`secure_gaussian`;
-        larger releases fall back to the fast path (recorded in :attr:`fallbacks`).
+    rng : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        ``None`` (default): fresh OS entropy — the only setting for anything you will release. An int seed,
+        a SeedSequence or a Generator: *reproducibility mode* (benchmarks, research).
+    model : str
+        The model class name; part of every stream's key.
+    warn : bool
+        Emit the reproducibility-mode :class:`~dprec.privacy.PrivacyWarning` (private fits only).
     """
 
-    def __init__(self, rng=None, secure: bool = False, *, secure_max_size: int = SECURE_MAX_SIZE):
-        if not isinstance(secure, bool):
-            raise ValueError(f"secure must be True or False, got {secure!r}")
-        self.rng = as_generator(rng)
-        self.secure = secure
-        self.secure_max_size = int(secure_max_size)
-        self.fallbacks = 0
-
-    def _fallback(self, size: int):
-        if self.fallbacks == 0:
-            warnings.warn(
-                f"secure noise requested but a release of {size} entries exceeds secure_max_size="
-                f"{self.secure_max_size}; using the fast numpy sampler for such releases",
-                UserWarning,
-                stacklevel=3,
+    def __init__(self, rng=None, *, model: str, warn: bool = True):
+        self.model = str(model)
+        base: tuple = ()
+        if rng is None:
+            root = secrets.randbits(128)
+        elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+            if rng < 0:
+                raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
+            root = int(rng)
+        elif isinstance(rng, np.random.SeedSequence):
+            root, base = rng.entropy, tuple(rng.spawn_key)
+        elif isinstance(rng, np.random.Generator):
+            root = int.from_bytes(rng.bytes(16), "little")  # advances the caller's generator
+        else:
+            raise TypeError(
+                f"rng must be None (fresh entropy), an int seed, a SeedSequence or a Generator; got {type(rng).__name__}"
             )
-        self.fallbacks += 1
+        self.reproducible = rng is not None
+        self._root, self._base = root, base
+        # the seed-reuse guard of the ledger sees only a keyed digest of this (never the seed itself)
+        self._reuse_token = f"{self.model}:{root}:{base}" if isinstance(rng, (int, np.integer, np.random.SeedSequence)) else None
+        if self.reproducible and warn:
+            from .units import PrivacyWarning
 
-    def gaussian(self, shape_or_values, sigma) -> np.ndarray:
-        """Noise or noisy values.
+            warnings.warn(
+                f"{self.model}: a caller-given rng is reproducibility mode — the DP guarantee holds only while "
+                "that seed stays secret and is never reused on the same data; pass rng=None (fresh OS entropy) "
+                "for anything you release",
+                PrivacyWarning,
+                stacklevel=5,  # the caller's fit(...) line
+            )
 
-        ``shape_or_values`` an int or tuple → returns noise of that shape. An array → returns the
-        array plus noise (float64). ``σ = 0`` returns zeros / an unchanged float64 copy.
-        """
-        is_shape = isinstance(shape_or_values, (numbers.Integral, tuple)) and not isinstance(
-            shape_or_values, bool
-        )
-        if is_shape:
-            shape = shape_or_values
-            size = int(np.prod(shape)) if isinstance(shape, tuple) else int(shape)
-            if self.secure and size <= self.secure_max_size:
-                return secure_gaussian(np.zeros(shape), sigma, max_size=self.secure_max_size)
-            if self.secure:
-                self._fallback(size)
-            return gaussian_noise(shape, sigma, self.rng)
-        x = np.asarray(shape_or_values, dtype=np.float64)
-        if self.secure and x.size <= self.secure_max_size:
-            return secure_gaussian(x, sigma, max_size=self.secure_max_size)
-        if self.secure:
-            self._fallback(x.size)
-        return x + gaussian_noise(x.shape, sigma, self.rng)
+    def generator(self, step: str, index: int = 0) -> np.random.Generator:
+        """The stream of (this model, ``step``, ``index``): a new Generator at the stream's start."""
+        ss = np.random.SeedSequence(self._root, spawn_key=self._base + (_key("noise"), _key(self.model), _key(step), int(index)))
+        return np.random.Generator(np.random.PCG64(ss))
 
-    def symmetric(self, n_mats: int, d: int, sigma) -> np.ndarray:
-        """Symmetric noise stack (always the fast path: these releases are large)."""
-        return symmetric_gaussian_noise(n_mats, d, sigma, self.rng)
+    def init_generator(self) -> np.random.Generator:
+        """The data-independent initialisation stream: ``SeedSequence(seed).spawn(3)[2]``, the stream ALS draws its
+        initial factors from, so a model at ε = ∞ starts where ALS does. Never used for noise."""
+        ss = np.random.SeedSequence(self._root, spawn_key=self._base + (2,))
+        return np.random.Generator(np.random.PCG64(ss))
+
+    def describe(self) -> str:
+        """For reports: where the noise came from (never the seed)."""
+        if self.reproducible:
+            return ("caller-given seed (reproducibility mode): the guarantee holds only while that seed stays secret "
+                    "and is never reused on the same data; not for release")
+        return "fresh OS entropy (128 bits, secrets.randbits), one independent stream per release step"
 
     def __repr__(self):
-        return f"NoiseSource(secure={self.secure})"
+        return f"NoiseStreams(model={self.model!r}, reproducible={self.reproducible})"
+
+
+class NoiseSource:
+    """The one way models add noise: ``release(values, step=, sigma=, sensitivity=)``.
+
+    Each (step, index) draws from its own stream of ``streams`` (the generator is kept, so several draws of
+    one step continue its stream). ``secure=True`` passes every release through OpenDP's Gaussian
+    measurement and refuses releases larger than ``secure_max_size``; :meth:`draw` (noise alone, for kernels
+    that fuse the addition) is then refused too. :attr:`samplers` records per step which sampler ran.
+    """
+
+    def __init__(self, streams: NoiseStreams, *, secure: bool = False, secure_max_size: int = SECURE_MAX_SIZE):
+        if not isinstance(secure, bool):
+            raise ValueError(f"secure must be True or False, got {secure!r}")
+        if not isinstance(streams, NoiseStreams):
+            raise TypeError(f"streams must be a NoiseStreams, got {type(streams).__name__}")
+        self.streams = streams
+        self.secure = secure
+        self.secure_max_size = int(secure_max_size)
+        self.samplers: dict[str, str] = {}
+        self._gens: dict[tuple, np.random.Generator] = {}
+
+    def _gen(self, step: str, index: int) -> np.random.Generator:
+        key = (step, int(index))
+        if key not in self._gens:
+            self._gens[key] = self.streams.generator(step, index)
+        return self._gens[key]
+
+    def check_size(self, step: str, size: int) -> None:
+        """Raise :class:`SecureNoiseError` if a release of ``size`` entries cannot be secure (call before charging)."""
+        if self.secure and size > self.secure_max_size:
+            raise SecureNoiseError(
+                f"secure_noise=True: release {step!r} has {size} entries, more than the secure sampler's limit of "
+                f"{self.secure_max_size}; use secure_noise=False (numpy sampler) or a smaller model (fewer factors "
+                "or items)"
+            )
+
+    def release(self, values, *, step: str, sigma: float, sensitivity: float, index: int = 0) -> np.ndarray:
+        """``values + N(0, σ² I)`` (float64, same shape): the Gaussian mechanism on the exact statistic.
+
+        ``sensitivity`` is the statistic's declared L2 sensitivity; in secure mode OpenDP's privacy map of the
+        measurement at that sensitivity must not exceed ``Δ²/(2σ²)``. ``σ = 0`` (ε = ∞) returns a copy.
+        """
+        s = _check_sigma(sigma)
+        x = np.asarray(values, dtype=np.float64)
+        if s == 0:
+            self.samplers.setdefault(step, "none (ε = ∞)")
+            return x.copy()
+        if self.secure:
+            self.check_size(step, x.size)
+            if not np.isfinite(x).all():
+                raise ValueError(f"release {step!r}: the statistic has NaN or infinite entries")
+            meas = _secure_measurement(s)
+            rho = float(meas.map(float(sensitivity)))
+            if rho > (float(sensitivity) / s) ** 2 / 2 * (1 + 1e-9):
+                raise RuntimeError(f"release {step!r}: OpenDP's privacy map ({rho}) exceeds dprec's ρ; please report")
+            self.samplers[step] = "opendp make_gaussian (vector_domain, l2_distance; the statistic is the input)"
+            return np.asarray(meas(x.ravel().tolist()), dtype=np.float64).reshape(x.shape)
+        self.samplers[step] = "numpy Generator (PCG64, ziggurat)"
+        return x + gaussian_noise(x.shape, s, self._gen(step, index))
+
+    def draw(self, shape, *, step: str, sigma: float, index: int = 0) -> np.ndarray:
+        """Noise alone, for kernels that add it themselves (fast sampler only; refused in secure mode)."""
+        if self.secure:
+            raise RuntimeError(f"release {step!r}: secure mode must pass the statistic through release(), not draw()")
+        self.samplers[step] = "numpy Generator (PCG64, ziggurat)"
+        return gaussian_noise(shape, sigma, self._gen(step, index))
+
+    def generator(self, step: str, index: int = 0) -> np.random.Generator:
+        """The raw stream of a randomised, non-Gaussian step (e.g. contribution sampling)."""
+        return self._gen(step, index)
+
+    def __repr__(self):
+        return f"NoiseSource(secure={self.secure}, {self.streams!r})"

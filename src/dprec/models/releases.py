@@ -1,0 +1,394 @@
+"""Every differentially private release of dprec, declared once.
+
+A *release* is one Gaussian mechanism applied to one statistic vector: the object names the statistic,
+computes it exactly (``statistic``), states its L2 sensitivity under each privacy unit (``sensitivity``)
+and carries the proof in its docstring. Models assemble a list of releases, plan the whole list
+(:func:`dprec.privacy.accounting.plan`), charge the ledger once, and only then compute and noise each
+statistic through :meth:`dprec.privacy.noise.NoiseSource.release`. The privacy report is generated from the
+same list (:meth:`Release.report`), so it cannot drift from what ran, and one parametrised neighbour test
+(``tests/test_releases.py``) runs the real ``statistic`` of every release on neighbouring datasets.
+
+Neighbouring relations (docs/privacy-model.md): ``privacy_unit="user"`` — add or remove one user with all of
+that user's ratings; ``privacy_unit="rating"`` — add or remove one rating (changing a rating is a removal
+followed by an addition, so it moves a statistic by at most twice the sensitivity).
+
+Contribution bounding by weighting
+----------------------------------
+Under the user unit, user ``i`` with ``n_i`` ratings enters every per-item statistic with the weight
+``w_i = min(1, √(k / n_i))`` (``k`` = ``max_ratings_per_user``). For ``s_j = Σ_i w_i f(r_ij)`` with
+``|f| ≤ B``, removing user ``i`` changes ``s`` by ``w_i √(Σ_j f(r_ij)²) ≤ min(1, √(k/n_i)) √n_i B ≤ √k B``:
+the bound of keeping at most ``k`` ratings, but every rating is used. Scalar totals use
+``w_i = min(1, k / n_i)`` so that ``Σ_j w_i ≤ k``. Under the rating unit every weight is 1 and ``k = 1``.
+``contribution="sample"`` keeps exactly ``min(k, n_i)`` uniformly sampled ratings per user instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..privacy import accounting as acc
+from ..privacy.units import check_privacy_unit
+
+__all__ = [
+    "Release",
+    "UserCount",
+    "GlobalMean",
+    "ItemBiases",
+    "ItemCounts",
+    "SpectralMoment",
+    "FactorStats",
+    "ItemSelection",
+    "contribution_weights",
+    "segment_sums",
+]
+
+
+# ---------------------------------------------------------------------------------------------- bounding
+def contribution_weights(X: sp.csr_matrix, k: int, *, privacy_unit: str, method: str = "weight", rng=None,
+                         scalar: bool = False) -> np.ndarray:
+    """Per-rating weights (aligned with ``X.data``) that bound each user's contribution (module docstring).
+
+    Returns float64 weights with ``Σ_j w_ij² ≤ k`` per user (``Σ_j w_ij ≤ k`` if ``scalar``); all ones under
+    ``privacy_unit="rating"``. ``method="sample"`` draws its sample from ``rng`` (a Generator).
+    """
+    n_u = np.diff(X.indptr)
+    if privacy_unit == "rating":
+        return np.ones(X.nnz)
+    if method == "weight":
+        nu = np.maximum(n_u, 1).astype(np.float64)
+        w_user = np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
+        return np.repeat(w_user, n_u)
+    if method == "sample":
+        if rng is None:
+            raise ValueError('contribution="sample" needs a random stream')
+        w = np.zeros(X.nnz)
+        keys = rng.random(X.nnz)  # keep the k smallest random keys within each user row
+        for u in np.flatnonzero(n_u > 0):
+            s, e = X.indptr[u], X.indptr[u + 1]
+            if e - s <= k:
+                w[s:e] = 1.0
+            else:
+                w[s + np.argpartition(keys[s:e], k - 1)[:k]] = 1.0
+        return w
+    raise ValueError(f'contribution must be "weight" or "sample", got {method!r}')
+
+
+def segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` over each CSR row segment (0 for empty rows)."""
+    out = np.zeros(len(indptr) - 1)
+    nz = np.diff(indptr) > 0
+    if nz.any():
+        out[nz] = np.add.reduceat(values, indptr[:-1][nz])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- base
+@dataclass(frozen=True)
+class Release:
+    """One Gaussian release: ``statistic(...) + N(0, σ² I)`` with σ from the plan.
+
+    Subclasses set ``name`` (the plan step, the noise stream and the report entry), ``what`` (the statistic in
+    words) and implement :meth:`sensitivity` (L2, for the add/remove relation of ``unit``) and ``statistic``.
+    ``count`` is the number of independent releases of the statistic in one fit (DP-ALS iterations).
+    """
+
+    name: ClassVar[str] = ""
+    what: ClassVar[str] = ""
+    #: extra δ of a δ-approximate zCDP mechanism (only DP item selection has one)
+    extra_delta: ClassVar[bool] = False
+
+    unit: str
+
+    def __post_init__(self):
+        check_privacy_unit(self.unit)
+
+    @property
+    def count(self) -> int:
+        return 1
+
+    def sensitivity(self) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def size(self, n_items: int) -> int:  # pragma: no cover - abstract
+        """Number of entries of the released vector (public: from the public item count)."""
+        raise NotImplementedError
+
+    def step(self, weight: float) -> acc.Step:
+        """The accounting step of this release with a relative ``weight`` of the budget."""
+        return acc.Step(self.name, weight, self.sensitivity(), self.count)
+
+    def report(self, step, sampler: str) -> dict:
+        """The report entry: what was released, how, at what cost (from the calibrated ``step``)."""
+        private = math.isfinite(step.rho) and step.sigma > 0
+        return {
+            "name": self.name,
+            "statistic": self.what,
+            "mechanism": "gaussian" if private else "none (ε = ∞)",
+            "sampler": sampler,
+            "sensitivity_l2": step.sensitivity,
+            "sigma": step.sigma,
+            "count": step.count,
+            "rho": step.rho if private else math.inf,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- releases
+@dataclass(frozen=True)
+class UserCount(Release):
+    """The number of users ``n``.
+
+    Sensitivity: adding or removing one user changes ``n`` by 1; adding or removing one rating changes it by
+    at most 1 (the rating may be its user's only one). ``Δ = 1`` under both units.
+    """
+
+    name: ClassVar[str] = "n_users"
+    what: ClassVar[str] = "number of users"
+
+    def sensitivity(self) -> float:
+        return 1.0
+
+    def size(self, n_items: int) -> int:
+        return 1
+
+    def statistic(self, X: sp.csr_matrix) -> np.ndarray:
+        return np.array([float(np.count_nonzero(np.diff(X.indptr)))])
+
+
+@dataclass(frozen=True)
+class GlobalMean(Release):
+    """The pair ``(S, N) = (Σ w_ij (r_ij − m), Σ w_ij)`` for the DP global mean ``μ = m + clip(S̃/Ñ, ±h)``.
+
+    ``m = (lo + hi)/2`` and ``h = (hi − lo)/2`` come from the public rating bounds; scalar weights
+    ``Σ_j w_ij ≤ k`` (module docstring). Removing user ``i`` changes ``S`` by ``|Σ_j w_ij (r_ij − m)| ≤ k h``
+    and ``N`` by ``Σ_j w_ij ≤ k``: ``Δ = k √(h² + 1)``, attained by a user with ``k`` ratings all at a bound.
+    Rating unit: ``k = 1``.
+    """
+
+    name: ClassVar[str] = "global_mean"
+    what: ClassVar[str] = "pair (Σw(r−m), Σw)"
+
+    k: int = 1
+    rating_bounds: tuple = (0.0, 1.0)
+    contribution: str = "weight"
+
+    def sensitivity(self) -> float:
+        kk = 1 if self.unit == "rating" else self.k
+        lo, hi = self.rating_bounds
+        return kk * math.sqrt(((hi - lo) / 2.0) ** 2 + 1.0)
+
+    def size(self, n_items: int) -> int:
+        return 2
+
+    def statistic(self, X: sp.csr_matrix, *, rng=None) -> np.ndarray:
+        lo, hi = self.rating_bounds
+        wm = contribution_weights(X, self.k, privacy_unit=self.unit, method=self.contribution, rng=rng, scalar=True)
+        return np.array([np.sum(wm * (X.data - (lo + hi) / 2.0)), np.sum(wm)])
+
+
+@dataclass(frozen=True)
+class ItemBiases(Release):
+    """The stacked vector ``(S_j, N_j)_j``: ``S_j = Σ_i w_ij e_ij``, ``N_j = Σ_i w_ij`` (weights ``Σ_j w_ij² ≤ k``).
+
+    Residuals ``e_ij = clip(r_ij − μ − β_i, −B, B)`` with the released mean μ and the user's own damped offset
+    ``β_i = Σ_j (r_ij − μ)/(n_i + λ_u)`` (user unit only). Removing user ``i`` removes its terms (μ is already
+    released; β_i is a function of user ``i``'s own row): ``‖Δ‖² = Σ_j w_ij² (e_ij² + 1) ≤ k (B² + 1)``,
+    so ``Δ = √k √(B² + 1)``, attained by a user with ``k`` ratings whose residuals all clip at ±B.
+
+    Rating unit: ``β_i = 0``. With the offset, one rating would move all of its user's residuals (a measured
+    1.008× excess over the claim); without it one rating changes one ``(S_j, N_j)`` pair by
+    ``(e, 1)``: ``Δ = √(B² + 1)``.
+    """
+
+    name: ClassVar[str] = "item_biases"
+    what: ClassVar[str] = "stacked (S_j, N_j)"
+
+    k: int = 1
+    residual_bound: float = 1.0
+    user_reg: float = 10.0
+    contribution: str = "weight"
+
+    def sensitivity(self) -> float:
+        kk = 1 if self.unit == "rating" else self.k
+        return math.sqrt(kk) * math.sqrt(self.residual_bound**2 + 1.0)
+
+    def size(self, n_items: int) -> int:
+        return 2 * n_items
+
+    def statistic(self, X: sp.csr_matrix, *, mu: float, rng=None) -> np.ndarray:
+        indptr, idx, val = X.indptr, X.indices, X.data
+        n_u = np.diff(indptr)
+        if self.unit == "user":
+            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)
+        else:
+            offset = np.zeros(len(n_u))
+        B = self.residual_bound
+        e = np.clip(val - mu - np.repeat(offset, n_u), -B, B)
+        w = contribution_weights(X, self.k, privacy_unit=self.unit, method=self.contribution, rng=rng)
+        n_items = X.shape[1]
+        return np.concatenate([np.bincount(idx, weights=w * e, minlength=n_items), np.bincount(idx, weights=w, minlength=n_items)])
+
+
+@dataclass(frozen=True)
+class ItemCounts(Release):
+    """Weighted item counts ``Ñ_j = Σ_i w_ij`` (weights ``Σ_j w_ij² ≤ k``): ``Δ = √k`` (``1`` per rating).
+
+    Removing user ``i`` changes the vector by ``(w_ij)_j`` of norm ``√(Σ_j w_ij²) ≤ √k``, attained by a user
+    with at least ``k`` ratings.
+    """
+
+    name: ClassVar[str] = "item_counts"
+    what: ClassVar[str] = "weighted item counts"
+
+    k: int = 1
+
+    def sensitivity(self) -> float:
+        return math.sqrt(1 if self.unit == "rating" else self.k)
+
+    def size(self, n_items: int) -> int:
+        return n_items
+
+    def statistic(self, X: sp.csr_matrix) -> np.ndarray:
+        w = contribution_weights(X, self.k, privacy_unit=self.unit)
+        return np.bincount(X.indices, weights=w, minlength=X.shape[1])
+
+
+@dataclass(frozen=True)
+class SpectralMoment(Release):
+    """The strict upper triangle of ``C = Σ_i x_i x_iᵀ`` over the ``M`` selected items (DP spectral start).
+
+    ``x_i = min(1, √(k/n_iS)) · clip(r_iS − μ − c_S − b_i, −B, B)`` (``n_iS`` = the user's ratings among the
+    items ``S``, chosen from released counts; μ, c released; ``b_i`` the user's own local bias).
+
+    Removing user ``i`` removes exactly ``T_i = triu⁺(x_i x_iᵀ)``:
+    ``‖T_i‖² = Σ_{j<l} x_j² x_l² = ((Σ x_j²)² − Σ x_j⁴)/2 ≤ ‖x_i‖⁴/2`` and ``‖x_i‖² ≤ min(n_iS, k) B² ≤ k B²``,
+    so ``Δ = k B²/√2`` (nearly attained by a user with many ratings, all clipped: ``Σ x⁴`` is then ``k B⁴/n``).
+    Rating unit: one rating moves the user's local bias and so all of the user's residuals, but the old and the
+    new term both obey the user-level bound: ``Δ = √2 k B²``.
+    """
+
+    name: ClassVar[str] = "spectral_moment"
+    what: ClassVar[str] = "strict upper triangle of the residual second moment of the top items"
+
+    k: int = 10
+    bound: float = 0.5
+    n_selected: int = 0
+
+    def sensitivity(self) -> float:
+        d = self.k * self.bound**2 / math.sqrt(2.0)
+        return 2.0 * d if self.unit == "rating" else d
+
+    def size(self, n_items: int) -> int:
+        m = min(self.n_selected, n_items)
+        return m * (m - 1) // 2
+
+    def statistic(self, X: sp.csr_matrix, *, mu: float, item_bias, items, bias_reg: float) -> np.ndarray:
+        C = self.matrix(X, mu=mu, item_bias=item_bias, items=items, bias_reg=bias_reg)
+        return C[np.triu_indices(C.shape[0], 1)]
+
+    def matrix(self, X: sp.csr_matrix, *, mu: float, item_bias, items, bias_reg: float) -> np.ndarray:
+        """The exact ``C`` (``M × M``, zero diagonal, float64), with each user's own local bias
+        ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``)."""
+        items = np.asarray(items, dtype=np.int64)
+        n_u = np.diff(X.indptr)
+        t = X.data - mu - np.asarray(item_bias)[X.indices]
+        user_bias = segment_sums(t, X.indptr) / (n_u + bias_reg)
+        e = t - np.repeat(user_bias, n_u)
+        E = sp.csr_matrix((np.clip(e, -self.bound, self.bound), X.indices, X.indptr), shape=X.shape)[:, items].tocsr()
+        w = np.minimum(1.0, np.sqrt(self.k / np.maximum(np.diff(E.indptr), 1)))
+        E = sp.diags(w) @ E
+        C = np.asarray((E.T @ E).todense(), dtype=np.float64)
+        np.fill_diagonal(C, 0.0)
+        return C
+
+
+@dataclass(frozen=True)
+class FactorStats(Release):
+    """DP-ALS's per-iteration item statistics: per item the upper triangle (diagonal included) of
+    ``A_j = Σ_i w_ij ũ_i ũ_iᵀ`` and ``b_j = Σ_i w_ij e_ij ũ_i``, stacked over items.
+
+    ``ũ_i = [u_i · min(1, Γ/‖u_i‖); 1]`` (so ``‖ũ_i‖² ≤ Γ² + 1`` in the arithmetic the kernels run),
+    ``e_ij = clip(r_ij − μ − b_i − c_j, −B, B)``, user-level weights ``Σ_j w_ij² ≤ k``.
+
+    User unit: other users' factors depend on user ``i`` only through released item factors (joint DP), so
+    removing user ``i`` removes exactly its terms; ``‖triu(ũũᵀ)‖ ≤ ‖ũ‖² ≤ Γ² + 1`` and ``‖e ũ‖ ≤ B √(Γ² + 1)``:
+    ``‖Δ‖² ≤ Σ_j w_ij² (Γ² + 1)(Γ² + 1 + B²) ≤ k (Γ² + 1)(Γ² + 1 + B²)``, so
+    ``Δ = √k √(Γ² + 1) √(Γ² + 1 + B²)``.
+
+    Rating unit: one rating changes its user's solved factor and weights and so *all* of that user's terms, but
+    the user's whole weighted contribution has norm ≤ the user-level bound ``C`` before and after, so the
+    change is ≤ 2C: ``Δ = 2C`` (the user-level weights are used under both units).
+    """
+
+    name: ClassVar[str] = "factor_stats"
+    what: ClassVar[str] = "stacked (upper-tri A_j, b_j) per iteration"
+
+    k: int = 1
+    residual_bound: float = 1.5
+    clip_norm: float = 1.0
+    factors: int = 8
+    iterations: int = 1
+
+    @property
+    def count(self) -> int:
+        return self.iterations
+
+    def sensitivity(self) -> float:
+        g2 = self.clip_norm**2 + 1.0
+        c = math.sqrt(self.k) * math.sqrt(g2) * math.sqrt(g2 + self.residual_bound**2)
+        return 2.0 * c if self.unit == "rating" else c
+
+    def size(self, n_items: int) -> int:
+        k1 = self.factors + 1
+        return n_items * (k1 * (k1 + 1) // 2 + k1)
+
+    @staticmethod
+    def pack(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The released vector of the reduced statistics: per item the row-major upper triangle of ``A_j``
+        (diagonal included), then all ``b_j``."""
+        iu = np.triu_indices(A.shape[1])
+        return np.concatenate([A[:, iu[0], iu[1]].ravel(), b.ravel()])
+
+    @staticmethod
+    def unpack(vec: np.ndarray, n_items: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse of :meth:`pack`: symmetric ``A`` (n, k1, k1) and ``b`` (n, k1)."""
+        iu = np.triu_indices(k1)
+        t = len(iu[0])
+        tri = vec[: n_items * t].reshape(n_items, t)
+        A = np.zeros((n_items, k1, k1))
+        A[:, iu[0], iu[1]] = tri
+        A[:, iu[1], iu[0]] = tri
+        return A, vec[n_items * t:].reshape(n_items, k1).copy()
+
+
+@dataclass(frozen=True)
+class ItemSelection(Release):
+    """DP item selection without a public catalog: noisy counts of the items present, released above a threshold.
+
+    Input: the ratings bounded to ``≤ k`` per user (``sample_per_user``; one row per rating under the rating
+    unit), each contributing ≤ 1 per item. On items present in both neighbours the counts change by ≤ 1 on
+    ≤ k coordinates: ``Δ = √k``, ``ρ``-zCDP. The ≤ k items present only because of the extra user have count
+    1 and pass the threshold ``τ = 1 + σ Φ⁻¹(1 − δ_sel/k)`` with total probability ≤ ``δ_sel`` (union
+    bound): the mechanism is ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6), so it costs an
+    extra ``δ_sel``, charged with it. See :func:`dprec.privacy.bounding.dp_item_selection`.
+    """
+
+    name: ClassVar[str] = "item_selection"
+    what: ClassVar[str] = "noisy counts of the items present, thresholded"
+    extra_delta: ClassVar[bool] = True
+
+    k: int = 1
+
+    def sensitivity(self) -> float:
+        return math.sqrt(1 if self.unit == "rating" else self.k)
+
+    def size(self, n_items: int) -> int:
+        return n_items
+
+    def statistic(self, Xs: sp.csr_matrix) -> np.ndarray:
+        """Counts of every column of the already bounded matrix ``Xs`` (the present items are those > 0)."""
+        return np.bincount(Xs.indices, minlength=Xs.shape[1]).astype(np.float64)
