@@ -59,3 +59,12 @@ def synthetic_small() -> Interactions:
 def rng() -> np.random.Generator:
     """A fresh seeded generator (seed 0)."""
     return np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------- privacy ledger
+@pytest.fixture(autouse=True)
+def _ledger_dirs(tmp_path_factory, monkeypatch):
+    """Point the ledger key directory and the default ledger directory at fresh temporary folders, so no
+    test reads or writes the user's real ``~/.config/dprec/ledger-keys`` or ledgers."""
+    monkeypatch.setenv("DPREC_LEDGER_KEY_DIR", str(tmp_path_factory.mktemp("ledger-keys")))
+    monkeypatch.setenv("DPREC_LEDGER_DIR", str(tmp_path_factory.mktemp("ledgers")))

@@ -58,7 +58,7 @@ def test_init_and_show(tmp_path, capsys, ratings_csv):
     assert rc == 0, err
     d = json.loads(out)
     assert JSON_KEYS <= set(d)
-    assert d["dataset"] == _file_id(ratings_csv)
+    assert d["dataset"] == _file_id(ratings_csv).split(":")[0]  # the public name only, never the fingerprint
     assert d["total_epsilon"] == 2.0 and d["total_delta"] == 1e-5
     assert d["spent_epsilon"] == 0.0 and d["remaining_epsilon"] == 2.0 and d["charges"] == []
     rc, out, _ = _run(capsys, "budget", "show", "--ledger", led)

@@ -29,7 +29,8 @@ def test_create_charge_remaining_refuse(tmp_path):
     assert L.spent() == (0.0, 0.0, 0.0)
     assert L.remaining().rho == pytest.approx(rho_max)
     rec = L.charge(rho=rho_max / 2, model="DPALS", mechanism="gaussian", label="A_j it 1", params={"sigma": 3.0})
-    assert rec["seq"] == 1 and rec["params"] == {"sigma": 3.0}
+    assert rec["model"] == "DPALS" and rec["rho"] == rho_max / 2 and "params" not in rec  # public record
+    assert L.charges()[0]["seq"] == 1 and L.charges()[0]["params"] == {"sigma": 3.0}  # owner's audit
     eps, delta, rho = L.spent()
     assert rho == rho_max / 2 and delta == 1e-6
     assert eps == pytest.approx(rho_to_epsilon(rho_max / 2, 1e-6))
@@ -45,7 +46,7 @@ def test_create_charge_remaining_refuse(tmp_path):
     d = L.to_dict()
     for key in ("dataset", "total_epsilon", "total_delta", "spent_epsilon", "spent_delta", "remaining_epsilon", "charges"):
         assert key in d
-    assert len(d["charges"]) == 2 and d["dataset"] == DS
+    assert len(d["charges"]) == 2 and d["dataset"] == "toy"  # the public label, never the fingerprint
     json.dumps(d)
 
 
@@ -94,7 +95,8 @@ def test_default_path(monkeypatch, tmp_path):
     monkeypatch.setenv("DPREC_LEDGER_DIR", str(tmp_path))
     p1 = Ledger.default_path("ml-100k:sha256:aa")
     p2 = Ledger.default_path("ml-100k:sha256:bb")
-    assert p1.parent == tmp_path and p1 != p2 and p1.name.startswith("ml-100k")
+    # the file name derives from the public name only, nothing data-dependent
+    assert p1.parent == tmp_path and p1 == p2 and p1.name == "ml-100k.ledger.sqlite"
 
 
 # ------------------------------------------------------------------ corruption and tampering

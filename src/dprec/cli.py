@@ -573,7 +573,8 @@ def _budget_ledger_path(args, dataset_id: str | None) -> str:
 
 
 def _print_budget(led, args) -> None:
-    d = led.to_dict()
+    """Print the ledger's public summary (no MACs, digests, sequence numbers, times or parameters)."""
+    d = {"path": str(led.path), **led.public_summary()}
     if args.format == "json":
         print(json.dumps(_jsonable(d), indent=2))
         return
@@ -583,12 +584,10 @@ def _print_budget(led, args) -> None:
     print(f"  spent:     ε = {_fmt(d['spent_epsilon'])}, δ = {d['spent_delta']:g} (ρ = {_fmt(d['spent_rho'], 6)})")
     print(f"  remaining: ε = {_fmt(d['remaining_epsilon'])}, δ = {d['remaining_delta']:g}")
     if d["charges"]:
-        rows = [[str(c.get("seq", "")),
-                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["time"])) if c.get("time") else "-",
-                 str(c.get("model", "")), _fmt(c.get("rho"), 6), _fmt(c.get("epsilon")),
-                 "-" if c.get("delta") is None else f"{c['delta']:g}", str(c.get("label", ""))] for c in d["charges"]]
+        rows = [[str(i), str(c["model"]), str(c["mechanism"]), _fmt(c["rho"], 6), _fmt(c["epsilon"]),
+                 f"{c['delta']:g}", str(c["label"])] for i, c in enumerate(d["charges"], 1)]
         print()
-        print(_table(["#", "time", "model", "ρ", "ε", "δ", "label"], rows))
+        print(_table(["#", "model", "mechanism", "ρ", "ε", "δ", "label"], rows))
     else:
         print("  no charges yet")
 

@@ -1,9 +1,9 @@
-"""Persistent privacy ledger (SQLite, stdlib ``sqlite3``).
+"""Persistent privacy ledger (SQLite, stdlib ``sqlite3``), authenticated with a secret key.
 
-One ledger file per dataset. The dataset is identified by a caller-supplied string (name plus a
-content fingerprint, e.g. ``"ml-100k:sha256:ab12..."``). The ledger stores the total budget
-``(ε_T, δ_T)`` and every charge, and refuses a charge that would exceed the total *before*
-recording it; callers draw noise only after :meth:`Ledger.charge` returns.
+One ledger file per dataset. The caller identifies the dataset by a string, its *dataset id*
+(a public name plus a content fingerprint, e.g. ``"ml-100k:3f2a..."``). The ledger stores the
+total budget ``(ε_T, δ_T)`` and every charge, and refuses a charge that would exceed the total
+*before* recording it; callers draw noise only after :meth:`Ledger.charge` returns.
 
 Charge kinds and composition
 ----------------------------
@@ -29,30 +29,75 @@ Zrnic 2021; Whitehouse et al. 2023); for mixtures with adaptively chosen δ's we
 filter argument with the conversion applied at the end, which is standard practice but not a
 separately proven theorem in this code base.
 
-Durability, concurrency, integrity
-----------------------------------
-* Every charge runs in one ``BEGIN IMMEDIATE`` write transaction: read all rows, verify the chain,
-  compute the new spent budget, insert, commit. Concurrent processes serialise on SQLite's write
-  lock, so together they can never exceed the total. ``journal_mode=DELETE`` with
-  ``synchronous=FULL``: a crash leaves the whole record or nothing.
-* Tamper evidence: each row stores ``hash = sha256(prev_hash || canonical JSON body)``; the chain
-  starts at the header hash (which covers the dataset and totals), and a ``head`` row stores the
-  number of charges and the last hash, updated in the same transaction, so deleting the newest
-  rows is detected too. :meth:`Ledger.open` also runs ``PRAGMA integrity_check``. This detects
-  corruption and naive edits; it does not stop someone who can rewrite the file *and* recompute
-  the chain (there is no secret key). Keep backups; dprec never resets or recreates a budget.
+Durability and concurrency
+--------------------------
+Every charge runs in one ``BEGIN IMMEDIATE`` write transaction: read all rows, verify schema,
+MACs, bodies and head, compute the new spent budget, insert, commit. Concurrent processes
+serialise on SQLite's write lock, so together they can never exceed the total.
+``journal_mode=DELETE`` with ``synchronous=FULL``: a crash leaves the whole record or nothing.
+
+Authentication (schema version 2)
+---------------------------------
+* A 32-byte secret key, kept **outside** the ledger file, authenticates it with HMAC-SHA256: the
+  header (``MAC(key, header)``), every charge (``MAC(key, previous MAC || body)``, a chain that
+  starts at the header MAC) and the head row (``MAC(key, n_charges || last MAC)``, so truncation
+  or a reset to an empty chain is detected).
+* The key is either passed by the caller (``key=`` on :meth:`Ledger.create`/:meth:`Ledger.open`)
+  or kept in a key file ``<key dir>/<ledger id>.key`` (mode 0600, owned by the user; a key file
+  readable by group or others is refused). The key directory is ``$DPREC_LEDGER_KEY_DIR``, by
+  default ``platformdirs.user_config_dir("dprec")/ledger-keys``. The ledger id is random
+  (``secrets.token_hex``), stored in the header.
+* With a key file, the key directory also holds a *rollback anchor* ``<ledger id>.anchor``: the
+  number of charges and the last MAC, updated (monotonically, MAC-protected) after every charge.
+  A ledger file with fewer charges than the anchor, or another history, is refused: restoring an
+  older copy of the file gives no budget back.
+* The file's schema must be exactly dprec's (no triggers, views, extra tables or indexes), checked
+  on open and inside every charge transaction, and every charge body is validated (kind, finite
+  non-negative ρ/ε, δ in [0, 1), types). :meth:`Ledger.open` also runs ``PRAGMA integrity_check``.
+  Any failure raises :class:`~dprec.errors.LedgerError`: training refuses (fail closed); dprec
+  never resets or recreates a budget.
+
+Threat model
+------------
+* **Write access to the ledger file, no key** (the key directory is not writable to them): any
+  edit of the header, a charge or the head, deleting rows, truncating the chain, resetting it to
+  empty, recomputing the chain (with plain SHA-256 or any key but the right one), planting a
+  trigger/view/table/index, or (with a key file) restoring an older copy of the file, is
+  detected, and the ledger is refused.
+* **The key and write access to the file** (and, for the anchor, to the key directory): this
+  party can rewrite history consistently. A file-based ledger cannot stop that; only a ledger
+  enforced by a database server with its own access control (PostgreSQL, planned) can.
+* **Deleting both the ledger and its key** (or the ledger and the anchor) and starting over is not
+  detectable from the file alone. Keep backups of the key directory separate from the ledger.
+* Caller-supplied keys (``key=``) get no rollback anchor: a restored older copy of the file is
+  then not detected. Keep such keys and ledgers under the owner's control.
+
+Publication hygiene
+-------------------
+The file holds no raw dataset id, no content fingerprint and no wall-clock time. The header
+stores a random ledger id, the dataset's public *label* (the id's part before the first ``:``,
+e.g. ``"ml-100k"``, a public name declared by the caller) and ``dataset_digest =
+HMAC(key, dataset id)``; :meth:`Ledger.matches` checks a dataset id against it. A reproducibility
+seed passed to :meth:`Ledger.charge` is stored only as ``HMAC(key, "seed:" + seed)``, and a second
+charge with the same seed is refused (:class:`SeedReuseError`): the same seed makes two releases'
+noise identical. :meth:`Ledger.public_summary` returns only totals, spent, remaining and, per
+charge, model, mechanism, label and cost: no MACs, sequence numbers, times or parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import numbers
+import operator
 import os
 import random
 import re
+import secrets
 import sqlite3
+import stat
 import sys
 import time
 from pathlib import Path
@@ -62,16 +107,40 @@ from ..errors import BudgetExceededError, LedgerError
 from .accounting import epsilon_to_rho, rho_to_epsilon
 from .units import check_delta, check_epsilon
 
-__all__ = ["Ledger", "Spent", "Remaining", "LEDGER_SCHEMA_VERSION"]
+__all__ = ["Ledger", "Spent", "Remaining", "SeedReuseError", "LEDGER_SCHEMA_VERSION", "key_dir"]
 
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = 2
 _MAGIC = "dprec-privacy-ledger"
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_GENESIS = "0" * 64
 _BUSY_TIMEOUT_S = 60.0
+_KEY_BYTES = 32
+_MIN_KEY_BYTES = 16
 _random = random.Random()
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_SECRET_PARAM_KEYS = {"rng", "seed", "random_state", "random_seed"}
 
 _SCHEMA = """
+CREATE TABLE ledger_header (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n_charges INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    head_mac TEXT NOT NULL
+);
+CREATE TABLE ledger_charges (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+# The schema of version 1 (unkeyed SHA-256 chain), recognised only to refuse it with a clear message.
+_SCHEMA_V1 = """
 CREATE TABLE ledger_header (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     body TEXT NOT NULL,
@@ -89,7 +158,12 @@ CREATE TABLE ledger_charges (
     hash TEXT NOT NULL
 );
 """
-_TABLES = {"ledger_header", "ledger_head", "ledger_charges"}
+_HEADER_KEYS = {"magic", "schema_version", "ledger_id", "label", "dataset_digest", "total_epsilon", "total_delta"}
+_BODY_KEYS = {"seq", "kind", "rho", "epsilon", "delta", "model", "mechanism", "label", "params", "seed_digest"}
+
+
+class SeedReuseError(BudgetExceededError):
+    """A charge refused because its reproducibility seed was already used on this ledger. Nothing was charged."""
 
 
 class Spent(NamedTuple):
@@ -113,8 +187,13 @@ def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def _sha(prev: str, body: str) -> str:
-    return hashlib.sha256((prev + "\n" + body).encode("utf-8")).hexdigest()
+def _mac(key: bytes, domain: str, *parts: str) -> str:
+    msg = "\n".join((_MAGIC, domain, *parts)).encode("utf-8")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def _eq(a, b) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and hmac.compare_digest(a.encode(), b.encode())
 
 
 def _num(x, name: str, *, upper: float | None = None) -> float:
@@ -134,6 +213,15 @@ def _jsonable(obj, where="params"):
         return json.loads(_canonical(obj))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} must be JSON-serialisable (str keys, finite numbers): {e}") from None
+
+
+def _strip_secrets(obj):
+    """Drop keys that could carry a seed (``rng``, ``seed``, ``random_state``, ...) at any depth."""
+    if isinstance(obj, dict):
+        return {k: _strip_secrets(v) for k, v in obj.items() if str(k).lower() not in _SECRET_PARAM_KEYS}
+    if isinstance(obj, list):
+        return [_strip_secrets(v) for v in obj]
+    return obj
 
 
 def _compose(total_eps: float, total_delta: float, charges: list[dict]) -> dict:
@@ -174,44 +262,235 @@ def _compose(total_eps: float, total_delta: float, charges: list[dict]) -> dict:
 
 
 def _user_data_dir() -> Path:
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "dprec"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "dprec"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "dprec"
+    try:
+        import platformdirs
+    except ImportError:  # pragma: no cover - platformdirs is a dependency
+        platformdirs = None
+    if platformdirs is not None:
+        return Path(platformdirs.user_data_dir("dprec", appauthor=False))
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")  # pragma: no cover
+    return Path(base) / "dprec"  # pragma: no cover
 
 
+def key_dir() -> Path:
+    """Directory of ledger key files: ``$DPREC_LEDGER_KEY_DIR``, by default
+    ``platformdirs.user_config_dir("dprec")/ledger-keys``."""
+    env = os.environ.get("DPREC_LEDGER_KEY_DIR")
+    if env:
+        return Path(env).expanduser()
+    try:
+        import platformdirs
+    except ImportError:  # pragma: no cover - platformdirs is a dependency
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dprec"
+    else:
+        base = Path(platformdirs.user_config_dir("dprec", appauthor=False))
+    return base / "ledger-keys"
+
+
+def _label_of(dataset: str) -> str:
+    """The public name part of a dataset id: everything before the first ``:``."""
+    return dataset.split(":", 1)[0].strip() or "dataset"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:40].strip("._") or "dataset"
+
+
+def _check_key(key) -> bytes:
+    if isinstance(key, bytearray):
+        key = bytes(key)
+    if not isinstance(key, bytes):
+        raise ValueError(f"key must be bytes (at least {_MIN_KEY_BYTES} random bytes, e.g. secrets.token_bytes(32)), "
+                         f"got {type(key).__name__}")
+    if len(key) < _MIN_KEY_BYTES:
+        raise ValueError(f"key must have at least {_MIN_KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+# ---------------------------------------------------------------------------------- key files
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_POSIX = hasattr(os, "getuid")
+
+
+def _key_file(ledger_id: str) -> Path:
+    return key_dir() / f"{ledger_id}.key"
+
+
+def _make_key_dir(d: Path) -> None:
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_key_file(kpath: Path) -> bytes:
+    """Create a new random key at ``kpath`` (mode 0600, never overwriting) and return it."""
+    _make_key_dir(kpath.parent)
+    key = secrets.token_bytes(_KEY_BYTES)
+    fd = os.open(kpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, (key.hex() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(kpath.parent)
+    return key
+
+
+def _check_private_file(fd: int, fpath: Path, what: str) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise LedgerError(f"the {what} {fpath} is not a regular file; the ledger was refused")
+    if _POSIX:
+        if st.st_uid != os.getuid():
+            raise LedgerError(
+                f"the {what} {fpath} is not owned by the current user (uid {st.st_uid}, you are {os.getuid()}); "
+                f"the ledger was refused. Fix: chown $(id -u) {fpath} (only if you trust its content)"
+            )
+        if st.st_mode & 0o077:
+            raise LedgerError(
+                f"the {what} {fpath} is readable or writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
+                f"the ledger was refused. Fix: chmod 600 {fpath}"
+            )
+
+
+def _read_key_file(kpath: Path, ledger_path) -> bytes:
+    try:
+        fd = os.open(kpath, os.O_RDONLY | _O_NOFOLLOW)
+    except FileNotFoundError:
+        raise LedgerError(
+            f"no key for the ledger at {ledger_path}: looked for the key file {kpath} (key directory: "
+            f"$DPREC_LEDGER_KEY_DIR or platformdirs.user_config_dir('dprec')/ledger-keys). Without its key a "
+            f"ledger cannot be authenticated; the ledger was refused. Restore the key file from backup, set "
+            f"DPREC_LEDGER_KEY_DIR, or pass key="
+        ) from None
+    except OSError as e:
+        raise LedgerError(f"cannot read the key file {kpath} ({e}); the ledger was refused "
+                          f"(a key file must be a regular file, not a symlink)") from e
+    try:
+        _check_private_file(fd, kpath, "key file")
+        raw = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    try:
+        key = bytes.fromhex(raw.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != _KEY_BYTES:
+        raise LedgerError(f"the key file {kpath} is malformed (expected {_KEY_BYTES} bytes as hex); the ledger was refused")
+    return key
+
+
+# ---------------------------------------------------------------------------------- rollback anchor
+def _anchor_tag(key: bytes, n: int, last: str) -> str:
+    return _mac(key, "anchor", str(n), last)
+
+
+def _read_anchor(apath: Path, key: bytes, ledger_path) -> tuple[int, str]:
+    try:
+        fd = os.open(apath, os.O_RDONLY | _O_NOFOLLOW)
+    except FileNotFoundError:
+        raise LedgerError(
+            f"the rollback anchor {apath} of the ledger at {ledger_path} is missing; the ledger was refused. "
+            f"Restore the key directory from backup"
+        ) from None
+    except OSError as e:
+        raise LedgerError(f"cannot read the rollback anchor {apath} ({e}); the ledger was refused") from e
+    try:
+        _check_private_file(fd, apath, "rollback anchor")
+        raw = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    try:
+        a = json.loads(raw.decode("ascii"))
+        n, last, tag = a["n_charges"], a["last_mac"], a["tag"]
+        ok = isinstance(n, int) and not isinstance(n, bool) and n >= 0 and _eq(tag, _anchor_tag(key, n, last))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise LedgerError(f"the rollback anchor {apath} is malformed or its MAC does not match; the ledger was refused")
+    return n, last
+
+
+def _write_anchor(apath: Path, key: bytes, n: int, last: str) -> None:
+    """Record ``(n, last MAC)`` in the anchor, never moving it backwards (serialised by a lock file)."""
+    lock = apath.with_suffix(".lock")
+    lfd = os.open(lock, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o600)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(lfd, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: best effort
+            pass
+        if apath.exists():
+            cur_n, _ = _read_anchor(apath, key, apath)
+            if cur_n >= n:
+                return
+        tmp = apath.with_name(f".{apath.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, _canonical({"n_charges": n, "last_mac": last, "tag": _anchor_tag(key, n, last)}).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, apath)
+        _fsync_dir(apath.parent)
+    finally:
+        os.close(lfd)  # releases the flock
+
+
+def _check_anchor(apath: Path, key: bytes, header_mac: str, charges: list[dict], ledger_path) -> None:
+    n, last = _read_anchor(apath, key, ledger_path)
+    if len(charges) < n:
+        raise LedgerError(
+            f"the ledger at {ledger_path} has {len(charges)} charges but its rollback anchor {apath} recorded {n}: "
+            f"the file was rolled back (an older copy restored or rows removed); the ledger was refused. "
+            f"dprec never resets a budget"
+        )
+    expect = charges[n - 1]["mac"] if n else header_mac
+    if not _eq(expect, last):
+        raise LedgerError(
+            f"the history of the ledger at {ledger_path} differs from its rollback anchor {apath} (charge #{n}); "
+            f"the ledger was refused"
+        )
+
+
+# ---------------------------------------------------------------------------------- the ledger
 class Ledger:
-    """Persistent privacy ledger for one dataset. Create with :meth:`create`, reopen with :meth:`open`.
+    """Persistent, authenticated privacy ledger for one dataset. Create with :meth:`create`, reopen
+    with :meth:`open`.
 
     Every method opens its own short-lived SQLite connection, so a ``Ledger`` object is cheap,
-    safe to use across ``fork`` and never holds a lock between calls.
+    safe to use across ``fork`` and never holds a lock between calls. The key is held in memory
+    (never shown by ``repr``).
     """
 
-    def __init__(self, path, _header: dict, _token=None):
+    def __init__(self, path, _header: dict, _key: bytes, _anchor, _dataset_id, _token=None):
         if _token is not _PRIVATE:
             raise TypeError("use Ledger.create(...) or Ledger.open(...)")
         self.path = Path(path)
         self._header = _header
+        self._key = _key
+        self._anchor = _anchor
+        self._dataset_id = _dataset_id
 
     # ------------------------------------------------------------------ construction
     @staticmethod
     def default_path(dataset: str) -> Path:
-        """``$DPREC_LEDGER_DIR/<slug>-<hash>.ledger.sqlite`` (default directory: the user data dir,
-        e.g. ``~/.local/share/dprec/ledgers``). The file name embeds a hash of the full dataset id
-        so different fingerprints never share a ledger."""
+        """``$DPREC_LEDGER_DIR/<public name>.ledger.sqlite`` (default directory: the user data dir,
+        e.g. ``~/.local/share/dprec/ledgers``). The name is the dataset id's public part before the
+        first ``:`` (e.g. ``ml-100k``): nothing in it depends on the data. A ledger there that
+        belongs to another version of the dataset (another fingerprint) is refused on use."""
         _check_dataset(dataset)
         env = os.environ.get("DPREC_LEDGER_DIR")
         base = Path(env).expanduser() if env else _user_data_dir() / "ledgers"
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.split(":")[0])[:40] or "dataset"
-        digest = hashlib.sha256(dataset.encode("utf-8")).hexdigest()[:16]
-        return base / f"{slug}-{digest}.ledger.sqlite"
+        return base / f"{_slug(_label_of(dataset))}.ledger.sqlite"
 
     @classmethod
-    def create(cls, path, *, dataset: str, epsilon, delta) -> "Ledger":
+    def create(cls, path, *, dataset: str, epsilon, delta, key: bytes | None = None) -> "Ledger":
         """Create a ledger with total budget ``(epsilon, delta)`` for ``dataset``.
+
+        ``key``: a secret of at least 16 bytes that authenticates the ledger; the caller must keep
+        it and pass it to :meth:`open`. By default (``None``) a new random key is written to
+        ``<key dir>/<ledger id>.key`` (mode 0600; see :func:`key_dir`).
 
         If a ledger already exists at ``path`` for the same dataset with the same totals, it is
         opened (idempotent). If it belongs to another dataset or has other totals, or the file is
@@ -225,81 +504,109 @@ class Ledger:
                 "non-private and does not use a ledger)"
             )
         d = check_delta(delta)
+        if key is not None:
+            key = _check_key(key)
         path = Path(path)
         if path.exists():
-            existing = cls.open(path)  # fails closed on anything that is not a valid ledger
-            cls._check_same(existing._header, path, dataset, eps, d)
-            return existing
+            return cls._open_existing_for_create(path, dataset, eps, d, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {
-            "magic": _MAGIC,
-            "schema_version": LEDGER_SCHEMA_VERSION,
-            "dataset": dataset,
-            "total_epsilon": eps,
-            "total_delta": d,
-            "created": time.time(),
-        }
-        # Build the ledger in a private temporary file, then publish it atomically with link(2),
-        # which fails if ``path`` appeared meanwhile: there is never a half-initialised ledger at
-        # ``path``, and an existing file is never overwritten.
+        ledger_id = secrets.token_hex(16)
+        own_files: list[Path] = []
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.time_ns()}.tmp")
+        published = False
         try:
+            if key is None:
+                kpath = _key_file(ledger_id)
+                k = _write_key_file(kpath)
+                own_files.append(kpath)
+                anchor = kpath.with_suffix(".anchor")
+            else:
+                k, anchor = key, None
+            header = {
+                "magic": _MAGIC,
+                "schema_version": LEDGER_SCHEMA_VERSION,
+                "ledger_id": ledger_id,
+                "label": _label_of(dataset),
+                "dataset_digest": _mac(k, "dataset", dataset),
+                "total_epsilon": eps,
+                "total_delta": d,
+            }
+            body = _canonical(header)
+            hmac_ = _mac(k, "header", body)
+            if anchor is not None:
+                own_files += [anchor, anchor.with_suffix(".lock")]
+                _write_anchor(anchor, k, 0, hmac_)
+            # Build the ledger in a private temporary file, then publish it atomically with link(2),
+            # which fails if ``path`` appeared meanwhile: there is never a half-initialised ledger at
+            # ``path``, and an existing file is never overwritten.
             con = _connect(tmp, create=True)
             try:
                 con.execute("BEGIN IMMEDIATE")
-                for stmt in _SCHEMA.strip().split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
-                body = _canonical(header)
-                h = _sha(_GENESIS, body)
-                con.execute("INSERT INTO ledger_header (id, body, hash) VALUES (1, ?, ?)", (body, h))
-                con.execute("INSERT INTO ledger_head (id, n_charges, head_hash) VALUES (1, 0, ?)", (h,))
+                _apply_schema(con, _SCHEMA)
+                con.execute("INSERT INTO ledger_header (id, body, hash) VALUES (1, ?, ?)", (body, hmac_))
+                con.execute(
+                    "INSERT INTO ledger_head (id, n_charges, head_hash, head_mac) VALUES (1, 0, ?, ?)",
+                    (hmac_, _mac(k, "head", "0", hmac_)),
+                )
                 con.execute("COMMIT")
             finally:
                 con.close()
             try:
                 os.link(tmp, path)
                 _fsync_dir(path.parent)
+                published = True
             except FileExistsError:
-                existing = cls.open(path)  # created concurrently by another process
-                cls._check_same(existing._header, path, dataset, eps, d)
-                return existing
+                pass  # created concurrently by another process: use that one (below)
             except OSError:  # file system without hard links: best-effort exclusive rename
-                if path.exists():
-                    existing = cls.open(path)
-                    cls._check_same(existing._header, path, dataset, eps, d)
-                    return existing
-                os.rename(tmp, path)
+                if not path.exists():
+                    os.rename(tmp, path)
+                    published = True
         except sqlite3.Error as e:
             raise LedgerError(f"cannot create ledger at {path}: {e}") from e
+        except OSError as e:
+            raise LedgerError(f"cannot create ledger at {path} or its key: {e}") from e
         finally:
-            for leftover in (tmp, Path(str(tmp) + "-journal")):
+            for leftover in (tmp, Path(str(tmp) + "-journal"), *([] if published else own_files)):
                 try:
                     leftover.unlink()
                 except FileNotFoundError:
                     pass
-        return cls.open(path, dataset=dataset)
-
-    @staticmethod
-    def _check_same(header, path, dataset, eps, d):
-        if header["dataset"] != dataset:
-            raise LedgerError(
-                f"a ledger for another dataset ({header['dataset']!r}) already exists at {path}; "
-                f"refusing to overwrite it. Use a different path for dataset {dataset!r}"
-            )
-        if header["total_epsilon"] != eps or header["total_delta"] != d:
-            raise LedgerError(
-                f"the ledger at {path} already exists with total budget (epsilon={header['total_epsilon']}, "
-                f"delta={header['total_delta']}), not (epsilon={eps}, delta={d}); a budget can never be "
-                f"changed or reset"
-            )
+        if not published:
+            return cls._open_existing_for_create(path, dataset, eps, d, key)
+        return cls.open(path, dataset=dataset, key=key)
 
     @classmethod
-    def open(cls, path, *, dataset: str | None = None) -> "Ledger":
+    def _open_existing_for_create(cls, path, dataset, eps, d, key) -> "Ledger":
+        existing = cls.open(path, key=key)  # fails closed on anything that is not a valid ledger
+        if not existing.matches(dataset):
+            raise LedgerError(
+                f"a ledger for another dataset ({_which(existing._header, dataset)}) already exists at {path}; "
+                f"refusing to overwrite it. {_new_dataset_advice(existing._header, dataset)}"
+            )
+        h = existing._header
+        if h["total_epsilon"] != eps or h["total_delta"] != d:
+            raise LedgerError(
+                f"the ledger at {path} already exists with total budget (epsilon={h['total_epsilon']}, "
+                f"delta={h['total_delta']}), not (epsilon={eps}, delta={d}); a budget can never be "
+                f"changed or reset"
+            )
+        existing._dataset_id = dataset
+        return existing
+
+    @classmethod
+    def open(cls, path, *, dataset: str | None = None, key: bytes | None = None) -> "Ledger":
         """Open and fully verify an existing ledger (schema, ``PRAGMA integrity_check``, header,
-        hash chain, head). Any failure raises :class:`LedgerError`; the file is never modified,
-        recreated or reset. ``dataset`` (if given) must match the ledger's dataset."""
+        MAC chain, head, bodies and, with a key file, the rollback anchor). Any failure raises
+        :class:`LedgerError`; the file is never modified, recreated or reset.
+
+        ``dataset`` (if given) must match the ledger's dataset (checked by its keyed digest).
+        ``key``: the ledger's key, if it was created with ``key=``; by default the key file
+        ``<key dir>/<ledger id>.key`` is used."""
         path = Path(path)
+        if key is not None:
+            key = _check_key(key)
+        if dataset is not None:
+            _check_dataset(dataset)
         if not path.exists():
             raise LedgerError(f"no privacy ledger at {path}; create one with Ledger.create(...)")
         try:
@@ -316,7 +623,13 @@ class Ledger:
                 res = [r[0] for r in con.execute("PRAGMA integrity_check")]
                 if res != ["ok"]:
                     raise LedgerError(_unreadable(path, "integrity_check: " + "; ".join(map(str, res[:3]))))
-                header, charges = _read_verified(con, path)
+                raw, _, _ = _read_header(con, path)
+                if key is None:
+                    kpath = _key_file(raw["ledger_id"])
+                    k, anchor = _read_key_file(kpath, path), kpath.with_suffix(".anchor")
+                else:
+                    k, anchor = key, None
+                header, _ = _read_verified(con, path, k, anchor)
                 con.execute("COMMIT")
             finally:
                 con.close()
@@ -324,19 +637,34 @@ class Ledger:
             raise
         except sqlite3.Error as e:
             raise LedgerError(_unreadable(path, str(e))) from e
+        led = cls(path, header, k, anchor, None, _PRIVATE)
         if dataset is not None:
-            _check_dataset(dataset)
-            if header["dataset"] != dataset:
+            if not led.matches(dataset):
                 raise LedgerError(
-                    f"the ledger at {path} belongs to dataset {header['dataset']!r}, not {dataset!r}; "
-                    f"refusing to train"
+                    f"the ledger at {path} belongs to dataset {_which(header, dataset)}; refusing to train. "
+                    f"{_new_dataset_advice(header, dataset)}"
                 )
-        return cls(path, header, _PRIVATE)
+            led._dataset_id = dataset
+        return led
 
     # ------------------------------------------------------------------ properties
+    def matches(self, dataset_id: str) -> bool:
+        """Whether ``dataset_id`` is this ledger's dataset (compares its keyed digest; the file does
+        not store the id itself)."""
+        _check_dataset(dataset_id)
+        return _eq(_mac(self._key, "dataset", dataset_id), self._header["dataset_digest"])
+
+    @property
+    def label(self) -> str:
+        """The dataset's public name (the id's part before the first ``:``, e.g. ``"ml-100k"``)."""
+        return self._header["label"]
+
     @property
     def dataset(self) -> str:
-        return self._header["dataset"]
+        """The full dataset id this object was created or opened with (verified against the stored
+        digest), else the public :attr:`label`. The file never stores the full id (it contains a
+        fingerprint of the data): use :meth:`matches` to check an id."""
+        return self._dataset_id if self._dataset_id is not None else self.label
 
     @property
     def total_epsilon(self) -> float:
@@ -347,10 +675,10 @@ class Ledger:
         return self._header["total_delta"]
 
     def __repr__(self):
-        return f"Ledger({str(self.path)!r}, dataset={self.dataset!r}, epsilon={self.total_epsilon}, delta={self.total_delta})"
+        return f"Ledger({str(self.path)!r}, label={self.label!r}, epsilon={self.total_epsilon}, delta={self.total_delta})"
 
     # ------------------------------------------------------------------ charging
-    def _make_body(self, rho, epsilon, delta, model, mechanism, label, params) -> dict:
+    def _make_body(self, rho, epsilon, delta, model, mechanism, label, params, seed) -> dict:
         if rho is None and epsilon is None:
             if delta is None:
                 raise ValueError("charge needs rho= (zCDP) or epsilon= (approximate DP), optionally delta=")
@@ -372,8 +700,9 @@ class Ledger:
             "model": model,
             "mechanism": mechanism,
             "label": label,
-            "params": _jsonable(params),
+            "params": _strip_secrets(_jsonable(params)),
             "delta": dval,
+            "seed_digest": None if seed is None else self._seed_digest(seed),
         }
         if rho is not None:
             body.update(kind="zcdp", rho=_num(rho, "rho"), epsilon=None)
@@ -381,8 +710,17 @@ class Ledger:
             body.update(kind="approx", epsilon=_num(epsilon, "epsilon"), rho=None)
         return body
 
+    def _seed_digest(self, seed) -> str:
+        if isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        try:
+            s = operator.index(seed)
+        except TypeError:
+            raise ValueError(f"seed must be an integer (or None), got {type(seed).__name__}") from None
+        return _mac(self._key, "seed", "seed:" + str(s))
+
     def charge(self, *, rho=None, epsilon=None, delta=None, model: str, mechanism: str, label: str = "",
-               params: dict | None = None) -> dict:
+               params: dict | None = None, seed: int | None = None) -> dict:
         """Record a charge, or raise :class:`BudgetExceededError` and record nothing.
 
         Parameters
@@ -392,16 +730,22 @@ class Ledger:
         epsilon, delta : float, optional
             (ε, δ)-DP cost (basic composition), if ``rho`` is not given.
         model, mechanism, label : str
-            What spent it (e.g. ``"DPALS"``, ``"gaussian"``, ``"iteration 3"``).
+            What spent it (e.g. ``"DPALS"``, ``"gaussian"``, ``"iteration 3"``). Shown in public summaries.
         params : dict
-            JSON-serialisable parameters (σ, sensitivity, counts, ...), stored verbatim.
+            JSON-serialisable parameters (σ, sensitivity, counts, ...) for the owner's audit
+            (:meth:`charges`); keys named ``rng``/``seed``/``random_state`` are dropped. Never in
+            :meth:`public_summary`.
+        seed : int, optional
+            The explicit reproducibility seed of the noise of this release. Only ``HMAC(key, seed)``
+            is stored; a second charge with the same seed is refused (:class:`SeedReuseError`).
 
         Returns
         -------
         dict
-            The recorded charge (``seq``, ``time``, ``hash`` and the fields above).
+            The recorded charge as shown publicly: ``kind``, ``rho``, ``epsilon``, ``delta``,
+            ``model``, ``mechanism``, ``label`` (no sequence number, MAC or time).
         """
-        body = self._make_body(rho, epsilon, delta, model, mechanism, label, params)
+        body = self._make_body(rho, epsilon, delta, model, mechanism, label, params, seed)
         try:
             con = _connect(self.path, create=False)
         except sqlite3.Error as e:
@@ -409,31 +753,39 @@ class Ledger:
         try:
             _begin_immediate(con, self.path)
             try:
-                header, charges = _read_verified(con, self.path)
+                header, charges = _read_verified(con, self.path, self._key, self._anchor)
                 if header != self._header:
                     raise LedgerError(f"the ledger header at {self.path} changed since it was opened; refusing to charge")
+                if body["seed_digest"] is not None and any(
+                    _eq(c["body"]["seed_digest"], body["seed_digest"]) for c in charges
+                ):
+                    raise SeedReuseError(
+                        f"this seed was already used on this dataset ({header['label']!r}); reusing a seed makes the "
+                        f"two releases' noise identical — pass a new seed or rng=None. Nothing was charged."
+                    )
                 after = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges] + [body])
                 if not after["within"]:
                     before = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges])
                     raise BudgetExceededError(
-                        f"privacy budget exceeded for dataset {header['dataset']!r}: this charge "
+                        f"privacy budget exceeded for dataset {header['label']!r}: this charge "
                         f"({_describe(body)}) would bring the spent budget to epsilon="
                         f"{after['spent_epsilon']:.6g} (delta={after['spent_delta']:.3g}) of the total "
                         f"(epsilon={header['total_epsilon']:g}, delta={header['total_delta']:g}); already spent "
                         f"epsilon={before['spent_epsilon']:.6g}. Nothing was charged."
                     )
-                seq = (charges[-1]["seq"] + 1) if charges else 1
-                prev = charges[-1]["hash"] if charges else header["_hash"]
-                body = dict(body, seq=seq, time=time.time())
+                seq = len(charges) + 1
+                prev = charges[-1]["mac"] if charges else header["_mac"]
+                body = dict(body, seq=seq)
                 text = _canonical(body)
-                h = _sha(prev, text)
+                m = _mac(self._key, "charge", prev, text)
                 con.execute(
                     "INSERT INTO ledger_charges (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)",
-                    (seq, text, prev, h),
+                    (seq, text, prev, m),
                 )
                 cur = con.execute(
-                    "UPDATE ledger_head SET n_charges = ?, head_hash = ? WHERE id = 1 AND n_charges = ? AND head_hash = ?",
-                    (seq, h, len(charges), prev),
+                    "UPDATE ledger_head SET n_charges = ?, head_hash = ?, head_mac = ? "
+                    "WHERE id = 1 AND n_charges = ? AND head_hash = ?",
+                    (seq, m, _mac(self._key, "head", str(seq), m), len(charges), prev),
                 )
                 if cur.rowcount != 1:
                     raise LedgerError(f"ledger head at {self.path} is inconsistent; refusing to charge")
@@ -448,13 +800,23 @@ class Ledger:
             raise LedgerError(f"could not record a charge in the ledger at {self.path}: {e}; nothing was charged") from e
         finally:
             con.close()
-        return dict(body, hash=h)
+        if self._anchor is not None:
+            try:
+                _write_anchor(self._anchor, self._key, seq, m)
+            except OSError as e:
+                raise LedgerError(
+                    f"the charge was recorded in the ledger at {self.path}, but its rollback anchor {self._anchor} "
+                    f"could not be updated ({e}); refusing to continue"
+                ) from e
+        return _public_charge(body)
 
-    def can_afford(self, *, rho=None, epsilon=None, delta=None) -> bool:
-        """Whether :meth:`charge` with these costs would currently succeed (advisory: another process
-        may charge in between; :meth:`charge` is the authoritative check)."""
-        body = self._make_body(rho, epsilon, delta, "check", "check", "", {})
+    def can_afford(self, *, rho=None, epsilon=None, delta=None, seed: int | None = None) -> bool:
+        """Whether :meth:`charge` with these costs (and seed) would currently succeed (advisory:
+        another process may charge in between; :meth:`charge` is the authoritative check)."""
+        body = self._make_body(rho, epsilon, delta, "check", "check", "", {}, seed)
         header, charges = self._snapshot()
+        if body["seed_digest"] is not None and any(_eq(c["body"]["seed_digest"], body["seed_digest"]) for c in charges):
+            return False
         return _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges] + [body])["within"]
 
     # ------------------------------------------------------------------ reading
@@ -463,7 +825,7 @@ class Ledger:
             con = _connect(self.path, create=False)
             try:
                 con.execute("BEGIN")
-                header, charges = _read_verified(con, self.path)
+                header, charges = _read_verified(con, self.path, self._key, self._anchor)
                 con.execute("COMMIT")
             finally:
                 con.close()
@@ -503,19 +865,21 @@ class Ledger:
         return Remaining(rem_eps, max(0.0, d_z), rem_rho)
 
     def charges(self) -> list[dict]:
-        """All recorded charges, oldest first, as dicts (``seq``, ``time``, ``kind``, ``rho``,
-        ``epsilon``, ``delta``, ``model``, ``mechanism``, ``label``, ``params``, ``hash``)."""
+        """All recorded charges, oldest first, for the owner's audit: ``seq``, ``kind``, ``rho``,
+        ``epsilon``, ``delta``, ``model``, ``mechanism``, ``label``, ``params`` and ``seeded``
+        (whether a seed digest was recorded). No MACs; not meant for publication (use
+        :meth:`public_summary`)."""
         _, charges = self._snapshot()
-        return [dict(c["body"], hash=c["hash"]) for c in charges]
+        return [_owner_charge(c["body"]) for c in charges]
 
-    def to_dict(self) -> dict:
-        """JSON-able summary: dataset, totals, spent, remaining and the charges."""
+    def public_summary(self) -> dict:
+        """What may be shown to others: the dataset's public label, totals, spent, remaining, the
+        number of charges and per charge ``model``, ``mechanism``, ``label``, ``kind``, ``rho``,
+        ``epsilon``, ``delta``. No MACs, digests, sequence numbers, times, seeds or parameters."""
         st = self._state()
         rem = self._remaining_from(st)
         return {
-            "path": str(self.path),
-            "dataset": self.dataset,
-            "schema_version": LEDGER_SCHEMA_VERSION,
+            "dataset": self.label,
             "total_epsilon": self.total_epsilon,
             "total_delta": self.total_delta,
             "spent_epsilon": st["spent_epsilon"],
@@ -524,18 +888,56 @@ class Ledger:
             "remaining_epsilon": rem.epsilon,
             "remaining_delta": rem.delta,
             "remaining_rho": rem.rho,
+            "n_charges": len(st["charges"]),
+            "charges": [_public_charge(c["body"]) for c in st["charges"]],
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-able summary: :meth:`public_summary` plus the local ``path``, the schema version and
+        a note on the composition. Nothing in it depends on the data beyond the public label."""
+        d = self.public_summary()
+        return {
+            "path": str(self.path),
+            "schema_version": LEDGER_SCHEMA_VERSION,
+            **d,
             "composition": "zCDP charges summed and converted (Canonne-Kamath-Steinke 2020, via OpenDP) "
             "at delta_total minus explicit deltas; (epsilon, delta) charges by basic composition",
-            "charges": [dict(c["body"], hash=c["hash"]) for c in st["charges"]],
         }
 
 
 _PRIVATE = object()
 
 
+def _public_charge(body: dict) -> dict:
+    return {k: body[k] for k in ("kind", "rho", "epsilon", "delta", "model", "mechanism", "label")}
+
+
+def _owner_charge(body: dict) -> dict:
+    out = {k: body[k] for k in ("seq", "kind", "rho", "epsilon", "delta", "model", "mechanism", "label", "params")}
+    out["seeded"] = body["seed_digest"] is not None
+    return out
+
+
 def _check_dataset(dataset):
     if not isinstance(dataset, str) or not dataset.strip():
         raise ValueError(f"dataset must be a non-empty string (name plus content fingerprint), got {dataset!r}")
+
+
+def _which(header: dict, dataset: str) -> str:
+    label = _label_of(dataset)
+    if label != header["label"]:
+        return f"{header['label']!r}, not {label!r}"
+    return f"{label!r} but another version of it (another content fingerprint)"
+
+
+def _new_dataset_advice(header: dict, dataset: str) -> str:
+    if _label_of(dataset) != header["label"]:
+        return "Budgets are per dataset: use this dataset's own ledger (--ledger PATH)."
+    return (
+        "Edited, filtered or re-ordered data is a new dataset with a new id and its own budget: give it a "
+        "separate ledger (dprec ... --ledger OTHER_PATH, or Ledger.create(other_path, ...)). To keep one budget "
+        "across versions on purpose, use the same explicit dataset id for every version (docs/ledger.md)."
+    )
 
 
 def _describe(body: dict) -> str:
@@ -564,6 +966,7 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     con = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
     con.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
     con.execute("PRAGMA synchronous = FULL")
+    con.execute("PRAGMA trusted_schema = OFF")
     if create:
         con.execute("PRAGMA journal_mode = DELETE")
     return con
@@ -607,21 +1010,115 @@ def _begin_immediate(con: sqlite3.Connection, path) -> None:
         con.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
 
 
-def _read_verified(con: sqlite3.Connection, path) -> tuple[dict, list[dict]]:
-    """Read header and charges and verify schema, hashes, chain and head. Raises LedgerError."""
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not _TABLES <= tables:
-        raise LedgerError(_unreadable(path, f"missing tables {sorted(_TABLES - tables)}; not a dprec ledger"))
+# ---------------------------------------------------------------------------------- verification
+def _apply_schema(con: sqlite3.Connection, schema: str) -> None:
+    for stmt in schema.strip().split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
+_EXPECTED: dict[str, frozenset] = {}
+
+
+def _schema_objects(schema: str) -> frozenset:
+    """The ``sqlite_master`` rows ``(type, name, tbl_name, sql)`` of a fresh database with ``schema``."""
+    if schema not in _EXPECTED:
+        con = sqlite3.connect(":memory:")
+        try:
+            _apply_schema(con, schema)
+            _EXPECTED[schema] = frozenset(con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        finally:
+            con.close()
+    return _EXPECTED[schema]
+
+
+def _check_schema(con: sqlite3.Connection, path) -> None:
+    actual = set(con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+    if actual == _schema_objects(_SCHEMA):
+        return
+    if actual == _schema_objects(_SCHEMA_V1):
+        raise LedgerError(
+            f"the ledger at {path} is a schema version 1 ledger (unkeyed SHA-256 chain, from an older dprec). "
+            f"It cannot be authenticated, so this dprec (schema version {LEDGER_SCHEMA_VERSION}) refuses it: "
+            f"the ledger was refused. Create a new keyed ledger deliberately (a new, separate budget), and keep "
+            f"the old file as the record of what was already spent"
+        )
+    expected = _schema_objects(_SCHEMA)
+    extra = sorted(actual - expected, key=lambda r: (str(r[0]), str(r[1])))
+    missing = sorted(expected - actual, key=lambda r: (str(r[0]), str(r[1])))
+    if extra:
+        t, name = extra[0][0], extra[0][1]
+        what = f"unexpected {t} {name!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+    else:
+        what = f"missing or altered {missing[0][0]} {missing[0][1]!r}"
+    raise LedgerError(
+        f"ledger at {path} is unreadable: its schema is not dprec's ({what}); the ledger was refused (fail closed), "
+        f"refusing to train. "
+        f"A dprec ledger holds exactly its three tables; triggers, views, extra tables or indexes can change "
+        f"what is recorded. Restore it from backup; dprec never resets a budget"
+    )
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _validate_header(h) -> str | None:
+    if not isinstance(h, dict) or set(h) != _HEADER_KEYS:
+        return "header fields are not dprec's"
+    if not isinstance(h["ledger_id"], str) or not _HEX32.fullmatch(h["ledger_id"]):
+        return "bad ledger id"
+    if not isinstance(h["label"], str) or not h["label"]:
+        return "bad label"
+    if not isinstance(h["dataset_digest"], str) or not _HEX64.fullmatch(h["dataset_digest"]):
+        return "bad dataset digest"
+    e, d = h["total_epsilon"], h["total_delta"]
+    if not _is_num(e) or e <= 0 or not _is_num(d) or not 0 < d < 1:
+        return "bad total budget"
+    return None
+
+
+def _validate_body(b, seq: int) -> str | None:
+    if not isinstance(b, dict) or set(b) != _BODY_KEYS:
+        return "fields are not dprec's"
+    if b["seq"] != seq or isinstance(b["seq"], bool):
+        return "sequence number does not match"
+    if b["kind"] == "zcdp":
+        if b["epsilon"] is not None or not _is_num(b["rho"]) or b["rho"] < 0:
+            return "rho must be a finite number >= 0"
+    elif b["kind"] == "approx":
+        if b["rho"] is not None or not _is_num(b["epsilon"]) or b["epsilon"] < 0:
+            return "epsilon must be a finite number >= 0"
+    else:
+        return f"unknown kind {b['kind']!r}"
+    if not _is_num(b["delta"]) or not 0 <= b["delta"] < 1:
+        return "delta must be in [0, 1)"
+    for k in ("model", "mechanism"):
+        if not isinstance(b[k], str) or not b[k]:
+            return f"{k} must be a non-empty string"
+    if not isinstance(b["label"], str):
+        return "label must be a string"
+    if not isinstance(b["params"], dict):
+        return "params must be an object"
+    sd = b["seed_digest"]
+    if sd is not None and (not isinstance(sd, str) or not _HEX64.fullmatch(sd)):
+        return "bad seed digest"
+    return None
+
+
+def _read_header(con: sqlite3.Connection, path) -> tuple[dict, str, str]:
+    """Check the schema and read and validate the header (not yet its MAC)."""
+    _check_schema(con, path)
     rows = con.execute("SELECT id, body, hash FROM ledger_header").fetchall()
     if len(rows) != 1:
         raise LedgerError(_unreadable(path, "header row missing"))
-    _, hbody, hhash = rows[0]
-    if not isinstance(hbody, str) or _sha(_GENESIS, hbody) != hhash:
-        raise LedgerError(_unreadable(path, "header hash mismatch (tampered or corrupted)"))
+    _, hbody, hmac_ = rows[0]
     try:
-        header = json.loads(hbody)
+        header = json.loads(hbody) if isinstance(hbody, str) else None
     except ValueError:
-        raise LedgerError(_unreadable(path, "header is not JSON")) from None
+        header = None
+    if not isinstance(header, dict):
+        raise LedgerError(_unreadable(path, "header is not a JSON object"))
     if header.get("magic") != _MAGIC:
         raise LedgerError(_unreadable(path, "not a dprec ledger"))
     if header.get("schema_version") != LEDGER_SCHEMA_VERSION:
@@ -629,31 +1126,44 @@ def _read_verified(con: sqlite3.Connection, path) -> tuple[dict, list[dict]]:
             f"ledger at {path} has schema version {header.get('schema_version')!r}; this dprec reads version "
             f"{LEDGER_SCHEMA_VERSION}. Use a matching dprec version; refusing to train"
         )
-    try:
-        check_epsilon(header["total_epsilon"])
-        check_delta(header["total_delta"])
-        _check_dataset(header["dataset"])
-    except (KeyError, ValueError) as e:
-        raise LedgerError(_unreadable(path, f"invalid header: {e}")) from None
-    header["_hash"] = hhash
+    why = _validate_header(header)
+    if why:
+        raise LedgerError(_unreadable(path, f"invalid header: {why}"))
+    return header, hbody, hmac_
+
+
+def _read_verified(con: sqlite3.Connection, path, key: bytes, anchor) -> tuple[dict, list[dict]]:
+    """Read header and charges and verify schema, MACs, chain, bodies, head and anchor. Raises LedgerError."""
+    header, hbody, hmac_ = _read_header(con, path)
+    if not _eq(hmac_, _mac(key, "header", hbody)):
+        raise LedgerError(_unreadable(path, "header MAC mismatch: tampered, or not this ledger's key"))
+    header["_mac"] = hmac_
     charges = []
-    prev = hhash
+    prev = hmac_
     expected_seq = 1
-    for seq, body, prev_hash, h in con.execute("SELECT seq, body, prev_hash, hash FROM ledger_charges ORDER BY seq"):
+    for seq, body, prev_mac, m in con.execute("SELECT seq, body, prev_hash, hash FROM ledger_charges ORDER BY seq"):
         if seq != expected_seq:
             raise LedgerError(_unreadable(path, f"charge sequence broken at #{seq} (expected #{expected_seq})"))
-        if prev_hash != prev or not isinstance(body, str) or _sha(prev, body) != h:
-            raise LedgerError(_unreadable(path, f"hash chain broken at charge #{seq} (tampered or corrupted)"))
+        if not _eq(prev_mac, prev) or not isinstance(body, str) or not _eq(m, _mac(key, "charge", prev, body)):
+            raise LedgerError(_unreadable(path, f"MAC chain broken at charge #{seq} (tampered or corrupted)"))
         try:
             b = json.loads(body)
         except ValueError:
             raise LedgerError(_unreadable(path, f"charge #{seq} is not JSON")) from None
-        if b.get("seq") != seq or b.get("kind") not in ("zcdp", "approx"):
-            raise LedgerError(_unreadable(path, f"charge #{seq} is malformed"))
-        charges.append({"seq": seq, "body": b, "hash": h})
-        prev = h
+        why = _validate_body(b, seq)
+        if why:
+            raise LedgerError(_unreadable(path, f"charge #{seq} is invalid: {why}"))
+        charges.append({"seq": seq, "body": b, "mac": m})
+        prev = m
         expected_seq += 1
-    head = con.execute("SELECT n_charges, head_hash FROM ledger_head WHERE id = 1").fetchall()
-    if len(head) != 1 or head[0][0] != len(charges) or head[0][1] != prev:
-        raise LedgerError(_unreadable(path, "head does not match the charges (rows deleted or added)"))
+    head = con.execute("SELECT n_charges, head_hash, head_mac FROM ledger_head WHERE id = 1").fetchall()
+    if (
+        len(head) != 1
+        or head[0][0] != len(charges)
+        or not _eq(head[0][1], prev)
+        or not _eq(head[0][2], _mac(key, "head", str(len(charges)), prev))
+    ):
+        raise LedgerError(_unreadable(path, "head does not match the charges (rows deleted, added or reset)"))
+    if anchor is not None:
+        _check_anchor(anchor, key, hmac_, charges, path)
     return header, charges
