@@ -168,3 +168,37 @@ def _default(home):
     data = load_dataset("ml-100k", data_home=home)
     data = data[0] if isinstance(data, tuple) else data
     return str(Ledger.default_path(data.dataset_id))
+
+
+def test_show_prints_no_fingerprint_digest_or_time(tmp_path, capsys, ratings_csv, ledger_dir):
+    import re
+
+    fid = _file_id(ratings_csv)
+    name, fp = fid.split(":", 1)
+    assert _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5")[0] == 0
+    path = Ledger.default_path(fid)
+    assert fp not in path.name and path.name == f"{name}.ledger.sqlite"  # nothing data-dependent in the name
+    Ledger.open(path, dataset=fid).charge(rho=0.01, model="m", mechanism="gaussian", label="fit",
+                                          params={"rng": 7, "sigma": 1.0}, seed=31337)
+    for fmt in ("json", "table"):
+        rc, out, err = _run(capsys, "budget", "show", *SRC(ratings_csv), "--format", fmt)
+        assert rc == 0, err
+        text = out.replace(str(path), "")
+        assert fp not in text and fp[:8] not in text and "31337" not in text
+        assert not re.search(r"[0-9a-f]{64}", text)
+        assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", text), "a time is shown"
+        for word in ("seq", "hash", "mac", "params", "sigma", "time", "created"):
+            assert word not in text.lower(), word
+    d = json.loads(_run(capsys, "budget", "show", *SRC(ratings_csv), "--format", "json")[1])
+    assert d["dataset"] == name and d["n_charges"] == 1 and d["charges"][0]["mechanism"] == "gaussian"
+
+
+def test_init_edited_data_at_default_path_explains_new_dataset(tmp_path, capsys, ratings_csv):
+    assert _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5")[0] == 0
+    before = _file_id(ratings_csv)
+    pd.read_csv(ratings_csv).iloc[:-3].to_csv(ratings_csv, index=False)  # edited data, same file name
+    assert _file_id(ratings_csv) != before
+    rc, _, err = _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5")
+    assert rc == 3 and "another version" in err and "new dataset" in err and "--ledger" in err
+    rc, _, err = _run(capsys, "budget", "show", *SRC(ratings_csv))
+    assert rc == 3 and "another version" in err
