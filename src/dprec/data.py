@@ -210,6 +210,20 @@ class Interactions:
             self._dataset_id = f"{self.name}:{self.fingerprint()[:16]}"
         return self._dataset_id
 
+    def with_dataset_id(self, dataset_id: str) -> "Interactions":
+        """The same data under an explicit, caller-declared dataset id (e.g. ``"shop-ratings:v-stable"``).
+
+        By default an edited or re-ordered dataset gets a new id (a fingerprint of its content) and so a fresh
+        privacy budget. A caller who knows that two versions describe the same people declares one id for both,
+        so that one ledger charges every fit on either (see docs/ledger.md); the caller is responsible for that
+        claim. The id is used locally (ledger lookup); it is never written to a published file.
+        """
+        if not isinstance(dataset_id, str) or not dataset_id.strip():
+            raise ValueError(f"dataset_id must be a non-empty string, got {dataset_id!r}")
+        out = self.with_matrix(self.matrix, self.timestamps)
+        out._dataset_id = dataset_id
+        return out
+
     def fingerprint(self) -> str:
         """SHA-256 over the ids, ratings and declared facts: identifies this exact dataset (for ledgers)."""
         h = hashlib.sha256()
