@@ -5,6 +5,7 @@ Run from the repository root (no install needed):
     PYTHONPATH=src nice -n 10 python docs/tuning/check_defaults.py ge     # DPGlobalEffects: k × B × ε grid
     PYTHONPATH=src nice -n 10 python docs/tuning/check_defaults.py ibr    # DPALS item_bias_reg at ε = ∞
     PYTHONPATH=src nice -n 10 python docs/tuning/check_defaults.py bands  # DP-ALS rule bands vs ε·ñ
+    PYTHONPATH=src nice -n 10 python docs/tuning/check_defaults.py fb     # DP-ALS factor residual bound B
     PYTHONPATH=src python docs/tuning/check_defaults.py table             # print the tables in docs/tuning.md
 
 Raw results go to docs/tuning/results/<experiment>.csv (one row per fit). Only synthetic data is used:
@@ -111,6 +112,19 @@ def run_bands():
     write("bands", rows)
 
 
+def run_fb():
+    """``fb``: DP-ALS's factor-statistics residual bound B (default 1.5) in the ε·ñ ≥ 80,000 band (defaults otherwise)."""
+    rows = []
+    for shape, eps in (("large", 10), ("small-noisy", 80)):
+        train, test = data(shape)
+        for B, seed in itertools.product([0.5, 1.0, 1.5, 2.0], [0, 1]):
+            m = DPALS(epsilon=eps, delta=DELTA, residual_bound=B, rng=seed).fit(train)
+            r = dprec.evaluate(m, train, test)
+            rows.append(dict(shape=shape, epsilon=eps, B=B, seed=seed, iterations=m._hp["iterations"], rmse=r["rmse"]))
+            print(rows[-1], flush=True)
+    write("fb", rows)
+
+
 def _read(name):
     with open(OUT / f"{name}.csv") as f:
         return list(csv.DictReader(f))
@@ -180,6 +194,17 @@ def table():
                 cells = [("{:.4f} ± {:.4f}".format(*_ms([r["rmse"] for r in R if r["band"] == b]))) for b in BANDS]
                 pick = "biases" if en < 15000 else ("spectral" if en < 80000 else "spectral+2it")
                 print(f"| {shape} | {e:g} | {en:,.0f} | " + " | ".join(cells) + f" | {pick} |")
+    if (OUT / "fb.csv").exists():
+        rows = [r for r in _read("fb") if int(r["iterations"]) > 0]  # fits whose DP count put them in the band
+        print("\n### DP-ALS factor-statistics residual bound B (rules' defaults otherwise): RMSE mean ± std (n seeds)")
+        Bs = sorted({float(r["B"]) for r in rows})
+        print("| shape | ε | " + " | ".join(f"B={B:g}" for B in Bs) + " |")
+        print("|---|---|" + "---|" * len(Bs))
+        for shape in dict.fromkeys(r["shape"] for r in rows):
+            R = [r for r in rows if r["shape"] == shape]
+            print(f"| {shape} | {R[0]['epsilon']} | " + " | ".join(
+                "{:.4f} ± {:.4f} ({})".format(*_ms([r["rmse"] for r in R if float(r["B"]) == B]),
+                                              sum(float(r["B"]) == B for r in R)) for B in Bs) + " |")
 
 
 if __name__ == "__main__":
@@ -187,4 +212,4 @@ if __name__ == "__main__":
     if cmd == "ge":
         run_ge(sys.argv[2:])
     else:
-        {"ibr": run_ibr, "bands": run_bands, "table": table}[cmd]()
+        {"ibr": run_ibr, "bands": run_bands, "fb": run_fb, "table": table}[cmd]()
