@@ -285,6 +285,17 @@ class DPModelMixin:
             out.append("no public item catalog: items were selected by a DP noisy-count threshold (charged)")
         return out
 
+    def _common_state(self) -> dict:
+        # items that DP item selection did not release stay unrecommendable after save/load
+        return {} if self._item_mask is None else {"__item_mask": self._item_mask}
+
+    def _set_common_state(self, state: dict) -> None:
+        mask = state.pop("__item_mask", None)
+        if mask is not None:
+            if mask.dtype != bool or mask.shape != (len(self._item_ids),):
+                raise CorruptFileError("the model file's released-item mask does not match its items")
+        self._item_mask = mask
+
     def _extra_manifest(self) -> dict:
         return {"privacy": self.privacy_report()}
 

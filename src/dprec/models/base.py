@@ -382,6 +382,13 @@ class Recommender:
     def _restore_manifest(self, manifest: dict) -> None:
         """Restore non-array state recorded by :meth:`_extra_manifest` (e.g. the privacy report)."""
 
+    def _common_state(self) -> dict[str, np.ndarray]:
+        """Arrays every model of a family saves beside its own state (the DP mixin: the released-item mask)."""
+        return {}
+
+    def _set_common_state(self, state: dict[str, np.ndarray]) -> None:
+        """Pop and restore what :meth:`_common_state` saved."""
+
     def _extra_manifest(self) -> dict:
         """Extra JSON-able entries for the manifest (e.g. a privacy report)."""
         return {}
@@ -394,7 +401,7 @@ class Recommender:
         for a private model; use ``export_public`` for the shareable, DP part.
         """
         self._require_fitted()
-        arrays = dict(self._get_state())
+        arrays = {**self._get_state(), **self._common_state()}
         arrays["__user_ids"] = _ids_for_npz(self._user_ids, "user")
         arrays["__item_ids"] = _ids_for_npz(self._item_ids, "item")
         arrays["__seen_indptr"] = self._seen.indptr
@@ -441,6 +448,7 @@ class Recommender:
             model._seen.check_format(full_check=True)
             model.rating_bounds = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
             model._user_index_cache = model._item_index_cache = None
+            model._set_common_state(arrays)
             model._set_state(arrays)
             model._restore_manifest(manifest)
         except CorruptFileError:

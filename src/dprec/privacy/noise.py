@@ -222,7 +222,8 @@ class NoiseStreams:
         self.reproducible = rng is not None
         self._root, self._base = root, base
         # the seed-reuse guard of the ledger sees only a keyed digest of this (never the seed itself)
-        self._reuse_token = f"{self.model}:{root}:{base}" if isinstance(rng, (int, np.integer, np.random.SeedSequence)) else None
+        self._reuse_token = (int.from_bytes(hashlib.sha256(f"{self.model}:{root}:{base}".encode()).digest()[:16], "little")
+                             if isinstance(rng, (int, np.integer, np.random.SeedSequence)) else None)
         if self.reproducible and warn:
             from .units import PrivacyWarning
 
