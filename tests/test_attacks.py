@@ -43,7 +43,7 @@ def test_nothing_published_carries_a_seed_digest_fingerprint_time_or_seq(tmp_pat
 @pytest.mark.parametrize("attack", ["attack_seed_from_artifact", "attack_publication_hygiene"])
 def test_the_checks_can_fail(attack, tmp_path, monkeypatch):
     """Put the seed back into the manifest: both checks must notice."""
-    from dprec.models.base import Recommender
+    from dprec.models._dp import DPModelMixin
 
-    monkeypatch.setattr(Recommender, "_manifest_params", lambda self: self.get_params())
+    monkeypatch.setattr(DPModelMixin, "_manifest_params", lambda self: self.get_params())
     assert getattr(A, attack)(str(tmp_path))["succeeded"]

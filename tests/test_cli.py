@@ -185,7 +185,6 @@ def test_evaluate_missing_ledger_is_refused_with_exit_3(capsys, ratings_csv, tmp
 @needs_dp
 def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
     from dprec.data import Interactions
-    from dprec.models._dp import _dataset_id
     from dprec.privacy.ledger import Ledger
     from dprec.split import random_split
 
@@ -193,7 +192,7 @@ def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
     data = Interactions.from_pandas(pd.read_csv(ratings_csv), rating_bounds=(1, 5), name=ratings_csv.name)
     train, _ = random_split(data, 0.2, rng=0)
     path = tmp_path / "ledger.db"
-    Ledger.create(path, dataset=_dataset_id(train), epsilon=0.5, delta=1e-5)
+    Ledger.create(path, dataset=train.dataset_id, epsilon=0.5, delta=1e-5)
     args = ["evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "dp-baseline",
             "--delta", "1e-6", "--ledger", path]
     code, _, err = _run(capsys, *args, "--epsilon", "5")

@@ -1,15 +1,18 @@
-"""DP models: sensitivities measured by removing a user (DESIGN.md §1), accounting, ε = ∞, ledger, export.
+"""DP models: accounting, ε = ∞, ledger, export, noise scale, the DP-ALS rules and what files must not contain.
 
-Sensitivity tests recompute the exact (noise-free) statistics the models release on a dataset and on its
-neighbour (one user — or one rating — removed) and compare the L2 change with the bound the model uses to
-calibrate its noise. Previously released quantities (the DP mean, the item biases, the item factors V)
-are held fixed: each release's sensitivity is conditional on the earlier releases (sequential composition).
+The sensitivity of every release is checked on neighbouring datasets with the real statistics in
+tests/test_releases.py (the DP-ALS factor statistics, which run the ALS engine, in
+tests/test_release_factor_stats.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
+import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -20,10 +23,9 @@ from scipy import stats
 from dprec import Interactions
 from dprec.errors import BudgetExceededError, CorruptFileError, LedgerError
 from dprec.models import DPALS, DPGlobalEffects, DPPopularity
-from dprec.models import baselines as bl
 from dprec.models import dpals as dpals_mod
 from dprec.models._dp import contribution_weights
-from dprec.privacy import Ledger
+from dprec.privacy import Ledger, PrivacyWarning
 from dprec.privacy.accounting import rho_to_epsilon
 from dprec.datasets import synthetic
 
@@ -44,11 +46,6 @@ def _heavy_data(seed=0, n_users=40, n_items=400, heavy=300, public_items=True) -
     vals = g.integers(1, 6, size=len(rows)).astype(float)
     X = sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items))
     return Interactions.from_csr(X, rating_bounds=(1.0, 5.0), public_items=public_items, name="heavy")
-
-
-def _drop_row(X: sp.csr_matrix, u: int) -> sp.csr_matrix:
-    keep = np.r_[0:u, u + 1:X.shape[0]]
-    return X[keep].tocsr()
 
 
 def _drop_entry(X: sp.csr_matrix, pos: int) -> sp.csr_matrix:
@@ -73,119 +70,7 @@ def _removed_users(X):
     return sorted({heaviest, 0, X.shape[0] - 1, *g.choice(X.shape[0], 12, replace=False).tolist()})
 
 
-# ============================================================================================ (a) item statistics
-def _item_stats(X, mu, B, user_reg, w):
-    """The DP global-effects item statistic ``(S_j, N_j)`` as in ``release_biases`` (noise-free, given μ)."""
-    n_u = np.diff(X.indptr)
-    offset = bl._segment_sums(X.data - mu, X.indptr) / (n_u + user_reg)
-    e = np.clip(X.data - mu - np.repeat(offset, n_u), -B, B)
-    n = X.shape[1]
-    return np.concatenate([np.bincount(X.indices, weights=w * e, minlength=n), np.bincount(X.indices, weights=w, minlength=n)])
-
-
-class _Recorder:
-    """A stand-in NoiseSource: returns a fixed 'released' mean pair and records the item statistics unchanged."""
-
-    def __init__(self, pair):
-        self.pair, self.seen = np.asarray(pair, float), []
-
-    def gaussian(self, values, sigma):
-        values = np.asarray(values, float)
-        self.seen.append(values.copy())
-        return self.pair.copy() if values.shape == (2,) else values.copy()
-
-
-def test_item_statistic_replica_matches_release_biases():
-    """The replica used below is the statistic release_biases actually noises (so the checks test the code)."""
-    data = _heavy_data()
-    X, k, B, ureg = data.matrix, 20, 1.0, 10.0
-    rec = _Recorder([0.4 * 1000.0, 1000.0])  # released mean pair → μ = 3 + 0.4
-    bl.release_biases(X, rating_bounds=(1.0, 5.0), sigma_mean=1.0, sigma_items=1.0, k=k, residual_bound=B, prior_var=0.3,
-                      user_reg=ureg, privacy_unit="user", contribution="weight", noise=rec, rng=0)
-    w = contribution_weights(X, k, privacy_unit="user")
-    np.testing.assert_allclose(rec.seen[1], _item_stats(X, 3.4, B, ureg, w), rtol=1e-12, atol=1e-12)
-    wm = contribution_weights(X, k, privacy_unit="user", scalar=True)
-    np.testing.assert_allclose(rec.seen[0], [np.sum(wm * (X.data - 3.0)), np.sum(wm)], rtol=1e-12)
-
-
-@pytest.mark.parametrize("B", [0.5, 1.5])
-@pytest.mark.parametrize("k", [5, 20])
-def test_item_statistics_sensitivity_user_weight(k, B):
-    data = _heavy_data()
-    X, mu, ureg = data.matrix, 3.3, 10.0
-    bound = math.sqrt(k) * math.sqrt(B**2 + 1) + TOL
-    full = _item_stats(X, mu, B, ureg, contribution_weights(X, k, privacy_unit="user"))
-    worst = 0.0
-    for u in _removed_users(X):
-        Xn = _drop_row(X, u)  # recompute on the neighbour (weights and offsets from its own data)
-        nb = _item_stats(Xn, mu, B, ureg, contribution_weights(Xn, k, privacy_unit="user"))
-        delta = np.linalg.norm(full - nb)
-        assert delta <= bound, (u, delta, bound)
-        worst = max(worst, delta)
-    assert worst > 0.3 * bound  # the heavy user comes close to the bound: the check is not vacuous
-
-
-def test_item_statistics_sensitivity_user_sample():
-    """contribution="sample": k uniformly sampled ratings per user, weight 1. The coupling of the
-    neighbours keeps every other user's sample (each sample depends only on that user's row and its own
-    randomness); the removed user is moved last so the other users draw the same random keys."""
-    data = _heavy_data()
-    X, mu, ureg, k, B = data.matrix, 3.3, 10.0, 20, 1.5
-    bound = math.sqrt(k) * math.sqrt(B**2 + 1) + TOL
-    for u in _removed_users(X):
-        Xp = _move_last(X, u)
-        w = contribution_weights(Xp, k, privacy_unit="user", method="sample", rng=7)
-        per_user = np.add.reduceat(w**2, Xp.indptr[:-1])
-        assert per_user.max() <= k
-        Xn = Xp[:-1].tocsr()
-        wn = contribution_weights(Xn, k, privacy_unit="user", method="sample", rng=7)
-        np.testing.assert_array_equal(wn, w[: Xn.nnz])  # same coupling for the other users
-        delta = np.linalg.norm(_item_stats(Xp, mu, B, ureg, w) - _item_stats(Xn, mu, B, ureg, wn))
-        assert delta <= bound, (u, delta, bound)
-
-
-def test_item_statistics_sensitivity_rating_level():
-    """privacy_unit="rating": removing ONE rating (k = 1, w = 1) must change (S, N) by ≤ √(B²+1).
-
-    Under the rating unit release_biases drops the user's own offset β_i (it depends on every rating of the
-    user, so one rating would move all of that user's residuals): the statistic is the user_reg → ∞ case.
-    """
-    data = _heavy_data()
-    X, mu, ureg, B = data.matrix, 3.3, np.inf, 1.0
-    bound = math.sqrt(B**2 + 1) + TOL
-    full = _item_stats(X, mu, B, ureg, np.ones(X.nnz))
-    worst = 0.0
-    g = np.random.default_rng(3)
-    for pos in [0, 1, 2, *g.choice(X.nnz, 40, replace=False).tolist()]:
-        Xn = _drop_entry(X, pos)
-        worst = max(worst, np.linalg.norm(full - _item_stats(Xn, mu, B, ureg, np.ones(Xn.nnz))))
-    assert worst <= bound, (worst, bound)
-
-
-# ============================================================================================ (b) mean pair
-def _mean_pair(X, k, mid, unit):
-    wm = contribution_weights(X, k, privacy_unit=unit, scalar=True)
-    return np.array([np.sum(wm * (X.data - mid)), np.sum(wm)])
-
-
-@pytest.mark.parametrize("k", [5, 20])
-def test_mean_pair_sensitivity(k):
-    data = _heavy_data()
-    X, mid, h = data.matrix, 3.0, 2.0
-    d_mean, _ = bl._mean_and_item_steps(k, h, 1.0, "user")
-    assert d_mean == pytest.approx(k * math.sqrt(h**2 + 1))
-    full = _mean_pair(X, k, mid, "user")
-    worst = max(np.linalg.norm(full - _mean_pair(_drop_row(X, u), k, mid, "user")) for u in _removed_users(X))
-    assert worst <= d_mean + TOL
-    assert worst > 0.25 * d_mean
-    # rating level: one rating, weight 1
-    d_r, _ = bl._mean_and_item_steps(k, h, 1.0, "rating")
-    full = _mean_pair(X, k, mid, "rating")
-    worst = max(np.linalg.norm(full - _mean_pair(_drop_entry(X, p), k, mid, "rating")) for p in range(0, X.nnz, 97))
-    assert worst <= d_r + TOL
-
-
-# ============================================================================================ (c) DP-ALS statistics
+# ============================================================================================ DP-ALS factor statistics (skipped, see the marks)
 def _dpals_stats(model, X, V, k, B, gamma, rng, monkeypatch):
     """One iteration's (A, b) exactly as DPALS._iterate computes them (captured at the kernel call)."""
     got = {}
@@ -222,6 +107,7 @@ def _dpals_fixed(n_items, d, unit, contribution, seed=0):
     return m, V
 
 
+@pytest.mark.skip(reason="moved to tests/test_release_factor_stats.py (pending engine refactor)")
 @pytest.mark.parametrize("contribution", ["weight", "sample"])
 def test_dpals_statistics_sensitivity_user(contribution, monkeypatch):
     data = _heavy_data()
@@ -240,6 +126,7 @@ def test_dpals_statistics_sensitivity_user(contribution, monkeypatch):
     assert worst > 0.2 * bound
 
 
+@pytest.mark.skip(reason="moved to tests/test_release_factor_stats.py (pending engine refactor)")
 def test_dpals_statistics_sensitivity_rating_level(monkeypatch):
     """privacy_unit="rating": removing one rating changes that user's factor and so all its terms; with
     user-level weights (k) the user's contribution has norm ≤ C = √k·√(Γ²+1)·√(Γ²+1+B²), so the change is
@@ -374,35 +261,60 @@ def test_ledger_charged_exactly_once(tmp_path, syn, cls, kw):
     # re-planning round-off (~1e-9 relative), never more than what was charged.
     assert charges[0]["rho"] == pytest.approx(total, rel=1e-6)
     assert charges[0]["rho"] >= total * (1 - 1e-12)
-    assert m.privacy_report()["ledger_charge"] is not None
+    rep = m.privacy_report()
+    # the report says a ledger was charged, but carries nothing of the charge (no hash, time or sequence number)
+    assert "charged" in rep["ledger"] and "ledger_charge" not in rep
+
+
+def _after_root_entropy(g: np.random.Generator) -> dict:
+    """The state of ``g`` after NoiseStreams took its 128-bit root entropy (and nothing else) from it."""
+    h = np.random.Generator(type(g.bit_generator)())
+    h.bit_generator.state = g.bit_generator.state
+    h.bytes(16)
+    return h.bit_generator.state
+
+
+@contextlib.contextmanager
+def _no_noise_drawn(monkeypatch):
+    """Fail if any noise (or any randomised step's stream) is requested from a NoiseSource inside the block."""
+    from dprec.privacy import noise as noise_mod
+
+    calls = []
+    for name in ("release", "draw", "generator", "_gen"):
+        orig = getattr(noise_mod.NoiseSource, name)
+        monkeypatch.setattr(noise_mod.NoiseSource, name, lambda self, *a, _n=name, _o=orig, **k: (calls.append(_n), _o(self, *a, **k))[1])
+    yield calls
+    monkeypatch.undo()
+    assert calls == [], f"noise drawn before the refusal: {calls}"
 
 
 @pytest.mark.parametrize("cls,kw", MODELS, ids=lambda x: getattr(x, "__name__", ""))
-def test_ledger_refusal_before_noise(tmp_path, syn, cls, kw):
+def test_ledger_refusal_before_noise(tmp_path, syn, cls, kw, monkeypatch):
     led = _ledger(tmp_path, syn, eps=1.2)  # two ε = 1 fits compose (zCDP) to ≈ 1.45 > 1.2
     cls(epsilon=1.0, delta=DELTA, rng=0, **kw).fit(syn, ledger=led)
     before = led.charges()
     g = np.random.default_rng(123)
-    state = g.bit_generator.state
+    expected = _after_root_entropy(g)
     m2 = cls(epsilon=1.0, delta=DELTA, rng=g, **kw)
-    with pytest.raises(BudgetExceededError):
+    with _no_noise_drawn(monkeypatch), pytest.raises(BudgetExceededError):
         m2.fit(syn, ledger=led)
     assert not m2._fitted
-    assert g.bit_generator.state == state  # no noise (nor anything else) was drawn
+    assert g.bit_generator.state == expected  # only the streams' root entropy was taken, no noise
     assert led.charges() == before
     with pytest.raises(Exception):
         m2.predict([0], [0])
 
 
 @pytest.mark.parametrize("cls,kw", MODELS, ids=lambda x: getattr(x, "__name__", ""))
-def test_ledger_refusal_before_noise_private_catalog(tmp_path, syn, cls, kw):
+def test_ledger_refusal_before_noise_private_catalog(tmp_path, syn, cls, kw, monkeypatch):
     data = Interactions.from_csr(syn.matrix, rating_bounds=(1.0, 5.0), public_items=False)
     led = _ledger(tmp_path, data, eps=0.5)
     g = np.random.default_rng(123)
-    state = g.bit_generator.state
-    with pytest.raises(BudgetExceededError):
+    expected = _after_root_entropy(g)
+    with _no_noise_drawn(monkeypatch), pytest.raises(BudgetExceededError):
         cls(epsilon=1.0, delta=DELTA, rng=g, **kw).fit(data, ledger=led)
-    assert g.bit_generator.state == state
+    assert g.bit_generator.state == expected
+    assert led.charges() == []
 
 
 def test_ledger_corrupted_file(tmp_path, syn):
@@ -606,15 +518,29 @@ def test_dpals_spectral_band_beats_the_baseline_at_eps_1():
     assert err(dp) < err(DPGlobalEffects(epsilon=1.0, delta=DELTA, rng=0).fit(tr)) - 0.005
 
 
-def test_dpals_with_few_users_releases_exactly_the_dp_baseline_biases(syn):
-    """Below the rule's threshold DP-ALS spends everything on the global effects, drawing the same noise as
-    DPGlobalEffects (same per-step streams); only the 0.2% user-count share separates the two σ's."""
+def test_dpals_with_few_users_makes_exactly_the_dp_baseline_releases(syn):
+    """Below the rule's threshold DP-ALS spends everything on the global effects: the same releases as
+    DPGlobalEffects (same steps, σ's, sensitivities, counts and ρ's — the plan is equal exactly). The noise is
+    drawn from each model's own streams, so the biases are not a copy, but they are statistically alike: as
+    close to the noise-free estimator, and the means within a few noise standard deviations."""
     ge = DPGlobalEffects(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
     dp = DPALS(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
-    assert dp._hp["factors"] == 0
-    np.testing.assert_allclose(dp.item_bias_, ge.item_bias_, rtol=2e-3, atol=2e-3)
-    assert abs(dp.mu_ - ge.mu_) < 1e-2
-    assert not np.array_equal(dp.item_bias_, ge.item_bias_)  # the σ's differ slightly: not a copy
+    assert dp._hp["factors"] == 0 and dp._hp["iterations"] == 0 and dp._hp["spectral_items"] == 0
+    ge_steps, dp_steps = ge.privacy_report()["steps"], dp.privacy_report()["steps"]
+    assert [s["name"] for s in dp_steps] == ["n_users", "global_mean", "item_biases"]
+    assert dp_steps == ge_steps
+    assert dp.privacy_report()["total_rho"] == ge.privacy_report()["total_rho"]
+    # independent streams per model class: not the same noise
+    assert not np.array_equal(dp.item_bias_, ge.item_bias_) and dp.mu_ != ge.mu_
+    # statistically alike
+    exact = DPGlobalEffects(epsilon=math.inf).fit(syn)
+    mse = [float(np.mean((m.item_bias_ - exact.item_bias_) ** 2)) for m in (dp, ge)]
+    assert 0.5 < mse[0] / mse[1] < 2.0, mse
+    assert np.corrcoef(dp.item_bias_, exact.item_bias_)[0, 1] > 0.2
+    assert np.corrcoef(ge.item_bias_, exact.item_bias_)[0, 1] > 0.2
+    sigma_mean = {s["name"]: s["sigma"] for s in dp_steps}["global_mean"]
+    n_w = contribution_weights(syn.matrix, dp._hp["k"], privacy_unit="user", scalar=True).sum()
+    assert abs(dp.mu_ - ge.mu_) < 6 * math.sqrt(2) * sigma_mean / n_w  # 6 sd of the difference of two draws
 
 
 @pytest.mark.parametrize("cls", [DPGlobalEffects, DPPopularity, DPALS])
@@ -633,16 +559,147 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from dprec.privacy import accounting as acc  # noqa: E402
 
 
-@settings(max_examples=60, deadline=None)
+def _tiny(n_users=60, n_items=30, seed=0) -> Interactions:
+    g = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n_users), 8)
+    cols = np.concatenate([g.choice(n_items, 8, replace=False) for _ in range(n_users)])
+    X = sp.csr_matrix((g.integers(1, 6, rows.size).astype(float), (rows, cols)), shape=(n_users, n_items))
+    return Interactions.from_csr(X, rating_bounds=(1.0, 5.0), public_items=True, name="tiny")
+
+
+_TINY = _tiny()
+
+
+@settings(max_examples=40, deadline=None)
 @given(eps=st.floats(0.01, 100.0), delta=st.sampled_from([1e-3, 1e-5, 1e-7, 1e-10]), T=st.integers(1, 20),
        share=st.floats(0.05, 0.95))
 def test_dpals_two_phase_plan_never_overshoots(eps, delta, T, share):
-    """DP-ALS plans in two phases (user count first, then the steps the rules choose): the composition of
-    both, recomputed from the σ's, stays within the target."""
-    m = DPALS(epsilon=eps, delta=delta)
-    plan0 = acc.plan(eps, delta, [acc.Step("n_users", 0.002, 1.0), acc.Step("rest", 0.998, 1.0)])
-    steps = [acc.Step("global_mean", 0.05 * (1 - share), 44.7), acc.Step("item_biases", 0.95 * (1 - share), 8.0),
-             acc.Step("factor_stats", share, 13.0, count=T)]
-    plan = m._plan_rest(plan0, steps)
-    total = math.fsum(acc.gaussian_rho(s.sensitivity, s.sigma) * s.count for s in plan.steps)
+    """DP-ALS plans in two phases (the DP user count first, then the releases the rules choose): the
+    composition of every release of a real fit, recomputed from its σ's and sensitivities, stays within the
+    target."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        m = DPALS(epsilon=eps, delta=delta, factors=2, iterations=T, factor_share=share, spectral_items=0,
+                  rng=0).fit(_TINY)
+    steps = m.privacy_report()["steps"]
+    assert [s["name"] for s in steps] == ["n_users", "global_mean", "item_biases", "factor_stats"]
+    assert steps[-1]["count"] == T
+    total = math.fsum(acc.gaussian_rho(s["sensitivity_l2"], s["sigma"]) * s["count"] for s in steps)
     assert acc.rho_to_epsilon(total, delta) <= eps
+    assert acc.rho_to_epsilon(total, delta) > 0.9 * eps  # and the budget is used
+
+
+# ============================================================================================ new behaviour
+@pytest.mark.parametrize("cls,kw", MODELS, ids=lambda x: getattr(x, "__name__", ""))
+@pytest.mark.parametrize("as_path", [False, True], ids=["object", "path"])
+def test_nonprivate_fit_refuses_a_ledger_and_charges_nothing(tmp_path, syn, cls, kw, as_path):
+    """ε = ∞ uses the data without noise: a ledger guarding that data refuses it (LedgerError), nothing charged."""
+    led = _ledger(tmp_path, syn)
+    before = led.spent()
+    m = cls(epsilon=math.inf, **kw)
+    with pytest.raises(LedgerError, match="non-private"):
+        m.fit(syn, ledger=led.path if as_path else led)
+    assert not m._fitted
+    assert led.charges() == [] and led.spent() == before
+    cls(epsilon=math.inf, **kw).fit(syn)  # without a ledger it is the deliberate non-private reference
+
+
+_SEED = 918273645
+_HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_FORBIDDEN_KEY_WORDS = {"time", "timestamp", "created", "hash", "seq", "sequence"}
+
+
+def _walk(obj, path="manifest"):
+    """(path, key, value) of every dict entry and list item at any depth."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield path, k, v
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield path, None, v
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def _assert_no_secrets(manifest: dict, arrays: dict, what: str):
+    """No seed, no 64-hex digest (other than each array's own integrity checksum), no time/hash/sequence key."""
+    # the per-array sha256 entries are integrity checksums of the (public) arrays themselves: verify exactly that
+    import hashlib
+
+    checks = manifest.get("arrays", {})
+    assert set(checks) == set(arrays)
+    for k, meta in checks.items():
+        assert meta["sha256"] == hashlib.sha256(np.ascontiguousarray(arrays[k]).tobytes()).hexdigest()
+    rest = {k: v for k, v in manifest.items() if k != "arrays"}
+    text = json.dumps(rest, ensure_ascii=False)
+    assert str(_SEED) not in text, f"{what}: the seed is in the file"
+    assert str(_SEED) not in json.dumps(checks)
+    assert not _HEX64.search(text), f"{what}: a 64-hex digest: {_HEX64.search(text).group()}"
+    for where, key, value in _walk(rest):
+        if key is not None:
+            words = set(re.split(r"[^a-z0-9]+", str(key).lower()))
+            assert not words & _FORBIDDEN_KEY_WORDS, f"{what}: key {where}.{key}"
+            assert str(key).lower() not in {"rng", "seed", "ledger_charge"}, f"{what}: key {where}.{key}"
+
+
+@pytest.mark.parametrize("cls,kw", MODELS, ids=lambda x: getattr(x, "__name__", ""))
+def test_files_carry_no_seed_digest_or_ledger_metadata(tmp_path, syn, cls, kw):
+    """A model fitted with a caller seed and charged to a ledger: neither its public export nor its saved file
+    holds the seed, a digest (ledger hash, data fingerprint) or a time / sequence number."""
+    from dprec.models.base import read_npz_with_manifest
+
+    led = _ledger(tmp_path, syn, eps=2.0)
+    with pytest.warns(PrivacyWarning, match="reproducibility"):
+        m = cls(epsilon=1.0, delta=DELTA, rng=_SEED, **kw).fit(syn, ledger=led)
+    assert m.get_params()["rng"] == _SEED  # the object keeps it (get_params); files never do
+    arrays, manifest = read_npz_with_manifest(m.export_public(tmp_path / "pub.npz"), expected_format="dprec-public")
+    assert "rng" not in manifest["params"]
+    _assert_no_secrets(manifest, arrays, "export_public")
+    arrays, manifest = read_npz_with_manifest(m.save(tmp_path / "model.npz"), expected_format="dprec-model")
+    assert "rng" not in manifest["params"]
+    _assert_no_secrets(manifest, arrays, "save")
+    rep = m.privacy_report()
+    assert "ledger_charge" not in rep and str(_SEED) not in json.dumps(rep) and "reproducibility" in rep["noise"]
+
+
+def test_dpals_spectral_with_iterations_on_small_data_fails_before_the_charge(tmp_path):
+    """DPALS(factors=3, iterations=2, spectral_items=10) on small data: either the fit succeeds (and is charged
+    once, within the target) or it raises with nothing charged — it used to crash after the charge."""
+    data = synthetic(50, 30, 2, mean_ratings_per_user=8, rng=0)  # public catalog: no item selection
+    assert data.public_items
+    led = Ledger.create(tmp_path / "small.sqlite", dataset=data.dataset_id, epsilon=2.0, delta=DELTA)
+    before = led.spent()
+    m = DPALS(epsilon=1.0, delta=DELTA, factors=3, iterations=2, spectral_items=10, rng=0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PrivacyWarning)
+            m.fit(data, ledger=led)
+    except Exception:
+        assert led.spent() == before and led.charges() == []
+        assert not m._fitted
+    else:
+        assert len(led.charges()) == 1
+        rep = m.privacy_report()
+        assert rep["verified_epsilon"] <= 1.0 and led.charges()[0]["rho"] >= rep["total_rho"] * (1 - 1e-12)
+        assert np.isfinite(m.predict(data.user_ids[:3], data.item_ids[:3])).all()
+
+
+def _users(n_users, seed=0):
+    g = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n_users), 5)
+    cols = np.concatenate([g.choice(20, 5, replace=False) for _ in range(n_users)])
+    X = sp.csr_matrix((g.integers(1, 6, rows.size).astype(float), (rows, cols)), shape=(n_users, 20))
+    return Interactions.from_csr(X, rating_bounds=(1.0, 5.0), public_items=True, name=f"u{n_users}")
+
+
+@pytest.mark.parametrize("cls", [DPGlobalEffects, DPPopularity, DPALS])
+def test_delta_at_least_one_over_n_warns(cls):
+    """δ ≥ 1/ñ (ñ the DP user count): a PrivacyWarning (releasing one random user outright would meet δ).
+    rng=None here, so the reproducibility-mode warning cannot be the one seen."""
+    data = _users(50)
+    with pytest.warns(PrivacyWarning) as rec:
+        cls(epsilon=5.0, delta=0.1).fit(data)
+    assert not any("reproducibility" in str(w.message) for w in rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyWarning)  # a small δ on the same data: no warning
+        cls(epsilon=5.0, delta=1e-5).fit(data)

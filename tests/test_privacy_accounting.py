@@ -10,7 +10,6 @@ from scipy.optimize import minimize_scalar
 
 from dprec.privacy import (
     Budget,
-    PrivacyReport,
     PrivacyWarning,
     Step,
     basic_composition,
@@ -164,21 +163,36 @@ def test_plan_infinite_epsilon_and_validation():
         Step("a", 1, -1.0)
 
 
-def test_report_verify_roundtrip():
-    p = plan(2.0, 1e-6, [Step("mean", 1, 4.0), Step("A", 5, 10.0, count=15), Step("b", 4, 20.0, count=15)])
-    rep = PrivacyReport.from_plan(p, unit="user", bounds={"k": 100, "B": 2.0, "gamma": 1.0},
-                                  public_assumptions=["rating bounds [1, 5]"], dp_arrays=["item_factors"],
-                                  private_arrays=["user_factors"])
-    assert rep.verify()
-    d = rep.to_dict()
-    assert d["achieved_epsilon"] <= 2.0 and not d["is_dp_artifact"]
+def test_release_report_entries_recompute_the_plan():
+    """The report entries of declared releases (dprec.models.releases, which replaced PrivacyReport) carry the
+    plan's Δ, σ, count and ρ; ρ follows from Δ and σ, and the listed ρ's recompose to the target."""
     import json
 
-    rep2 = PrivacyReport.from_dict(json.loads(json.dumps(d)))
-    assert rep2.verify() and rep2.total_rho == pytest.approx(rep.total_rho)
-    rep2.steps[1].sigma /= 2  # less noise than claimed → verify must fail
-    with pytest.raises(ValueError):
-        rep2.verify()
+    from dprec.models import releases as R
+
+    rels = [(R.GlobalMean("user", k=100, rating_bounds=(1.0, 5.0)), 1),
+            (R.FactorStats("user", k=100, residual_bound=2.0, clip_norm=1.0, factors=4, iterations=15), 9),
+            (R.ItemCounts("user", k=100), 2)]
+    p = plan(2.0, 1e-6, [r.step(w) for r, w in rels])
+    entries = [r.report(p[r.name], "numpy") for r, _ in rels]
+    entries = json.loads(json.dumps(entries))  # JSON-able as published
+    for (r, _), e in zip(rels, entries):
+        assert e["name"] == r.name and e["mechanism"] == "gaussian" and e["sampler"] == "numpy"
+        assert e["sensitivity_l2"] == pytest.approx(r.sensitivity()) and e["count"] == r.count
+        assert e["rho"] == pytest.approx(gaussian_rho(e["sensitivity_l2"], e["sigma"]), rel=1e-12)
+    assert entries[1]["count"] == 15
+    total = math.fsum(e["rho"] * e["count"] for e in entries)
+    assert total == pytest.approx(p.total_rho, rel=1e-12)
+    eps = rho_to_epsilon(total, 1e-6)
+    assert 0.99 * 2.0 < eps <= 2.0 * (1 + 1e-12)
+    # less noise than planned on one step → the recomposed ε exceeds the target
+    entries[1]["sigma"] /= 2
+    worse = math.fsum(gaussian_rho(e["sensitivity_l2"], e["sigma"]) * e["count"] for e in entries)
+    assert rho_to_epsilon(worse, 1e-6) > 2.0
+    # ε = ∞: no noise, reported as such
+    inf = plan(math.inf, 0.0, [rels[0][0].step(1.0)])
+    e = rels[0][0].report(inf[rels[0][0].name], "none")
+    assert e["mechanism"].startswith("none") and e["rho"] == math.inf
 
 
 def test_basic_composition():
@@ -219,20 +233,6 @@ def test_dpsgd_noise_multiplier_never_overshoots(le, ld, lq, steps):
     # minimal up to the tolerance: 2% less noise overshoots (unless z hit the lower search limit)
     if z > 1e-5:
         assert dpsgd_epsilon(z * 0.98, q, steps, delta) > eps
-
-
-def test_report_mixed_steps_verify():
-    z = dpsgd_noise_multiplier(1.0, 1e-7, 0.05, 50, rel_tol=1e-2)
-    rep = PrivacyReport(unit="user", epsilon=3.5, delta=1e-6, dp_arrays=["item_factors", "item_bias"])
-    rep.add_step("item_selection", "gaussian_threshold", sigma=5.0, sensitivity=2.0, delta=1e-7)
-    rep.add_step("dpsgd", "poisson_subsampled_gaussian", sigma=z, sensitivity=1.0, epsilon=1.0, delta=1e-7,
-                 params={"noise_multiplier": z, "sample_rate": 0.05, "steps": 50})
-    assert rep.is_dp_artifact and rep.verify()
-    eps, delta = rep.achieved()
-    assert eps == pytest.approx(rho_to_epsilon(0.08, 1e-6 - 2e-7) + 1.0)
-    rep.steps[1].params["steps"] = 500  # more steps than accounted: must be caught
-    with pytest.raises(ValueError, match="recomputed"):
-        rep.verify()
 
 
 # ------------------------------------------------------------------ extended runs (pytest -m slow)

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dprec.privacy import NoiseSource, gaussian_noise, project_psd, secure_gaussian, symmetric_gaussian_noise
+from dprec.privacy import (
+    NoiseSource,
+    NoiseStreams,
+    PrivacyWarning,
+    SecureNoiseError,
+    gaussian_noise,
+    project_psd,
+    secure_gaussian,
+    symmetric_gaussian_noise,
+)
 
 ALPHA = 1e-6
 
@@ -75,19 +84,125 @@ def test_secure_gaussian_variance():
         secure_gaussian([np.nan], 1.0)
 
 
-def test_noise_source_dispatch():
-    fast = NoiseSource(0)
-    a = fast.gaussian((3, 2), 1.0)
-    assert a.shape == (3, 2)
-    assert np.array_equal(a, NoiseSource(0).gaussian((3, 2), 1.0))  # seeded → reproducible
-    v = fast.gaussian(np.array([1.0, 2.0]), 0.0)
-    assert np.array_equal(v, [1.0, 2.0])
-    sec = NoiseSource(0, secure=True, secure_max_size=100)
-    assert sec.gaussian(np.ones((2, 3)), 1.0).shape == (2, 3)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        big = sec.gaussian(1000, 1.0)
-    assert big.shape == (1000,) and sec.fallbacks == 1 and len(w) == 1
+def _streams(rng, model="M"):
+    """NoiseStreams in reproducibility mode (the PrivacyWarning is tested separately)."""
+    return NoiseStreams(rng, model=model, warn=False)
+
+
+def test_noise_source_release_and_draw():
+    fast = NoiseSource(_streams(0))
+    a = fast.release(np.zeros((3, 2)), step="s", sigma=1.0, sensitivity=1.0)
+    assert a.shape == (3, 2) and a.dtype == np.float64 and a.any()
+    # seeded → reproducible
+    assert np.array_equal(a, NoiseSource(_streams(0)).release(np.zeros((3, 2)), step="s", sigma=1.0, sensitivity=1.0))
+    # σ = 0 (ε = ∞) returns the statistic unchanged
+    v = fast.release(np.array([1.0, 2.0]), step="t", sigma=0.0, sensitivity=1.0)
+    assert np.array_equal(v, [1.0, 2.0]) and fast.samplers["t"].startswith("none")
+    assert "numpy" in fast.samplers["s"]
+    # several draws of one step continue its stream (they are not the same draw again)
+    d1 = fast.draw(100, step="d", sigma=1.0)
+    d2 = fast.draw(100, step="d", sigma=1.0)
+    assert not np.array_equal(d1, d2)
+    np.testing.assert_array_equal(d1, NoiseSource(_streams(0)).draw(100, step="d", sigma=1.0))
+    # the raw generator of a step is the stream's start
+    g1, g2 = NoiseSource(_streams(0)).generator("x"), NoiseSource(_streams(0)).generator("x")
+    assert g1.random() == g2.random()
+    with pytest.raises(ValueError, match="sigma"):
+        fast.release(np.zeros(2), step="s", sigma=-1.0, sensitivity=1.0)
+    with pytest.raises(TypeError, match="NoiseStreams"):
+        NoiseSource(0)
+    with pytest.raises(ValueError, match="secure"):
+        NoiseSource(_streams(0), secure="yes")
+
+
+def test_release_noise_has_the_given_sigma():
+    src = NoiseSource(_streams(11))
+    out = src.release(np.full(100_000, 3.0), step="s", sigma=2.5, sensitivity=1.0)
+    assert_normal_with_sigma(out - 3.0, 2.5)
+
+
+def _corr(a, b):
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_streams_of_different_models_and_steps_are_independent():
+    """Same seed: another model name, another step or another index draws an independent stream (not equal,
+    correlation ≈ 0 within the ALPHA interval)."""
+    n = 50_000
+    z = stats.norm.isf(ALPHA / 2) / math.sqrt(n)
+
+    def noise(model, step, index=0):
+        return NoiseSource(_streams(42, model)).draw(n, step=step, sigma=1.0, index=index)
+
+    base = noise("DPALS", "item_biases")
+    for other in (noise("DPGlobalEffects", "item_biases"), noise("DPALS", "global_mean"), noise("DPALS", "item_biases", 1)):
+        assert not np.array_equal(base, other)
+        assert not np.allclose(base, other)
+        assert abs(_corr(base, other)) <= z
+    # and the raw generators too (no shared prefix)
+    a = _streams(42, "A").generator("s").standard_normal(n)
+    b = _streams(42, "B").generator("s").standard_normal(n)
+    assert abs(_corr(a, b)) <= z and not np.array_equal(a[:10], b[:10])
+
+
+def test_same_seed_model_and_step_is_reproducible():
+    for rng in (7, np.random.SeedSequence(7)):
+        a = NoiseSource(_streams(rng, "DPALS")).release(np.zeros(1000), step="factor_stats", sigma=1.0, sensitivity=1.0)
+        b = NoiseSource(_streams(rng, "DPALS")).release(np.zeros(1000), step="factor_stats", sigma=1.0, sensitivity=1.0)
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(
+        NoiseSource(_streams(7)).draw(100, step="s", sigma=1.0), NoiseSource(_streams(8)).draw(100, step="s", sigma=1.0)
+    )
+
+
+def test_no_seed_gives_fresh_noise_each_time():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rng=None is not reproducibility mode: no warning
+        s1, s2 = NoiseStreams(None, model="M"), NoiseStreams(None, model="M")
+    assert not s1.reproducible and "entropy" in s1.describe()
+    a = NoiseSource(s1).release(np.zeros(1000), step="s", sigma=1.0, sensitivity=1.0)
+    b = NoiseSource(s2).release(np.zeros(1000), step="s", sigma=1.0, sensitivity=1.0)
+    assert not np.array_equal(a, b)
+    assert abs(_corr(a, b)) <= stats.norm.isf(ALPHA / 2) / math.sqrt(1000)
+
+
+def test_secure_mode():
+    sec = NoiseSource(_streams(0), secure=True, secure_max_size=100)
+    out = sec.release(np.ones((2, 3)), step="item_counts", sigma=1.0, sensitivity=1.0)
+    assert out.shape == (2, 3) and not np.array_equal(out, np.ones((2, 3)))
+    assert "opendp" in sec.samplers["item_counts"]
+    # too large: refused (never a silent fallback to numpy), nothing recorded for that step
+    with pytest.raises(SecureNoiseError):
+        sec.release(np.zeros(101), step="big", sigma=1.0, sensitivity=1.0)
+    with pytest.raises(SecureNoiseError):
+        sec.check_size("big", 101)
+    sec.check_size("ok", 100)
+    assert "big" not in sec.samplers
+    # noise alone (for fused kernels) is refused in secure mode
+    with pytest.raises(RuntimeError, match="secure"):
+        sec.draw(10, step="factor_stats", sigma=1.0)
+    # the fast path has no size limit
+    NoiseSource(_streams(0), secure_max_size=100).check_size("big", 10**9)
+
+
+def test_secure_release_variance():
+    sec = NoiseSource(_streams(0), secure=True)
+    out = sec.release(np.full(10_000, 5.0), step="s", sigma=3.0, sensitivity=2.0)
+    assert_normal_with_sigma(out - 5.0, 3.0)
+
+
+def test_caller_seed_warns():
+    for rng in (918273645, np.random.SeedSequence(1), np.random.default_rng(1)):
+        with pytest.warns(PrivacyWarning, match="reproducibility"):
+            s = NoiseStreams(rng, model="DPALS")
+        assert s.reproducible and "918273645" not in s.describe() and "918273645" not in repr(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NoiseStreams(5, model="DPALS", warn=False)
+    with pytest.raises(ValueError):
+        NoiseStreams(-1, model="M", warn=False)
+    with pytest.raises(TypeError):
+        NoiseStreams("0", model="M", warn=False)
 
 
 def test_project_psd():

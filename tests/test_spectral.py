@@ -1,4 +1,6 @@
-"""DP spectral initialisation (``dprec.models._spectral``): sensitivity by removing users, and the post-processing."""
+"""DP spectral initialisation: the release :class:`dprec.models.releases.SpectralMoment` (exact statistic against a
+dense reference, sensitivity by removing users / changing a rating) and the post-processing of
+``dprec.models._spectral``. The generic neighbour checks of every release are in tests/test_releases.py."""
 
 import math
 
@@ -7,9 +9,11 @@ import pytest
 import scipy.sparse as sp
 
 from dprec.datasets import synthetic
-from dprec.models._spectral import residual_second_moment, spectral_item_factors, spectral_sensitivity, spike_weights
+from dprec.models import releases as R
+from dprec.models._spectral import SPECTRAL_BOUND, SPECTRAL_K, spectral_item_factors, spike_weights
 
 K, B = 10, 0.5
+BIAS_REG = 5.0
 
 
 def _setup(seed=0):
@@ -17,61 +21,88 @@ def _setup(seed=0):
     X = data.matrix
     g = np.random.default_rng(seed)
     mu, c = 3.5, g.normal(0, 0.3, X.shape[1])  # stand-ins for the released global effects (public here)
-    n_u = np.diff(X.indptr)
-    ub = np.add.reduceat(np.r_[X.data - mu - c[X.indices], 0.0], X.indptr[:-1])[: X.shape[0]] / (n_u + 5.0)
     items = np.argsort(-np.bincount(X.indices, minlength=X.shape[1]))[:40]
-    return X, mu, c, ub, items
+    return X, mu, c, items
 
 
-def _triu(C):
-    return C[np.triu_indices(C.shape[0], 1)]
+def _release(unit="user", n_selected=40):
+    return R.SpectralMoment(unit, k=K, bound=B, n_selected=n_selected)
+
+
+def _stat(rel, X, mu, c, items):
+    return rel.statistic(X, mu=mu, item_bias=c, items=items, bias_reg=BIAS_REG)
 
 
 def _without_row(X, i):
     keep = np.r_[0:i, i + 1 : X.shape[0]]
-    return X[keep]
+    return X[keep].tocsr()
+
+
+def test_declared_sensitivity_and_size():
+    assert _release().sensitivity() == pytest.approx(K * B**2 / math.sqrt(2))
+    assert _release("rating").sensitivity() == pytest.approx(2 * K * B**2 / math.sqrt(2))
+    assert _release(n_selected=40).size(80) == 40 * 39 // 2
+    assert _release(n_selected=200).size(80) == 80 * 79 // 2  # capped by the catalog
+    # the defaults DP-ALS uses
+    assert (SPECTRAL_K, SPECTRAL_BOUND) == (10, 0.5)
 
 
 def test_removing_any_user_moves_the_release_by_at_most_the_sensitivity():
-    X, mu, c, ub, items = _setup()
-    full = _triu(residual_second_moment(X, mu, c, ub, items, k=K, bound=B))
-    bound = spectral_sensitivity(K, B)
+    X, mu, c, items = _setup()
+    rel = _release()
+    full = _stat(rel, X, mu, c, items)
+    assert full.shape == (rel.size(X.shape[1]),)
+    bound = rel.sensitivity()
     n_s = np.asarray((X[:, items] != 0).sum(1)).ravel()
     heavy = [int(np.argmax(n_s))] + list(np.argsort(-n_s)[1:30])
     worst = 0.0
     for i in heavy:
-        ub_i = np.delete(ub, i)  # the other users' local biases do not depend on user i
-        minus = _triu(residual_second_moment(_without_row(X, i), mu, c, ub_i, items, k=K, bound=B))
+        # the statistic recomputes the other users' local biases from their own rows: they do not depend on user i
+        minus = _stat(rel, _without_row(X, i), mu, c, items)
         worst = max(worst, np.linalg.norm(full - minus))
     assert 0 < worst <= bound * (1 + 1e-12)
     # the bound is attained up to the diagonal terms when a user's clipped residuals all sit at ±B
     assert worst > 0.3 * bound
 
 
-def test_rating_level_change_stays_within_twice_the_user_bound():
-    X, mu, c, ub, items = _setup(1)
-    full = _triu(residual_second_moment(X, mu, c, ub, items, k=K, bound=B))
+def test_rating_level_change_stays_within_twice_the_rating_bound():
+    X, mu, c, items = _setup(1)
+    rel = _release("rating")
+    full = _stat(rel, X, mu, c, items)
     X2 = X.copy()
     # change one rating of the heaviest user: its local bias (a per-user transformation) changes too
     i = int(np.argmax(np.diff(X.indptr)))
     X2.data[X2.indptr[i]] = 1.0 if X2.data[X2.indptr[i]] > 3 else 5.0
-    n_i = X.indptr[i + 1] - X.indptr[i]
-    ub2 = ub.copy()
-    ub2[i] = (X2.data[X2.indptr[i] : X2.indptr[i + 1]] - mu - c[X2.indices[X2.indptr[i] : X2.indptr[i + 1]]]).sum() / (n_i + 5.0)
-    moved = _triu(residual_second_moment(X2, mu, c, ub2, items, k=K, bound=B))
-    assert np.linalg.norm(full - moved) <= spectral_sensitivity(K, B, "rating") * (1 + 1e-12)
+    moved = _stat(rel, X2, mu, c, items)
+    assert np.linalg.norm(full - moved) > 0
+    # a change is a removal plus an addition: ≤ 2Δ of the rating unit
+    assert np.linalg.norm(full - moved) <= 2 * rel.sensitivity() * (1 + 1e-12)
+    # removing that rating: ≤ Δ
+    C = X.tocoo()
+    keep = np.ones(C.nnz, bool)
+    keep[np.flatnonzero(C.row == i)[0]] = False
+    X3 = sp.csr_matrix((C.data[keep], (C.row[keep], C.col[keep])), shape=X.shape)
+    X3.sort_indices()
+    assert np.linalg.norm(full - _stat(rel, X3, mu, c, items)) <= rel.sensitivity() * (1 + 1e-12)
 
 
 def test_second_moment_matches_a_dense_reference():
-    X, mu, c, ub, items = _setup(2)
+    X, mu, c, items = _setup(2)
     D = X.toarray()
     M = D != 0
+    n_u = M.sum(1)
+    # each user's own local bias over all of the user's ratings, damped by bias_reg
+    ub = np.where(M, D - mu - c[None, :], 0.0).sum(1) / (n_u + BIAS_REG)
     E = np.where(M, np.clip(D - mu - c[None, :] - ub[:, None], -B, B), 0.0)[:, items]
     n_s = M[:, items].sum(1)
     x = E * np.minimum(1.0, np.sqrt(K / np.maximum(n_s, 1)))[:, None]
     ref = x.T @ x
     np.fill_diagonal(ref, 0.0)
-    np.testing.assert_allclose(residual_second_moment(X, mu, c, ub, items, k=K, bound=B), ref, rtol=1e-12, atol=1e-12)
+    rel = _release()
+    Cm = rel.matrix(X, mu=mu, item_bias=c, items=items, bias_reg=BIAS_REG)
+    assert Cm.dtype == np.float64 and Cm.shape == (len(items), len(items))
+    np.testing.assert_allclose(Cm, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_stat(rel, X, mu, c, items), ref[np.triu_indices(len(items), 1)], rtol=1e-12, atol=1e-12)
     assert np.all(np.sum(x**2, 1) <= K * B**2 + 1e-12)
 
 

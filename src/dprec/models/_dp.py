@@ -285,6 +285,10 @@ class DPModelMixin:
             out.append("no public item catalog: items were selected by a DP noisy-count threshold (charged)")
         return out
 
+    def _manifest_params(self) -> dict:
+        """:meth:`get_params` for files: without ``rng`` — a noise seed is never written anywhere."""
+        return {k: v for k, v in self.get_params().items() if k != "rng"}
+
     def _common_state(self) -> dict:
         # items that DP item selection did not release stay unrecommendable after save/load
         return {} if self._item_mask is None else {"__item_mask": self._item_mask}
@@ -328,7 +332,7 @@ class DPModelMixin:
             "rating_bounds": self.rating_bounds,
             "contains_user_data": False,
             "is_dp_artifact": self.private,
-            "privacy": self.privacy_report(),
+            **self._extra_manifest(),  # the privacy report and model-specific public facts (DP-ALS's resolved hyperparameters)
         }
         return write_npz_with_manifest(path, arrays, manifest)
 

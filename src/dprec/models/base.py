@@ -98,8 +98,8 @@ class Recommender:
         return {"num_threads": self.num_threads, "rng": self.rng if isinstance(self.rng, (int, type(None))) else None}
 
     def _manifest_params(self) -> dict:
-        """:meth:`get_params` for files: without ``rng`` — a noise seed is never written anywhere."""
-        return {k: v for k, v in self.get_params().items() if k != "rng"}
+        """:meth:`get_params` as written to files (DP models leave out ``rng``: a noise seed is never written)."""
+        return self.get_params()
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
