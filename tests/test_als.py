@@ -155,6 +155,33 @@ def test_cg_converges_to_exact_solution():
         np.testing.assert_allclose(Xf[u], np.linalg.solve(M, Yu.T @ conf[s]), rtol=2e-3, atol=2e-4)
 
 
+def test_topk_rows_tie_rule_matches_sorted_reference():
+    """``topk_rows`` (the selection behind every model's ``recommend``) with heavy ties: integer scores, -inf
+    entries, many rows; each row equals ``sorted(range(m), key=lambda j: (-s[j], j))[:n]``, batched or not."""
+    from dprec.models.base import topk_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        rows, m = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        S = rng.integers(0, int(rng.integers(1, 6)), (rows, m)).astype(np.float64)
+        S[rng.random((rows, m)) < 0.15] = -np.inf
+        for n in {1, int(rng.integers(1, m + 1)), m, m + 2}:
+            idx, val = topk_rows(S, n)
+            assert idx.shape == (rows, min(n, m)) and idx.dtype == np.int64
+            for r in range(rows):
+                ref = sorted(range(m), key=lambda j: (-S[r, j], j))[:n]
+                assert idx[r].tolist() == ref
+                np.testing.assert_array_equal(val[r], S[r, ref])
+                i1, v1 = topk_rows(S[r], n)
+                assert i1[0].tolist() == ref
+    # integer dtypes (no negation involved) and a large batch
+    S = rng.integers(0, 4, (500, 300))
+    idx, val = topk_rows(S, 10)
+    for r in range(0, 500, 50):
+        assert idx[r].tolist() == sorted(range(300), key=lambda j: (-S[r, j], j))[:10]
+    assert val.dtype == S.dtype
+
+
 def test_topk_dense_kernel():
     rng = np.random.default_rng(6)
     U = rng.standard_normal((5, 3)).astype(np.float32)
