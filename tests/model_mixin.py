@@ -148,7 +148,7 @@ class ModelContract:
         """``recommend(u, n)`` is ``recommend([u, v], n)[0]`` (ids and scores), whatever the ties: one rule
         (best first, ties by smaller item index, also at the cut-off) for single rows and batches."""
         users = data.user_ids
-        for k in range(0, min(len(users), 12)):
+        for k in range(min(len(users), 12)):
             u, v = users[k], users[(k + 5) % len(users)]
             for n in (1, 3, 7):
                 for filter_seen in (True, False):

@@ -172,7 +172,7 @@ def test_topk_rows_tie_rule_matches_sorted_reference():
                 ref = sorted(range(m), key=lambda j: (-S[r, j], j))[:n]
                 assert idx[r].tolist() == ref
                 np.testing.assert_array_equal(val[r], S[r, ref])
-                i1, v1 = topk_rows(S[r], n)
+                i1, _ = topk_rows(S[r], n)
                 assert i1[0].tolist() == ref
     # integer dtypes (no negation involved) and a large batch
     S = rng.integers(0, 4, (500, 300))

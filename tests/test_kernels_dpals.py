@@ -231,11 +231,11 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
     ``|e| ≤ w·B``, and the Gaussian mechanism (``noisy_psd_solve``) receives float64 ``A`` and ``b``."""
     from fractions import Fraction
 
+    from model_mixin import contract_data
+
     import dprec.kernels.dpals as KD
     from dprec.kernels import als as K
     from dprec.models import DPALS
-
-    from model_mixin import contract_data
 
     gamma, B, d = 0.05, 1.0, 4
     stats, solves = [], []

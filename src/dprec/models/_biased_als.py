@@ -10,7 +10,7 @@ Model ``r̂_ui = μ + b_u + c_j + u_uᵀ v_j`` (μ, c, V: the item side; b_u, u_
     [U, b] ← user_solve(V, c)                                   (exact, every user)
     repeat T times:
         e_uj ← w_uj · clip(r_uj − μ − b_u − c_j, −B, B)            (B = ∞, w = 1 when non-private)
-        ũ_u  ← [u_u · min(1, Γ/‖u_u‖); 1]                          (no clipping when non-private)
+        ũ_u  ← [u_u · min(1, Γ/‖u_u‖); 1]                          (clip_rows; no clipping when non-private)
         A_j = Σ_u w_uj ũ_u ũ_uᵀ,  β_j = Σ_u e_uj ũ_u               (kernels.als.item_stats)
         [v_j; Δc_j] ← solve(A, β)                                  (the item hook)
         c_j ← c_j + Δc_j ; rows outside ``mask`` → 0
