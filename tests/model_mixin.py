@@ -144,6 +144,24 @@ class ModelContract:
             assert ids[k].tolist() == i1.tolist()
             np.testing.assert_allclose(scores[k], s1)
 
+    def test_recommend_single_equals_batch_row_including_ties(self, fitted, data):
+        """``recommend(u, n)`` is ``recommend([u, v], n)[0]`` (ids and scores), whatever the ties: one rule
+        (best first, ties by smaller item index, also at the cut-off) for single rows and batches."""
+        users = data.user_ids
+        for k in range(min(len(users), 12)):
+            u, v = users[k], users[(k + 5) % len(users)]
+            for n in (1, 3, 7):
+                for filter_seen in (True, False):
+                    i1, s1 = fitted.recommend(u, n=n, filter_seen=filter_seen)
+                    i2, s2 = fitted.recommend([u, v], n=n, filter_seen=filter_seen)
+                    keep = np.isfinite(s2[0])
+                    assert i2[0][keep].tolist() == i1.tolist(), (u, n, filter_seen)
+                    # the scores themselves may differ in the last bit (a model's one-row and batched score
+                    # products can round differently, e.g. BLAS gemv vs gemm); the ids must not
+                    np.testing.assert_allclose(s2[0][keep], s1, rtol=1e-12, atol=0)
+                    i3, _ = fitted.recommend([v, u], n=n, filter_seen=filter_seen)
+                    assert i3[1][np.isfinite(s2[0])].tolist() == i1.tolist()
+
     def test_filter_seen(self, fitted, data):
         for u in data.user_ids[:5]:
             seen, _ = data.user_ratings(u)

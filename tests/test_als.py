@@ -67,6 +67,33 @@ def test_item_stats_user_blocks_reduce_to_full():
         K.item_stats(Xt.indptr, Xt.indices, w, r, U, 10, 5)
 
 
+def test_item_stats_accumulate_in_float64():
+    """float32 factors and weights, a few thousand raters per item: the statistics are the float64 sums of the
+    float32 inputs (to float64 rounding), not float32 sums (whose error is ~1e-4..1e-2 relative here)."""
+    rng = np.random.default_rng(3)
+    n_users, n_items, k = 6000, 4, 9
+    Xt = sp.random(n_items, n_users, density=0.8, format="csr", random_state=3)  # ≈ 4800 raters per item
+    Xt.sort_indices()
+    U = rng.standard_normal((n_users, k)).astype(np.float32) * 0.3 + 0.1
+    U[:, -1] = 1.0  # the constant bias coordinate, as in the biased engine
+    wA = (rng.random(Xt.nnz) * 0.9 + 0.1).astype(np.float32)
+    wb = rng.standard_normal(Xt.nnz).astype(np.float32)
+    A, b = K.item_stats(Xt.indptr, Xt.indices, wA, wb, U)
+    for j in range(n_items):
+        s, e = Xt.indptr[j], Xt.indptr[j + 1]
+        G = U[Xt.indices[s:e]].astype(np.float64)
+        A_ref = (G * wA[s:e].astype(np.float64)[:, None]).T @ G
+        b_ref = wb[s:e].astype(np.float64) @ G
+        assert np.abs(A[j] - A_ref).max() <= 1e-12 * np.abs(A_ref).max()
+        assert np.abs(b[j] - b_ref).max() <= 1e-12 * np.abs(b_ref).max()
+    # float64 weights (DP-ALS's contribution weights) enter unrounded
+    w64 = rng.random(Xt.nnz) * 0.9 + 0.1
+    A, _ = K.item_stats(Xt.indptr, Xt.indices, w64, wb, U)
+    G = U[Xt.indices[: Xt.indptr[1]]].astype(np.float64)
+    A_ref = (G * w64[: Xt.indptr[1], None]).T @ G
+    assert np.abs(A[0] - A_ref).max() <= 1e-12 * np.abs(A_ref).max()
+
+
 def test_solve_batched_matches_numpy_solve():
     rng = np.random.default_rng(3)
     n, k = 20, 7
@@ -126,6 +153,33 @@ def test_cg_converges_to_exact_solution():
         Yu = Y64[X.indices[s]]
         M = YtY + 0.1 * np.eye(k) + (Yu * (conf[s, None] - 1)).T @ Yu
         np.testing.assert_allclose(Xf[u], np.linalg.solve(M, Yu.T @ conf[s]), rtol=2e-3, atol=2e-4)
+
+
+def test_topk_rows_tie_rule_matches_sorted_reference():
+    """``topk_rows`` (the selection behind every model's ``recommend``) with heavy ties: integer scores, -inf
+    entries, many rows; each row equals ``sorted(range(m), key=lambda j: (-s[j], j))[:n]``, batched or not."""
+    from dprec.models.base import topk_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        rows, m = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        S = rng.integers(0, int(rng.integers(1, 6)), (rows, m)).astype(np.float64)
+        S[rng.random((rows, m)) < 0.15] = -np.inf
+        for n in {1, int(rng.integers(1, m + 1)), m, m + 2}:
+            idx, val = topk_rows(S, n)
+            assert idx.shape == (rows, min(n, m)) and idx.dtype == np.int64
+            for r in range(rows):
+                ref = sorted(range(m), key=lambda j: (-S[r, j], j))[:n]
+                assert idx[r].tolist() == ref
+                np.testing.assert_array_equal(val[r], S[r, ref])
+                i1, _ = topk_rows(S[r], n)
+                assert i1[0].tolist() == ref
+    # integer dtypes (no negation involved) and a large batch
+    S = rng.integers(0, 4, (500, 300))
+    idx, val = topk_rows(S, 10)
+    for r in range(0, 500, 50):
+        assert idx[r].tolist() == sorted(range(300), key=lambda j: (-S[r, j], j))[:10]
+    assert val.dtype == S.dtype
 
 
 def test_topk_dense_kernel():
@@ -380,3 +434,84 @@ def test_movielens_100k_default_rmse(ml100k_dir):
     pred = m.predict(test.user_ids[coo.row], test.item_ids[coo.col])
     rmse = float(np.sqrt(np.mean((pred - coo.data) ** 2)))
     assert rmse <= 0.905, rmse
+
+
+# ---------------------------------------------------------------------------------------------- clipping bound
+def _exact_norm_sq(row):
+    from fractions import Fraction
+
+    return sum(Fraction(float(x)) ** 2 for x in row)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_rows_bound_holds_exactly_for_stored_values(dtype):
+    """``clip_rows``: every stored row has exact ‖u‖ ≤ Γ, including rows already within rounding of Γ."""
+    from fractions import Fraction
+
+    from dprec.models._biased_als import clip_rows
+
+    rng = np.random.default_rng(0)
+    d, gamma = 8, 0.1
+    U = rng.standard_normal((20000, d)).astype(dtype)
+    # rows whose float64 norm is within a few ulps of Γ on either side (the unclipped-at-the-bound case)
+    near = U[:5000].astype(np.float64)
+    near *= (gamma / np.linalg.norm(near, axis=1) * (1 + rng.integers(-4, 5, 5000) * 2.0**-52))[:, None]
+    U[:5000] = near.astype(dtype)
+    U[-100:] *= 1e-3  # well inside: must be left exactly unchanged
+    out = np.empty_like(U)
+    clip_rows(U, gamma, out=out)
+    assert out.dtype == dtype
+    n64 = np.linalg.norm(out.astype(np.float64), axis=1)
+    assert n64.max() <= gamma
+    for r in np.argsort(-n64)[:200]:  # the rows closest to the bound, in exact rational arithmetic
+        assert _exact_norm_sq(out[r]) <= Fraction(gamma) ** 2
+    np.testing.assert_array_equal(out[-100:], U[-100:])
+    assert n64[5000:-100].min() > gamma * (1 - 1e-6)  # clipped rows lose (almost) nothing
+
+
+def test_engine_user_vectors_in_the_statistics_respect_the_clip_bound(monkeypatch):
+    """The real path of DP-ALS's statistics (``_biased_als.run`` with float64 contribution weights, residual
+    bound B and clip norm Γ): the user vectors actually passed to ``item_stats`` (float32) have exact norm
+    ≤ Γ, the weights reach it unrounded, the residual terms satisfy ``|e| ≤ w·B`` and the solve gets float64
+    statistics."""
+    from fractions import Fraction
+
+    from dprec.models import _biased_als as E
+
+    rng = np.random.default_rng(4)
+    X = _random_csr(n_users=400, n_items=60, density=0.25, seed=4)
+    d, gamma, B = 6, 0.05, 1.0
+    mu = float(X.data.mean())
+    V = E.random_item_factors(rng, X.shape[1], d, 1.0)
+    Xt, item_t = E.item_major(X)
+    w_t = rng.random(X.nnz) * 0.9 + 0.1  # float64, like contribution_weights
+    seen = []
+    real = K.item_stats
+
+    def spy(indptr, indices, wA, wb, U, *a, **kw):
+        seen.append((np.array(wA, copy=True), np.array(wb, copy=True), np.array(U, copy=True)))
+        return real(indptr, indices, wA, wb, U, *a, **kw)
+
+    monkeypatch.setattr(K, "item_stats", spy)
+    exact = E.exact_item_solver(np.diff(Xt.indptr), d, 0.1, 1.0)
+    dtypes = []
+
+    def solve(A, b):
+        dtypes.append((A.dtype, b.dtype))
+        return exact(A, b)
+
+    E.run(X, V, mu=mu, item_bias=np.zeros(X.shape[1]), iterations=3, user_reg=0.05, bias_reg=0.1, solve=solve,
+          weights=w_t, residual_bound=B, clip_norm=gamma, item_major_csr=(Xt, item_t))
+    assert len(seen) == 3 and dtypes == [(np.float64, np.float64)] * 3
+    for wA, wb, U in seen:
+        assert U.dtype == np.float32
+        Ud = U[:, :d].astype(np.float64)
+        norms = np.linalg.norm(Ud, axis=1)
+        assert (norms > 0.99 * gamma).mean() > 0.5  # most rows are clipped at this Γ
+        assert norms.max() <= gamma  # exactly, no tolerance
+        for r in np.argsort(-norms)[:100]:
+            assert _exact_norm_sq(U[r, :d]) <= Fraction(gamma) ** 2
+        np.testing.assert_array_equal(U[:, d], 1.0)
+        assert wA.dtype == np.float64
+        np.testing.assert_array_equal(wA, w_t)
+        assert np.all(np.abs(wb) <= w_t * B)

@@ -223,3 +223,41 @@ def test_clipped_weighted_residuals_against_numpy_and_out_buffers(bound):
         np.testing.assert_allclose(buf, ref, rtol=tol, atol=tol)
     with pytest.raises(ValueError, match="out must be"):
         clipped_weighted_residuals(data, rows, cols, 3.5, rb, cb, w, bound, out=np.empty(n - 1))
+
+
+def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_in_float64(monkeypatch):
+    """A finite-ε DP-ALS fit, spied at the kernels it calls: the user vectors that enter the item statistics
+    have exact norm ≤ Γ (no tolerance; most rows are clipped at this small Γ), the residual terms satisfy
+    ``|e| ≤ w·B``, and the Gaussian mechanism (``noisy_psd_solve``) receives float64 ``A`` and ``b``."""
+    from fractions import Fraction
+
+    from model_mixin import contract_data
+
+    import dprec.kernels.dpals as KD
+    from dprec.kernels import als as K
+    from dprec.models import DPALS
+
+    gamma, B, d = 0.05, 1.0, 4
+    stats, solves = [], []
+    real_stats, real_solve = K.item_stats, KD.noisy_psd_solve
+
+    def spy_stats(indptr, indices, wA, wb, U, *a, **kw):
+        stats.append((np.array(wA, copy=True), np.array(wb, copy=True), np.array(U, copy=True)))
+        return real_stats(indptr, indices, wA, wb, U, *a, **kw)
+
+    def spy_solve(A, b, *a, **kw):
+        solves.append((A.dtype, b.dtype))
+        return real_solve(A, b, *a, **kw)
+
+    monkeypatch.setattr(K, "item_stats", spy_stats)
+    monkeypatch.setattr(KD, "noisy_psd_solve", spy_solve)
+    DPALS(epsilon=8.0, delta=1e-5, factors=d, iterations=2, clip_norm=gamma, residual_bound=B, rng=0).fit(
+        contract_data(n_users=200, n_items=40))
+    assert len(stats) == 2 and solves == [(np.float64, np.float64)] * 2
+    for wA, wb, U in stats:
+        norms = np.linalg.norm(U[:, :d].astype(np.float64), axis=1)
+        assert (norms > 0.99 * gamma).mean() > 0.5
+        assert norms.max() <= gamma
+        for r in np.argsort(-norms)[:50]:
+            assert sum(Fraction(float(x)) ** 2 for x in U[r, :d]) <= Fraction(gamma) ** 2
+        assert wA.dtype == np.float64 and np.all(np.abs(wb) <= wA * B)

@@ -12,6 +12,9 @@ Item step = three stages, so that DP-ALS can add Gaussian noise between them:
         A_j = Σ_i wA_ij · u_i u_iᵀ        (n_items, k, k), float64, symmetric
         b_j = Σ_i wb_ij · u_i             (n_items, k),    float64
 
+    accumulated in float64 whatever the dtype of ``U`` and the weights (float32 inputs are read exactly, all
+    products and sums are float64: the result is the exact sum up to float64 rounding — DP-ALS releases it);
+
     computed in parallel over items on the item-major CSR; the block restriction is a binary search in
     each item's (sorted) user list, so a full pass is one block ``(0, n_users)``;
 (b) :func:`reduce_stats` — the sum of per-block partials;
@@ -25,7 +28,9 @@ The user step needs no noise; :func:`solve_rows` fuses Gram + Cholesky per row a
 warm-started conjugate-gradient steps (implicit feedback), both parallel over cost-balanced row chunks.
 
 Gram blocks are formed by gathering the rated rows into a dense scratch block and calling BLAS ``gemm``
-through ``np.dot`` (single-threaded BLAS inside each numba thread: callers limit BLAS threads).
+through ``np.dot`` (single-threaded BLAS inside each numba thread: callers limit BLAS threads): a float64
+block and ``dgemm`` for the item statistics (whatever the factors' dtype), a block of the factors' dtype for
+the user step (``sgemm`` for float32 factors; its Cholesky is float64).
 """
 
 from __future__ import annotations
@@ -174,6 +179,8 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
     U : (n_users, k) user factors (float32 or float64).
     u_start, u_stop : the user block.
 
+    Every product and sum is float64 (float64 gather scratch and ``dgemm``), whatever the input dtypes.
+
     Returns
     -------
     A : (n_items, k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric), written into the given array
@@ -187,8 +194,9 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
         mx = 1
         for j in range(lo_item, hi_item):
             mx = max(mx, indptr[j + 1] - indptr[j])
-        G = np.empty((mx, k), dtype=U.dtype)
-        GW = np.empty((mx, k), dtype=U.dtype)
+        # float64 scratch: products and sums in float64 (dgemm), whatever the dtype of U and the weights
+        G = np.empty((mx, k))
+        GW = np.empty((mx, k))
         bj = np.empty(k)
         for j in range(lo_item, hi_item):
             s = _lower_bound(indices, indptr[j], indptr[j + 1], u_start)
@@ -202,10 +210,10 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
             for t in range(n):
                 p = s + t
                 i = indices[p]
-                wa = wA[p]
-                wbv = wb[p]
+                wa = np.float64(wA[p])
+                wbv = np.float64(wb[p])
                 for a in range(k):
-                    v = U[i, a]
+                    v = np.float64(U[i, a])
                     G[t, a] = v
                     GW[t, a] = wa * v
                     bj[a] += wbv * v
@@ -523,7 +531,9 @@ def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
 
     ``indptr, indices`` are the item-major CSR (CSC of the user×item matrix) with sorted user indices;
     ``wA``/``wb`` are aligned with ``indices``. Returns ``A`` (n_items, k, k) float64 symmetric and
-    ``b`` (n_items, k) float64: ``A_j = Σ_i wA_ij u_i u_iᵀ``, ``b_j = Σ_i wb_ij u_i`` over users in the block.
+    ``b`` (n_items, k) float64: ``A_j = Σ_i wA_ij u_i u_iᵀ``, ``b_j = Σ_i wb_ij u_i`` over users in the block,
+    accumulated in float64 (``U``, ``wA``, ``wb`` may be float32: they are read exactly and every product and
+    sum is float64).
     ``out=(A, b)`` reuses preallocated float64 arrays (every entry is overwritten).
     """
     U = np.ascontiguousarray(U)

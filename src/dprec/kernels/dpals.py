@@ -19,7 +19,11 @@ from .als import _chol_factor, _chol_solve_ws
 __all__ = ["noisy_psd_solve", "clipped_weighted_residuals", "psd_project", "small_eigh"]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+_FM = {"nsz", "arcp", "contract", "reassoc"}  # fast-math without nnan/ninf: the zero and convergence tests stay exact
+
+
+# fast-math without nnan/ninf: the clip compares with bound = inf (no clipping) and must stay an exact select
+@njit(cache=True, parallel=True, fastmath=_FM)
 def _residuals_nb(data, rows, cols, mu, row_bias, col_bias, w, bound, out):
     for t in prange(data.shape[0]):
         e = data[t] - mu - row_bias[rows[t]] - col_bias[cols[t]]
@@ -34,6 +38,8 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
     """``w_t · clip(r_t − μ − row_bias[rows_t] − col_bias[cols_t], −bound, bound)`` for every stored entry t.
 
     One fused parallel pass (the DP-ALS residual statistic's per-entry term); ``bound=inf`` does not clip.
+    The residual and its clip are float64 (the clip is an exact select, so ``|clip| ≤ bound`` holds exactly);
+    the product with ``w`` is float64 for float64 ``w``, then rounded once into ``out``'s dtype.
     ``out``: a preallocated (nnz,) float32 or float64 array to write into (and return) — reusing one across
     iterations avoids faulting in a fresh nnz-sized array every call; default a new float64 array.
     """
@@ -47,7 +53,6 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
     return out
 
 
-_FM = {"nsz", "arcp", "contract", "reassoc"}  # fast-math without nnan/ninf: the zero and convergence tests stay exact
 _EPS = float(np.finfo(np.float64).eps)
 _QL_MAX_SWEEPS = 60  # per eigenvalue; implicit QL with Wilkinson's shift needs ≈ 2–3 (cubic convergence)
 

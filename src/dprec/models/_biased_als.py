@@ -10,7 +10,7 @@ Model ``r̂_ui = μ + b_u + c_j + u_uᵀ v_j`` (μ, c, V: the item side; b_u, u_
     [U, b] ← user_solve(V, c)                                   (exact, every user)
     repeat T times:
         e_uj ← w_uj · clip(r_uj − μ − b_u − c_j, −B, B)            (B = ∞, w = 1 when non-private)
-        ũ_u  ← [u_u · min(1, Γ/‖u_u‖); 1]                          (no clipping when non-private)
+        ũ_u  ← [u_u · min(1, Γ/‖u_u‖); 1]                          (clip_rows; no clipping when non-private)
         A_j = Σ_u w_uj ũ_u ũ_uᵀ,  β_j = Σ_u e_uj ũ_u               (kernels.als.item_stats)
         [v_j; Δc_j] ← solve(A, β)                                  (the item hook)
         c_j ← c_j + Δc_j ; rows outside ``mask`` → 0
@@ -33,9 +33,25 @@ solve) therefore never increases the objective::
 The sequence (user, item, user, …, item, user) is exactly the historical DP-ALS iteration (user step,
 statistics, noisy solve; then a final user solve), drawn in the same order, so finite-ε DP-ALS is unchanged.
 
-Numerics: the item vectors enter the user kernels as ``dtype`` (float32 by default: twice the BLAS throughput;
-Gram matrices and Cholesky factorisations accumulate in float64); the user vectors enter the item statistics
-as ``dtype`` too. The item solve and the item biases are float64.
+Numerics (``dtype`` is float32 by default; float64 is accepted everywhere ``dtype`` appears):
+
+* float32 (``dtype``): the *stored* factors the kernels read — the item vectors ``[V, 1]`` entering the user
+  kernels, the user solve's output ``[U, b]``, and the (clipped) user vectors ``ũ = [u; 1]`` entering the item
+  statistics. The user step forms its per-user Gram matrices with ``dtype`` BLAS (the user solve is exact and
+  local to the user; nothing in it is released) and factors them by Cholesky in float64.
+* float64: everything the privacy analysis bounds or releases. The residuals ``e = w · clip(r − μ − b_u − c_j,
+  −B, B)`` are computed, clipped and weighted in float64 (the contribution weights ``w`` are float64 and enter
+  unrounded); the item statistics ``A_j = Σ w ũũᵀ`` and ``β_j = Σ e ũ`` read the float32 ``ũ`` and ``w``, ``e``
+  and form every product and sum in float64 (:func:`dprec.kernels.als.item_stats`), so they are the exact
+  sums of the vectors actually used up to float64 rounding; the item solve (exact Cholesky, or DP-ALS's
+  noisy PSD solve, which receives these float64 ``A``, ``β``), the item factors and the item biases.
+
+Why the clipping bound holds in that arithmetic: the sensitivity of ``(A, β)`` assumes ``‖ũ[:d]‖₂ ≤ Γ`` and
+``|e/w| ≤ B``. :func:`clip_rows` clips in float64 with a relative margin that covers the rounding of the
+float64 norm and of the cast to ``dtype``, then *verifies the cast values themselves* with a rigorous float64
+upper bound on their exact squared norm and shrinks again any row that fails, so every row that enters
+the statistics has exact norm ≤ Γ. The residual clip is a comparison and a select in float64 (exact), so
+``|clip(·)| ≤ B`` holds exactly before the weight is applied.
 """
 
 from __future__ import annotations
@@ -53,6 +69,7 @@ from .baselines import _nonprivate_biases
 __all__ = [
     "ITEM_RIDGE_JITTER",
     "BiasedALSResult",
+    "clip_rows",
     "exact_item_solver",
     "global_effects",
     "item_major",
@@ -173,6 +190,57 @@ def user_solve(X: sp.csr_matrix, V: np.ndarray, mu: float, item_bias: np.ndarray
     return out[:, :d], out[:, d]
 
 
+# ---------------------------------------------------------------------------------------------- clipping
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _norm_sq_upper(Y: np.ndarray) -> np.ndarray:
+    """An upper bound on the exact ``‖y‖²`` of every row of ``Y`` (float32 or float64 entries), in float64.
+
+    The float64 sum of squares of ``k`` terms is within a relative ``k·eps64`` of the exact value (each square
+    is exact for float32 entries and within ``eps64/2`` for float64 ones; ``k`` rounded additions), so
+    ``s·(1 + (k + 2)·eps64)`` bounds it from above (the last factor's own rounding included in the margin).
+    """
+    Y64 = Y.astype(np.float64, copy=False)
+    s = np.einsum("ij,ij->i", Y64, Y64)
+    return s * (1.0 + (Y.shape[1] + 2) * _EPS64)
+
+
+def clip_rows(U: np.ndarray, clip_norm: float, out: np.ndarray) -> np.ndarray:
+    """``out ← u · min(1, Γ/‖u‖)`` per row, with ``‖out_row‖₂ ≤ Γ`` holding *exactly* for the stored values.
+
+    ``out`` (same shape as ``U``) has the kernel dtype (float32 or float64), and its values are what enters
+    the sensitivity-bounded statistics, so the bound is checked on them and not on the float64 intermediate:
+
+    1. in float64, rows with ``‖u‖ > Γ`` are scaled by ``Γ/‖u‖ · (1 − m)`` with the margin
+       ``m = 2·eps(dtype) + 8(k + 2)·eps64``, which covers the rounding of the float64 norm and scaling and of
+       the cast to ``dtype`` (≤ eps/2 relative per entry); rows with ``‖u‖ ≤ Γ`` are copied unchanged;
+    2. the cast rows are verified by a rigorous float64 upper bound of their exact squared norm
+       (:func:`_norm_sq_upper`) against ``Γ²·(1 − 4·eps64)`` (a threshold below the rounded ``Γ²``); any row
+       that fails (in practice only an unclipped row within rounding of Γ) is shrunk by ``1 − m`` again,
+       until none fails.
+
+    Unclipped rows far from the bound keep their exact values. Returns ``out``.
+    """
+    gamma = float(clip_norm)
+    if not gamma > 0.0:
+        raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+    k = U.shape[1]
+    margin = 2.0 * float(np.finfo(out.dtype).eps) + 8.0 * (k + 2) * _EPS64
+    U64 = U.astype(np.float64, copy=False)
+    norms = np.sqrt(np.einsum("ij,ij->i", U64, U64))
+    big = norms > gamma
+    scale = np.ones(len(norms))
+    scale[big] = gamma / norms[big] * (1.0 - margin)
+    np.multiply(U64, scale[:, None], out=out, casting="same_kind")
+    limit = gamma * gamma * (1.0 - 4.0 * _EPS64)
+    bad = np.flatnonzero(_norm_sq_upper(out) > limit)
+    while bad.size:
+        out[bad] = (out[bad].astype(np.float64) * (1.0 - margin)).astype(out.dtype)
+        bad = bad[_norm_sq_upper(out[bad]) > limit]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def run(
     X: sp.csr_matrix,
@@ -229,11 +297,8 @@ def run(
     for t in range(iterations):
         KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
         if clip_norm is not None:
-            U = Ub[:, :d].astype(np.float64)
-            norms = np.linalg.norm(U, axis=1)
-            U = U * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-300))[:, None]
-            Ua = np.empty((U.shape[0], d + 1), dtype=dtype)
-            Ua[:, :d] = U
+            Ua = np.empty((Ub.shape[0], d + 1), dtype=dtype)
+            clip_rows(Ub[:, :d], clip_norm, out=Ua[:, :d])
         else:
             Ua = Ub  # reuse the user solve's array: its bias column becomes the constant 1
         Ua[:, d] = 1.0

@@ -55,27 +55,41 @@ def _version() -> str:
 def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``n`` largest entries of each row, best first.
 
-    Ties inside the top ``n`` are ordered by index; which of several items tied exactly at the cut-off is
-    kept is left to ``argpartition``.
-
-    Rows with fewer than ``n`` finite entries end in ``-inf`` scores.
+    One rule for a single row and for batches: order by score descending, ties broken by the smaller item
+    index — also at the cut-off, so the kept set is exactly the first ``n`` items of
+    ``sorted(range(m), key=lambda j: (-s[j], j))``. ``-inf`` entries rank last (rows with fewer than ``n``
+    finite entries end in ``-inf`` scores, lower indices first). Vectorised: ``argpartition`` for the
+    candidate set, a repair only of rows with ties straddling the cut-off, then a stable sort of the ``n``.
     """
     scores = np.atleast_2d(scores)
-    n = min(n, scores.shape[1])
+    m, N = scores.shape
+    n = min(n, N)
     if n <= 0:
-        return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0))
-    if n < scores.shape[1]:
-        part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        return np.empty((m, 0), np.int64), np.empty((m, 0), dtype=scores.dtype)
+    if n < N:
+        part = np.argpartition(scores, N - n, axis=1)[:, N - n:]  # the n largest, up to ties at the cut-off
+        v = np.take_along_axis(scores, part[:, :1], axis=1)  # the cut-off value (n-th largest) of each row
+        ge = scores >= v
+        count = ge.sum(axis=1)
+        fix = np.flatnonzero(count > n)  # rows where more than n entries reach the cut-off (tied at it)
+        if fix.size:
+            # the entries ≥ cut-off of those rows, row by row in index order: keep every one above the cut-off
+            # and the first (smallest-index) tied ones up to n per row
+            rr, cc = np.nonzero(ge[fix])
+            tie = scores[fix[rr], cc] == v[fix[rr], 0]
+            start = np.concatenate(([0], np.cumsum(count[fix])[:-1]))  # each row's first entry in rr, cc
+            cs = np.cumsum(tie)
+            rank = cs - (cs[start] - tie[start])[rr]  # 1-based rank of a tied entry within its row
+            need = n - (count[fix] - np.add.reduceat(tie, start))  # tied entries kept: n minus those above
+            keep = ~tie | (rank <= need[rr])
+            part[fix] = cc[keep].reshape(len(fix), n)
+        part.sort(axis=1)
     else:
-        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+        part = np.broadcast_to(np.arange(N), (m, N)).copy()
     vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1) if scores.shape[0] == 1 else None
-    if order is None:
-        # lexsort along axis=1 for many rows: sort by (-value, index) row-wise
-        order = np.argsort(-vals, axis=1, kind="stable")
-        part_sorted = np.take_along_axis(part, order, axis=1)
-        vals_sorted = np.take_along_axis(vals, order, axis=1)
-        return part_sorted.astype(np.int64), vals_sorted
+    # best first, ties by smaller index: a stable ascending sort of the columns reversed (indices descending),
+    # read backwards (no negation, so any dtype works)
+    order = (n - 1) - np.argsort(vals[:, ::-1], axis=1, kind="stable")[:, ::-1]
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
 
 
