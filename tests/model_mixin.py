@@ -24,7 +24,6 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from dprec import Interactions
 from dprec.errors import CorruptFileError, UnknownIdError

@@ -58,7 +58,6 @@ class TestPopularityContract(ModelContract):
 
 
 # --------------------------------------------------------------------------- DP models (appended)
-import pytest  # noqa: E402
 
 from dprec import Interactions  # noqa: E402
 from dprec.models import DPALS, DPGlobalEffects, DPPopularity  # noqa: E402

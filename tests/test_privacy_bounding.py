@@ -3,7 +3,6 @@
 The sensitivity of every release is declared beside its statistic in ``dprec.models.releases`` and checked on
 neighbouring datasets in tests/test_releases.py."""
 
-import math
 
 import numpy as np
 import pytest

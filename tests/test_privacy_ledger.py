@@ -4,7 +4,6 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess

@@ -15,7 +15,6 @@ show the checks catch the defects a review found.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -54,7 +54,6 @@ import numbers
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = [
     "ConfigError",

@@ -36,9 +36,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 
 from .._json import to_jsonable
 

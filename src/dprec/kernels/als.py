@@ -306,7 +306,6 @@ def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
 
     Parallel over cost-balanced chunks of rows. Returns the number of non positive-definite systems.
     """
-    n = indptr.shape[0] - 1
     k = Y.shape[1]
     bounds = balanced_bounds(indptr, nchunks, float(k) / 3.0 + 8.0)
     fails = np.zeros(nchunks, dtype=np.int64)

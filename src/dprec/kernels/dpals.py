@@ -628,7 +628,7 @@ def psd_project(A, floor=0.0, return_count=False):
     :func:`noisy_psd_solve` (Cholesky test, else the small eigensolver). ``return_count`` also returns how
     many matrices needed the eigendecomposition (the rest were already above ``floor``)."""
     S, single = _as_stack(A)
-    n, k = S.shape[0], S.shape[1]
+    n = S.shape[0]
     out = np.empty_like(S)
     dummy = np.empty((1, 1))
     cnt, bad = _run_dynamic(_psd_items_nb, S, dummy, dummy, dummy, dummy, float(floor), False, dummy, out, _nchunks(n))

@@ -73,7 +73,9 @@ __all__ = [
     "exact_item_solver",
     "global_effects",
     "item_major",
+    "item_major_weights",
     "item_ridge",
+    "item_statistics",
     "random_item_factors",
     "run",
     "user_ridge",
@@ -241,6 +243,37 @@ def clip_rows(U: np.ndarray, clip_norm: float, out: np.ndarray) -> np.ndarray:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- item statistics
+def item_major_weights(X: sp.csr_matrix, w: np.ndarray) -> np.ndarray:
+    """Per-entry weights aligned with ``X.data`` (user-major) re-ordered to the item-major CSR of :func:`item_major`."""
+    pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
+    pos.sort_indices()
+    return np.asarray(w)[pos.data.astype(np.int64) - 1]
+
+
+def item_statistics(Xt: sp.csr_matrix, item_t: np.ndarray, mu: float, Ub: np.ndarray, c: np.ndarray, w_t: np.ndarray,
+                    *, residual_bound: float = np.inf, clip_norm: float | None = None, dtype=np.float32,
+                    out=None, wresid=None) -> tuple[np.ndarray, np.ndarray]:
+    """One item step's statistics ``A_j = Σ_u w_uj ũ_u ũ_uᵀ``, ``β_j = Σ_u w_uj clip(r_uj − μ − b_u − c_j, ±B) ũ_u``.
+
+    ``Ub`` (n_users, d+1) holds ``[u_u; b_u]`` from the user solve; ``ũ_u = [clip_rows(u_u, Γ); 1]`` (no clipping
+    when ``clip_norm`` is None). This is the statistic DP-ALS releases
+    (:class:`dprec.models.releases.FactorStats`) and the one the engine loop computes. Returns float64 ``(A, β)``
+    (in ``out`` when given).
+    """
+    d = Ub.shape[1] - 1
+    if wresid is None:
+        wresid = np.empty(Xt.nnz)
+    KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
+    if clip_norm is not None:
+        Ua = np.empty((Ub.shape[0], d + 1), dtype=dtype)
+        clip_rows(Ub[:, :d], clip_norm, out=Ua[:, :d])
+    else:
+        Ua = Ub  # reuse the user solve's array: its bias column becomes the constant 1
+    Ua[:, d] = 1.0
+    return K.item_stats(Xt.indptr, Xt.indices, w_t, wresid, Ua, out=out)
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def run(
     X: sp.csr_matrix,
@@ -295,14 +328,8 @@ def run(
         bufs = (np.empty((n_items, d + 1, d + 1)), np.empty((n_items, d + 1)))
         wresid = np.empty(X.nnz)
     for t in range(iterations):
-        KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
-        if clip_norm is not None:
-            Ua = np.empty((Ub.shape[0], d + 1), dtype=dtype)
-            clip_rows(Ub[:, :d], clip_norm, out=Ua[:, :d])
-        else:
-            Ua = Ub  # reuse the user solve's array: its bias column becomes the constant 1
-        Ua[:, d] = 1.0
-        A, b = K.item_stats(Xt.indptr, Xt.indices, w_t, wresid, Ua, out=bufs)
+        A, b = item_statistics(Xt, item_t, mu, Ub, c, w_t, residual_bound=residual_bound, clip_norm=clip_norm,
+                               dtype=dtype, out=bufs, wresid=wresid)
         Va = solve(A, b)
         if mask is not None:
             Va[~mask] = 0.0

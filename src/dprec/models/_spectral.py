@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
 #: Per-user bound ``k`` and residual clip ``B`` of the spectral statistic, and the size ``scale`` of a full-weight
 #: factor entry. Chosen once on the synthetic ML-10M shape at ε = 1 (10k–70k users, 1–3 seeds): B = 0.5 beat

@@ -40,7 +40,6 @@ In both modes the stored user factors are the user step's solution against the f
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..data import Interactions
 from ..errors import CorruptFileError

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import tempfile
 import zipfile
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions, as_interactions, lookup, _key
-from ..errors import CorruptFileError, UnknownIdError
+from ..errors import CorruptFileError
 
 __all__ = ["Recommender", "load_model", "topk_rows", "register_model"]
 

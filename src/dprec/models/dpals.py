@@ -61,7 +61,7 @@ from . import _spectral as S
 from ._dp import DPModelMixin
 from .base import Recommender, register_model
 from .baselines import BIAS_RESIDUAL_BOUND, _positive, bias_releases, default_k, release_biases
-from .releases import FactorStats, SpectralMoment, contribution_weights
+from .releases import FactorStats, SpectralMoment
 
 __all__ = ["DPALS", "default_hyperparameters"]
 
@@ -269,7 +269,8 @@ class DPALS(DPModelMixin, Recommender):
                                        n_selected=hp["spectral_items"]), share * ss))
         if hp["iterations"] > 0 and hp["factors"] > 0:
             out.append((FactorStats(self.privacy_unit, k=bounds["k"], residual_bound=bounds["residual_bound"],
-                                    clip_norm=bounds["clip_norm"], factors=hp["factors"], iterations=hp["iterations"]),
+                                    clip_norm=bounds["clip_norm"], factors=hp["factors"], iterations=hp["iterations"],
+                                    contribution=self.contribution),
                         share * (1 - ss)))
         return out
 
@@ -331,18 +332,11 @@ class DPALS(DPModelMixin, Recommender):
         hp = self._hp
         Xt, item_t = E.item_major(X)  # item-major, for the item statistics
         # user-level weights under both units (see FactorStats), aligned once with Xt
-        if self.private:
-            w = contribution_weights(X, hp["k"], privacy_unit="user", method=self.contribution,
-                                     rng=self._noise.generator("factor_contribution_sampling"))
-            pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
-            pos.sort_indices()
-            w_t = w[pos.data.astype(np.int64) - 1]
-        else:
-            w_t = None
+        rel = self._releases.get(FactorStats.name)
+        w_t = rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling")) if self.private else None
         d = V.shape[1]
         counts = np.maximum(self.item_counts_, 0.0)
         if self.private:
-            rel = self._releases[FactorStats.name]
             step = plan[rel.name]
             sigma = step.sigma
             # λ_j = λ·ñ_j + 2σ√(d+1) (+ λ_c on the bias correction)

@@ -332,10 +332,30 @@ class FactorStats(Release):
     clip_norm: float = 1.0
     factors: int = 8
     iterations: int = 1
+    contribution: str = "weight"
 
     @property
     def count(self) -> int:
         return self.iterations
+
+    def item_major_weights(self, X: sp.csr_matrix, rng=None) -> np.ndarray:
+        """The user-level contribution weights (under both units), ordered like the item-major CSR."""
+        from ._biased_als import item_major_weights
+
+        w = contribution_weights(X, self.k, privacy_unit="user", method=self.contribution, rng=rng)
+        return item_major_weights(X, w)
+
+    def statistic(self, X: sp.csr_matrix, *, item_factors, mu: float, item_bias, user_reg: float, bias_reg: float,
+                  rng=None) -> np.ndarray:
+        """The released vector of one iteration given the released item side ``(μ, c, V)``: every user solves
+        ``[u; b]`` locally, then :func:`dprec.models._biased_als.item_statistics` — the engine's own code path."""
+        from . import _biased_als as E
+
+        Xt, item_t = E.item_major(X)
+        Ub = E._UserSolver(X, item_factors.shape[1], user_reg, bias_reg)(mu, item_factors, np.asarray(item_bias, float))
+        A, b = E.item_statistics(Xt, item_t, mu, Ub, np.asarray(item_bias, float), self.item_major_weights(X, rng),
+                                 residual_bound=self.residual_bound, clip_norm=self.clip_norm)
+        return self.pack(A, b)
 
     def sensitivity(self) -> float:
         g2 = self.clip_norm**2 + 1.0

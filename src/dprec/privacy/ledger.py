@@ -98,7 +98,6 @@ import re
 import secrets
 import sqlite3
 import stat
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
