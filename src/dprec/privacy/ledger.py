@@ -350,24 +350,28 @@ def _check_private_file(fd: int, fpath: Path, what: str) -> None:
             )
 
 
-def _read_key_file(kpath: Path, ledger_path) -> bytes:
+def _read_private_file(fpath: Path, what: str, missing: str) -> bytes:
+    """The bytes of an owner-only file (key file, rollback anchor); ``missing`` is the error text when absent."""
     try:
-        fd = os.open(kpath, os.O_RDONLY | _O_NOFOLLOW)
+        fd = os.open(fpath, os.O_RDONLY | _O_NOFOLLOW)
     except FileNotFoundError:
-        raise LedgerError(
-            f"no key for the ledger at {ledger_path}: looked for the key file {kpath} (key directory: "
-            f"$DPREC_LEDGER_KEY_DIR or platformdirs.user_config_dir('dprec')/ledger-keys). Without its key a "
-            f"ledger cannot be authenticated; the ledger was refused. Restore the key file from backup, set "
-            f"DPREC_LEDGER_KEY_DIR, or pass key="
-        ) from None
+        raise LedgerError(missing) from None
     except OSError as e:
-        raise LedgerError(f"cannot read the key file {kpath} ({e}); the ledger was refused "
-                          f"(a key file must be a regular file, not a symlink)") from e
+        raise LedgerError(f"cannot read the {what} {fpath} ({e}); the ledger was refused "
+                          f"(it must be a regular file, not a symlink)") from e
     try:
-        _check_private_file(fd, kpath, "key file")
-        raw = os.read(fd, 4096)
+        _check_private_file(fd, fpath, what)
+        return os.read(fd, 4096)
     finally:
         os.close(fd)
+
+
+def _read_key_file(kpath: Path, ledger_path) -> bytes:
+    raw = _read_private_file(kpath, "key file", (
+        f"no key for the ledger at {ledger_path}: looked for the key file {kpath} (key directory: "
+        f"$DPREC_LEDGER_KEY_DIR or platformdirs.user_config_dir('dprec')/ledger-keys). Without its key a "
+        f"ledger cannot be authenticated; the ledger was refused. Restore the key file from backup, set "
+        f"DPREC_LEDGER_KEY_DIR, or pass key="))
     try:
         key = bytes.fromhex(raw.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
@@ -383,20 +387,9 @@ def _anchor_tag(key: bytes, n: int, last: str) -> str:
 
 
 def _read_anchor(apath: Path, key: bytes, ledger_path) -> tuple[int, str]:
-    try:
-        fd = os.open(apath, os.O_RDONLY | _O_NOFOLLOW)
-    except FileNotFoundError:
-        raise LedgerError(
-            f"the rollback anchor {apath} of the ledger at {ledger_path} is missing; the ledger was refused. "
-            f"Restore the key directory from backup"
-        ) from None
-    except OSError as e:
-        raise LedgerError(f"cannot read the rollback anchor {apath} ({e}); the ledger was refused") from e
-    try:
-        _check_private_file(fd, apath, "rollback anchor")
-        raw = os.read(fd, 4096)
-    finally:
-        os.close(fd)
+    raw = _read_private_file(apath, "rollback anchor", (
+        f"the rollback anchor {apath} of the ledger at {ledger_path} is missing; the ledger was refused. "
+        f"Restore the key directory from backup"))
     try:
         a = json.loads(raw.decode("ascii"))
         n, last, tag = a["n_charges"], a["last_mac"], a["tag"]
