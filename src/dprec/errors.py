@@ -1,11 +1,40 @@
-"""Exception types shared across dprec."""
+"""dprec's exceptions: one hierarchy under :class:`DPRecError`.
+
+The command line maps exactly these to exit codes (``dprec.cli``); any other exception is a bug and shows its
+traceback. Errors about bad values also subclass :class:`ValueError` (and unknown ids :class:`KeyError`), so
+code written against the built-in types keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+__all__ = [
+    "DPRecError",
+    "ConfigError",
+    "NotFittedError",
+    "UnknownIdError",
+    "CorruptFileError",
+    "BudgetExceededError",
+    "LedgerError",
+    "did_you_mean",
+]
 
 
 class DPRecError(Exception):
     """Base class of dprec's own errors."""
 
 
-class UnknownIdError(KeyError, ValueError):
+class ConfigError(DPRecError, ValueError):
+    """A configuration (model hyperparameters, a benchmark TOML) that cannot run; the message names the key
+    (as a path, e.g. ``models[2].params.factors``) and the fix."""
+
+
+class NotFittedError(DPRecError, RuntimeError):
+    """A model method that needs a fitted model was called before ``fit`` (or ``load``)."""
+
+
+class UnknownIdError(DPRecError, KeyError, ValueError):
     """A raw user or item id that is not in the vocabulary."""
 
     def __str__(self):  # KeyError quotes its message; show it plainly
@@ -22,3 +51,9 @@ class BudgetExceededError(DPRecError):
 
 class LedgerError(DPRecError):
     """The privacy ledger cannot be used (unreadable, locked, mismatched dataset). Training must not proceed."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``choices`` (or ``""``): the one spelling-hint helper."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""

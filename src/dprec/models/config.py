@@ -1,0 +1,85 @@
+"""Configuration classes: each model's hyperparameters are one frozen pydantic model.
+
+``Model(**params)`` validates ``params`` through ``Model.Config``; ``get_params()`` is the config's dump, and model
+files and benchmark TOMLs are read back through the same validation (:func:`validate_config`), so a value that a
+constructor refuses is refused everywhere, with the same message. The privacy part (ε, δ, unit, secure noise) is
+declared once, in :class:`PrivateConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError, did_you_mean
+from ..privacy.units import check_delta, check_epsilon
+
+__all__ = ["ModelConfig", "PrivateConfig", "validate_config"]
+
+
+class ModelConfig(BaseModel):
+    """Parameters every model takes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+
+    num_threads: int = Field(0, ge=0, strict=True, description="threads for the kernels (0 = all cores)")
+    rng: Any = Field(None, description="seed or numpy Generator; None = fresh OS entropy (for DP models, a seed "
+                                       "is reproducibility mode)")
+
+    @field_validator("rng")
+    @classmethod
+    def _rng(cls, v):
+        import numpy as np
+
+        if v is None or isinstance(v, (np.random.Generator, np.random.SeedSequence)):
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"rng must be None, a non-negative int seed, a SeedSequence or a Generator; got {v!r}")
+        return int(v)
+
+
+class PrivateConfig(ModelConfig):
+    """The privacy part shared by every DP model (keyword-only in the constructors)."""
+
+    epsilon: float = Field(description="target ε of everything released (math.inf: non-private reference)")
+    delta: float | None = Field(None, description="target δ; required when ε is finite (e.g. 1e-5)")
+    privacy_unit: Literal["user", "rating"] = Field("user", description="what neighbouring datasets differ by")
+    secure_noise: bool = Field(False, strict=True, description="pass every release through OpenDP's Gaussian measurement")
+
+    @field_validator("epsilon", mode="before")
+    @classmethod
+    def _epsilon(cls, v):
+        return check_epsilon(v)
+
+    @model_validator(mode="after")
+    def _delta(self):
+        if math.isinf(self.epsilon):
+            object.__setattr__(self, "delta", 0.0 if self.delta is None else float(self.delta))
+        elif self.delta is None:
+            raise ValueError("delta is required when epsilon is finite (e.g. delta=1e-5)")
+        else:
+            object.__setattr__(self, "delta", check_delta(self.delta))
+        return self
+
+
+def validate_config(config_cls: type[ModelConfig], params: dict, *, where: str = "") -> ModelConfig:
+    """``config_cls(**params)``, with every error as one :class:`~dprec.errors.ConfigError` naming the key path
+    (``where`` + field) and, for an unknown key, the closest known one."""
+    try:
+        return config_cls(**params)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            path = f"{where}.{key}" if where and key else (where or key)
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"{path}: unknown parameter; {did_you_mean(err['loc'][-1], config_cls.model_fields)}"
+                            f"known: {', '.join(config_cls.model_fields)}")
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if key and "got" not in msg:
+                    msg += f" (got {err.get('input')!r})"
+                msgs.append(f"{path}: {msg}" if path else msg)
+        raise ConfigError("; ".join(msgs)) from None
