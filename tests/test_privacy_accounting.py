@@ -8,21 +8,20 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
 from dprec.privacy import (
-    Budget,
     PrivacyWarning,
     Step,
-    basic_composition,
     check_delta,
-    check_privacy_unit,
+    check_epsilon,
     dpsgd_epsilon,
     dpsgd_noise_multiplier,
     epsilon_to_rho,
     gaussian_rho,
     plan,
     rho_to_epsilon,
-    rho_to_epsilon_upper_bound,
     sigma_for_rho,
 )
+from dprec.privacy.accounting import basic_composition, rho_to_epsilon_upper_bound
+from dprec.privacy.units import check_privacy_unit
 
 
 # ------------------------------------------------------------------ independent references
@@ -57,23 +56,22 @@ step_st = st.tuples(st.floats(0.01, 100.0), log_sens, st.integers(1, 1000))
 
 
 # ------------------------------------------------------------------ units
-def test_budget_validation():
-    assert Budget(1.0, 1e-6).is_private
-    b = Budget(math.inf, 0.0)
-    assert not b.is_private
+def test_epsilon_delta_validation():
+    assert check_epsilon(1.0) == 1.0 and check_delta(1e-6) == 1e-6
+    assert check_epsilon(math.inf) == math.inf and check_delta(0.0, allow_zero=True) == 0.0
     for bad in (0.0, -1.0, float("nan"), "1", None, True):
         with pytest.raises(ValueError, match="epsilon"):
-            Budget(bad, 1e-6)
+            check_epsilon(bad)
     for bad in (0.0, 1.0, -1e-9, float("nan"), "x", 1.5):
         with pytest.raises(ValueError, match="delta"):
-            Budget(1.0, bad)
+            check_delta(bad)
     with pytest.raises(ValueError, match="privacy_unit"):
         check_privacy_unit("item")
     assert check_privacy_unit("rating") == "rating"
     with pytest.warns(PrivacyWarning):
         check_delta(1e-3, n=10_000)
     with pytest.warns(PrivacyWarning):
-        Budget(1.0, 0.01).check_n(943)
+        check_delta(0.01, n=943)
 
 
 # ------------------------------------------------------------------ Gaussian / zCDP

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dprec.privacy import (
+from dprec.privacy.bounding import (
     clip_rows_l2,
     clip_values,
     dp_item_selection,

@@ -12,16 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dprec.privacy import (
-    NoiseSource,
-    NoiseStreams,
-    PrivacyWarning,
-    SecureNoiseError,
-    gaussian_noise,
-    project_psd,
-    secure_gaussian,
-    symmetric_gaussian_noise,
-)
+from dprec.privacy import NoiseSource, NoiseStreams, PrivacyWarning, SecureNoiseError
+from dprec.privacy.noise import gaussian_noise, project_psd, secure_gaussian, symmetric_gaussian_noise
 
 ALPHA = 1e-6
 

@@ -23,13 +23,13 @@ The whole pipeline is vectorised numpy: one inverse-CDF draw per candidate, one 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._rng import as_generator
-from ..data import Interactions
+from .._validation import check_int, check_number
+from ..data import Interactions, _check_bounds
 
 __all__ = ["synthetic"]
 
@@ -75,14 +75,6 @@ def _draws_for_distinct(p: np.ndarray, targets: np.ndarray) -> np.ndarray:
             break
         m_max *= 4.0
     return np.interp(targets, distinct, grid)
-
-
-def _check_positive(name, value, *, integer=False, allow_zero=False):
-    ok_type = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return value
 
 
 def synthetic(
@@ -146,21 +138,20 @@ def synthetic(
         (sampling probabilities, float32), ``user_activity`` (targets, float32) and the parameters.
         ``truth_rating(u, i)`` is ``global_mean + user_bias[u] + item_bias[i] + user_factors[u] @ item_factors[i]``.
     """
-    _check_positive("n_users", n_users, integer=True)
-    _check_positive("n_items", n_items, integer=True)
-    _check_positive("rank", rank, integer=True)
-    _check_positive("popularity_exponent", popularity_exponent, allow_zero=True)
-    _check_positive("activity_exponent", activity_exponent, allow_zero=True)
-    _check_positive("noise", noise, allow_zero=True)
+    check_int(n_users, "n_users", minimum=1)
+    check_int(n_items, "n_items", minimum=1)
+    check_int(rank, "rank", minimum=1)
+    check_number(popularity_exponent, "popularity_exponent", low_inclusive=True)
+    check_number(activity_exponent, "activity_exponent", low_inclusive=True)
+    check_number(noise, "noise", low_inclusive=True)
     if density is not None and mean_ratings_per_user is not None:
         raise ValueError("give density or mean_ratings_per_user, not both")
     if density is not None:
-        if not isinstance(density, numbers.Real) or not 0 < density <= _MAX_USER_FRACTION:
+        if check_number(density, "density") > _MAX_USER_FRACTION:
             raise ValueError(f"density must be in (0, {_MAX_USER_FRACTION}], got {density!r}")
         mean = float(density) * n_items
     elif mean_ratings_per_user is not None:
-        _check_positive("mean_ratings_per_user", mean_ratings_per_user)
-        mean = float(mean_ratings_per_user)
+        mean = check_number(mean_ratings_per_user, "mean_ratings_per_user")
     else:
         mean = max(1.0, min(50.0, 0.1 * n_items))
     cap = max(1.0, _MAX_USER_FRACTION * n_items)
@@ -173,17 +164,15 @@ def synthetic(
         implicit = "binary"
     if implicit not in (False, "binary", "count"):
         raise ValueError(f'implicit must be False, True, "binary" or "count", got {implicit!r}')
-    lo, hi = (float(b) for b in rating_bounds)
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"rating_bounds must be finite with lo < hi, got {rating_bounds!r}")
+    if rating_bounds is None:
+        raise ValueError("rating_bounds must be a pair (lo, hi) of numbers, got None")
+    lo, hi = _check_bounds(rating_bounds)
     if round_ratings is True:
         step = 1.0 if (lo.is_integer() and hi.is_integer()) else 0.5
     elif round_ratings is False or round_ratings is None:
         step = None
     else:
-        step = float(round_ratings)
-        if not step > 0:
-            raise ValueError(f"round_ratings must be True, False or a positive step, got {round_ratings!r}")
+        step = check_number(round_ratings, "round_ratings (True, False or a rounding step)")
 
     gen = as_generator(rng)
     width = hi - lo

@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from .._json import to_jsonable
+from .._validation import check_fraction, check_int, check_number
 from .units import check_delta, check_epsilon
 
 __all__ = [
@@ -52,22 +54,6 @@ __all__ = [
 _SHAVE = 1e-9
 
 
-def _check_positive(x, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
-    if isinstance(x, bool):
-        raise ValueError(f"{name} must be a number, got {x!r}")
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-    if math.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    if math.isinf(v) and not allow_inf:
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    if v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {x!r}")
-    return v
-
-
 # ----------------------------------------------------------------------------------------------
 # Gaussian mechanism in zCDP
 # ----------------------------------------------------------------------------------------------
@@ -88,8 +74,8 @@ def gaussian_rho(sensitivity, sigma) -> float:
     float
         ``ρ`` in nats (``0`` if ``Δ = 0``).
     """
-    d = _check_positive(sensitivity, "sensitivity", allow_zero=True)
-    s = _check_positive(sigma, "sigma", allow_zero=True, allow_inf=True)
+    d = check_number(sensitivity, "sensitivity", low_inclusive=True)
+    s = check_number(sigma, "sigma", low_inclusive=True, allow_inf=True)
     if d == 0 or math.isinf(s):
         return 0.0
     if s == 0:
@@ -103,8 +89,8 @@ def sigma_for_rho(sensitivity, rho) -> float:
     The result is rounded *up* so that ``gaussian_rho(Δ, σ) <= ρ`` holds in floating point.
     ``ρ = inf`` gives ``σ = 0`` (no privacy).
     """
-    d = _check_positive(sensitivity, "sensitivity", allow_zero=True)
-    r = _check_positive(rho, "rho", allow_inf=True)
+    d = check_number(sensitivity, "sensitivity", low_inclusive=True)
+    r = check_number(rho, "rho", allow_inf=True)
     if math.isinf(r) or d == 0:
         return 0.0
     s = d / math.sqrt(2.0 * r)
@@ -136,7 +122,7 @@ def rho_to_epsilon_upper_bound(rho, delta) -> float:
     Valid but looser than :func:`rho_to_epsilon`; used as a sanity bound and as a fallback when the
     tight conversion overflows.
     """
-    r = _check_positive(rho, "rho", allow_zero=True, allow_inf=True)
+    r = check_number(rho, "rho", low_inclusive=True, allow_inf=True)
     d = check_delta(delta)
     return r + 2.0 * math.sqrt(r * math.log(1.0 / d))
 
@@ -178,7 +164,7 @@ def rho_to_epsilon(rho, delta) -> float:
     float
         ``ε`` (nats).
     """
-    r = _check_positive(rho, "rho", allow_zero=True, allow_inf=True)
+    r = check_number(rho, "rho", low_inclusive=True, allow_inf=True)
     d = check_delta(delta)
     if r == 0:
         return 0.0
@@ -260,10 +246,9 @@ class Step:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"Step name must be a non-empty string, got {self.name!r}")
-        _check_positive(self.weight, f"weight of step {self.name!r}")
-        _check_positive(self.sensitivity, f"sensitivity of step {self.name!r}")
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise ValueError(f"count of step {self.name!r} must be an integer >= 1, got {self.count!r}")
+        check_number(self.weight, f"weight of step {self.name!r}")
+        check_number(self.sensitivity, f"sensitivity of step {self.name!r}")
+        check_int(self.count, f"count of step {self.name!r}", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -286,13 +271,9 @@ class StepPlan:
             "sensitivity": self.sensitivity,
             "count": self.count,
             "sigma": self.sigma,
-            "rho": _json_float(self.rho),
-            "total_rho": _json_float(self.total_rho),
+            "rho": to_jsonable(self.rho),
+            "total_rho": to_jsonable(self.total_rho),
         }
-
-
-def _json_float(x: float):
-    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
 
 
 @dataclass(frozen=True)
@@ -332,10 +313,10 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {
-            "epsilon": _json_float(self.epsilon),
+            "epsilon": to_jsonable(self.epsilon),
             "delta": self.delta,
-            "total_rho": _json_float(self.total_rho),
-            "achieved_epsilon": _json_float(self.achieved_epsilon),
+            "total_rho": to_jsonable(self.total_rho),
+            "achieved_epsilon": to_jsonable(self.achieved_epsilon),
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -425,17 +406,7 @@ def _dpsgd_event(noise_multiplier: float, sample_rate: float, steps: int):
 
 
 def _check_dpsgd_args(sample_rate, steps):
-    q = _check_positive(sample_rate, "sample_rate")
-    if q > 1:
-        raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int,)) and not (
-        hasattr(steps, "__index__")
-    ):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    t = int(steps)
-    if t < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    return q, t
+    return check_fraction(sample_rate, "sample_rate", one=True), check_int(steps, "steps", minimum=1)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -465,7 +436,7 @@ def dpsgd_epsilon(noise_multiplier, sample_rate, steps, delta, *, accountant: st
     float
         ε at ``delta`` (``inf`` for ``noise_multiplier = 0``).
     """
-    z = _check_positive(noise_multiplier, "noise_multiplier", allow_zero=True)
+    z = check_number(noise_multiplier, "noise_multiplier", low_inclusive=True)
     q, t = _check_dpsgd_args(sample_rate, steps)
     d = check_delta(delta)
     if z == 0:
@@ -534,10 +505,8 @@ def basic_composition(guarantees) -> tuple[float, float]:
             e, d = g
         except (TypeError, ValueError):
             raise ValueError(f"guarantees[{i}] must be an (epsilon, delta) pair, got {g!r}") from None
-        e = _check_positive(e, f"guarantees[{i}] epsilon", allow_zero=True, allow_inf=True)
-        d = _check_positive(d, f"guarantees[{i}] delta", allow_zero=True)
-        if d > 1:
-            raise ValueError(f"guarantees[{i}] delta must be <= 1, got {d}")
+        e = check_number(e, f"guarantees[{i}] epsilon", low_inclusive=True, allow_inf=True)
+        d = check_fraction(d, f"guarantees[{i}] delta", zero=True, one=True)
         eps.append(e)
         dels.append(d)
     return math.fsum(eps) if not any(math.isinf(e) for e in eps) else math.inf, min(1.0, math.fsum(dels))

@@ -23,7 +23,6 @@ own ratings, so removing user ``i`` removes ``u_i``'s terms and changes no other
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import scipy.sparse as sp
 from scipy.special import ndtri
 
 from .._rng import as_generator
+from .._validation import check_choice, check_fraction, check_int, check_number
 from .units import check_privacy_unit
 
 __all__ = [
@@ -55,18 +55,6 @@ def _as_csr(X, name: str = "X") -> sp.csr_matrix:
     return X
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k (max_ratings_per_user) must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
-def _check_bound(x, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real) or math.isnan(float(x)) or float(x) < 0:
-        raise ValueError(f"{name} must be a number >= 0, got {x!r}")
-    return float(x)
-
-
 def effective_k(privacy_unit: str, k: int | None) -> int:
     """Ratings per privacy unit: ``k`` for ``"user"`` (required), ``1`` for ``"rating"``."""
     unit = check_privacy_unit(privacy_unit)
@@ -74,7 +62,7 @@ def effective_k(privacy_unit: str, k: int | None) -> int:
         return 1
     if k is None:
         raise ValueError("k (max_ratings_per_user) is required under privacy_unit='user'")
-    return _check_k(k)
+    return check_int(k, "k (max_ratings_per_user)", minimum=1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,12 +96,11 @@ def sample_per_user(X, k, rng=None, method: str = "uniform", item_counts=None) -
         A new matrix; each user's kept set depends only on that user's own row, ``rng`` and the
         (private-already) counts, so the per-user bound ``k`` holds.
     """
-    k = _check_k(k)
+    k = check_int(k, "k (max_ratings_per_user)", minimum=1)
     X = _as_csr(X)
     n_users, n_items = X.shape
     gen = as_generator(rng)
-    if method not in ("uniform", "least_popular"):
-        raise ValueError(f"method must be 'uniform' or 'least_popular', got {method!r}")
+    check_choice(method, "method", ("uniform", "least_popular"))
     row_len = np.diff(X.indptr)
     if row_len.size == 0 or row_len.max(initial=0) <= k:
         return X
@@ -148,7 +135,7 @@ def clip_values(X, bound):
     Sparse input: the stored entries are clipped (structure kept, a new matrix is returned).
     Dense input: a clipped float64 copy.
     """
-    b = _check_bound(bound, "bound")
+    b = check_number(bound, "bound", low_inclusive=True, allow_inf=True)
     if sp.issparse(X):
         X = sp.csr_matrix(X, copy=True)
         np.clip(X.data, -b, b, out=X.data)
@@ -162,7 +149,7 @@ def clip_rows_l2(U, gamma) -> np.ndarray:
     Returns a new array of ``U``'s float dtype (float32 stays float32; the scale is computed in
     float64 and nudged so the float result respects the bound).
     """
-    g = _check_bound(gamma, "gamma")
+    g = check_number(gamma, "gamma", low_inclusive=True, allow_inf=True)
     U = np.asarray(U)
     if U.ndim != 2:
         raise ValueError(f"U must be a 2-D array of row vectors, got shape {U.shape}")
@@ -219,11 +206,9 @@ def selection_threshold(sigma, k, delta_sel) -> float:
     items, so the probability that any of them is released is at most
     ``k · P(1 + N(0, σ²) > τ) = δ_sel`` (union bound).
     """
-    s = _check_bound(sigma, "sigma")
-    k = _check_k(k)
-    d = float(delta_sel)
-    if not 0 < d < 1:
-        raise ValueError(f"delta_sel must be in (0, 1), got {delta_sel!r}")
+    s = check_number(sigma, "sigma", low_inclusive=True, allow_inf=True)
+    k = check_int(k, "k (max_ratings_per_user)", minimum=1)
+    d = check_fraction(delta_sel, "delta_sel")
     return 1.0 + s * float(-ndtri(d / k))
 
 
@@ -259,10 +244,8 @@ def dp_item_selection(X, *, rho, delta_sel, k, noise=None, rng=None) -> ItemSele
         Without it, numpy noise from ``rng``.
     """
     X = _as_csr(X)
-    k = _check_k(k)
-    r = float(rho)
-    if not (r > 0) or math.isinf(r):
-        raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
+    k = check_int(k, "k (max_ratings_per_user)", minimum=1)
+    r = check_number(rho, "rho")
     row_len = np.diff(X.indptr)
     if row_len.size and row_len.max() > k:
         raise ValueError(

@@ -90,7 +90,6 @@ import hashlib
 import hmac
 import json
 import math
-import numbers
 import operator
 import os
 import random
@@ -102,6 +101,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import platformdirs
+
+from .._validation import check_fraction, check_number
 from ..errors import BudgetExceededError, LedgerError
 from .accounting import epsilon_to_rho, rho_to_epsilon
 from .units import check_delta, check_epsilon
@@ -183,6 +185,10 @@ class Remaining(NamedTuple):
 
 
 def _canonical(obj) -> str:
+    """Canonical serialisation for authentication: the exact bytes every MAC is computed over (sorted keys, no
+    whitespace, ASCII, no NaN/inf). A different concept from :func:`dprec._json.to_jsonable`, the JSON normal
+    form of what dprec writes for people and tools; the two must not be merged (changing this one would
+    invalidate every existing ledger's MACs)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
@@ -195,19 +201,9 @@ def _eq(a, b) -> bool:
     return isinstance(a, str) and isinstance(b, str) and hmac.compare_digest(a.encode(), b.encode())
 
 
-def _num(x, name: str, *, upper: float | None = None) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {x!r}")
-    v = float(x)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
-    if upper is not None and v >= upper:
-        raise ValueError(f"{name} must be < {upper}, got {x!r}")
-    return v
-
-
 def _jsonable(obj, where="params"):
-    """Check that ``params`` survives canonical JSON (no NaN/inf, str keys)."""
+    """Check that ``params`` survives canonical JSON (no NaN/inf, str keys): what is MAC'd must round-trip
+    exactly through :func:`_canonical`."""
     try:
         return json.loads(_canonical(obj))
     except (TypeError, ValueError) as e:
@@ -261,14 +257,8 @@ def _compose(total_eps: float, total_delta: float, charges: list[dict]) -> dict:
 
 
 def _user_data_dir() -> Path:
-    try:
-        import platformdirs
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        platformdirs = None
-    if platformdirs is not None:
-        return Path(platformdirs.user_data_dir("dprec", appauthor=False))
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")  # pragma: no cover
-    return Path(base) / "dprec"  # pragma: no cover
+    """The per-user data directory (``platformdirs.user_data_dir("dprec")``)."""
+    return Path(platformdirs.user_data_dir("dprec", appauthor=False))
 
 
 def key_dir() -> Path:
@@ -277,13 +267,7 @@ def key_dir() -> Path:
     env = os.environ.get("DPREC_LEDGER_KEY_DIR")
     if env:
         return Path(env).expanduser()
-    try:
-        import platformdirs
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dprec"
-    else:
-        base = Path(platformdirs.user_config_dir("dprec", appauthor=False))
-    return base / "ledger-keys"
+    return Path(platformdirs.user_config_dir("dprec", appauthor=False)) / "ledger-keys"
 
 
 def _label_of(dataset: str) -> str:
@@ -677,7 +661,7 @@ class Ledger:
             epsilon = 0.0  # a pure-δ charge
         if rho is not None and epsilon is not None:
             raise ValueError("give either rho= (zCDP, optionally with delta=) or epsilon= (with delta=), not both")
-        dval = 0.0 if delta is None else _num(delta, "delta", upper=1.0)
+        dval = 0.0 if delta is None else check_fraction(delta, "delta", zero=True)
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
         if not isinstance(mechanism, str) or not mechanism:
@@ -697,9 +681,9 @@ class Ledger:
             "seed_digest": None if seed is None else self._seed_digest(seed),
         }
         if rho is not None:
-            body.update(kind="zcdp", rho=_num(rho, "rho"), epsilon=None)
+            body.update(kind="zcdp", rho=check_number(rho, "rho", low_inclusive=True), epsilon=None)
         else:
-            body.update(kind="approx", epsilon=_num(epsilon, "epsilon"), rho=None)
+            body.update(kind="approx", epsilon=check_number(epsilon, "epsilon", low_inclusive=True), rho=None)
         return body
 
     def _seed_digest(self, seed) -> str:

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 import secrets
 import warnings
 
 import numpy as np
 
 from .._rng import as_generator
+from .._validation import check_bool, check_int, check_number
 
 __all__ = [
     "gaussian_noise",
@@ -64,21 +64,12 @@ __all__ = [
 SECURE_MAX_SIZE = 100_000
 
 
-def _check_sigma(sigma) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-        raise ValueError(f"sigma must be a real number >= 0, got {sigma!r}")
-    s = float(sigma)
-    if not (s >= 0) or math.isinf(s):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    return s
-
-
 def gaussian_noise(shape, sigma, rng=None) -> np.ndarray:
     """I.i.d. ``N(0, σ²)`` noise of ``shape`` (float64) from a numpy Generator.
 
     ``σ = 0`` returns zeros (and draws nothing, so the generator's stream is untouched).
     """
-    s = _check_sigma(sigma)
+    s = check_number(sigma, "sigma", low_inclusive=True)
     if s == 0:
         return np.zeros(shape, dtype=np.float64)
     gen = as_generator(rng)
@@ -97,10 +88,8 @@ def symmetric_gaussian_noise(n_mats: int, d: int, sigma, rng=None) -> np.ndarray
     sensitivity ``Δ_F`` (the upper triangle's L2 sensitivity is ``<= Δ_F``), and mirroring is
     post-processing.
     """
-    for name, v in (("n_mats", n_mats), ("d", d)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-    s = _check_sigma(sigma)
+    n_mats, d = check_int(n_mats, "n_mats"), check_int(d, "d")
+    s = check_number(sigma, "sigma", low_inclusive=True)
     out = np.zeros((int(n_mats), int(d), int(d)), dtype=np.float64)
     if s == 0 or n_mats == 0 or d == 0:
         return out
@@ -124,9 +113,7 @@ def project_psd(A, floor: float = 0.0) -> np.ndarray:
         raise ValueError(f"A must be a (d, d) matrix or an (n, d, d) stack, got shape {A.shape}")
     if not np.isfinite(A).all():
         raise ValueError("A contains NaN or infinite entries")
-    f = float(floor)
-    if math.isnan(f):
-        raise ValueError("floor must not be NaN")
+    f = check_number(floor, "floor", low=-math.inf, low_inclusive=True)
     sym = 0.5 * (A + np.swapaxes(A, -1, -2))
     w, V = np.linalg.eigh(sym)
     w = np.maximum(w, f)
@@ -155,7 +142,7 @@ def secure_gaussian(values, sigma, *, max_size: int = SECURE_MAX_SIZE) -> np.nda
     numpy.ndarray
         ``values + noise``, float64, same shape.
     """
-    s = _check_sigma(sigma)
+    s = check_number(sigma, "sigma", low_inclusive=True)
     x = np.asarray(values, dtype=np.float64)
     if not np.isfinite(x).all():
         raise ValueError("values must be finite for the secure Gaussian")
@@ -208,9 +195,7 @@ class NoiseStreams:
         if rng is None:
             root = secrets.randbits(128)
         elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-            if rng < 0:
-                raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
-            root = int(rng)
+            root = check_int(rng, "rng seed")
         elif isinstance(rng, np.random.SeedSequence):
             root, base = rng.entropy, tuple(rng.spawn_key)
         elif isinstance(rng, np.random.Generator):
@@ -267,8 +252,7 @@ class NoiseSource:
     """
 
     def __init__(self, streams: NoiseStreams, *, secure: bool = False, secure_max_size: int = SECURE_MAX_SIZE):
-        if not isinstance(secure, bool):
-            raise ValueError(f"secure must be True or False, got {secure!r}")
+        check_bool(secure, "secure")
         if not isinstance(streams, NoiseStreams):
             raise TypeError(f"streams must be a NoiseStreams, got {type(streams).__name__}")
         self.streams = streams
@@ -298,7 +282,7 @@ class NoiseSource:
         ``sensitivity`` is the statistic's declared L2 sensitivity; in secure mode OpenDP's privacy map of the
         measurement at that sensitivity must not exceed ``Δ²/(2σ²)``. ``σ = 0`` (ε = ∞) returns a copy.
         """
-        s = _check_sigma(sigma)
+        s = check_number(sigma, "sigma", low_inclusive=True)
         x = np.asarray(values, dtype=np.float64)
         if s == 0:
             self.samplers.setdefault(step, "none (ε = ∞)")

@@ -1,4 +1,4 @@
-"""Privacy units, budgets and the checks every public entry point shares.
+"""Privacy units and the ε/δ checks every public entry point shares.
 
 A *privacy unit* says what neighbouring datasets differ by:
 
@@ -7,9 +7,12 @@ A *privacy unit* says what neighbouring datasets differ by:
 ``"rating"``
     add or remove a single (user, item, rating) triple.
 
-A :class:`Budget` is a target ``(epsilon, delta)`` for approximate differential privacy.
-``epsilon = math.inf`` is a first-class value meaning *no privacy*: the same code path runs with no
-noise and no clipping, and every report then says the artifact is not DP.
+A privacy budget is a target ``(epsilon, delta)`` for approximate differential privacy, checked by
+:func:`check_epsilon` and :func:`check_delta`. ``epsilon = math.inf`` is a first-class value meaning *no
+privacy*: the same code path runs with no noise and no clipping, and every report then says the artifact
+is not DP.
+
+:data:`PRIVACY_UNITS` is defined here and only here.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from dataclasses import dataclass
 
 __all__ = [
     "PRIVACY_UNITS",
     "PrivacyWarning",
-    "Budget",
     "check_privacy_unit",
     "check_epsilon",
     "check_delta",
@@ -111,45 +112,3 @@ def check_delta(delta, n=None, *, allow_zero: bool = False) -> float:
                 stacklevel=2,
             )
     return d
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A target ``(epsilon, delta)`` differential-privacy budget.
-
-    Parameters
-    ----------
-    epsilon : float
-        Privacy-loss bound, ``> 0``; ``math.inf`` means no privacy (no noise, no clipping).
-    delta : float
-        Failure probability in ``(0, 1)``. With ``epsilon=inf`` any value in ``[0, 1)`` is accepted
-        (it is meaningless there).
-
-    Raises
-    ------
-    ValueError
-        naming the offending argument (non-number, NaN, ``epsilon <= 0``, ``delta`` outside (0, 1)).
-    """
-
-    epsilon: float
-    delta: float = 1e-6
-
-    def __post_init__(self):
-        eps = check_epsilon(self.epsilon)
-        d = check_delta(self.delta, allow_zero=math.isinf(eps))
-        object.__setattr__(self, "epsilon", eps)
-        object.__setattr__(self, "delta", d)
-
-    @property
-    def is_private(self) -> bool:
-        """``False`` exactly when ``epsilon`` is infinite (the non-private reference)."""
-        return math.isfinite(self.epsilon)
-
-    def check_n(self, n) -> "Budget":
-        """Warn (:class:`PrivacyWarning`) if ``delta >= 1/n`` for ``n`` public privacy units; return self."""
-        if self.is_private:
-            check_delta(self.delta, n)
-        return self
-
-    def to_dict(self) -> dict:
-        return {"epsilon": self.epsilon if self.is_private else "inf", "delta": self.delta}
