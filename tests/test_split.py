@@ -131,18 +131,18 @@ def test_leave_k_out(small_data):
 def test_fraction_validation(small_data, bad):
     for fn in (lambda: random_split(small_data, bad, rng=0), lambda: user_holdout(small_data, bad, rng=0),
                lambda: temporal_split(small_data, bad)):
-        with pytest.raises(ValueError, match="test_fraction must lie strictly between 0 and 1"):
+        with pytest.raises(ValueError, match=r"test_fraction must (lie|be a number) in \(0, 1\)"):
             fn()
 
 
 def test_argument_validation(small_data):
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer ≥ 1"):
         leave_k_out(small_data, 0, rng=0)
-    with pytest.raises(TypeError, match="k must be an integer"):
+    with pytest.raises(ValueError, match="k must be an integer"):
         leave_k_out(small_data, 1.5, rng=0)
     with pytest.raises(ValueError, match='by must be "random" or "time"'):
         leave_k_out(small_data, 1, rng=0, by="popularity")
-    with pytest.raises(TypeError, match="test_fraction must be a number"):
+    with pytest.raises(ValueError, match="test_fraction must be a number"):
         random_split(small_data, "0.2", rng=0)
     with pytest.raises(TypeError, match="dprec.Interactions"):
         random_split(small_data.matrix, 0.2, rng=0)

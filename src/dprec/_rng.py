@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_int
+
+
 def as_generator(rng=None) -> np.random.Generator:
     """Normalise ``rng`` to a :class:`numpy.random.Generator`.
 
@@ -16,8 +19,8 @@ def as_generator(rng=None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None or isinstance(rng, (int, np.integer, np.random.SeedSequence)):
-        if isinstance(rng, (int, np.integer)) and rng < 0:
-            raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
+        if isinstance(rng, (int, np.integer)):
+            rng = check_int(rng, "rng seed")
         return np.random.default_rng(rng)
     raise TypeError(
         f"rng must be an int seed, a numpy.random.Generator, a SeedSequence or None; got {type(rng).__name__}"

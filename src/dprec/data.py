@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._validation import check_choice
 from .errors import UnknownIdError
 
 __all__ = ["Interactions", "as_interactions"]
@@ -289,8 +290,7 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
-        if duplicates not in _DUPLICATE_POLICIES:
-            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}")
+        check_choice(duplicates, "duplicates", _DUPLICATE_POLICIES)
         needed = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
         missing = [c for c in needed if c not in df.columns]
         if missing:

@@ -36,6 +36,9 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from ._validation import check_int
+from .errors import NotFittedError
+
 __all__ = [
     "rmse",
     "mae",
@@ -132,8 +135,7 @@ def _relevance(topk, test, k=None):
             f"row u of the user×item test matrix of shape (n_users, n_items) = {m.shape}"
         )
     if k is not None:
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_int(k, "k", minimum=1)
         if k > topk.shape[1]:
             raise ValueError(f"k={k} exceeds the {topk.shape[1]} columns of topk; recommend at least k items")
         topk = topk[:, :k]
@@ -372,15 +374,12 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
 
     train = as_interactions(train, what="train")
     test = as_interactions(test, what="test")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    k = int(k)
+    k = check_int(k, "k", minimum=1)
     if batch_size is None:
         batch_size = _default_batch_size(train.n_items)
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     if not getattr(model, "_fitted", True):
-        raise RuntimeError(f"{type(model).__name__} is not fitted yet: call model.fit(train) before evaluate")
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet: call model.fit(train) before evaluate")
 
     m = test.matrix
     n_test = np.diff(m.indptr)

@@ -17,12 +17,11 @@ the privacy unit (one user with all their ratings) is the same in both parts.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
 from ._rng import as_generator
+from ._validation import check_fraction, check_int
 from .data import Interactions
 
 __all__ = ["random_split", "user_holdout", "temporal_split", "leave_k_out"]
@@ -38,23 +37,6 @@ def _check_data(data) -> Interactions:
     if data.nnz == 0:
         raise ValueError("data has no ratings: nothing to split")
     return data
-
-
-def _check_fraction(test_fraction, name: str = "test_fraction") -> float:
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-        raise TypeError(f"{name} must be a number in (0, 1), got {test_fraction!r}")
-    f = float(test_fraction)
-    if not (0.0 < f < 1.0):
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {test_fraction!r}")
-    return f
-
-
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _row_of_entry(m: sp.csr_matrix) -> np.ndarray:
@@ -117,7 +99,7 @@ def random_split(data: Interactions, test_fraction: float = 0.2, *, rng) -> tupl
         Same vocabularies as ``data``; disjoint; their union is ``data``.
     """
     data = _check_data(data)
-    f = _check_fraction(test_fraction)
+    f = check_fraction(test_fraction, "test_fraction")
     gen = as_generator(rng)
     nnz = data.nnz
     if nnz < 2:
@@ -155,8 +137,8 @@ def user_holdout(
         Same vocabularies as ``data``; disjoint; their union is ``data``.
     """
     data = _check_data(data)
-    f = _check_fraction(test_fraction)
-    min_train = _check_count(min_train, "min_train", 0)
+    f = check_fraction(test_fraction, "test_fraction")
+    min_train = check_int(min_train, "min_train")
     gen = as_generator(rng)
     m = data.matrix
     n_u = np.diff(m.indptr).astype(np.int64)
@@ -203,7 +185,7 @@ def temporal_split(
     if cutoff is not None and test_fraction is not None:
         raise ValueError("give either test_fraction or cutoff to temporal_split, not both")
     if cutoff is None:
-        f = _check_fraction(0.2 if test_fraction is None else test_fraction)
+        f = check_fraction(0.2 if test_fraction is None else test_fraction, "test_fraction")
         n_test = min(max(int(np.floor(f * data.nnz + 0.5)), 1), data.nnz)
         cut = np.partition(ts, data.nnz - n_test)[data.nnz - n_test]
         mask = np.asarray(ts >= cut)
@@ -246,8 +228,8 @@ def leave_k_out(
         Same vocabularies as ``data``; disjoint; their union is ``data``.
     """
     data = _check_data(data)
-    k = _check_count(k, "k", 1)
-    min_train = _check_count(min_train, "min_train", 0)
+    k = check_int(k, "k", minimum=1)
+    min_train = check_int(min_train, "min_train")
     if by not in ("random", "time"):
         raise ValueError(f'by must be "random" or "time", got {by!r}')
     m = data.matrix
