@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import shutil
 import time
-import urllib.error
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pooch
 import pytest
+import requests
 
 from dprec.datasets import DATASETS, dataset_checksum, list_datasets, load_dataset, synthetic
 from dprec.datasets import loaders
@@ -74,10 +76,10 @@ def test_missing_dataset_message(tmp_path, monkeypatch):
 
 
 def test_offline_download_fails_clearly(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
+    def offline(self, url, output_file, pooch_obj, check_only=False):
+        raise requests.exceptions.ConnectionError("no network")
 
-    monkeypatch.setattr(loaders.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", offline)  # what pooch raises with no network
     with pytest.raises(FileNotFoundError, match=r"(?s)Download from .*ml-100k.zip failed.*unpack it"):
         load_dataset("ml-100k", data_home=tmp_path, download=True)
     assert not (tmp_path / "ml-100k").exists()
@@ -152,27 +154,66 @@ def _fake_zip(folder_name: str) -> bytes:
     return buf.getvalue()
 
 
-class _FakeResponse(io.BytesIO):
-    def __enter__(self):
-        return self
+def _copying_downloader(source: Path, calls: list):
+    """A pooch downloader that copies a local file (no network): ``callable(url, output_file, pooch)``."""
 
-    def __exit__(self, *exc):
-        self.close()
+    def download(url, output_file, pooch_obj):
+        calls.append(url)
+        shutil.copyfile(source, output_file)
+
+    return download
 
 
-def test_download_verifies_and_installs_atomically(tmp_path, monkeypatch):
+def test_download_verifies_and_installs_atomically(tmp_path):
     payload = _fake_zip("ml-latest-small")
-    monkeypatch.setattr(loaders.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(payload))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "archive.zip").write_bytes(payload)
+    home = tmp_path / "home"
+    calls: list = []
+    fetch = _copying_downloader(tmp_path / "src" / "archive.zip", calls)
     spec = DATASETS["ml-latest-small"]
     # wrong checksum: refused, nothing installed, temporaries removed
-    with pytest.raises(CorruptFileError, match="sha256 .* expected"):
-        loaders._download(spec, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(CorruptFileError, match="does not match its sha256 checksum .*nothing was installed"):
+        loaders._download(spec, home, downloader=fetch)
+    assert list(home.iterdir()) == []
+    assert calls == [spec.url]
     good = dataclasses.replace(spec, archive_sha256=hashlib.sha256(payload).hexdigest(), n_ratings=2)
-    folder = loaders._download(good, tmp_path)
-    assert folder == tmp_path / "ml-latest-small"
+    folder = loaders._download(good, home, downloader=fetch)
+    assert folder == home / "ml-latest-small"
     assert sorted(p.name for p in folder.iterdir()) == ["movies.csv", "ratings.csv"]
-    assert [p.name for p in tmp_path.iterdir()] == ["ml-latest-small"]
+    assert [p.name for p in home.iterdir()] == ["ml-latest-small"]  # archive and temporaries removed
+
+
+def test_download_md5_only_archive_and_load_dataset(tmp_path, monkeypatch):
+    """ml-10m's registry row has only an MD5: pooch verifies it ("md5:..."); load_dataset downloads only when
+    asked, then loads the installed folder without downloading again."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-10M100K/ratings.dat", "1::122::5::838985046\n2::185::4.5::838983525\n")
+        zf.writestr("ml-10M100K/movies.dat", "122::Boomerang (1992)::Comedy\n185::Net, The (1995)::Action\n")
+    payload = buf.getvalue()
+    (tmp_path / "archive.zip").write_bytes(payload)
+    spec = dataclasses.replace(DATASETS["ml-10m"], archive_md5=hashlib.md5(payload).hexdigest(), n_ratings=2)
+    assert spec.archive_sha256 is None
+    patched = {**DATASETS, "ml-10m": spec}
+    monkeypatch.setattr("dprec.datasets.registry.DATASETS", patched)
+    monkeypatch.setattr(loaders, "DATASETS", patched)
+    calls: list = []
+    fetch = _copying_downloader(tmp_path / "archive.zip", calls)
+    real_download = loaders._download
+    monkeypatch.setattr(loaders, "_download", lambda spec, home: real_download(spec, home, downloader=fetch))
+    home = tmp_path / "home"
+    with pytest.raises(FileNotFoundError):
+        load_dataset("ml-10m", data_home=home)
+    assert calls == [] and not home.exists()
+    d = load_dataset("ml-10m", data_home=home, download=True)
+    assert d.shape == (2, 2) and calls == [spec.url]
+    assert [p.name for p in home.iterdir()] == ["ml-10m"]
+    load_dataset("ml-10m", data_home=home, download=True)  # present: no second download
+    assert calls == [spec.url]
+    bad = dataclasses.replace(spec, archive_md5="0" * 32)
+    with pytest.raises(CorruptFileError, match="md5"):
+        real_download(bad, tmp_path / "other", downloader=fetch)
 
 
 # --------------------------------------------------------------------------- real data

@@ -1,7 +1,8 @@
 """Load registered datasets from a local data directory, downloading only when asked.
 
-Data directory, in order: the ``data_home`` argument, the ``DPREC_DATA`` environment variable,
-``$XDG_CACHE_HOME/dprec``, ``~/.cache/dprec``. A dataset ``name`` lives unpacked in
+Data directory, in order: the ``data_home`` argument, the ``DPREC_DATA`` environment variable, the
+per-user cache directory ``platformdirs.user_cache_dir("dprec")`` (on Linux ``$XDG_CACHE_HOME/dprec``, else
+``~/.cache/dprec``). A dataset ``name`` lives unpacked in
 ``<data_home>/<name>/`` (the archive's own folder name, e.g. ``ml-10M100K``, is accepted too).
 
 MovieLens licences forbid redistribution: dprec never ships the files, it reads (or, with
@@ -10,25 +11,22 @@ MovieLens licences forbid redistribution: dprec never ships the files, it reads 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import platformdirs
 
+from .._provenance import sha256_file
 from ..data import Interactions
 from ..errors import CorruptFileError
 from .registry import DATASETS, DatasetSpec, get_spec
 
 __all__ = ["load_dataset", "list_datasets", "dataset_checksum", "get_data_home", "dataset_path"]
-
-_CHUNK = 1 << 20
 
 _U_ITEM_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -38,16 +36,15 @@ _U_ITEM_GENRES = (
 
 # --------------------------------------------------------------------------- locations
 def get_data_home(data_home=None) -> Path:
-    """The data directory: ``data_home``, else ``$DPREC_DATA``, else ``$XDG_CACHE_HOME/dprec``, else
-    ``~/.cache/dprec``. Not created here."""
+    """The data directory: ``data_home``, else ``$DPREC_DATA``, else the per-user cache directory
+    ``platformdirs.user_cache_dir("dprec")`` (``$XDG_CACHE_HOME/dprec`` or ``~/.cache/dprec`` on Linux).
+    Not created here."""
     if data_home is not None:
         return Path(data_home).expanduser()
     env = os.environ.get("DPREC_DATA")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "dprec"
+    return Path(platformdirs.user_cache_dir("dprec", appauthor=False))
 
 
 def _candidates(spec: DatasetSpec, home: Path) -> list[Path]:
@@ -82,7 +79,7 @@ def _missing_message(spec: DatasetSpec, home: Path, reason: str | None = None) -
         f"  * or download {spec.url} yourself and unpack it so that "
         f"{home / spec.name}/ holds {spec.ratings_file} (the archive's folder {spec.archive_folder}/ "
         f"may be renamed to {spec.name}/).",
-        "The data directory is the data_home argument, else $DPREC_DATA, else ~/.cache/dprec "
+        "The data directory is the data_home argument, else $DPREC_DATA, else the user cache directory "
         f"(currently {home}).",
         f"Licence: {spec.licence}",
     ]
@@ -90,14 +87,6 @@ def _missing_message(spec: DatasetSpec, home: Path, reason: str | None = None) -
 
 
 # --------------------------------------------------------------------------- checksums
-def _file_digest(path: Path, algo: str = "sha256") -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dataset_checksum(name: str, data_home=None) -> str:
     """SHA-256 (hex) of the dataset's ratings file, for result files and ledgers.
 
@@ -110,13 +99,13 @@ def dataset_checksum(name: str, data_home=None) -> str:
     folder = dataset_path(name, data_home)
     if folder is None:
         raise FileNotFoundError(_missing_message(spec, get_data_home(data_home)))
-    return _file_digest(folder / spec.ratings_file)
+    return sha256_file(folder / spec.ratings_file)
 
 
 def _verify_ratings_file(spec: DatasetSpec, path: Path) -> None:
     if spec.ratings_sha256 is None:
         return
-    got = _file_digest(path)
+    got = sha256_file(path)
     if got != spec.ratings_sha256:
         raise CorruptFileError(
             f"checksum mismatch for {path}: sha256 {got} but the registry expects {spec.ratings_sha256} "
@@ -126,44 +115,57 @@ def _verify_ratings_file(spec: DatasetSpec, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- download
-def _download(spec: DatasetSpec, home: Path, *, timeout: float = 60.0) -> Path:
-    """Fetch, verify and unpack ``spec`` into ``home/spec.name`` (atomic rename). Returns the folder."""
+def _known_hash(spec: DatasetSpec) -> str:
+    """The archive checksum in pooch's ``"alg:hex"`` form (SHA-256 when known, else MD5, as for ml-10m)."""
+    if spec.archive_sha256 is not None:
+        return f"sha256:{spec.archive_sha256}"
+    if spec.archive_md5 is not None:
+        return f"md5:{spec.archive_md5}"
+    raise CorruptFileError(f"the registry has no checksum for {spec.name}; refusing an unverifiable download")
+
+
+def _download(spec: DatasetSpec, home: Path, *, timeout: float = 60.0, downloader=None) -> Path:
+    """Fetch, verify and unpack ``spec`` into ``home/spec.name`` (atomic rename). Returns the folder.
+
+    The archive is fetched by :func:`pooch.retrieve` into a temporary folder under ``home`` (pooch streams it to
+    a temporary file and moves it into place only once its checksum matches), unpacked next to it, and the
+    dataset folder is renamed into place; the archive and the temporaries are removed whatever happens.
+    ``downloader`` is a pooch downloader (``callable(url, output_file, pooch)``), by default
+    ``pooch.HTTPDownloader`` with ``timeout``.
+    """
+    import pooch
+    import requests
+
+    known_hash = _known_hash(spec)
     home.mkdir(parents=True, exist_ok=True)
     final = home / spec.name
-    tmp_zip = None
-    tmp_dir = None
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=home))
     try:
-        fd, tmp_zip = tempfile.mkstemp(prefix=f".{spec.name}-", suffix=".zip.part", dir=home)
-        sha, md5 = hashlib.sha256(), hashlib.md5()
+        if downloader is None:
+            downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout) as resp:
-                for block in iter(lambda: resp.read(_CHUNK), b""):
-                    out.write(block)
-                    sha.update(block)
-                    md5.update(block)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            archive = Path(pooch.retrieve(spec.url, known_hash=known_hash, fname=f"{spec.name}.zip",
+                                          path=tmp_dir / "download", downloader=downloader))
+        except ValueError as exc:  # pooch's checksum mismatch
+            alg = known_hash.split(":", 1)[0]
+            raise CorruptFileError(
+                f"downloaded {spec.url} does not match its {alg} checksum {known_hash.split(':', 1)[1]} ({exc}); "
+                "nothing was installed (the download was corrupted or the archive changed upstream)"
+            ) from None
+        except (requests.exceptions.RequestException, OSError, TimeoutError) as exc:
             raise FileNotFoundError(
                 _missing_message(spec, home, reason=f"Download from {spec.url} failed: {exc}.")
             ) from exc
-        if spec.archive_sha256 is not None and sha.hexdigest() != spec.archive_sha256:
-            raise CorruptFileError(
-                f"downloaded {spec.url} has sha256 {sha.hexdigest()}, expected {spec.archive_sha256}; "
-                "nothing was installed (the download was corrupted or the archive changed upstream)"
-            )
-        if spec.archive_md5 is not None and md5.hexdigest() != spec.archive_md5:
-            raise CorruptFileError(
-                f"downloaded {spec.url} has md5 {md5.hexdigest()}, expected {spec.archive_md5}; "
-                "nothing was installed"
-            )
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=home))
-        with zipfile.ZipFile(tmp_zip) as zf:
-            root = tmp_dir.resolve()
+        unpacked = tmp_dir / "unpacked"
+        unpacked.mkdir()
+        with zipfile.ZipFile(archive) as zf:
+            root = unpacked.resolve()
             for member in zf.namelist():
-                target = (tmp_dir / member).resolve()
+                target = (unpacked / member).resolve()
                 if root != target and root not in target.parents:
                     raise CorruptFileError(f"archive member {member!r} escapes the extraction folder")
-            zf.extractall(tmp_dir)
-        extracted = tmp_dir / spec.archive_folder
+            zf.extractall(unpacked)
+        extracted = unpacked / spec.archive_folder
         if not (extracted / spec.ratings_file).is_file():
             raise CorruptFileError(
                 f"archive {spec.url} does not contain {spec.archive_folder}/{spec.ratings_file}"
@@ -173,10 +175,7 @@ def _download(spec: DatasetSpec, home: Path, *, timeout: float = 60.0) -> Path:
         os.replace(extracted, final)
         return final
     finally:
-        if tmp_zip is not None and os.path.exists(tmp_zip):
-            os.unlink(tmp_zip)
-        if tmp_dir is not None and tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -272,10 +271,12 @@ def load_dataset(name: str, *, data_home=None, download: bool = False) -> Intera
         A key of :data:`dprec.datasets.DATASETS` (``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``, ``"ml-20m"``,
         ``"ml-25m"``, ``"ml-latest-small"``).
     data_home : path-like, optional
-        Data directory; default ``$DPREC_DATA``, else ``$XDG_CACHE_HOME/dprec`` or ``~/.cache/dprec``.
+        Data directory; default ``$DPREC_DATA``, else ``platformdirs.user_cache_dir("dprec")``
+        (``~/.cache/dprec`` on Linux).
     download : bool, default False
-        Fetch the archive from GroupLens when the dataset is not present (verifies the archive checksum,
-        extracts to a temporary folder, then renames it into place atomically). Never done implicitly.
+        Fetch the archive from GroupLens when the dataset is not present (through :func:`pooch.retrieve`,
+        which verifies the archive checksum; extracts to a temporary folder, then renames it into place
+        atomically). Never done implicitly.
 
     Returns
     -------
