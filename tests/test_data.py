@@ -210,3 +210,26 @@ def test_with_matrix_keeps_vocabularies(small_data):
     assert d.rating_bounds == small_data.rating_bounds and d.name == small_data.name
     with pytest.raises(ValueError, match="does not match the vocabularies"):
         small_data.with_matrix(sp.csr_matrix((3, 5)))
+
+
+def test_public_api():
+    """``import dprec`` exposes the models, the data/evaluation entry points, the ledger and the errors."""
+    import dprec
+    import dprec.models
+    import dprec.privacy
+    from dprec import errors
+
+    for name in ("ALS", "DPALS", "DPGlobalEffects", "DPPopularity", "Popularity", "load_model"):
+        assert getattr(dprec, name) is getattr(dprec.models, name)
+    for name in ("Interactions", "load_dataset", "evaluate", "split", "Ledger", "PrivacyWarning"):
+        assert name in dprec.__all__
+    for name in errors.__all__:
+        if name != "did_you_mean":
+            assert getattr(dprec, name) is getattr(errors, name) and name in dprec.__all__
+    assert all(hasattr(dprec, n) for n in dprec.__all__)
+    assert set(dprec.privacy.__all__) == {
+        "Ledger", "Spent", "Remaining", "PrivacyWarning", "check_epsilon", "check_delta", "plan", "Step", "Plan",
+        "rho_to_epsilon", "epsilon_to_rho", "gaussian_rho", "sigma_for_rho", "dpsgd_epsilon",
+        "dpsgd_noise_multiplier", "NoiseStreams", "NoiseSource", "SecureNoiseError",
+    }
+    assert all(hasattr(dprec.privacy, n) for n in dprec.privacy.__all__)

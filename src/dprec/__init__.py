@@ -1,12 +1,55 @@
-"""dprec: differentially private recommendation on commodity CPUs."""
+"""dprec: differentially private recommendation on commodity CPUs.
+
+The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPPopularity``,
+``dprec.Popularity``; ``dprec.load_model`` reads any saved one), the data container and loaders
+(``Interactions``, ``load_dataset``, the ``split`` module), ``evaluate``, the privacy ledger and the error
+classes. Everything else lives in the subpackages (``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
+"""
 
 from ._version import __version__
+from . import datasets, privacy, split
 from .data import Interactions
-from .models import Recommender, load_model
-from .metrics import evaluate
-from . import datasets, split, privacy  # noqa: E402  (public subpackages: dprec.datasets.load_dataset, ...)
 from .datasets import load_dataset
-from .privacy import Ledger
+from .errors import (
+    BudgetExceededError,
+    ConfigError,
+    CorruptFileError,
+    DPRecError,
+    LedgerError,
+    NotFittedError,
+    UnknownIdError,
+)
+from .metrics import evaluate
+from .models import ALS, DPALS, DPGlobalEffects, DPPopularity, Popularity, Recommender, load_model
+from .privacy import Ledger, PrivacyWarning
 
-__all__ = ["__version__", "Interactions", "Recommender", "load_model", "evaluate", "datasets", "split",
-           "privacy", "load_dataset", "Ledger"]
+__all__ = [
+    "__version__",
+    # models
+    "ALS",
+    "DPALS",
+    "DPGlobalEffects",
+    "DPPopularity",
+    "Popularity",
+    "Recommender",
+    "load_model",
+    # data, splits, evaluation
+    "Interactions",
+    "load_dataset",
+    "split",
+    "evaluate",
+    # privacy
+    "Ledger",
+    "PrivacyWarning",
+    # errors
+    "DPRecError",
+    "ConfigError",
+    "NotFittedError",
+    "UnknownIdError",
+    "CorruptFileError",
+    "BudgetExceededError",
+    "LedgerError",
+    # subpackages
+    "datasets",
+    "privacy",
+]
