@@ -21,6 +21,8 @@ import math
 import numbers
 import warnings
 
+from .._validation import check_number
+
 __all__ = [
     "PRIVACY_UNITS",
     "PrivacyWarning",
@@ -102,8 +104,7 @@ def check_delta(delta, n=None, *, allow_zero: bool = False) -> float:
         interval = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"delta must be in {interval}; got {delta!r}")
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, numbers.Real) or not n > 0:
-            raise ValueError(f"n must be a positive number of privacy units, got {n!r}")
+        n = check_number(n, "n (the public number of privacy units)", allow_inf=True)
         if d > 0 and d >= 1.0 / float(n):
             warnings.warn(
                 f"delta={d:g} >= 1/n = {1.0 / float(n):g}: such a guarantee allows publishing one unit's data "
