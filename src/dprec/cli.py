@@ -95,7 +95,7 @@ def _parameters(cls: type) -> tuple[set, bool]:
 def _build_model(name: str, args: argparse.Namespace):
     """A fresh model from the command line: hyperparameter options given (``--factors`` …) as parameters,
     ``--seed`` as ``rng``, ``--threads`` as ``num_threads``, and for a private model ``--epsilon``, ``--delta``,
-    ``--privacy-unit``. Invalid values are :class:`~dprec.errors.ConfigError`\ s naming the model."""
+    ``--privacy-unit``. Invalid values raise :class:`~dprec.errors.ConfigError` naming the model."""
     cls = _model_class(name)
     private = _is_private(cls)
     accepted, var_kw = _parameters(cls)
@@ -465,7 +465,7 @@ def _cmd_demo(args) -> int:
         private = _is_private(_model_class(name))
         ns = argparse.Namespace(model=name, seed=args.seed, threads=args.threads, privacy_unit=None,
                                 epsilon=priv.get("epsilon"), delta=priv.get("delta"),
-                                **{h: None for h in HYPERPARAMETERS}, **DEMO_HYPERPARAMETERS.get(name, {}))
+                                **{h: None for h in HYPERPARAMETERS} | DEMO_HYPERPARAMETERS.get(name, {}))
         if private and args.ledger:
             # charged to a real budget: fresh OS entropy (one seed reused across the ε's would share noise)
             ns.seed = None
