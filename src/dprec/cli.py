@@ -42,6 +42,9 @@ import numpy as np
 
 from ._json import to_jsonable
 from ._provenance import sha256_file, versions
+from .bench._registry import get_model as _model_class
+from .bench._registry import is_private as _is_private
+from .bench._registry import model_names as _model_names
 from .errors import BudgetExceededError, ConfigError, CorruptFileError, DPRecError, LedgerError, UnknownIdError
 from .privacy.units import check_delta, check_epsilon
 
@@ -65,22 +68,6 @@ UsageError = ConfigError
 #: Command-line hyperparameter options → model parameters (passed only when given on the command line).
 HYPERPARAMETERS = ("factors", "iterations", "regularization", "feedback", "alpha")
 PRIVACY_OPTIONS = ("epsilon", "delta", "privacy_unit")
-
-
-def _model_names() -> list[str]:
-    from .bench._registry import model_names
-
-    return model_names()
-
-
-def _model_class(name: str) -> type:
-    from .bench._registry import get_model
-
-    return get_model(name)
-
-
-def _is_private(cls: type) -> bool:
-    return bool(getattr(cls, "is_private", False))
 
 
 def _parameters(cls: type) -> tuple[set, bool]:
