@@ -56,6 +56,9 @@ def _has(module: str) -> bool:
         return False
 
 
+HAS_MATPLOTLIB = _has("matplotlib")  # plots are the [bench] extra
+
+
 def _config(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
     if not _has("dprec.models.baselines"):  # run without the DP baseline until it exists
         text = text.split("[[models]]\nname = \"dp-baseline\"")[0]
@@ -214,7 +217,7 @@ def test_full_run_writes_results_summary_and_plots(reference_run):
     cfg, out, rows = reference_run
     assert (out / "results.jsonl").is_file() and (out / "summary.md").is_file() and (out / "summary.csv").is_file()
     pngs = sorted((out / "plots").glob("*.png"))
-    assert len(pngs) == 4  # one per (dataset, metric): rmse, mae, precision@5, ndcg@5
+    assert len(pngs) == (4 if HAS_MATPLOTLIB else 0)  # one per (dataset, metric): rmse, mae, precision@5, ndcg@5
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     n_dp = 2 * 2 if _has("dprec.models.baselines") else 0
     assert len(rows) == 2 + 2 + n_dp
@@ -223,7 +226,8 @@ def test_full_run_writes_results_summary_and_plots(reference_run):
                   "privacy_report", "fit_seconds", "wall_seconds", "versions", "machine", "config"):
         assert field in r
     assert r["dataset"]["checksum"] and r["dataset"]["n_ratings"] > 0
-    assert set(r["versions"]) >= {"dprec", "numpy", "scipy", "numba", "implicit", "opendp", "python"}
+    assert set(r["versions"]) >= {"dprec", "dprec_source_sha256", "numpy", "scipy", "numba", "implicit", "opendp",
+                                  "python"}
     assert "hostname" not in json.dumps(r["machine"]) and r["machine"]["cpu_count"] >= 1
     assert set(r["metrics"]) == {"rmse", "mae", "precision@5", "ndcg@5"}
     assert r["config"]["run"]["name"] == "tiny"
@@ -299,7 +303,7 @@ def test_bench_summary_regenerates(reference_run, tmp_path):
     shutil.copy(out / "results.jsonl", out2 / "results.jsonl")
     summarize_dir(out2)
     assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
-    assert len(list((out2 / "plots").glob("*.png"))) == 4
+    assert len(list((out2 / "plots").glob("*.png"))) == (4 if HAS_MATPLOTLIB else 0)
 
 
 def test_rows_written_in_any_order_give_the_same_summary(reference_run, tmp_path):
@@ -313,6 +317,7 @@ def test_rows_written_in_any_order_give_the_same_summary(reference_run, tmp_path
 
 
 def test_implicit_adapter_has_no_rmse(tmp_path):
+    pytest.importorskip("implicit")
     text = TINY.split("[[models]]")[0] + '[[models]]\nname = "implicit-als"\nparams = { factors = 4, iterations = 2 }\n'
     text = text.replace("seeds = [0, 1]", "seeds = [0]")
     rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
@@ -336,8 +341,19 @@ def test_jobs_two_matches_serial(reference_run, tmp_path):
     assert (out / "summary.md").read_text() == (out2 / "summary.md").read_text()
 
 
+def _readme_tool():
+    """The repository script benchmarks/readme.py (not part of the package), imported from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_dprec_readme_tool", CONFIG_DIR.parent / "readme.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_readme_block_is_regenerated(reference_run, tmp_path):
-    from dprec.bench.readme import END, START, update_readme
+    tool = _readme_tool()
+    END, START, update_readme = tool.END, tool.START, tool.update_readme
 
     _, out, _ = reference_run
     res = tmp_path / "benchmarks" / "results" / "tiny"
@@ -429,3 +445,47 @@ def test_ml100k_configs_load_their_data(ml100k_dir, name):
     cfg = load_config(CONFIG_DIR / name)  # loads ml-100k from $DPREC_DATA
     data = cfg.load_data("ml-100k")
     assert data.n_users == 943 and data.rating_bounds == (1.0, 5.0)
+
+
+# ------------------------------------------------------------------------------------------ registry and config classes
+def test_models_come_from_the_registry():
+    from dprec.bench._registry import get_model, model_names
+    from dprec.bench.adapters import ImplicitALS
+    from dprec.models.registry import MODELS
+
+    assert MODELS["implicit-als"] is ImplicitALS  # registered when the bench is imported
+    assert get_model("implicit-als").is_private is False and ImplicitALS.predicts_ratings is False
+    assert ImplicitALS.feedback == "implicit"
+    assert {"als", "popularity", "dp-baseline", "dp-popularity", "dpals", "implicit-als"} <= set(model_names())
+    assert get_model("dpals").is_private and not get_model("als").is_private
+
+
+def test_model_params_are_validated_by_the_config_class(tmp_path):
+    text = TINY.split("[[models]]")[0] + '[[models]]\nname = "implicit-als"\nparams = { factros = 4 }\n'
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, text), check_data=False)
+    msg = str(exc.value)
+    assert "[[models]] #1 (implicit-als) params.factros" in msg and "did you mean 'factors'?" in msg
+    text = TINY.split("[[models]]")[0] + '[[models]]\nname = "implicit-als"\nparams = { alpha = 0 }\n'
+    with pytest.raises(ConfigError, match=r"params.alpha: .*greater than 0"):
+        load_config(_config(tmp_path, text), check_data=False)
+
+
+def test_metric_names_rule():
+    from dprec.bench.config import metric_names, split_metric_name
+    from dprec.bench.plots import plot_filename
+
+    assert metric_names(["rmse", "ndcg_at_k", "coverage"], [5, 10]) == [
+        "rmse", "ndcg@5", "ndcg@10", "coverage@5", "coverage@10"]
+    assert split_metric_name("ndcg@10") == ("ndcg", "10") and split_metric_name("rmse") == ("rmse", "")
+    assert plot_filename("ml-100k", "ndcg@10") == "ml-100k__ndcg_at_10.png"
+
+
+@pytest.mark.parametrize("sweep", ["quick", "ml100k-explicit", "ml100k-topn", "synthetic-10m-scale"])
+def test_committed_summaries_regenerate_identically(tmp_path, sweep):
+    """summary.csv/.md of every committed sweep, rebuilt from its results.jsonl, match byte for byte."""
+    src = CONFIG_DIR.parent / "results" / sweep
+    shutil.copy(src / "results.jsonl", tmp_path / "results.jsonl")
+    summarize_dir(tmp_path, plots=False)
+    assert (tmp_path / "summary.csv").read_text() == (src / "summary.csv").read_text()
+    assert (tmp_path / "summary.md").read_text() == (src / "summary.md").read_text()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dprec.cli import MODELS, main
+from dprec.cli import main
 
 import os
 
@@ -67,8 +67,14 @@ def test_no_command_is_usage_error(capsys):
     assert code == 2 and "usage" in err.lower()
 
 
+def _model_names():
+    from dprec.bench._registry import model_names
+
+    return model_names()
+
+
 def test_registry_has_models():
-    assert {"als", "popularity"} <= set(MODELS)
+    assert {"als", "popularity", "dp-baseline", "dp-popularity", "dpals", "implicit-als"} <= set(_model_names())
 
 
 # --------------------------------------------------------------------------------------------- datasets
@@ -164,7 +170,7 @@ def test_evaluate_als_json(capsys, ratings_csv):
 @needs_split
 @needs_dp
 def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
-    dp = next(n for n in ("dp-baseline", "dp-popularity", "dpals") if n in MODELS and _has(MODELS[n].target))
+    dp = "dp-baseline"
     code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", dp,
                           "--epsilon", "2", "--delta", "1e-5", "--format", "json")
     assert code == 0, err
@@ -205,6 +211,7 @@ def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
     "extra, match",
     [
         (["--model", "nonexistent"], "unknown model 'nonexistent'; available models: "),
+        (["--model", "popularity", "--rating-col", "nope"], "--ratings"),
         (["--model", "popularity", "--epsilon", "1"], "not private"),
         (["--model", "popularity", "--ledger", "x.db"], "not private"),
         (["--model", "popularity", "--epsilon", "0"], "epsilon must be > 0"),
@@ -233,9 +240,77 @@ def test_evaluate_bad_input_exit_2(capsys, ratings_csv, extra, match):
 def test_unknown_model_lists_available(capsys, ratings_csv):
     code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "nonexistent")
     assert code == 2
-    for name in MODELS:
-        if _has(MODELS[name].target):
-            assert name in err
+    for name in _model_names():
+        assert name in err
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "dpalss")
+    assert code == 2 and "did you mean 'dpals'?" in err
+
+
+@needs_split
+@needs_dp
+def test_dp_model_without_rating_bounds_is_a_usage_error(capsys, ratings_csv):
+    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "dp-baseline", "--epsilon", "1",
+                          "--delta", "1e-5")
+    assert code == 2 and "--rating-bounds" in err and "Traceback" not in err and out == ""
+
+
+@needs_split
+@needs_dp
+def test_dp_model_without_epsilon_is_a_usage_error(capsys, ratings_csv):
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "dpals")
+    assert code == 2 and "--epsilon" in err
+
+
+@needs_split
+@needs_als
+def test_bad_hyperparameter_value_is_a_usage_error(capsys, ratings_csv):
+    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "als", "--factors", "-3")
+    assert code == 2 and "als" in err and "factors" in err
+
+
+# --------------------------------------------------------------------------------------------- exit codes
+@needs_split
+@needs_popularity
+@pytest.mark.parametrize("exc", [ValueError("boom"), KeyError("boom"), RuntimeError("boom")])
+def test_internal_bug_propagates_with_its_traceback(monkeypatch, capsys, ratings_csv, exc):
+    """A built-in exception raised inside `dprec evaluate` is a bug: it is not reported as bad input (exit 2)."""
+    import dprec.metrics
+
+    def broken(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(dprec.metrics, "evaluate", broken)
+    with pytest.raises(type(exc), match="boom"):
+        main(["evaluate", "--ratings", str(ratings_csv), "--model", "popularity"])
+
+
+def test_dprec_errors_map_to_documented_exit_codes(monkeypatch, capsys, tmp_path):
+    """Exactly dprec's errors become exit codes (2 bad input, 3 budget/ledger, 4 untrusted file), one line each."""
+    import dprec.cli as cli
+    from dprec.errors import (BudgetExceededError, ConfigError, CorruptFileError, LedgerError, NotFittedError,
+                              UnknownIdError)
+
+    cases = [(ConfigError("bad flag"), 2), (UnknownIdError("no such user 'u9'"), 2), (BudgetExceededError("spent"), 3),
+             (LedgerError("locked"), 3), (CorruptFileError("tampered"), 4)]
+    for exc, code in cases:
+        def raise_it(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(cli, "_cmd_datasets_list", raise_it)
+        assert main(["datasets", "list", "--data-home", str(tmp_path)]) == code
+        err = capsys.readouterr().err
+        assert err.startswith("dprec: ") and str(exc) in err and "Traceback" not in err and err.count("\n") == 1
+    monkeypatch.setattr(cli, "_cmd_datasets_list", lambda args: (_ for _ in ()).throw(NotFittedError("a bug")))
+    with pytest.raises(NotFittedError):  # a dprec error the CLI should never hit is a bug too
+        main(["datasets", "list", "--data-home", str(tmp_path)])
+
+
+def test_usage_error_is_config_error():
+    from dprec.bench import ConfigError as BenchConfigError
+    from dprec.cli import UsageError
+    from dprec.errors import ConfigError, DPRecError
+
+    assert UsageError is ConfigError and BenchConfigError is ConfigError and issubclass(ConfigError, DPRecError)
 
 
 def test_missing_file_exit_2(capsys, tmp_path):

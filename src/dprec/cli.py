@@ -10,172 +10,126 @@
     dprec budget init (--dataset NAME | --ratings FILE [column options]) --epsilon E --delta D [--ledger PATH]
     dprec budget show [--dataset NAME | --ratings FILE [column options]] [--ledger PATH] [--format json|table]
 
-Exit codes: 0 success; 2 usage error or bad input (a one-line message, no traceback); 3 privacy budget
-refused (:class:`~dprec.errors.BudgetExceededError`) or unusable ledger (:class:`~dprec.errors.LedgerError`).
+Exit codes (:data:`EXIT_CODES`; each error is one line on stderr, no traceback):
 
-Models come from :data:`MODELS`, a registry mapping a command-line name to a factory. Adding a model is
-one line: ``"name": model_factory("package.module:Class", private=True)``. Factories resolve their class
-lazily, so a registered model whose module does not exist (yet) is reported as unknown, with the list of
-models that are available.
+- 0 success;
+- 2 usage error or bad input: argparse errors, :class:`~dprec.errors.ConfigError` (a bad flag, model
+  hyperparameter, ratings file or bench config) and :class:`~dprec.errors.UnknownIdError`;
+- 3 privacy budget refused (:class:`~dprec.errors.BudgetExceededError`) or unusable ledger
+  (:class:`~dprec.errors.LedgerError`); nothing was trained or charged;
+- 4 a file that cannot be trusted (:class:`~dprec.errors.CorruptFileError`: truncated, tampered, wrong format).
+
+Any other exception is a bug and propagates with its traceback. Bad input is turned into dprec's errors where
+it enters (flag parsing, data loading, model construction), never by catching built-in exceptions here.
+
+Models are the registered ones (:mod:`dprec.models.registry`): a model written in one file with
+``@register_model("name")`` is available as ``--model name``; ``is_private`` says whether it takes the privacy
+options. The hyperparameter options are passed when given and must be fields of the model's ``Config``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
 import inspect
 import json
 import math
 import os
-import platform
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ._json import to_jsonable
+from ._provenance import sha256_file, versions
+from .bench._registry import get_model as _model_class
+from .bench._registry import is_private as _is_private
+from .bench._registry import model_names as _model_names
+from .errors import BudgetExceededError, ConfigError, CorruptFileError, DPRecError, LedgerError, UnknownIdError
+from .privacy.units import check_delta, check_epsilon
 
-__all__ = ["main", "MODELS", "model_factory", "ModelFactory"]
+__all__ = ["main", "build_parser", "EXIT_CODES"]
 
-EXIT_OK, EXIT_USAGE, EXIT_BUDGET = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_BUDGET, EXIT_CORRUPT = 0, 2, 3, 4
+#: dprec's errors → (exit code, message prefix); anything else propagates
+EXIT_CODES = {
+    BudgetExceededError: (EXIT_BUDGET, "privacy budget refused"),
+    LedgerError: (EXIT_BUDGET, "privacy ledger refused (nothing was trained or charged)"),
+    CorruptFileError: (EXIT_CORRUPT, "untrusted file"),
+    ConfigError: (EXIT_USAGE, "error"),
+    UnknownIdError: (EXIT_USAGE, "error"),
+}
+
+#: deprecated name of :class:`dprec.errors.ConfigError` (bad command-line input)
+UsageError = ConfigError
 
 
-class UsageError(ValueError):
-    """Bad command-line input: reported as one line on stderr with exit code 2."""
-
-
-# ============================================================================================ model registry
-#: Command-line hyperparameter options → constructor keywords (passed only when given on the command line).
+# ============================================================================================ models
+#: Command-line hyperparameter options → model parameters (passed only when given on the command line).
 HYPERPARAMETERS = ("factors", "iterations", "regularization", "feedback", "alpha")
 PRIVACY_OPTIONS = ("epsilon", "delta", "privacy_unit")
 
 
-@dataclass(frozen=True)
-class ModelFactory:
-    """Builds a model from parsed command-line arguments.
-
-    ``target`` is ``"module:Class"``, imported only when the model is used. Hyperparameter options given on
-    the command line (``--factors`` …) are passed as keywords and must be accepted by the constructor;
-    ``--seed`` becomes ``rng=`` and ``--threads`` ``num_threads=`` when the constructor takes them. Private
-    models also receive ``epsilon=``, ``delta=``, ``privacy_unit=`` when given; for a non-private model
-    these options are an error.
-    """
-
-    target: str
-    private: bool = False
-    help: str = ""
-
-    def load(self) -> type:
-        """The model class; raises ImportError/AttributeError when it does not exist (yet)."""
-        module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(module), name)
-
-    def is_private(self, cls: type | None = None) -> bool:
-        return bool(getattr(cls, "is_private", self.private)) if cls is not None else self.private
-
-    def __call__(self, args: argparse.Namespace, cls: type | None = None):
-        cls = cls or self.load()
-        private = self.is_private(cls)
-        try:
-            sig = inspect.signature(cls)
-            params = sig.parameters
-            var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        except (TypeError, ValueError):
-            params, var_kw = {}, True
-        kwargs: dict[str, Any] = {}
-        for opt in HYPERPARAMETERS:
-            val = getattr(args, opt, None)
-            if val is None:
-                continue
-            if opt not in params and not var_kw:
-                raise UsageError(f"model {args.model!r} does not take --{opt.replace('_', '-')}")
-            kwargs[opt] = val
-        if private:
-            for opt in PRIVACY_OPTIONS:
-                val = getattr(args, opt, None)
-                if val is not None:
-                    kwargs[opt] = val
-            eps = params.get("epsilon")
-            if getattr(args, "epsilon", None) is None and eps is not None and eps.default is inspect.Parameter.empty:
-                raise UsageError(f"model {args.model!r} is differentially private: pass --epsilon (and --delta)")
-        if "rng" in params and getattr(args, "seed", None) is not None:
-            kwargs["rng"] = args.seed
-        if "num_threads" in params and getattr(args, "threads", None) is not None:
-            kwargs["num_threads"] = args.threads
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise UsageError(f"cannot build model {args.model!r}: {exc}") from None
+def _parameters(cls: type) -> tuple[set, bool]:
+    """(parameter names, takes any keyword?) of a model: its ``Config`` fields, else its constructor's."""
+    cfg_cls = getattr(cls, "Config", None)
+    if cfg_cls is not None:
+        return set(cfg_cls.model_fields), False
+    params = inspect.signature(cls).parameters  # TODO(lead): remove after models10 merge (every model has a Config)
+    return set(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def model_factory(target: str, *, private: bool = False, help: str = "") -> ModelFactory:
-    """A registry entry for the class ``"module:Class"``."""
-    return ModelFactory(target, private, help)
-
-
-#: name → factory(args). Entries whose class cannot be imported are treated as unknown models.
-MODELS: dict[str, Callable] = {
-    "als": model_factory("dprec.models.als:ALS", help="alternating least squares (non-private reference)"),
-    "popularity": model_factory("dprec.models.popularity:Popularity", help="most popular items (non-private)"),
-    "dp-baseline": model_factory("dprec.models:DPGlobalEffects", private=True, help="DP global effects baseline"),
-    "dp-popularity": model_factory("dprec.models:DPPopularity", private=True, help="DP popularity (noisy counts)"),
-    "dpals": model_factory("dprec.models:DPALS", private=True, help="DP alternating least squares"),
-}
-
-
-def _try_load(name: str):
-    factory = MODELS.get(name)
-    if factory is None:
-        return None
-    load = getattr(factory, "load", None)
-    if load is None:  # a plain callable factory: assume available
-        return factory
+def _build_model(name: str, args: argparse.Namespace):
+    """A fresh model from the command line: hyperparameter options given (``--factors`` …) as parameters,
+    ``--seed`` as ``rng``, ``--threads`` as ``num_threads``, and for a private model ``--epsilon``, ``--delta``,
+    ``--privacy-unit``. Invalid values raise :class:`~dprec.errors.ConfigError` naming the model."""
+    cls = _model_class(name)
+    private = _is_private(cls)
+    accepted, var_kw = _parameters(cls)
+    kwargs: dict[str, Any] = {}
+    for opt in HYPERPARAMETERS:
+        val = getattr(args, opt, None)
+        if val is None:
+            continue
+        if opt not in accepted and not var_kw:
+            raise ConfigError(f"model {name!r} does not take --{opt.replace('_', '-')}")
+        kwargs[opt] = val
+    if private:
+        if getattr(args, "epsilon", None) is None:
+            raise ConfigError(f"model {name!r} is differentially private: pass --epsilon (and --delta)")
+        kwargs.update({opt: getattr(args, opt) for opt in PRIVACY_OPTIONS if getattr(args, opt, None) is not None})
+    if "rng" in accepted and getattr(args, "seed", None) is not None:
+        kwargs["rng"] = args.seed
+    if "num_threads" in accepted and getattr(args, "threads", None) is not None:
+        kwargs["num_threads"] = args.threads
     try:
-        return load()
-    except (ImportError, AttributeError):
-        return None
-
-
-def available_models() -> list[str]:
-    """Registered model names whose implementation can be imported."""
-    return [name for name in MODELS if _try_load(name) is not None]
-
-
-def _resolve_model(name: str):
-    """(factory, class or None, private?) for ``name``, or a UsageError listing the available models."""
-    cls = _try_load(name)
-    if cls is None:
-        avail = available_models()
-        raise UsageError(f"unknown model {name!r}; available models: {', '.join(avail) if avail else '(none)'}")
-    factory = MODELS[name]
-    if isinstance(factory, ModelFactory):
-        return factory, cls, factory.is_private(cls)
-    return factory, None, bool(getattr(factory, "private", False))
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # TODO(lead): remove after models10 merge (Config raises ConfigError)
+        raise ConfigError(f"cannot build model {name!r}: {exc}") from None
 
 
 # ============================================================================================ helpers
-def _epsilon_arg(text: str) -> float:
-    try:
-        eps = float(text)  # accepts "inf"
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 (or 'inf'), got {text!r}") from None
-    if math.isnan(eps) or eps <= 0:
-        raise argparse.ArgumentTypeError(
-            f"epsilon must be > 0 (use 'inf' for the non-private reference), got {text!r}")
-    return eps
+def _number_arg(check, what: str):
+    """An argparse ``type``: the text as a float, checked by ``check`` (its message on failure)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)  # accepts "inf"
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def _delta_arg(text: str) -> float:
-    try:
-        delta = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= delta < 1.0:
-        raise argparse.ArgumentTypeError(f"delta must lie in [0, 1) (typically < 1/n_users), got {text!r}")
-    return delta
+_epsilon_arg = _number_arg(check_epsilon, "a number > 0 (or 'inf')")
+_delta_arg = _number_arg(lambda v: check_delta(v, allow_zero=True), "a number in [0, 1)")
+_total_delta_arg = _number_arg(check_delta, "a number in (0, 1)")
 
 
 def _parse_bounds(text: str) -> tuple[float, float]:
@@ -183,14 +137,10 @@ def _parse_bounds(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise UsageError(f"--rating-bounds must be LO,HI (two numbers, e.g. 1,5), got {text!r}") from None
+        raise ConfigError(f"--rating-bounds must be LO,HI (two numbers, e.g. 1,5), got {text!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
-        raise UsageError(f"--rating-bounds must be finite with LO < HI, got {text!r}")
+        raise ConfigError(f"--rating-bounds must be finite with LO < HI, got {text!r}")
     return lo, hi
-
-
-def _jsonable(o):
-    return to_jsonable(o)
 
 
 def _fmt(x, digits: int = 4) -> str:
@@ -213,32 +163,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
-
-
-def _versions() -> dict:
-    from . import __version__
-
-    out = {"dprec": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("scipy", "numba"):
-        try:
-            out[mod] = importlib.import_module(mod).__version__
-        except ImportError:  # pragma: no cover
-            pass
-    return out
-
-
 def _privacy_report(model):
     rep = getattr(model, "privacy_report", None)
     if rep is None:
         return None
     try:
-        return _jsonable(rep())
+        return to_jsonable(rep())
     except NotImplementedError:
         return None
 
@@ -279,7 +209,7 @@ def _dataset_rows(data_home: str | None) -> list[dict]:
 def _cmd_datasets_list(args) -> int:
     rows = _dataset_rows(args.data_home)
     if args.format == "json":
-        print(json.dumps({"data_home": _data_home(args.data_home), "datasets": _jsonable(rows)}, indent=2))
+        print(json.dumps({"data_home": _data_home(args.data_home), "datasets": to_jsonable(rows)}, indent=2))
         return EXIT_OK
     table = [
         [
@@ -306,25 +236,24 @@ def _load_data(args):
     if args.dataset is not None:
         given = [o for o in _FILE_OPTIONS if getattr(args, o) not in (None, False)]
         if given:
-            raise UsageError(
+            raise ConfigError(
                 f"--{given[0].replace('_', '-')} applies to --ratings files; registered datasets declare their own "
                 "columns and rating bounds"
             )
-        try:
-            from .datasets import load_dataset
-        except ImportError as exc:
-            raise UsageError(f"dataset loading is not available in this build ({exc})") from None
-        data = load_dataset(args.dataset, data_home=args.data_home, download=args.download)
-        if isinstance(data, tuple):
-            data = data[0]
-        from .datasets import dataset_checksum
+        from .datasets import dataset_checksum, load_dataset
 
-        checksum = "sha256:" + dataset_checksum(args.dataset, data_home=args.data_home)
+        try:
+            data = load_dataset(args.dataset, data_home=args.data_home, download=args.download)
+            checksum = "sha256:" + dataset_checksum(args.dataset, data_home=args.data_home)
+        except DPRecError:
+            raise
+        except (ValueError, KeyError, OSError) as exc:  # unknown name, absent files, failed download
+            raise ConfigError(f"--dataset {args.dataset}: {_message(exc)}") from None
         return data, {"dataset": args.dataset, "dataset_checksum": checksum}
 
     path = args.ratings
     if not os.path.isfile(path):
-        raise UsageError(f"ratings file not found: {path}")
+        raise ConfigError(f"ratings file not found: {path}")
     bounds = _parse_bounds(args.rating_bounds) if args.rating_bounds is not None else None
     import pandas as pd
 
@@ -338,22 +267,30 @@ def _load_data(args):
             df = pd.read_csv(path, sep=sep, header=None if args.no_header else "infer",
                              engine="python" if len(sep) > 1 else "c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ImportError) as exc:
-        raise UsageError(f"cannot read ratings file {path}: {exc}") from None
+        raise ConfigError(f"cannot read ratings file {path}: {exc}") from None
     if args.no_header:
         df.columns = [str(c) for c in df.columns]
     rating_col = args.rating_col or "rating"
     rating_col = None if rating_col.lower() in ("none", "") else rating_col
     columns = {"user_col": args.user_col or "user", "item_col": args.item_col or "item",
                "rating_col": rating_col, "timestamp_col": args.timestamp_col}
-    data = Interactions.from_pandas(df, **columns, rating_bounds=bounds, name=os.path.basename(path))
-    return data, {"ratings_file": os.path.abspath(path), **columns, "dataset_checksum": _file_sha256(path)}
+    try:
+        data = Interactions.from_pandas(df, **columns, rating_bounds=bounds, name=os.path.basename(path))
+    except DPRecError:
+        raise
+    except (ValueError, KeyError) as exc:  # Interactions' validation: missing column, rating out of bounds, …
+        raise ConfigError(f"--ratings {path}: {_message(exc)}") from None
+    return data, {"ratings_file": os.path.abspath(path), **columns, "dataset_checksum": "sha256:" + sha256_file(path)}
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message (a KeyError's without the quotes ``str`` adds)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def _split(data, args):
-    try:
-        from .split import random_split, user_holdout
-    except ImportError as exc:
-        raise UsageError(f"splitting is not available in this build ({exc})") from None
+    from .split import random_split, user_holdout
+
     fn = random_split if args.split == "random" else user_holdout
     return fn(data, args.test_fraction, rng=args.split_seed)
 
@@ -361,10 +298,10 @@ def _split(data, args):
 def _check_privacy_args(args, private: bool) -> None:
     given = [o for o in ("epsilon", "delta", "privacy_unit", "ledger") if getattr(args, o, None) is not None]
     if given and not private:
-        dp = [n for n in available_models() if MODELS[n] is not None and getattr(MODELS[n], "private", False)]
-        raise UsageError(
+        dp = [n for n in _model_names() if _is_private(_model_class(n))]
+        raise ConfigError(
             f"model {args.model!r} is not private: --{given[0].replace('_', '-')} applies only to differentially "
-            f"private models ({', '.join(dp) if dp else 'none available in this build'})"
+            f"private models ({', '.join(dp)})"
         )
 
 
@@ -387,14 +324,17 @@ def _cmd_evaluate(args) -> int:
     from .metrics import evaluate
 
     if args.k < 1:
-        raise UsageError(f"--k must be a positive integer, got {args.k}")
+        raise ConfigError(f"--k must be a positive integer, got {args.k}")
     if not 0.0 < args.test_fraction < 1.0:
-        raise UsageError(f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}")
-    factory, cls, private = _resolve_model(args.model)
+        raise ConfigError(f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}")
+    private = _is_private(_model_class(args.model))
     _check_privacy_args(args, private)
-    model = factory(args, cls) if isinstance(factory, ModelFactory) else factory(args)
+    model = _build_model(args.model, args)
 
     data, source = _load_data(args)
+    if private and data.rating_bounds is None:
+        raise ConfigError(f"model {args.model!r} is differentially private and needs the public bounds of the rating "
+                          "scale: pass --rating-bounds LO,HI (e.g. 1,5)")
     train, test = _split(data, args)
     fit_seconds = _fit(model, train, args.ledger if private else None)
     t0 = time.perf_counter()
@@ -426,7 +366,7 @@ def _cmd_evaluate(args) -> int:
         "seed": args.seed,
         "k": args.k,
         "dprec_version": __version__,
-        "versions": _versions(),
+        "versions": versions(),
     }
     out = {
         "rmse": res["rmse"],
@@ -446,7 +386,7 @@ def _cmd_evaluate(args) -> int:
         "notice": EVALUATE_NOTICE,
     }
     if args.format == "json":
-        print(json.dumps(_jsonable(out), indent=2))
+        print(json.dumps(to_jsonable(out), indent=2))
         return EXIT_OK
     k = args.k
     src = source.get("dataset") or source.get("ratings_file")
@@ -467,7 +407,7 @@ def _cmd_evaluate(args) -> int:
     ]
     print(_table(["metric", "value"], rows))
     print("\nconfiguration:")
-    for key, val in _jsonable(config).items():
+    for key, val in to_jsonable(config).items():
         print(f"  {key}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
     if private and out["privacy"] is not None:
         p = out["privacy"]
@@ -502,34 +442,21 @@ def _cmd_demo(args) -> int:
     t_start = time.perf_counter()
     data = _demo_data(args.seed)
     train, test = random_split(data, 0.2, rng=args.seed)
-    plan: list[tuple[str, str, Any, float | None]] = []  # (label, registry name, kwargs builder, epsilon)
-    missing: list[str] = []
-    for name, label in (("popularity", "Popularity"), ("als", "ALS")):
-        if _try_load(name) is None:
-            missing.append(f"{label} ({MODELS[name].target})")
-        else:
-            plan.append((label, name, {}, None))
+    plan: list[tuple[str, str, dict, float | None]] = [("Popularity", "popularity", {}, None), ("ALS", "als", {}, None)]
     for name, label in DEMO_DP_MODELS:
-        if _try_load(name) is None:
-            missing.append(f"{label} ({MODELS[name].target.replace(':', '.')})")
-            continue
         for eps in DEMO_EPSILONS:
             plan.append((label, name, {"epsilon": eps, "delta": None if math.isinf(eps) else DEMO_DELTA}, eps))
 
     results = []
     for label, name, priv, eps in plan:
-        factory, cls, private = _resolve_model(name)
+        private = _is_private(_model_class(name))
         ns = argparse.Namespace(model=name, seed=args.seed, threads=args.threads, privacy_unit=None,
                                 epsilon=priv.get("epsilon"), delta=priv.get("delta"),
-                                **{h: None for h in HYPERPARAMETERS})
-        accepted = inspect.signature(cls).parameters
-        for opt, val in DEMO_HYPERPARAMETERS.get(name, {}).items():
-            if opt in accepted:
-                setattr(ns, opt, val)
+                                **{h: None for h in HYPERPARAMETERS} | DEMO_HYPERPARAMETERS.get(name, {}))
         if private and args.ledger:
             # charged to a real budget: fresh OS entropy (one seed reused across the ε's would share noise)
             ns.seed = None
-        model = factory(ns, cls)
+        model = _build_model(name, ns)
         fit_s = _fit(model, train, args.ledger if private else None)
         res = evaluate(model, train, test, k=10)
         results.append({"model": label, "epsilon": eps, "rmse": res["rmse"], "ndcg_at_10": res["ndcg_at_k"],
@@ -538,8 +465,7 @@ def _cmd_demo(args) -> int:
     info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items, "n_ratings": data.nnz,
             "split": "random 80/20", "seed": args.seed, "delta": DEMO_DELTA}
     if args.format == "json":
-        print(json.dumps(_jsonable({"results": results, "data": info, "not_available": missing,
-                                    "total_seconds": total}), indent=2))
+        print(json.dumps(to_jsonable({"results": results, "data": info, "total_seconds": total}), indent=2))
         return EXIT_OK
     print(f"dprec demo: synthetic data, {data.n_users} users × {data.n_items} items, {data.nnz} ratings "
           f"(rank {DEMO_SHAPE['rank']}, seed {args.seed}); random 80/20 split; user-level DP, δ = {DEMO_DELTA}")
@@ -548,8 +474,6 @@ def _cmd_demo(args) -> int:
     print(_table(["model", "ε", "RMSE", "NDCG@10", "fit s"], rows))
     print(f"\nε = ∞ is the same code path without noise or clipping (non-private reference). Total {total:.1f} s.")
     print("Figures are computed on raw held-out data (not DP); the demo's models are for measurement, not for release.")
-    if missing:
-        print("Not available in this build: " + ", ".join(missing) + ".")
     return EXIT_OK
 
 
@@ -568,7 +492,7 @@ def _budget_ledger_path(args, dataset_id: str | None) -> str:
     if args.ledger:
         return args.ledger
     if dataset_id is None:
-        raise UsageError("give --ledger PATH, or --dataset NAME / --ratings FILE to use the default ledger path")
+        raise ConfigError("give --ledger PATH, or --dataset NAME / --ratings FILE to use the default ledger path")
     return str(Ledger.default_path(dataset_id))
 
 
@@ -576,7 +500,7 @@ def _print_budget(led, args) -> None:
     """Print the ledger's public summary (no MACs, digests, sequence numbers, times or parameters)."""
     d = {"path": str(led.path), **led.public_summary()}
     if args.format == "json":
-        print(json.dumps(_jsonable(d), indent=2))
+        print(json.dumps(to_jsonable(d), indent=2))
         return
     print(f"privacy ledger {d['path']}")
     print(f"  dataset:   {d['dataset']}")
@@ -596,7 +520,7 @@ def _cmd_budget_init(args) -> int:
     from .privacy import Ledger
 
     if math.isinf(args.epsilon):
-        raise UsageError("--epsilon must be finite: a ledger tracks a finite budget")
+        raise ConfigError("--epsilon must be finite: a ledger tracks a finite budget")
     dataset_id = _budget_dataset_id(args)
     path = _budget_ledger_path(args, dataset_id)
     led = Ledger.create(path, dataset=dataset_id, epsilon=args.epsilon, delta=args.delta)
@@ -665,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--sep", help="field separator (default: ',' or tab for .tsv/.data)")
     f.add_argument("--no-header", action="store_true", help="the file has no header; columns are named 0, 1, 2, …")
     m = e.add_argument_group("model")
-    m.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(MODELS)}")
+    m.add_argument("--model", required=True, metavar="NAME", help=f"one of: {', '.join(_model_names())}")
     m.add_argument("--factors", type=int)
     m.add_argument("--iterations", type=int)
     m.add_argument("--regularization", type=float)
@@ -700,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     bi = bsub.add_parser("init", help="create the ledger of a dataset with a total (ε, δ) budget")
     _add_budget_source(bi, required=True)
     bi.add_argument("--epsilon", type=_epsilon_arg, required=True, help="total ε (finite)")
-    bi.add_argument("--delta", type=_delta_arg, required=True, help="total δ in (0, 1)")
+    bi.add_argument("--delta", type=_total_delta_arg, required=True, help="total δ in (0, 1)")
     bi.set_defaults(func=_cmd_budget_init)
     bsh = bsub.add_parser("show", help="show a ledger: totals, spent, remaining, charges")
     _add_budget_source(bsh, required=False)
@@ -716,9 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the ``dprec`` command; returns the exit code (0 ok, 2 bad input, 3 privacy budget refused)."""
-    from .errors import BudgetExceededError, DPRecError, LedgerError
-
+    """Run the ``dprec`` command; returns the exit code (0 ok; 2 bad input: argparse, ConfigError,
+    UnknownIdError; 3 privacy budget refused or unusable ledger; 4 CorruptFileError — see :data:`EXIT_CODES`).
+    Any other exception propagates with its traceback: it is a bug."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -726,19 +650,10 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
-    except BudgetExceededError as exc:
-        print(f"dprec: privacy budget refused: {exc}", file=sys.stderr)
-        return EXIT_BUDGET
-    except LedgerError as exc:
-        print(f"dprec: privacy ledger refused (nothing was trained or charged): {exc}", file=sys.stderr)
-        return EXIT_BUDGET
-    except (UsageError, ValueError, KeyError, FileNotFoundError, DPRecError) as exc:
-        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"dprec: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"dprec: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except tuple(EXIT_CODES) as exc:
+        code, prefix = next(v for cls, v in EXIT_CODES.items() if isinstance(exc, cls))
+        print(f"dprec: {prefix}: {_message(exc)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

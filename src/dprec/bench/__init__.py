@@ -4,8 +4,11 @@
 of a TOML config (format: :mod:`dprec.bench.config`), appending one JSON row per cell to
 ``DIR/results.jsonl`` (schema: :mod:`dprec.bench.runner`), then writes ``DIR/summary.md``,
 ``DIR/summary.csv`` and ``DIR/plots/*.png`` (:mod:`dprec.bench.summary`, :mod:`dprec.bench.plots`).
-``dprec bench-summary DIR`` regenerates the summary from the results. ``python -m dprec.bench.readme``
-rewrites the results block of README.md from ``benchmarks/results/*/summary.csv``.
+``dprec bench-summary DIR`` regenerates the summary from the results. The repository script
+``benchmarks/readme.py`` rewrites the results block of README.md from ``benchmarks/results/*/summary.csv``.
+
+Importing the bench registers its adapter ``implicit-als`` (:mod:`dprec.bench.adapters`) in the model registry.
+Errors are :mod:`dprec.errors` exceptions; the ``dprec`` command maps them to exit codes (:func:`dprec.cli.main`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import BenchConfig, ConfigError, load_config, parse_config
+from ..errors import ConfigError
+from .config import BenchConfig, load_config, parse_config
 from .runner import TIMING_FIELDS, read_results, run_bench, strip_timing
 from .summary import summarize_dir, write_summary
 
@@ -43,17 +47,15 @@ def add_summary_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 def run_cli(args) -> int:
     """Entry point of ``dprec bench`` (an argparse namespace from :func:`add_bench_arguments`). Returns the
-    exit code: 0 ok, 2 for configuration / output-directory errors (printed to stderr)."""
+    exit code; configuration and output-directory errors are raised as :class:`~dprec.errors.ConfigError`."""
     import time
 
     t0 = time.perf_counter()
     try:
         rows = run_bench(args.config, args.out, resume=bool(getattr(args, "resume", False)),
-                         jobs=int(getattr(args, "jobs", 1) or 1),
-                         progress=not getattr(args, "no_progress", False))
-    except (ConfigError, FileExistsError, ValueError) as exc:
-        print(f"dprec bench: error: {exc}", file=sys.stderr)
-        return 2
+                         jobs=getattr(args, "jobs", 1), progress=not getattr(args, "no_progress", False))
+    except FileExistsError as exc:  # results already in --out: a usage error
+        raise ConfigError(str(exc)) from None
     except KeyboardInterrupt:
         print(f"\ndprec bench: interrupted; finished cells are kept in {args.out}/results.jsonl — continue with "
               f"`dprec bench {args.config} --out {args.out} --resume`", file=sys.stderr)
@@ -70,17 +72,18 @@ def run_summary_cli(args) -> int:
     """Entry point of ``dprec bench-summary DIR``."""
     try:
         paths = summarize_dir(args.dir, plots=not getattr(args, "no_plots", False))
-    except FileNotFoundError as exc:
-        print(f"dprec bench-summary: error: {exc}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as exc:  # no results.jsonl in DIR
+        raise ConfigError(str(exc)) from None
     print(f"wrote {paths['md']}, {paths['csv']}" + (f" and {len(paths.get('plots', []))} plots" if "plots" in paths else ""))
     return 0
 
 
 def main(argv=None) -> int:
-    """``python -m dprec.bench CONFIG --out DIR`` (same as ``dprec bench``); ``python -m dprec.bench summary DIR``."""
+    """``python -m dprec.bench CONFIG --out DIR`` (same as ``dprec bench``); ``python -m dprec.bench summary DIR``
+    (same as ``dprec bench-summary DIR``); errors and exit codes as for the ``dprec`` command."""
+    from ..cli import main as cli_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "summary":
-        return run_summary_cli(add_summary_arguments(argparse.ArgumentParser(prog="python -m dprec.bench summary"))
-                               .parse_args(argv[1:]))
-    return run_cli(add_bench_arguments(argparse.ArgumentParser(prog="python -m dprec.bench")).parse_args(argv))
+        return cli_main(["bench-summary", *argv[1:]])
+    return cli_main(["bench", *argv])

@@ -9,53 +9,63 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, field_validator
+
+from ..errors import ConfigError, NotFittedError
+from ..models.config import ModelConfig, validate_config
+from ..models.registry import register_model
 
 __all__ = ["ImplicitALS"]
 
 
-class ImplicitALS:
-    """Adapter over ``implicit.cpu.als.AlternatingLeastSquares`` (implicit ≥ 0.5: user×item CSR).
+class ImplicitALSConfig(ModelConfig):
+    """Hyperparameters of :class:`ImplicitALS` (passed to implicit; confidence ``1 + alpha * value``)."""
 
-    Parameters
-    ----------
-    factors, regularization, alpha, iterations, num_threads :
-        Passed to implicit. implicit's confidence is ``1 + alpha * value`` on the training matrix.
-    binarize : bool, default False
-        Replace every stored rating by 1 before fitting (pure implicit feedback) instead of using the
-        rating as the interaction strength.
-    use_cg : bool, default True
-        implicit's conjugate-gradient solver (its default) or the exact Cholesky solve.
-    rng : int or None
-        ``random_state`` of implicit (initial factors).
+    factors: int = Field(64, ge=1, strict=True, description="latent dimension")
+    regularization: float = Field(0.01, ge=0, description="L2 penalty of implicit's ALS")
+    alpha: float = Field(1.0, gt=0, description="confidence scaling: 1 + alpha * value")
+    iterations: int = Field(15, ge=1, strict=True, description="ALS sweeps")
+    binarize: bool = Field(False, strict=True, description="replace every stored rating by 1 before fitting")
+    use_cg: bool = Field(True, strict=True, description="conjugate-gradient solver (implicit's default) or Cholesky")
+
+    @field_validator("rng")
+    @classmethod
+    def _int_seed(cls, v):
+        if v is not None and not isinstance(v, int):
+            raise ValueError(f"rng must be an int seed or None for the implicit adapter, got {v!r}")
+        return v
+
+
+@register_model("implicit-als")
+class ImplicitALS:
+    """Adapter over ``implicit.cpu.als.AlternatingLeastSquares`` (implicit >= 0.5: user×item CSR).
+
+    Parameters: those of :class:`ImplicitALSConfig` (``factors``, ``regularization``, ``alpha``, ``iterations``,
+    ``binarize``, ``use_cg``) and ``num_threads``, ``rng`` (implicit's ``random_state``: initial factors).
+    Needs the ``implicit`` package (``pip install "dprec[bench]"``).
     """
 
-    predicts_ratings = False
+    Config = ImplicitALSConfig
     is_private = False
+    predicts_ratings = False
+    feedback = "implicit"
 
-    def __init__(self, *, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0,
-                 iterations: int = 15, num_threads: int = 0, binarize: bool = False, use_cg: bool = True,
-                 rng=None):
-        if not isinstance(factors, int) or factors < 1:
-            raise ValueError(f"factors must be a positive integer, got {factors!r}")
-        if not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-        if regularization < 0 or alpha <= 0:
-            raise ValueError("regularization must be ≥ 0 and alpha > 0")
-        if rng is not None and not isinstance(rng, (int, np.integer)):
-            raise ValueError("rng must be an int seed or None for the implicit adapter")
-        self.factors, self.regularization, self.alpha = factors, float(regularization), float(alpha)
-        self.iterations, self.num_threads, self.binarize, self.use_cg = iterations, num_threads, binarize, use_cg
-        self.rng = rng
+    def __init__(self, **params):
+        self.config = validate_config(self.Config, params)
+        for key, value in self.config:
+            setattr(self, key, value)
         self._fitted = False
 
     def get_params(self) -> dict:
-        return {"factors": self.factors, "regularization": self.regularization, "alpha": self.alpha,
-                "iterations": self.iterations, "num_threads": self.num_threads, "binarize": self.binarize,
-                "use_cg": self.use_cg, "rng": self.rng}
+        return self.config.model_dump()
 
     def fit(self, data) -> "ImplicitALS":
         from threadpoolctl import threadpool_limits
-        from implicit.cpu.als import AlternatingLeastSquares
+
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares
+        except ImportError:
+            raise ConfigError('model "implicit-als" needs the implicit package: pip install "dprec[bench]"') from None
 
         from dprec.data import as_interactions
 
@@ -80,7 +90,7 @@ class ImplicitALS:
     def recommend(self, user, n: int = 10, *, filter_seen: bool = True):
         """Top-``n`` raw item ids and scores for raw user ids (2-D for a batch, 1-D for one user)."""
         if not self._fitted:
-            raise RuntimeError("ImplicitALS is not fitted yet: call fit(data) first")
+            raise NotFittedError("ImplicitALS is not fitted yet: call fit(data) first")
         single = np.ndim(user) == 0
         users = np.atleast_1d(np.asarray(user, dtype=object))
         rows = np.array([self._user_index[u.item() if isinstance(u, np.generic) else u] for u in users],

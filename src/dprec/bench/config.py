@@ -30,22 +30,24 @@ Format (every key is checked; a typo is an error that names the key and suggests
                                                                           # arguments; ``seed`` is its rng
 
     [[models]]
-    name = "dpals"                 # als | implicit-als | popularity | dp-baseline | dp-popularity | dpals
+    name = "dpals"                 # a registered model: als | implicit-als | popularity | dp-baseline | dp-popularity | dpals
     label = "DP-ALS"               # unique; default: the name
-    params = { factors = 16 }      # constructor keyword arguments (never epsilon/delta/privacy_unit/rng)
+    params = { factors = 16 }      # hyperparameters, validated by the model's Config (never epsilon/delta/privacy_unit/rng)
     epsilons = [1, 10, inf]        # DP models only ("inf" or inf = the non-private setting of the same code)
 
 Non-private models ignore ``epsilons`` and run once per seed with ε = ∞.
 
 :func:`load_config` parses and validates everything that can be checked without training, including loading
 every dataset (so that a missing file or a registry dataset absent from the data directory fails first), and
-raises :class:`ConfigError` otherwise.
+raises :class:`~dprec.errors.ConfigError` otherwise. Model names and capabilities (``is_private``) come from the
+model registry (:mod:`dprec.models.registry`); a model's ``params`` are validated by its ``Config`` class.
+Result rows name metrics by :func:`metric_names` (the one ``@k`` rule: ``ndcg_at_k`` with ``k = 10`` is
+``ndcg@10``).
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import inspect
 import json
@@ -55,36 +57,24 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError, CorruptFileError, did_you_mean
+from ..models.config import validate_config
+from ..privacy.units import check_epsilon
+from ._registry import get_model, is_private, model_names
+
 __all__ = [
     "ConfigError",
     "BenchConfig",
     "RunSpec",
     "DatasetSpec",
     "ModelSpec",
-    "MODEL_NAMES",
-    "DP_MODELS",
     "METRICS",
+    "metric_names",
+    "split_metric_name",
     "load_config",
     "parse_config",
     "format_epsilon",
 ]
-
-
-class ConfigError(ValueError):
-    """A benchmark configuration that cannot run; the message names the key and the fix."""
-
-
-#: model name → (module, class); the modules are imported lazily.
-MODEL_CLASSES: dict[str, tuple[str, str]] = {
-    "als": ("dprec.models.als", "ALS"),
-    "implicit-als": ("dprec.bench.adapters", "ImplicitALS"),
-    "popularity": ("dprec.models.popularity", "Popularity"),
-    "dp-baseline": ("dprec.models.baselines", "DPGlobalEffects"),
-    "dp-popularity": ("dprec.models.baselines", "DPPopularity"),
-    "dpals": ("dprec.models.dpals", "DPALS"),
-}
-MODEL_NAMES = tuple(MODEL_CLASSES)
-DP_MODELS = frozenset({"dp-baseline", "dp-popularity", "dpals"})
 
 #: canonical metric names (keys of :func:`dprec.metrics.evaluate`) and accepted aliases.
 METRICS = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k", "coverage")
@@ -95,6 +85,25 @@ _METRIC_ALIASES = {
 }
 SPLITS = ("random", "user")
 PRIVACY_UNITS = ("user", "rating")
+
+
+def metric_names(metrics, ks) -> list[str]:
+    """Result-row names of canonical metrics (the one ``@k`` rule): ``rmse``/``mae`` as they are, every other
+    ``<base>_at_k`` (or ``<base>``) as ``<base>@<k>`` for each cut-off in ``ks``, in that order."""
+    names = []
+    for m in metrics:
+        if m in RATING_METRICS:
+            names.append(m)
+        else:
+            base = m[: -len("_at_k")] if m.endswith("_at_k") else m
+            names.extend(f"{base}@{k}" for k in ks)
+    return names
+
+
+def split_metric_name(name: str) -> tuple[str, str]:
+    """Inverse of :func:`metric_names` for one name: ``"ndcg@10"`` → ``("ndcg", "10")``, ``"rmse"`` → ``("rmse", "")``."""
+    base, _, k = name.partition("@")
+    return base, k
 
 _TOP_KEYS = ("run", "datasets", "models")
 _RUN_KEYS = ("name", "seeds", "split", "test_fraction", "split_seed", "k", "metrics", "delta", "privacy_unit")
@@ -161,35 +170,15 @@ class DatasetSpec:
             params = dict(self.synthetic)
             seed = params.pop("seed", 0)
             data = synthetic(**params, rng=seed)
-        return _as_interactions(data, self.label)
+        return data
 
     def checksum(self, data) -> tuple[str, str]:
         """(checksum, kind): the registry's checksum for registry datasets, else ``Interactions.fingerprint``."""
         if self.source == "registry":
-            try:
-                from dprec.datasets import dataset_checksum
+            from dprec.datasets import dataset_checksum
 
-                return str(dataset_checksum(self.name, self.data_home)), "dataset_checksum"
-            except (ImportError, AttributeError):
-                pass
+            return str(dataset_checksum(self.name, self.data_home)), "dataset_checksum"
         return data.fingerprint(), "interactions_fingerprint"
-
-
-def _as_interactions(obj, label):
-    """``synthetic`` may return Interactions or a tuple/object carrying one (plus ground truth)."""
-    from dprec.data import Interactions
-
-    if isinstance(obj, Interactions):
-        return obj
-    if isinstance(obj, tuple):
-        for x in obj:
-            if isinstance(x, Interactions):
-                return x
-    for attr in ("data", "interactions", "ratings"):
-        x = getattr(obj, attr, None)
-        if isinstance(x, Interactions):
-            return x
-    raise ConfigError(f"dataset {label!r}: the loader returned {type(obj).__name__}, not dprec.Interactions")
 
 
 @dataclass
@@ -201,19 +190,17 @@ class ModelSpec:
 
     @property
     def is_dp(self) -> bool:
-        return self.name in DP_MODELS
+        return is_private(self.model_class())
 
     def model_class(self):
-        import importlib
-
-        module, cls = MODEL_CLASSES[self.name]
-        return getattr(importlib.import_module(module), cls)
+        return get_model(self.name)
 
     def build(self, *, epsilon: float, delta: float, privacy_unit: str, seed: int, num_threads: int | None = None):
         """A fresh, unfitted model for one cell."""
         cls = self.model_class()
         kwargs = dict(self.params)
-        accepted = _accepted_kwargs(cls)
+        cfg_cls = getattr(cls, "Config", None)
+        accepted = set(cfg_cls.model_fields) if cfg_cls is not None else _accepted_kwargs(cls)
         if self.is_dp:
             kwargs.update(epsilon=epsilon, delta=delta, privacy_unit=privacy_unit)
         if accepted is None or "rng" in accepted:
@@ -253,9 +240,7 @@ def format_epsilon(eps: float) -> str:
 
 
 def _suggest(key: str, allowed) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{hint}allowed keys: {', '.join(allowed)}"
+    return f"{did_you_mean(key, allowed)}allowed keys: {', '.join(allowed)}"
 
 
 def _check_keys(table: dict, allowed, where: str) -> None:
@@ -271,22 +256,19 @@ def _is_int(x) -> bool:
 
 
 def _parse_epsilon(value, where: str) -> float:
+    """ε of a config (a number, ``inf`` or the text ``"inf"``), checked by :func:`dprec.privacy.units.check_epsilon`."""
     if isinstance(value, str):
-        if value.strip().lower() in ("inf", "infinity", "+inf", "∞"):
+        text = value.strip().lower()
+        if text in ("inf", "infinity", "+inf", "∞"):
             return math.inf
         try:
-            value = float(value)
+            value = float(text)
         except ValueError:
             raise ConfigError(f"{where} = {value!r} is not a number; write a positive number or \"inf\"") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{where} = {value!r} is not a number; write a positive number or \"inf\"")
-    value = float(value)
-    if math.isnan(value) or value <= 0:
-        raise ConfigError(
-            f"{where} = {value!r}: ε must be > 0 (and not NaN); use a positive number, or inf for the "
-            "non-private setting"
-        )
-    return value
+    try:
+        return check_epsilon(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _accepted_kwargs(cls) -> set[str] | None:
@@ -334,7 +316,7 @@ def parse_config(doc: dict, *, base_dir: str = ".", default_name: str = "bench",
     models_doc = doc.get("models")
     if not models_doc:
         raise ConfigError("no [[models]] given; add at least one [[models]] table with name = one of "
-                          + ", ".join(MODEL_NAMES))
+                          + ", ".join(model_names()))
     if not isinstance(models_doc, list):
         raise ConfigError("models must be an array of tables: write [[models]], not [models]")
 
@@ -413,8 +395,7 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
     for m in metrics:
         c = _METRIC_ALIASES.get(m, m) if isinstance(m, str) else m
         if c not in METRICS:
-            close = difflib.get_close_matches(str(m), list(METRICS) + list(_METRIC_ALIASES), n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(m, list(METRICS) + list(_METRIC_ALIASES))
             raise ConfigError(f"[run] metrics: unknown metric {m!r}; {hint}known metrics: {', '.join(METRICS)}")
         if c not in canon:
             canon.append(c)
@@ -434,11 +415,11 @@ def _parse_model(m: dict, i: int) -> ModelSpec:
     _check_keys(m, _MODEL_KEYS, where)
     name = m.get("name")
     if name is None:
-        raise ConfigError(f"{where} has no name; set name = one of {', '.join(MODEL_NAMES)}")
-    if name not in MODEL_CLASSES:
-        close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{where}: unknown model name = {name!r}; {hint}known models: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"{where} has no name; set name = one of {', '.join(model_names())}")
+    try:
+        cls = get_model(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     where = f"[[models]] #{i + 1} ({name})"
     label = m.get("label", name)
     if not isinstance(label, str) or not label or "|" in label:
@@ -451,7 +432,7 @@ def _parse_model(m: dict, i: int) -> ModelSpec:
             where_set = "[run] seeds" if p == "rng" else ("epsilons" if p == "epsilon" else f"[run] {p}")
             raise ConfigError(f"{where}: params.{p} is set by the sweep; remove it and use {where_set} instead")
     eps_raw = m.get("epsilons")
-    if name in DP_MODELS:
+    if is_private(cls):
         if eps_raw is None:
             raise ConfigError(f"{where}: epsilons is missing; a DP model needs e.g. epsilons = [1, 10, inf]")
         if not isinstance(eps_raw, list) or not eps_raw:
@@ -523,12 +504,9 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
             raise ConfigError(f"{where}: {k} does not apply to synthetic data; remove it")
     if "rng" in syn:
         raise ConfigError(f"{where}: synthetic.rng: write synthetic.seed = <int> (the generator's seed) instead")
-    try:
-        from dprec.datasets import synthetic as _synthetic
+    from dprec.datasets import synthetic as _synthetic
 
-        accepted = _accepted_kwargs(_synthetic)
-    except ImportError:
-        accepted = None
+    accepted = _accepted_kwargs(_synthetic)
     if accepted is not None:
         allowed = sorted((accepted - {"rng"}) | {"seed"})
         for k in syn:
@@ -550,16 +528,20 @@ def _dataset_raw(d: DatasetSpec) -> dict:
 
 
 def _check_models_constructible(cfg: BenchConfig) -> None:
-    """Each model's class must exist and accept its params (checked by building one, cheaply, unfitted)."""
+    """Each model's params must be valid: checked by the model's ``Config`` class (with the values the sweep
+    sets: ε, δ, privacy unit, seed), then by building one model, cheaply, unfitted."""
     for i, m in enumerate(cfg.models):
         where = f"[[models]] #{i + 1} ({m.label})"
-        try:
-            cls = m.model_class()
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{where}: model {m.name!r} is not available in this dprec ({exc})") from None
-        accepted = _accepted_kwargs(cls)
-        if accepted is not None:
-            for p in m.params:
+        cls = m.model_class()
+        cfg_cls = getattr(cls, "Config", None)
+        if cfg_cls is not None:
+            swept = {"rng": cfg.run.seeds[0]}
+            if m.is_dp:
+                swept.update(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit)
+            validate_config(cfg_cls, {**m.params, **swept}, where=f"{where} params")
+        else:  # TODO(lead): remove after models10 merge (every registered model has a Config)
+            accepted = _accepted_kwargs(cls)
+            for p in m.params if accepted is not None else ():
                 if p not in accepted:
                     allowed = sorted(accepted - set(_RESERVED_PARAMS))
                     raise ConfigError(f"{where}: unknown parameter params.{p} for {cls.__name__}; "
@@ -567,7 +549,9 @@ def _check_models_constructible(cfg: BenchConfig) -> None:
         try:
             m.build(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
                     seed=cfg.run.seeds[0])
-        except (TypeError, ValueError) as exc:
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # the constructor's own validation of the params
             raise ConfigError(f"{where}: {cls.__name__} rejects these params ({exc})") from None
 
 
@@ -579,18 +563,13 @@ def _check_datasets(cfg: BenchConfig) -> None:
         if d.source == "file" and not os.path.exists(d.path):
             raise ConfigError(f"{where}: ratings file {d.path!r} does not exist; fix the path (relative paths are "
                               "relative to the config file)")
-        if d.source == "registry":
-            try:
-                from dprec.datasets import load_dataset  # noqa: F401
-            except ImportError as exc:
-                raise ConfigError(f"{where}: dprec.datasets is not available ({exc})") from None
         try:
             data = d.load()
-        except ConfigError:
+        except (ConfigError, CorruptFileError):
             raise
         except FileNotFoundError as exc:  # the loader's message already says where to put the files / how to get them
             raise ConfigError(f"{where}: {exc}") from None
-        except Exception as exc:  # the loaders' own errors are informative; prefix where it happened
+        except (ValueError, KeyError, OSError) as exc:  # the loaders' validation errors; prefix where it happened
             if d.source == "registry":
                 fix = ("check the name (`dprec datasets list` shows the registry), or put the files under "
                        f"$DPREC_DATA (currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "

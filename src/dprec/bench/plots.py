@@ -2,6 +2,7 @@
 
 x = ε on a log axis (finite ε only); one line per DP model with error bars (sample std over seeds); each DP
 model's ε = ∞ point as a dotted horizontal line in its colour; non-private models as dashed horizontal lines.
+Needs matplotlib (the ``[bench]`` extra); without it no plots are written (a warning says so).
 """
 
 from __future__ import annotations
@@ -9,18 +10,26 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
+
+from .config import split_metric_name
 
 __all__ = ["write_plots", "plot_filename"]
 
 
 def plot_filename(dataset: str, metric: str) -> str:
     safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")  # noqa: E731
-    return f"{safe(dataset)}__{safe(metric.replace('@', '_at_'))}.png"
+    base, k = split_metric_name(metric)
+    return f"{safe(dataset)}__{safe(f'{base}_at_{k}' if k else base)}.png"
 
 
 def write_plots(out, agg: list[dict]) -> list[str]:
     """Write the plots of aggregated rows (see :func:`dprec.bench.summary.aggregate`) into ``OUT/plots``."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        warnings.warn('matplotlib is not installed (pip install "dprec[bench]"): no plots written', stacklevel=2)
+        return []
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

@@ -17,8 +17,8 @@ Row schema (``schema = "dprec-bench-row/1"``)::
     metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model)
     privacy_report the DP model's privacy_report() (null for non-private models)
     fit_seconds, eval_seconds, wall_seconds   timings (excluded from identity comparisons: TIMING_FIELDS)
-    versions       dprec (+ dprec_source_sha256: hash of its .py files), python, numpy, scipy, numba, implicit,
-                   opendp
+    versions       :func:`dprec._provenance.versions`: python, dprec (+ dprec_source_sha256: hash of its .py
+                   files), numpy, scipy, pandas, numba, opendp, dp-accounting, implicit, pydantic
     machine        {cpu_count, system, arch}   (no hostname)
     config, config_sha256   the full normalised configuration
 
@@ -37,18 +37,15 @@ import time
 import warnings
 from dataclasses import dataclass
 
-
 from .._json import to_jsonable
-
-from ..errors import CorruptFileError
+from .._provenance import versions
+from ..errors import ConfigError, CorruptFileError
 from ..privacy.units import PrivacyWarning
-from .config import RATING_METRICS, BenchConfig, ConfigError, format_epsilon, load_config
+from .config import RATING_METRICS, BenchConfig, format_epsilon, load_config, metric_names
 
 __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULTS_FILE", "SCHEMA", "Cell"]
 
 RESULTS_FILE = "results.jsonl"
-#: models whose scores are not ratings: RMSE/MAE are NaN for them.
-RANKING_ONLY = frozenset({"implicit-als", "dp-popularity"})
 #: what every results row and the sweep's output say about the models a sweep fits
 NOT_FOR_RELEASE = ("measurement only: models are fitted with explicit seeds (reproducibility mode) and metrics are "
                    "computed on raw held-out data (not DP); nothing a sweep fits is for release")
@@ -57,14 +54,9 @@ SCHEMA = "dprec-bench-row/1"
 TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
 
 
-# ---------------------------------------------------------------------------------------------- JSON helpers
-def jsonable(obj):
-    """Recursively convert to JSON-safe values (see :func:`dprec._json.to_jsonable`)."""
-    return to_jsonable(obj)
-
-
+# ---------------------------------------------------------------------------------------------- helpers
 def as_float(v) -> float:
-    """Inverse of :func:`jsonable` for numbers: None → NaN, "inf" → inf."""
+    """Inverse of :func:`dprec._json.to_jsonable` for numbers: None → NaN, "inf" → inf."""
     if v is None:
         return math.nan
     if isinstance(v, str):
@@ -78,36 +70,6 @@ def strip_timing(row: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- environment
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    from .. import __version__
-
-    out = {"dprec": __version__, "dprec_source_sha256": _source_sha256(), "python": platform.python_version()}
-    for pkg in ("numpy", "scipy", "numba", "implicit", "opendp"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _source_sha256() -> str:
-    """SHA-256 over dprec's own ``.py`` files (paths and contents): tells rows of one code state from another
-    (the version string does not change during development)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    h = hashlib.sha256()
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        files.extend(os.path.join(dirpath, f) for f in filenames if f.endswith(".py"))
-    for f in sorted(files):
-        h.update(os.path.relpath(f, root).replace(os.sep, "/").encode() + b"\0")
-        with open(f, "rb") as fh:
-            h.update(hashlib.sha256(fh.read()).digest())
-    return h.hexdigest()
-
-
 def _machine() -> dict:
     return {"cpu_count": os.cpu_count(), "system": platform.system(), "arch": platform.machine()}
 
@@ -129,7 +91,7 @@ def _cell_key(cfg: BenchConfig, dataset_label: str, model_index: int, eps: float
     spec = {"dataset": d, "model": {"name": m.name, "params": m.params},
             "split": [r["split"], r["test_fraction"], r["split_seed"]], "k": r["k"], "metrics": r["metrics"],
             "delta": r["delta"] if m.is_dp else None, "privacy_unit": r["privacy_unit"] if m.is_dp else None}
-    h = hashlib.sha256(json.dumps(jsonable(spec), sort_keys=True).encode()).hexdigest()[:12]
+    h = hashlib.sha256(json.dumps(to_jsonable(spec), sort_keys=True).encode()).hexdigest()[:12]
     return f"{dataset_label}|{m.label}|eps={format_epsilon(eps)}|seed={seed}#{h}"
 
 
@@ -152,45 +114,19 @@ def compute_splits(cfg: BenchConfig) -> dict:
     return {d.label: fn(cfg.load_data(d.label), cfg.run.test_fraction, rng=cfg.run.split_seed) for d in cfg.datasets}
 
 
-def _metric_names(cfg: BenchConfig) -> list[str]:
-    names = []
-    for m in cfg.run.metrics:
-        if m in RATING_METRICS:
-            names.append(m)
-        else:
-            base = m[: -len("_at_k")] if m.endswith("_at_k") else m
-            names.extend(f"{base}@{k}" for k in cfg.run.ks)
-    return names
-
-
 def _evaluate(cfg: BenchConfig, model, train, test) -> dict:
-    """The requested metrics, named ``rmse``/``mae`` and ``<metric>@<k>``."""
-    from .. import metrics as M
+    """The requested metrics of :func:`dprec.metrics.evaluate` (one pass per cut-off), named by
+    :func:`~dprec.bench.config.metric_names` (``rmse``, ``ndcg@10``, …)."""
+    from ..metrics import evaluate
 
-    want_rating = [m for m in cfg.run.metrics if m in RATING_METRICS]
-    want_rank = [m for m in cfg.run.metrics if m not in RATING_METRICS]
+    ranking = any(m not in RATING_METRICS for m in cfg.run.metrics)
     out: dict[str, float] = {}
-    if want_rank:
-        for i, k in enumerate(cfg.run.ks):
-            res = M.evaluate(model, train, test, k=k)
-            if i == 0:
-                for m in want_rating:
-                    out[m] = res[m]
-            for m in want_rank:
-                base = m[: -len("_at_k")] if m.endswith("_at_k") else m
-                out[f"{base}@{k}"] = res[m]
-    else:  # rating error only: skip the ranking pass (same formulas as evaluate)
-        vals = {m: math.nan for m in want_rating}
-        if M._predicts_ratings(model):
-            coo = test.matrix.tocoo()
-            try:
-                pred = model.predict(test.user_ids[coo.row], test.item_ids[coo.col])
-            except NotImplementedError:
-                pred = None
-            if pred is not None:
-                vals = {"rmse": M.rmse(coo.data, pred), "mae": M.mae(coo.data, pred)}
-        out = {m: vals[m] for m in want_rating}
-    return {name: out[name] for name in _metric_names(cfg)}
+    for k in cfg.run.ks if ranking else cfg.run.ks[:1]:
+        res = evaluate(model, train, test, k=k)
+        for metric in cfg.run.metrics:
+            name, = metric_names([metric], [k])
+            out.setdefault(name, res[metric])
+    return {name: out[name] for name in metric_names(cfg.run.metrics, cfg.run.ks)}
 
 
 # ---------------------------------------------------------------------------------------------- one cell
@@ -214,8 +150,6 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     train, test = splits[cell.dataset]
     model = spec.build(epsilon=cell.epsilon, delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
                        seed=cell.seed, num_threads=num_threads)
-    if spec.name in RANKING_ONLY and getattr(type(model), "predicts_ratings", None) is None:
-        model.predicts_ratings = False  # its predict() returns ranking scores (counts), not ratings
     t1 = time.perf_counter()
     with warnings.catch_warnings():
         # seeded on purpose: a sweep is a measurement (reproducible results files), its models are not released
@@ -224,9 +158,7 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     t2 = time.perf_counter()
     metrics = _evaluate(cfg, model, train, test)
     t3 = time.perf_counter()
-    report = None
-    if hasattr(model, "privacy_report"):
-        report = model.privacy_report()
+    report = model.privacy_report() if hasattr(model, "privacy_report") else None
     row = {
         "schema": SCHEMA,
         "key": cell.key,
@@ -251,7 +183,7 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
         "config": cfg.raw,
         "config_sha256": cfg.sha256,
     }
-    return jsonable(row)
+    return to_jsonable(row)
 
 
 # ---------------------------------------------------------------------------------------------- results file
@@ -315,6 +247,15 @@ class _Appender:
 
 
 # ---------------------------------------------------------------------------------------------- the sweep
+def _progress_bar(total: int, name: str):
+    """A tqdm bar on stderr, or None when tqdm (the ``[bench]`` extra) is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f"bench {name}", unit="cell", file=sys.stderr, initial=0, dynamic_ncols=True)
+
+
 def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: bool = True,
               summarize: bool = True) -> list[dict]:
     """Run a sweep and write ``OUT/results.jsonl``, ``OUT/summary.md``, ``OUT/summary.csv`` and plots.
@@ -330,7 +271,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
     jobs : int
         Worker processes (default 1: run in this process).
     progress : bool
-        Show a tqdm progress bar with ETA (on stderr).
+        Show a tqdm progress bar with ETA (on stderr), when tqdm is installed (the ``[bench]`` extra).
 
     Returns
     -------
@@ -338,7 +279,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
     """
     cfg = config if isinstance(config, BenchConfig) else load_config(config)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
     out = os.fspath(out)
     results_path = os.path.join(out, RESULTS_FILE)
     cells = build_cells(cfg)
@@ -364,7 +305,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
 
     splits = compute_splits(cfg)
     base = {
-        "versions": _versions(),
+        "versions": versions(),
         "machine": _machine(),
         "datasets": {},
     }
@@ -388,12 +329,7 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
     if old:
         read_results(results_path, repair=True)  # drop a truncated last line before appending
     os.makedirs(out, exist_ok=True)
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"bench {cfg.run.name}", unit="cell", file=sys.stderr,
-                   initial=0, dynamic_ncols=True)
+    bar = _progress_bar(len(todo), cfg.run.name) if progress and todo else None
     app = _Appender(results_path)
     try:
         if jobs == 1 or len(todo) <= 1:

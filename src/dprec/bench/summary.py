@@ -20,7 +20,9 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 
+from .config import metric_names, split_metric_name
 from .runner import RESULTS_FILE, as_float, read_results
 
 __all__ = ["aggregate", "write_summary", "summarize_dir", "CSV_COLUMNS", "TIMING_COLUMNS", "fmt_mean_std"]
@@ -36,7 +38,7 @@ _METRIC_TITLES = {
 
 
 def metric_title(name: str) -> str:
-    base, _, k = name.partition("@")
+    base, k = split_metric_name(name)
     t = _METRIC_TITLES.get(base, base)
     return f"{t}@{k}" if k else t
 
@@ -61,15 +63,9 @@ def _order(rows: list[dict]):
         run = cfg.get("run", {})
         ks = run.get("k", [])
         ks = ks if isinstance(ks, list) else [ks]
-        for m in run.get("metrics", []):
-            if m in ("rmse", "mae"):
-                names = [m]
-            else:
-                base = m[: -len("_at_k")] if m.endswith("_at_k") else m
-                names = [f"{base}@{k}" for k in ks]
-            for name in names:
-                if name not in metrics:
-                    metrics.append(name)
+        for name in metric_names(run.get("metrics", []), ks):
+            if name not in metrics:
+                metrics.append(name)
     for r in sorted(rows, key=lambda r: r["key"]):
         if r["dataset"]["label"] not in datasets:
             datasets.append(r["dataset"]["label"])
@@ -81,35 +77,69 @@ def _order(rows: list[dict]):
     return datasets, models, metrics
 
 
+_CELL = ["dataset", "model", "epsilon"]
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean ± std over seeds of every (dataset, model, ε, metric), in deterministic order."""
+    """Mean ± std over seeds of every (dataset, model, ε, metric), in deterministic order.
+
+    A cell's mean and std are NaN unless every seed gave a finite value; std is the sample std (ddof = 1, NaN
+    for one seed). A metric is listed for a cell when its first seed's row has it.
+    """
     if not rows:
         return []
     datasets, models, metrics = _order(rows)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"]["label"], r["model"]["label"], as_float(r["epsilon"])), []).append(r)
+    runs = pd.DataFrame({
+        "dataset": [r["dataset"]["label"] for r in rows],
+        "model": [r["model"]["label"] for r in rows],
+        "epsilon": [as_float(r["epsilon"]) for r in rows],
+        "seed": [r["seed"] for r in rows],
+        "dataset_checksum": [r["dataset"].get("checksum") for r in rows],
+        "model_name": [r["model"]["name"] for r in rows],
+        "private": [bool(r.get("private")) for r in rows],
+        "fit_seconds": [float(r.get("fit_seconds", math.nan)) for r in rows],
+        "metrics": [r["metrics"] for r in rows],
+    }).sort_values(["seed"], kind="stable")
+    cells = runs.groupby(_CELL, sort=False).agg(
+        dataset_checksum=("dataset_checksum", "first"), model_name=("model_name", "first"),
+        private=("private", "first"), n_seeds=("seed", "size"),
+        seeds=("seed", lambda s: " ".join(str(x) for x in s)), fit_seconds_mean=("fit_seconds", _np_mean),
+        first_metrics=("metrics", "first"))
+    values = runs.drop(columns="metrics").join(
+        pd.DataFrame([{name: as_float(v) for name, v in m.items()} for m in runs["metrics"]], index=runs.index))
+    names = [n for n in metrics if n in values.columns]
+    long = values.melt(id_vars=_CELL, value_vars=names, var_name="metric", value_name="value")
+    stats = long.groupby(_CELL + ["metric"], sort=False)["value"].agg(mean=_finite_mean, std=_finite_std)
+
     out = []
-    for (d, m, eps) in sorted(groups, key=lambda g: (datasets.index(g[0]), models.index(g[1]), g[2])):
-        rs = sorted(groups[(d, m, eps)], key=lambda r: r["seed"])
-        fit = float(np.mean([r.get("fit_seconds", math.nan) for r in rs]))
+    order = sorted(cells.index, key=lambda c: (datasets.index(c[0]), models.index(c[1]), c[2]))
+    for cell in order:
+        c = cells.loc[cell]
         for name in metrics:
-            vals = np.array([as_float(r["metrics"].get(name)) for r in rs], dtype=np.float64)
-            if not len(vals) or name not in rs[0]["metrics"]:
+            if name not in c["first_metrics"]:
                 continue
-            finite = np.isfinite(vals)
-            if finite.all():
-                mean = float(np.mean(vals))
-                std = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
-            else:
-                mean = std = math.nan
+            mean, std = stats.loc[(*cell, name)]
             out.append({
-                "dataset": d, "dataset_checksum": rs[0]["dataset"].get("checksum"), "model": m,
-                "model_name": rs[0]["model"]["name"], "private": bool(rs[0].get("private")), "epsilon": eps,
-                "metric": name, "mean": mean, "std": std, "n_seeds": len(rs),
-                "seeds": " ".join(str(r["seed"]) for r in rs), "fit_seconds_mean": fit,
+                "dataset": cell[0], "dataset_checksum": c["dataset_checksum"], "model": cell[1],
+                "model_name": c["model_name"], "private": bool(c["private"]), "epsilon": cell[2],
+                "metric": name, "mean": float(mean), "std": float(std), "n_seeds": int(c["n_seeds"]),
+                "seeds": c["seeds"], "fit_seconds_mean": float(c["fit_seconds_mean"]),
             })
     return out
+
+
+def _np_mean(s: pd.Series) -> float:
+    return float(np.mean(s.to_numpy(np.float64)))
+
+
+def _finite_mean(s: pd.Series) -> float:
+    v = s.to_numpy(np.float64)
+    return float(np.mean(v)) if np.isfinite(v).all() else math.nan
+
+
+def _finite_std(s: pd.Series) -> float:
+    v = s.to_numpy(np.float64)
+    return float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else math.nan
 
 
 def fmt_mean_std(mean: float, std: float, digits: int = 4) -> str:

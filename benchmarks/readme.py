@@ -1,6 +1,7 @@
-"""Regenerate README.md's results block from committed sweep results.
+"""Regenerate README.md's results block from committed sweep results (a repository tool, not part of dprec).
 
-``python -m dprec.bench.readme [--readme README.md] [--results benchmarks/results] [--metrics rmse ndcg@10] [--check]`` replaces the text
+``python benchmarks/readme.py [--readme README.md] [--results benchmarks/results] [--metrics rmse ndcg@10] [--check]``
+replaces the text
 between the markers ``<!-- results:start -->`` and ``<!-- results:end -->`` with tables built from every
 ``benchmarks/results/*/summary.csv`` (directories in sorted order). ``--check`` exits 1 when the README is out
 of date instead of rewriting it (for CI).
@@ -13,10 +14,12 @@ import glob
 import os
 import sys
 
-from .summary import markdown_tables, read_summary_csv
+from dprec.bench.summary import markdown_tables, read_summary_csv
 
 __all__ = ["START", "END", "render_results", "update_readme", "main"]
 
+#: the repository root (this file lives in ROOT/benchmarks): the default README and results directory
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
@@ -61,9 +64,9 @@ def update_readme(readme: str = "README.md", results_dir: str = "benchmarks/resu
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dprec.bench.readme", description=__doc__.split("\n\n")[0])
-    p.add_argument("--readme", default="README.md")
-    p.add_argument("--results", default=os.path.join("benchmarks", "results"))
+    p = argparse.ArgumentParser(prog="python benchmarks/readme.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; change nothing")
     p.add_argument("--metrics", nargs="+", metavar="METRIC",
                    help="only these metrics (names as in summary.csv, e.g. rmse ndcg@10); default: all")
@@ -75,7 +78,7 @@ def main(argv=None) -> int:
         return 2
     if args.check:
         if changed:
-            print(f"{args.readme} results block is out of date: run python -m dprec.bench.readme", file=sys.stderr)
+            print(f"{args.readme} results block is out of date: run python benchmarks/readme.py", file=sys.stderr)
         return 1 if changed else 0
     print(f"{args.readme}: results block {'updated' if changed else 'already up to date'}")
     return 0
