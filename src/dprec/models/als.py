@@ -170,12 +170,17 @@ class ALS(Recommender):
     item_bias = deprecated_alias("item_bias_", "item_bias")
     global_mean = deprecated_alias("global_mean_", "global_mean")
 
+    reg_ = deprecated_alias("regularization_", "reg_")
+    bias_reg_ = deprecated_alias("bias_regularization_", "bias_reg_")
+
     @property
-    def reg_(self) -> float:
+    def regularization_(self) -> float:
+        """The ridge λ in use (``regularization``, or the default of the feedback mode)."""
         return float(_DEFAULT_REG[self.feedback] if self.regularization is None else self.regularization)
 
     @property
-    def bias_reg_(self) -> float:
+    def bias_regularization_(self) -> float:
+        """The user-bias ridge λ_b in use (``bias_regularization``, or 5)."""
         return float(_DEFAULT_BIAS_REG if self.bias_regularization is None else self.bias_regularization)
 
     @property
@@ -191,8 +196,8 @@ class ALS(Recommender):
         """Per-user ridge vector (n, k[+1]): explicit λ_u·(n+1) on the factors and λ_b on the bias; implicit λ."""
         counts = np.asarray(counts, dtype=np.float64)
         if self.feedback == "explicit":
-            return E.user_ridge(counts, self.factors, self.user_regularization, self.bias_reg_)
-        return np.full((len(counts), self.factors), self.reg_)
+            return E.user_ridge(counts, self.factors, self.user_regularization, self.bias_regularization_)
+        return np.full((len(counts), self.factors), self.regularization_)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Interactions, *, track_loss: bool = False) -> None:
@@ -219,8 +224,8 @@ class ALS(Recommender):
         k = self.factors
         _, _, g_fac = as_generator(self.rng).spawn(3)  # DP-ALS's stream layout: the third stream → V
         V0 = E.random_item_factors(g_fac, X.shape[1], k, self.init_scale)
-        mu, c0, _ = E.global_effects(X, self.prior_var, self.bias_reg_)
-        solve = E.exact_item_solver(self.item_counts_, k, self.reg_, self.item_bias_regularization)
+        mu, c0, _ = E.global_effects(X, self.prior_var, self.bias_regularization_)
+        solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
         item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
 
         def record(t, state):
@@ -228,7 +233,7 @@ class ALS(Recommender):
             self.loss_history_.append(self.objective(X))
 
         res = E.run(X, V0, mu=mu, item_bias=c0, iterations=self.iterations, user_reg=self.user_regularization,
-                    bias_reg=self.bias_reg_, solve=solve, dtype=ft, item_major_csr=(Xt, item_t),
+                    bias_reg=self.bias_regularization_, solve=solve, dtype=ft, item_major_csr=(Xt, item_t),
                     callback=record if track_loss else None)
         self._store_explicit(res, mu)
 
@@ -246,7 +251,7 @@ class ALS(Recommender):
         n_users, n_items = X.shape
         conf_u = (1.0 + self.alpha * X.data).astype(ft)
         conf_i = (1.0 + self.alpha * Xt.data).astype(ft)
-        lam = self.reg_
+        lam = self.regularization_
         solver = self.solver_
         if solver == "cholesky":
             wA_u = (self.alpha * X.data).astype(ft)
@@ -287,14 +292,14 @@ class ALS(Recommender):
             sq = K.explicit_sq_error(X.indptr, X.indices, X.data, U, V, self.global_mean_,
                                      self.user_bias_.astype(np.float64), self.item_bias_.astype(np.float64))
             ru = self._user_ridge(np.diff(X.indptr))
-            ri = self.reg_ * self.item_counts_ + E.ITEM_RIDGE_JITTER
+            ri = self.regularization_ * self.item_counts_ + E.ITEM_RIDGE_JITTER
             k = self.factors
             U64, V64 = U.astype(np.float64), V.astype(np.float64)
             pen = (ru[:, :k] * U64**2).sum() + (ri[:, None] * V64**2).sum()
             pen += (ru[:, k] * self.user_bias_.astype(np.float64) ** 2).sum()
             return float(sq + pen)
         conf = 1.0 + self.alpha * X.data
-        return float(K.implicit_loss(X.indptr, X.indices, conf, U, V, self.reg_))
+        return float(K.implicit_loss(X.indptr, X.indices, conf, U, V, self.regularization_))
 
     # ------------------------------------------------------------------ serving
     def _raw_scores(self, rows: np.ndarray) -> np.ndarray:

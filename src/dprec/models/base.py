@@ -398,7 +398,7 @@ class Recommender:
         if not np.all(np.isfinite(vals)):
             raise ValueError("fold_in: ratings contain NaN or infinite values")
         if self.rating_bounds_ is not None and len(vals):
-            lo, hi = self.rating_bounds
+            lo, hi = self.rating_bounds_
             if vals.min() < lo or vals.max() > hi:
                 raise ValueError(f"fold_in: ratings outside the model's rating_bounds {self.rating_bounds_}")
         cols = self._cols(items) if len(items) else np.empty(0, np.int64)
