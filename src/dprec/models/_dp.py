@@ -35,8 +35,8 @@ from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta
 from . import registry as _registry
-from .base import _version, config_from_file
-from .io import read_npz_with_manifest, write_npz_with_manifest
+from .base import config_from_file
+from .io import dprec_version, read_npz_with_manifest, write_npz_with_manifest
 from .releases import ItemSelection, Release, UserCount, contribution_weights
 
 __all__ = ["DPModelMixin", "contribution_weights", "open_ledger", "COUNT_SHARE", "SELECTION_SHARE"]
@@ -328,7 +328,7 @@ class DPModelMixin:
             "format": "dprec-public",
             "format_version": 1,
             "class": type(self).__name__,
-            "dprec_version": _version(),
+            "dprec_version": dprec_version(),
             "params": self._manifest_params(),
             "rating_bounds": self.rating_bounds_,
             "contains_user_data": False,

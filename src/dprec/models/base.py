@@ -32,7 +32,7 @@ from ..data import Interactions, as_interactions, lookup, _key
 from ..errors import ConfigError, CorruptFileError, NotFittedError
 from . import registry as _registry
 from .config import ModelConfig, validate_config
-from .io import FORMAT_VERSION, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
+from .io import FORMAT_VERSION, dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
 from .registry import register_model
 
 __all__ = ["Recommender", "load_model", "topk_rows"]
@@ -42,12 +42,6 @@ __all__ = ["Recommender", "load_model", "topk_rows"]
 # class; now registry.model_class_by_name) and the file helpers (now dprec.models.io).
 _REGISTRY = _registry._BY_CLASS
 _ = (FORMAT_VERSION, read_npz_with_manifest, write_npz_with_manifest, register_model)
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def deprecated_alias(new: str, old: str):
@@ -494,7 +488,7 @@ class Recommender:
             "format": "dprec-model",
             "format_version": FORMAT_VERSION,
             "class": type(self).__name__,
-            "dprec_version": _version(),
+            "dprec_version": dprec_version(),
             "params": self._manifest_params(),
             "rating_bounds": self.rating_bounds_,
             "n_users": int(len(self._user_ids)),

@@ -19,10 +19,17 @@ import numpy as np
 from .._json import to_jsonable
 from ..errors import CorruptFileError
 
-__all__ = ["FORMAT_VERSION", "write_npz_with_manifest", "read_npz_with_manifest", "ids_for_npz", "ids_from_npz"]
+__all__ = ["FORMAT_VERSION", "dprec_version", "write_npz_with_manifest", "read_npz_with_manifest", "ids_for_npz", "ids_from_npz"]
 
 #: highest manifest ``format_version`` this dprec reads (and the one it writes)
 FORMAT_VERSION = 1
+
+
+def dprec_version() -> str:
+    """The dprec version recorded in a manifest."""
+    from .. import __version__
+
+    return __version__
 
 
 def ids_for_npz(ids: np.ndarray, what: str) -> np.ndarray:
