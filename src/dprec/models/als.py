@@ -76,13 +76,6 @@ class ALSConfig(ModelConfig):
         return self
 
 
-class _ExplicitOnly:
-    """``predicts_ratings`` of ALS: True on the class (explicit is the default), per instance its feedback."""
-
-    def __get__(self, obj, owner=None):
-        return True if obj is None else obj.feedback == "explicit"
-
-
 @register_model("als")
 class ALS(Recommender):
     """Alternating least squares matrix factorisation (non-private; the ε = ∞ reference of DP-ALS).
@@ -150,8 +143,7 @@ class ALS(Recommender):
     """
 
     is_private = False
-    predicts_ratings = _ExplicitOnly()
-    feedback = "any"
+    feedback = "any"  # the class serves both; an instance's feedback (and so its predicts_ratings) is its own
     Config = ALSConfig
 
     def __init__(self, **params):

@@ -54,6 +54,13 @@ def deprecated_alias(new: str, old: str):
     return property(get, doc=f"Deprecated alias of :attr:`{new}`.")
 
 
+class _RatingsUnlessImplicit:
+    """Default ``predicts_ratings``: True on a class; on an instance, False when its ``feedback`` is "implicit"."""
+
+    def __get__(self, obj, owner=None):
+        return True if obj is None else obj.feedback != "implicit"
+
+
 def _signature(config_cls) -> inspect.Signature:
     """The keyword-only constructor signature of a config class (for help() and introspection)."""
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
@@ -123,8 +130,9 @@ class Recommender:
 
     #: True for models whose released item side is differentially private.
     is_private: bool = False
-    #: False for ranking-only models (``evaluate`` reports RMSE as NaN).
-    predicts_ratings: bool = True
+    #: False for ranking-only models (``evaluate`` reports RMSE as NaN); by default True unless the instance's
+    #: ``feedback`` is "implicit" (as for ``ALS(feedback="implicit")``).
+    predicts_ratings = _RatingsUnlessImplicit()
     #: which data the model is meant for: "explicit", "implicit" or "any".
     feedback: str = "any"
     #: the frozen configuration class of the model's parameters
