@@ -172,7 +172,7 @@ def test_dprec_implicit_cg(benchmark, data):
     _results["dprec_implicit_cg"] = dict(
         s_per_iter=sec / ITERS, fit_seconds=sec,
         gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
-        precision_at_10=precision_at_k(m.user_factors, m.item_factors, train, test, users),
+        precision_at_10=precision_at_k(m.user_factors_, m.item_factors_, train, test, users),
     )
 
 
@@ -193,7 +193,7 @@ def test_implicit_cg(benchmark, data):
     _results["implicit_cg"] = dict(
         s_per_iter=sec / ITERS, fit_seconds=sec,
         gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
-        precision_at_10=precision_at_k(np.asarray(m.user_factors), np.asarray(m.item_factors), train, test, users),
+        precision_at_10=precision_at_k(np.asarray(m.user_factors_), np.asarray(m.item_factors_), train, test, users),
     )
 
 
@@ -207,7 +207,7 @@ def test_dprec_implicit_cholesky(benchmark, data):
     _results["dprec_implicit_cholesky"] = dict(
         s_per_iter=sec / it, fit_seconds=sec, iterations=it,
         gflops=flops_chol(nu, ni, train.nnz, FACTORS) * it / sec / 1e9,
-        precision_at_10=precision_at_k(m.user_factors, m.item_factors, train, test, users),
+        precision_at_10=precision_at_k(m.user_factors_, m.item_factors_, train, test, users),
     )
 
 

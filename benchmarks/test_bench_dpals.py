@@ -183,7 +183,7 @@ def test_dpals_default_fit(benchmark, data):
     t = time.perf_counter()
     model = benchmark.pedantic(lambda: DPALS(epsilon=10.0, delta=1e-5, rng=SEED).fit(data), rounds=1, iterations=1)
     secs = time.perf_counter() - t
-    _results["default_fit_eps10"] = {"seconds": secs, "hyperparameters": model._hp}
+    _results["default_fit_eps10"] = {"seconds": secs, "hyperparameters": model.resolved_.to_dict()}
     print(f"\ndefault DPALS(epsilon=10) fit on {data.nnz} ratings: {secs:.1f} s")
     _write(data)
 

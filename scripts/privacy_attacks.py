@@ -28,7 +28,7 @@ import dprec
 from dprec.datasets import synthetic
 from dprec.errors import LedgerError
 from dprec.models import DPALS, DPGlobalEffects, DPPopularity
-from dprec.models.base import read_npz_with_manifest
+from dprec.models.io import read_npz_with_manifest
 
 SEED = 918273645
 FORBIDDEN_KEYS = {"rng", "seed", "time", "created", "hash", "head_hash", "prev_hash", "seq", "fingerprint",

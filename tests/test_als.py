@@ -11,8 +11,8 @@ from dprec import Interactions
 from dprec.kernels import als as K
 from dprec.models import ALS
 
-from model_mixin import contract_data
-from reference_als import numpy_biased_als
+from dprec.testing import contract_data
+from dprec.testing import numpy_biased_als
 
 
 def _random_csr(n_users=50, n_items=30, density=0.2, seed=0):
@@ -182,20 +182,17 @@ def test_topk_rows_tie_rule_matches_sorted_reference():
     assert val.dtype == S.dtype
 
 
-def test_topk_dense_kernel():
-    rng = np.random.default_rng(6)
-    U = rng.standard_normal((5, 3)).astype(np.float32)
-    V = rng.standard_normal((12, 3)).astype(np.float32)
-    excl = sp.csr_matrix(([1.0, 1.0], ([0, 2], [3, 4])), shape=(5, 12))
-    idx, val = K.topk_dense(U, V, 4, excl.indptr, excl.indices)
-    S = U @ V.T
-    S[0, 3] = S[2, 4] = -np.inf
-    np.testing.assert_array_equal(idx, np.argsort(-S, axis=1, kind="stable")[:, :4])
-
-
 # ---------------------------------------------------------------------------------------------- explicit ALS
 def _small_explicit():
     return contract_data(n_users=60, n_items=40, seed=1)
+
+
+def _raw_scores(m, rows, cols):
+    """The unclipped model score of (row, col) pairs from the public fitted attributes (float64, as ALS serves)."""
+    out = np.einsum("ij,ij->i", m.user_factors_[rows].astype(np.float64), m.item_factors_[cols].astype(np.float64))
+    if m.feedback == "explicit":
+        out += m.global_mean_ + m.user_bias_[rows].astype(np.float64) + m.item_bias_[cols].astype(np.float64)
+    return out
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-10), ("float32", 1e-5)])
@@ -223,8 +220,8 @@ def test_predict_clipped_to_rating_bounds():
     m = ALS(factors=8, iterations=5, regularization=0.0001, bias_regularization=0.0, rng=0).fit(data)
     rows = np.repeat(np.arange(data.n_users), data.n_items)
     cols = np.tile(np.arange(data.n_items), data.n_users)
-    raw = m._predict_raw(rows, cols)
-    clipped = m._predict(rows, cols)
+    raw = _raw_scores(m, rows, cols)
+    clipped = m.predict(data.user_ids[rows], data.item_ids[cols])
     np.testing.assert_array_equal(clipped, np.clip(raw, 1, 5))
 
 
@@ -234,11 +231,11 @@ def test_explicit_matches_numpy_reference():
     m = ALS(factors=k, iterations=it, regularization=lam, user_regularization=lam_u, bias_regularization=lam_b,
             item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=7, dtype="float64").fit(data)
     mu, V, c, U, b = numpy_biased_als(data.matrix, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed=7)
-    assert m.global_mean == pytest.approx(mu, rel=1e-12)
-    np.testing.assert_allclose(m.item_factors, V, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(m.user_factors, U, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(m.item_bias, c, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(m.user_bias, b, rtol=1e-7, atol=1e-9)
+    assert m.global_mean_ == pytest.approx(mu, rel=1e-12)
+    np.testing.assert_allclose(m.item_factors_, V, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.user_factors_, U, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.item_bias_, c, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.user_bias_, b, rtol=1e-7, atol=1e-9)
     # and the documented objective is the one reported
     R, M = data.matrix.toarray(), data.matrix.toarray() != 0
     E = np.where(M, R - mu - b[:, None] - c[None, :] - U @ V.T, 0.0)
@@ -249,8 +246,10 @@ def test_explicit_matches_numpy_reference():
 
 def test_removed_explicit_options_are_rejected():
     """``weighted_regularization`` / ``regularization_exponent`` no longer exist (DP-ALS cannot express them)."""
+    from dprec.errors import ConfigError
+
     for bad in (dict(weighted_regularization=False), dict(regularization_exponent=1.0)):
-        with pytest.raises(TypeError):
+        with pytest.raises(ConfigError, match="unknown parameter"):
             ALS(**bad)
 
 
@@ -277,8 +276,8 @@ def test_implicit_cholesky_matches_numpy_hkv():
     U_ref, V_ref = _numpy_hkv(X, k=3, lam=0.1, alpha=5.0, it=5, seed=11)
     m = ALS(factors=3, iterations=5, regularization=0.1, alpha=5.0, feedback="implicit", solver="cholesky",
             rng=11, dtype="float64").fit(X)
-    np.testing.assert_allclose(m.user_factors, U_ref, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(m.item_factors, V_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m.user_factors_, U_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m.item_factors_, V_ref, rtol=1e-6, atol=1e-8)
 
 
 def test_implicit_cg_close_to_exact():
@@ -287,8 +286,8 @@ def test_implicit_cg_close_to_exact():
     kw = dict(factors=3, iterations=8, regularization=0.1, alpha=5.0, feedback="implicit", rng=11)
     exact = ALS(solver="cholesky", **kw).fit(X)
     cg = ALS(solver="cg", cg_steps=3, **kw).fit(X)
-    S_exact = exact.user_factors @ exact.item_factors.T
-    S_cg = cg.user_factors @ cg.item_factors.T
+    S_exact = exact.user_factors_ @ exact.item_factors_.T
+    S_cg = cg.user_factors_ @ cg.item_factors_.T
     assert np.abs(S_exact - S_cg).max() < 0.05 * np.abs(S_exact).max()
     assert ALS(solver="cg", **kw).fit(X, track_loss=True).loss_history_[-1] <= 1.02 * exact.objective(X)
 
@@ -301,15 +300,15 @@ def test_fold_in_training_user_reproduces_factor(feedback, solver, tol):
     m = ALS(factors=4, iterations=6, feedback=feedback, solver=solver, alpha=1.0, rng=0).fit(data)
     for u in data.user_ids[:5]:
         row = int(np.flatnonzero(data.user_ids == u)[0])
-        before_u = m.user_factors[row].copy()
-        before_b = m.user_bias[row] if feedback == "explicit" else 0.0
+        before_u = m.user_factors_[row].copy()
+        before_b = m.user_bias_[row] if feedback == "explicit" else 0.0
         items, ratings = data.user_ratings(u)
         assert m.fold_in((items, ratings), user=u) == u
         scale = max(1.0, np.abs(before_u).max())
-        np.testing.assert_allclose(m.user_factors[row], before_u, atol=tol * scale)
+        np.testing.assert_allclose(m.user_factors_[row], before_u, atol=tol * scale)
         if feedback == "explicit":
-            assert abs(m.user_bias[row] - before_b) < tol
-    assert m.user_factors.shape[0] == data.n_users
+            assert abs(m.user_bias_[row] - before_b) < tol
+    assert m.user_factors_.shape[0] == data.n_users
 
 
 @pytest.mark.parametrize("feedback,solver", [("explicit", "auto"), ("implicit", "cg"), ("implicit", "cholesky")])
@@ -323,10 +322,10 @@ def test_explain_sums_exactly_to_unclipped_score(feedback, solver, dtype):
     for u, i in [(0, 0), (3, 7), (10, 39)]:
         user, item = data.user_ids[u], data.item_ids[i]
         df = m.explain(user, item)
-        raw = m._predict_raw(np.array([u]), np.array([i]))[0]
+        raw = _raw_scores(m, np.array([u]), np.array([i]))[0]
         assert df.attrs["baseline"] + df["contribution"].sum() == pytest.approx(raw, rel=1e-12, abs=1e-12)
         # and the decomposition is the genuine one: the baseline is μ + c_i (0 for implicit) up to rounding
-        expected_base = (m.global_mean + float(m.item_bias[i])) if feedback == "explicit" else 0.0
+        expected_base = (m.global_mean_ + float(m.item_bias_[i])) if feedback == "explicit" else 0.0
         tol = (1e-9 if dtype == "float64" else 1e-4) if exact_solver else 5e-2
         assert abs(df.attrs["baseline"] - expected_base) < tol
         assert len(df) == len(data.user_ratings(user)[0])
@@ -341,7 +340,7 @@ def test_save_load_identical_predictions(feedback, tmp_path):
     rows = np.repeat(data.user_ids, 3)
     cols = np.tile(data.item_ids[:3], data.n_users)
     np.testing.assert_array_equal(m.predict(rows, cols), loaded.predict(rows, cols))
-    np.testing.assert_array_equal(m.user_factors, loaded.user_factors)
+    np.testing.assert_array_equal(m.user_factors_, loaded.user_factors_)
     assert loaded.get_params() == m.get_params()
 
 
@@ -349,7 +348,7 @@ def test_loading_a_model_saved_with_removed_parameters_fails_clearly(tmp_path):
     """A model saved by an older dprec with ``regularization_exponent`` (since removed) must not load silently
     under the new explicit algorithm: a CorruptFileError that says to refit."""
     from dprec.errors import CorruptFileError
-    from dprec.models.base import read_npz_with_manifest, write_npz_with_manifest
+    from dprec.models.io import read_npz_with_manifest, write_npz_with_manifest
 
     path = ALS(factors=2, iterations=1, rng=0).fit(_small_explicit()).save(tmp_path / "als")
     arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model")
@@ -366,9 +365,9 @@ def test_reproducible_with_same_rng():
         a = ALS(factors=4, iterations=3, feedback=feedback, rng=5).fit(data)
         b = ALS(factors=4, iterations=3, feedback=feedback, rng=np.random.default_rng(5)).fit(data)
         c = ALS(factors=4, iterations=3, feedback=feedback, rng=6).fit(data)
-        np.testing.assert_array_equal(a.item_factors, b.item_factors)
-        np.testing.assert_array_equal(a.user_factors, b.user_factors)
-        assert not np.array_equal(a.item_factors, c.item_factors)
+        np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+        np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+        assert not np.array_equal(a.item_factors_, c.item_factors_)
 
 
 def test_num_threads_honoured(monkeypatch):
@@ -411,7 +410,7 @@ def test_implicit_fallback_is_popularity():
 def test_fit_accepts_interactions_without_bounds():
     X = _random_csr()
     m = ALS(factors=3, iterations=2, rng=0).fit(Interactions.from_csr(X))
-    assert m.rating_bounds is None and np.all(np.isfinite(m.predict([0], [1])))
+    assert m.rating_bounds_ is None and np.all(np.isfinite(m.predict([0], [1])))
 
 
 # ---------------------------------------------------------------------------------------------- real data

@@ -20,7 +20,7 @@ from dprec import Interactions
 from dprec.datasets import synthetic
 from dprec.models import ALS, DPALS
 
-from model_mixin import contract_data
+from dprec.testing import contract_data
 
 RTOL, ATOL = 1e-6, 1e-6
 
@@ -29,7 +29,7 @@ def _pair(d, T, lam, lam_u, lam_b, lam_c, tau2=0.3, init=0.1, seed=0):
     als = ALS(feedback="explicit", factors=d, iterations=T, regularization=lam, user_regularization=lam_u,
               bias_regularization=lam_b, item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=seed)
     dp = DPALS(epsilon=math.inf, factors=d, iterations=T, regularization=lam, user_regularization=lam_u,
-               bias_reg=lam_b, item_bias_reg=lam_c, prior_var=tau2, init_scale=init, rng=seed)
+               bias_regularization=lam_b, item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=seed)
     return als, dp
 
 
@@ -74,11 +74,11 @@ def test_als_explicit_equals_dpals_at_infinity(datasets, name, d, T, lam, lam_u,
     als, dp = _pair(d, T, lam, lam_u, lam_b, lam_c, tau2, init, seed)
     als.fit(data)
     dp.fit(data)
-    assert als.global_mean == dp.mu_
-    np.testing.assert_allclose(als.item_factors, dp.item_factors_, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(als.item_bias, dp.item_bias_, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(als.user_factors, dp.user_factors_, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(als.user_bias, dp.user_bias_, rtol=RTOL, atol=ATOL)
+    assert als.global_mean_ == dp.global_mean_
+    np.testing.assert_allclose(als.item_factors_, dp.item_factors_, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(als.item_bias_, dp.item_bias_, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(als.user_factors_, dp.user_factors_, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(als.user_bias_, dp.user_bias_, rtol=RTOL, atol=ATOL)
     # predictions (clipped to the rating bounds) on every (user, item) pair, including unrated items
     rows = np.repeat(data.user_ids, data.n_items)
     cols = np.tile(data.item_ids, data.n_users)
@@ -98,7 +98,7 @@ def test_unrated_items_keep_zero_factors_and_initial_bias(datasets):
     als = ALS(factors=4, iterations=3, rng=0).fit(data)
     unrated = np.asarray(data.matrix.sum(0)).ravel() == 0
     assert unrated.sum() == 7
-    assert np.all(als.item_factors[unrated] == 0) and np.all(als.item_bias[unrated] == 0)
+    assert np.all(als.item_factors_[unrated] == 0) and np.all(als.item_bias_[unrated] == 0)
 
 
 def test_same_seed_same_initial_item_factors(datasets):
@@ -107,9 +107,9 @@ def test_same_seed_same_initial_item_factors(datasets):
     als, dp = _pair(5, 0, 0.1, 0.12, 5.0, 100.0, seed=123)
     als.fit(data)
     dp.fit(data)
-    np.testing.assert_array_equal(als.item_factors, dp.item_factors_.astype(np.float32))
+    np.testing.assert_array_equal(als.item_factors_, dp.item_factors_.astype(np.float32))
     _, _, g_fac = np.random.default_rng(123).spawn(3)
-    np.testing.assert_allclose(als.item_factors, g_fac.standard_normal((data.n_items, 5)) / math.sqrt(5) * 0.1,
+    np.testing.assert_allclose(als.item_factors_, g_fac.standard_normal((data.n_items, 5)) / math.sqrt(5) * 0.1,
                                rtol=1e-6)
 
 
@@ -120,13 +120,13 @@ def test_defaults_coincide_with_dpals_infinity_rules(datasets):
     rules = default_hyperparameters(math.inf, 1000.0, 100)
     als = ALS()
     dp = DPALS(epsilon=math.inf)
-    ours = dict(factors=als.factors, iterations=als.iterations, regularization=als.reg_,
-                user_regularization=als.user_regularization, bias_reg=als.bias_reg_)
+    ours = dict(factors=als.factors, iterations=als.iterations, regularization=als.regularization_,
+                user_regularization=als.user_regularization, bias_regularization=als.bias_regularization_)
     theirs = {k: rules[k] for k in ours}
-    if ours != theirs or (als.item_bias_regularization, als.prior_var, als.init_scale) != (dp.item_bias_reg, dp.prior_var, dp.init_scale):
+    if ours != theirs or (als.item_bias_regularization, als.prior_var, als.init_scale) != (dp.item_bias_regularization, dp.prior_var, dp.init_scale):
         pytest.skip(f"DP-ALS's ε = ∞ rules changed ({theirs}); ALS keeps its own defaults {ours}")
     data = datasets["synthetic"]
     a = ALS(rng=1).fit(data)
     b = DPALS(epsilon=math.inf, rng=1).fit(data)
-    np.testing.assert_allclose(a.item_factors, b.item_factors_, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(a.user_factors, b.user_factors_, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(a.item_factors_, b.item_factors_, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(a.user_factors_, b.user_factors_, rtol=RTOL, atol=ATOL)

@@ -89,7 +89,7 @@ def test_report_lists_item_selection_without_public_catalog(syn, cls, kw):
 # ============================================================================================ ε = ∞
 def test_global_effects_inf_equals_closed_form(syn):
     prior_var, ureg = 0.3, 10.0
-    m = DPGlobalEffects(epsilon=math.inf, prior_var=prior_var, user_reg=ureg, rng=0).fit(syn)
+    m = DPGlobalEffects(epsilon=math.inf, prior_var=prior_var, bias_regularization=ureg, rng=0).fit(syn)
     X = syn.matrix
     n_u = np.diff(X.indptr)
     mu = X.data.mean()
@@ -98,7 +98,7 @@ def test_global_effects_inf_equals_closed_form(syn):
     e = X.data - mu - offset[rows]
     c = np.bincount(X.indices, weights=e, minlength=X.shape[1]) / (np.bincount(X.indices, minlength=X.shape[1]) + 1 / prior_var)
     b = np.bincount(rows, weights=X.data - mu - c[X.indices], minlength=X.shape[0]) / (n_u + ureg)
-    assert m.mu_ == pytest.approx(mu, rel=1e-12)
+    assert m.global_mean_ == pytest.approx(mu, rel=1e-12)
     np.testing.assert_allclose(m.item_bias_, c, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(m.user_bias_, b, rtol=1e-10, atol=1e-12)
     assert m.privacy_report()["is_private"] is False
@@ -184,7 +184,7 @@ def test_ledger_refusal_before_noise(tmp_path, syn, cls, kw, monkeypatch):
     m2 = cls(epsilon=1.0, delta=DELTA, rng=g, **kw)
     with _no_noise_drawn(monkeypatch), pytest.raises(BudgetExceededError):
         m2.fit(syn, ledger=led)
-    assert not m2._fitted
+    assert not m2.is_fitted
     assert g.bit_generator.state == expected  # only the streams' root entropy was taken, no noise
     assert led.charges() == before
     with pytest.raises(Exception):
@@ -211,7 +211,7 @@ def test_ledger_corrupted_file(tmp_path, syn):
     m = DPGlobalEffects(epsilon=0.5, delta=DELTA, rng=0)
     with pytest.raises(LedgerError):
         m.fit(syn, ledger=led.path)
-    assert not m._fitted
+    assert not m.is_fitted
 
 
 def test_ledger_other_dataset(tmp_path, syn):
@@ -220,7 +220,7 @@ def test_ledger_other_dataset(tmp_path, syn):
     m = DPGlobalEffects(epsilon=0.5, delta=DELTA, rng=0)
     with pytest.raises(LedgerError):
         m.fit(syn, ledger=led.path)
-    assert not m._fitted and led.charges() == []
+    assert not m.is_fitted and led.charges() == []
 
 
 def test_ledger_object_other_dataset(tmp_path, syn):
@@ -362,7 +362,7 @@ def test_dpals_spectral_release_is_accounted_and_bounded():
         step = {s["name"]: s for s in rep["steps"]}["spectral_moment"]
         assert step["sensitivity_l2"] == pytest.approx(mult * 10 * 0.5**2 / math.sqrt(2))
         assert step["sigma"] > 0 and rep["verified_epsilon"] <= 8.0
-        assert m._hp["spectral_items"] == 50 and len(m.spectral_eigenvalues_) == 4
+        assert m.resolved_.spectral_items == 50 and len(m.spectral_eigenvalues_) == 4
         # only the 50 items with the largest DP counts got a spectral start; the iteration then moved all items
         assert np.isfinite(m.item_factors_).all()
     # the spectral release and the iterations split the factor budget 30 / 70
@@ -374,7 +374,7 @@ def test_dpals_explicit_iterations_in_the_spectral_only_band():
     """The rules pick a spectral-only start here (ε·ñ = 30k); explicit iterations get the iterating split."""
     data = synthetic(3000, 300, 4, mean_ratings_per_user=30, rng=2)
     m = DPALS(epsilon=10.0, delta=DELTA, factors=8, iterations=1, factor_share=0.8, rng=0).fit(data)
-    assert m._hp["spectral_share"] == pytest.approx(0.1) and m._hp["iterations"] == 1
+    assert m.resolved_.spectral_share == pytest.approx(0.1) and m.resolved_.iterations == 1
     assert m.privacy_report()["verified_epsilon"] <= 10.0
 
 
@@ -400,7 +400,7 @@ def test_dpals_spectral_band_beats_the_baseline_at_eps_1():
         return float(np.sqrt(np.mean((m.predict(users, items) - coo.data) ** 2)))
 
     dp = DPALS(epsilon=1.0, delta=DELTA, rng=0).fit(tr)
-    assert dp._hp["spectral_items"] == 200 and dp._hp["iterations"] == 0
+    assert dp.resolved_.spectral_items == 200 and dp.resolved_.iterations == 0
     assert err(dp) < err(DPGlobalEffects(epsilon=1.0, delta=DELTA, rng=0).fit(tr)) - 0.005
 
 
@@ -411,13 +411,13 @@ def test_dpals_with_few_users_makes_exactly_the_dp_baseline_releases(syn):
     close to the noise-free estimator, and the means within a few noise standard deviations."""
     ge = DPGlobalEffects(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
     dp = DPALS(epsilon=2.0, delta=DELTA, rng=5).fit(syn)
-    assert dp._hp["factors"] == 0 and dp._hp["iterations"] == 0 and dp._hp["spectral_items"] == 0
+    assert dp.resolved_.factors == 0 and dp.resolved_.iterations == 0 and dp.resolved_.spectral_items == 0
     ge_steps, dp_steps = ge.privacy_report()["steps"], dp.privacy_report()["steps"]
     assert [s["name"] for s in dp_steps] == ["n_users", "global_mean", "item_biases"]
     assert dp_steps == ge_steps
     assert dp.privacy_report()["total_rho"] == ge.privacy_report()["total_rho"]
     # independent streams per model class: not the same noise
-    assert not np.array_equal(dp.item_bias_, ge.item_bias_) and dp.mu_ != ge.mu_
+    assert not np.array_equal(dp.item_bias_, ge.item_bias_) and dp.global_mean_ != ge.global_mean_
     # statistically alike
     exact = DPGlobalEffects(epsilon=math.inf).fit(syn)
     mse = [float(np.mean((m.item_bias_ - exact.item_bias_) ** 2)) for m in (dp, ge)]
@@ -425,8 +425,8 @@ def test_dpals_with_few_users_makes_exactly_the_dp_baseline_releases(syn):
     assert np.corrcoef(dp.item_bias_, exact.item_bias_)[0, 1] > 0.2
     assert np.corrcoef(ge.item_bias_, exact.item_bias_)[0, 1] > 0.2
     sigma_mean = {s["name"]: s["sigma"] for s in dp_steps}["global_mean"]
-    n_w = contribution_weights(syn.matrix, dp._hp["k"], privacy_unit="user", scalar=True).sum()
-    assert abs(dp.mu_ - ge.mu_) < 6 * math.sqrt(2) * sigma_mean / n_w  # 6 sd of the difference of two draws
+    n_w = contribution_weights(syn.matrix, dp.resolved_.k, privacy_unit="user", scalar=True).sum()
+    assert abs(dp.global_mean_ - ge.global_mean_) < 6 * math.sqrt(2) * sigma_mean / n_w  # 6 sd of the difference of two draws
 
 
 @pytest.mark.parametrize("cls", [DPGlobalEffects, DPPopularity, DPALS])
@@ -436,7 +436,7 @@ def test_rating_unit_without_public_catalog_selects_items(cls, syn):
     m = cls(epsilon=2.0, delta=DELTA, privacy_unit="rating", rng=0).fit(data)
     rep = m.privacy_report()
     assert rep["steps"][0]["name"] == "item_selection" and rep["steps"][0]["k"] == 1
-    assert 0 < m._item_mask.sum() < data.n_items
+    assert 0 < m.released_item_mask_.sum() < data.n_items
     assert rep["verified_epsilon"] <= 2.0
 
 
@@ -485,7 +485,7 @@ def test_nonprivate_fit_refuses_a_ledger_and_charges_nothing(tmp_path, syn, cls,
     m = cls(epsilon=math.inf, **kw)
     with pytest.raises(LedgerError, match="non-private"):
         m.fit(syn, ledger=led.path if as_path else led)
-    assert not m._fitted
+    assert not m.is_fitted
     assert led.charges() == [] and led.spent() == before
     cls(epsilon=math.inf, **kw).fit(syn)  # without a ledger it is the deliberate non-private reference
 
@@ -532,7 +532,7 @@ def _assert_no_secrets(manifest: dict, arrays: dict, what: str):
 def test_files_carry_no_seed_digest_or_ledger_metadata(tmp_path, syn, cls, kw):
     """A model fitted with a caller seed and charged to a ledger: neither its public export nor its saved file
     holds the seed, a digest (ledger hash, data fingerprint) or a time / sequence number."""
-    from dprec.models.base import read_npz_with_manifest
+    from dprec.models.io import read_npz_with_manifest
 
     led = _ledger(tmp_path, syn, eps=2.0)
     with pytest.warns(PrivacyWarning, match="reproducibility"):
@@ -562,7 +562,7 @@ def test_dpals_spectral_with_iterations_on_small_data_fails_before_the_charge(tm
             m.fit(data, ledger=led)
     except Exception:
         assert led.spent() == before and led.charges() == []
-        assert not m._fitted
+        assert not m.is_fitted
     else:
         assert len(led.charges()) == 1
         rep = m.privacy_report()

@@ -1,7 +1,7 @@
 """DP-ALS at ε = ∞ is plain (non-private) biased ALS: checked exactly against a dense numpy reference.
 
 With ``epsilon=math.inf`` DP-ALS runs the same code path as under DP with σ = 0 and no clipping or contribution
-weighting. ``tests/reference_als.py`` re-implements that algorithm from the documented formulas, per user and
+weighting. :mod:`dprec.testing.reference_als` re-implements that algorithm from the documented formulas, per user and
 per item with ``numpy.linalg.solve`` (the same reference checks ``ALS(feedback="explicit")`` in test_als.py),
 and the fitted model must agree.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from dprec.datasets import synthetic
 from dprec.models import DPALS
-from reference_als import numpy_biased_als
+from dprec.testing import numpy_biased_als
 
 D, T, LAM, UREG, BREG, TAU2, CREG, INIT, SEED = 3, 2, 0.2, 0.15, 4.0, 0.3, 7.0, 0.5, 11
 
@@ -25,9 +25,9 @@ def data():
 
 def test_dpals_at_infinity_is_exact_biased_als(data):
     model = DPALS(epsilon=math.inf, factors=D, iterations=T, regularization=LAM, user_regularization=UREG,
-                  bias_reg=BREG, prior_var=TAU2, item_bias_reg=CREG, init_scale=INIT, rng=SEED).fit(data)
+                  bias_regularization=BREG, prior_var=TAU2, item_bias_regularization=CREG, init_scale=INIT, rng=SEED).fit(data)
     mu, V, c, U, b = numpy_biased_als(data.matrix, D, T, LAM, UREG, BREG, CREG, TAU2, INIT, SEED)
-    assert model.mu_ == pytest.approx(mu, rel=1e-12)
+    assert model.global_mean_ == pytest.approx(mu, rel=1e-12)
     # the user step runs in float32 kernels (float64 accumulation): agreement to ~1e-5 relative
     np.testing.assert_allclose(model.item_factors_, V, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.item_bias_, c, rtol=1e-4, atol=1e-5)

@@ -4,7 +4,8 @@ its small symmetric eigensolver / PSD projection against ``numpy.linalg.eigh``."
 import numpy as np
 import pytest
 
-from dprec.kernels.dpals import _noisy_psd_solve, clipped_weighted_residuals, noisy_psd_solve, psd_project, small_eigh
+from dprec.kernels.als import clipped_weighted_residuals
+from dprec.kernels.psd import _noisy_psd_solve, noisy_psd_solve, psd_project, small_eigh
 from dprec.privacy.noise import project_psd
 
 
@@ -231,15 +232,15 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
     ``|e| ≤ w·B``, and the Gaussian mechanism (``noisy_psd_solve``) receives float64 ``A`` and ``b``."""
     from fractions import Fraction
 
-    from model_mixin import contract_data
+    from dprec.testing import contract_data
 
-    import dprec.kernels.dpals as KD
     from dprec.kernels import als as K
+    from dprec.kernels import psd as P
     from dprec.models import DPALS
 
     gamma, B, d = 0.05, 1.0, 4
     stats, solves = [], []
-    real_stats, real_solve = K.item_stats, KD.noisy_psd_solve
+    real_stats, real_solve = K.item_stats, P._noisy_psd_solve
 
     def spy_stats(indptr, indices, wA, wb, U, *a, **kw):
         stats.append((np.array(wA, copy=True), np.array(wb, copy=True), np.array(U, copy=True)))
@@ -250,7 +251,7 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
         return real_solve(A, b, *a, **kw)
 
     monkeypatch.setattr(K, "item_stats", spy_stats)
-    monkeypatch.setattr(KD, "noisy_psd_solve", spy_solve)
+    monkeypatch.setattr(P, "_noisy_psd_solve", spy_solve)
     DPALS(epsilon=8.0, delta=1e-5, factors=d, iterations=2, clip_norm=gamma, residual_bound=B, rng=0).fit(
         contract_data(n_users=200, n_items=40))
     assert len(stats) == 2 and solves == [(np.float64, np.float64)] * 2

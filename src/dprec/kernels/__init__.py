@@ -1,8 +1,13 @@
-"""Numba kernels (plain functions over arrays; no globals, no RNG inside)."""
+"""Numba kernels (plain functions over arrays; no globals, no RNG inside).
+
+:mod:`.als` — ALS stages (item statistics, batched and per-row solves, CG, losses, residuals);
+:mod:`.psd` — the small symmetric eigensolver and the noisy PSD solve of DP-ALS's item step.
+"""
 
 from .als import (
     balanced_bounds,
     cg_rows,
+    clipped_weighted_residuals,
     explicit_sq_error,
     gram,
     implicit_loss,
@@ -11,12 +16,13 @@ from .als import (
     row_gram_solve,
     solve_batched,
     solve_rows,
-    topk_dense,
 )
+from .psd import noisy_psd_solve, psd_project, small_eigh
 
 __all__ = [
     "balanced_bounds",
     "cg_rows",
+    "clipped_weighted_residuals",
     "explicit_sq_error",
     "gram",
     "implicit_loss",
@@ -25,5 +31,7 @@ __all__ = [
     "row_gram_solve",
     "solve_batched",
     "solve_rows",
-    "topk_dense",
+    "noisy_psd_solve",
+    "psd_project",
+    "small_eigh",
 ]

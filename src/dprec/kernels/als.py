@@ -50,7 +50,7 @@ __all__ = [
     "explicit_sq_error",
     "implicit_loss",
     "row_gram_solve",
-    "topk_dense",
+    "clipped_weighted_residuals",
 ]
 
 _JIT = dict(cache=True, fastmath=True)
@@ -472,44 +472,37 @@ def implicit_loss(indptr, indices, conf, U, V, reg):
     return tot.sum() + reg * nv
 
 
-# ---------------------------------------------------------------------------------------------- top-k
-@njit(**_PJIT)
-def topk_dense(U, V, n, exclude_indptr, exclude_indices):
-    """Top-``n`` items by ``U @ Vᵀ`` per row, excluding each row's CSR-listed items; returns (idx, scores).
+# ---------------------------------------------------------------------------------------------- residuals
+# fast-math without nnan/ninf: the clip compares with bound = inf (no clipping) and must stay an exact select
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _residuals_nb(data, rows, cols, mu, row_bias, col_bias, w, bound, out):
+    for t in prange(data.shape[0]):
+        e = data[t] - mu - row_bias[rows[t]] - col_bias[cols[t]]
+        if e > bound:
+            e = bound
+        elif e < -bound:
+            e = -bound
+        out[t] = w[t] * e
 
-    Ties resolve to the lower item index. Rows with fewer than ``n`` candidates end in ``-1``/``-inf``.
+
+def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, bound=np.inf, out=None):
+    """``w_t · clip(r_t − μ − row_bias[rows_t] − col_bias[cols_t], −bound, bound)`` for every stored entry t.
+
+    One fused parallel pass (the DP-ALS residual statistic's per-entry term); ``bound=inf`` does not clip.
+    The residual and its clip are float64 (the clip is an exact select, so ``|clip| ≤ bound`` holds exactly);
+    the product with ``w`` is float64 for float64 ``w``, then rounded once into ``out``'s dtype.
+    ``out``: a preallocated (nnz,) float32 or float64 array to write into (and return) — reusing one across
+    iterations avoids faulting in a fresh nnz-sized array every call; default a new float64 array.
     """
-    m = U.shape[0]
-    n_items, k = V.shape
-    idx = np.full((m, n), -1, dtype=np.int64)
-    val = np.full((m, n), -np.inf, dtype=np.float32)
-    for r in prange(m):
-        sc = np.empty(n_items, dtype=np.float32)
-        for i in range(n_items):
-            d = np.float32(0.0)
-            for a in range(k):
-                d += U[r, a] * V[i, a]
-            sc[i] = d
-        for t in range(exclude_indptr[r], exclude_indptr[r + 1]):
-            sc[exclude_indices[t]] = -np.inf
-        # simple partial selection: keep a sorted buffer of size n
-        cnt = 0
-        for i in range(n_items):
-            s = sc[i]
-            if s == -np.inf:
-                continue
-            if cnt < n or s > val[r, n - 1]:
-                pos = cnt if cnt < n else n - 1
-                while pos > 0 and val[r, pos - 1] < s:
-                    if pos < n:
-                        val[r, pos] = val[r, pos - 1]
-                        idx[r, pos] = idx[r, pos - 1]
-                    pos -= 1
-                val[r, pos] = s
-                idx[r, pos] = i
-                if cnt < n:
-                    cnt += 1
-    return idx, val
+    if out is None:
+        out = np.empty(data.shape[0])
+    elif out.shape != data.shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous float32/float64 array of shape {data.shape}")
+    # numba specialises on the input dtypes: no conversion copies of the (nnz,) arrays
+    _residuals_nb(data, rows, cols, float(mu), np.asarray(row_bias, np.float64), np.asarray(col_bias, np.float64),
+                  w, float(bound), out)
+    return out
+
 
 
 # ---------------------------------------------------------------------------------------------- wrappers

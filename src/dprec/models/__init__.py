@@ -1,16 +1,39 @@
-"""dprec models: non-private references, DP baselines, DP-ALS."""
+"""dprec models: non-private references, DP baselines, DP-ALS.
 
-from .base import Recommender, load_model, register_model
+Every model registers under a name (:mod:`dprec.models.registry`: ``"als"``, ``"popularity"``,
+``"dp-baseline"``, ``"dp-popularity"``, ``"dpals"``) with a frozen config class (:mod:`dprec.models.config`).
+Layers: :mod:`.io` (model files) → :mod:`.base` (the protocol) → :mod:`.releases` (every DP release) →
+:mod:`.global_effects` and :mod:`._biased_als` (shared estimators and the ALS engine) → the model modules.
+"""
 
-__all__ = ["Recommender", "load_model", "register_model"]
-from .baselines import DPGlobalEffects, DPPopularity  # noqa: E402
+from .als import ALS, ALSConfig
+from .base import Recommender, load_model
+from .baselines import DPGlobalEffects, DPGlobalEffectsConfig, DPPopularity, DPPopularityConfig
+from .config import ModelConfig, PrivateConfig, validate_config
+from .dpals import DPALS, DPALSConfig, ResolvedDPALS
+from .popularity import Popularity, PopularityConfig
+from .registry import MODELS, get_model, model_class_by_name, model_names, register_model
 
-__all__ += ["DPGlobalEffects", "DPPopularity"]
-
-from .als import ALS  # noqa: E402
-from .popularity import Popularity  # noqa: E402
-
-__all__ += ["ALS", "Popularity"]
-from .dpals import DPALS  # noqa: E402
-
-__all__ += ["DPALS"]
+__all__ = [
+    "Recommender",
+    "load_model",
+    "ALS",
+    "Popularity",
+    "DPGlobalEffects",
+    "DPPopularity",
+    "DPALS",
+    "ALSConfig",
+    "PopularityConfig",
+    "DPGlobalEffectsConfig",
+    "DPPopularityConfig",
+    "DPALSConfig",
+    "ResolvedDPALS",
+    "ModelConfig",
+    "PrivateConfig",
+    "validate_config",
+    "register_model",
+    "get_model",
+    "model_names",
+    "model_class_by_name",
+    "MODELS",
+]

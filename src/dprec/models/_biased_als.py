@@ -1,5 +1,8 @@
 """The biased explicit-ALS engine shared by ``ALS(feedback="explicit")`` and ``DPALS``.
 
+This docstring is the one description of the fit algorithm of biased ALS and of DP-ALS's factor part; the
+models' docstrings link here.
+
 One algorithm, two item-side solves: non-private explicit ALS is DP-ALS with the exact solve, and DP-ALS is
 this engine with a noisy item solve, contribution weights and clipping plugged in. ``DPALS(epsilon=math.inf)``
 therefore *is* ``ALS(feedback="explicit")`` for corresponding hyperparameters (see :class:`dprec.models.ALS`).
@@ -30,8 +33,8 @@ solve) therefore never increases the objective::
 
     F = Σ_(u,j)∈Ω (r_uj − r̂_uj)² + Σ_u [λ_u (n_u + 1) ‖u_u‖² + λ_b b_u²] + Σ_j (λ n_j + 10⁻⁶) ‖v_j‖²
 
-The sequence (user, item, user, …, item, user) is exactly the historical DP-ALS iteration (user step,
-statistics, noisy solve; then a final user solve), drawn in the same order, so finite-ε DP-ALS is unchanged.
+The sequence is (user, item, user, …, item, user): DP-ALS's iteration (user step, statistics, noisy solve;
+then a final user solve).
 
 Numerics (``dtype`` is float32 by default; float64 is accepted everywhere ``dtype`` appears):
 
@@ -63,12 +66,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..kernels import als as K
-from ..kernels import dpals as KD
-from .baselines import _nonprivate_biases
+from .global_effects import nonprivate_biases
 
 __all__ = [
     "ITEM_RIDGE_JITTER",
     "BiasedALSResult",
+    "UserSolver",
     "clip_rows",
     "exact_item_solver",
     "global_effects",
@@ -109,7 +112,7 @@ def global_effects(X: sp.csr_matrix, prior_var: float, bias_reg: float) -> tuple
     μ = mean rating; user offsets ``β_u = Σ_j (r_uj − μ)/(n_u + λ_b)``; item biases
     ``c⁰_j = Σ_u (r_uj − μ − β_u)/(n_j + 1/τ²)`` (τ² = ``prior_var``); ``n_j`` the item rating counts.
     """
-    return _nonprivate_biases(X, prior_var, bias_reg)
+    return nonprivate_biases(X, prior_var, bias_reg)
 
 
 def item_major(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -156,7 +159,7 @@ def exact_item_solver(counts: np.ndarray, d: int, regularization: float, item_bi
 
 
 # ---------------------------------------------------------------------------------------------- user step
-class _UserSolver:
+class UserSolver:
     """Every user's exact ``[u_u; b_u]`` against ``(V, c)``; buffers and ridges prepared once per matrix."""
 
     def __init__(self, X: sp.csr_matrix, d: int, user_reg: float, bias_reg: float, dtype=np.float32):
@@ -173,9 +176,8 @@ class _UserSolver:
         Y = np.empty((V.shape[0], d + 1), dtype=self.dtype)
         Y[:, :d] = V
         Y[:, d] = 1.0
-        # r − μ − c_j: one fused parallel pass (float64 arithmetic, DP-ALS's historical kernel, so its numerics
-        # are unchanged), rounded into the reused kernel-dtype buffer
-        KD.clipped_weighted_residuals(X.data, X.indices, X.indices, mu, c, self.zeros_c, self.ones, out=self.target)
+        # r − μ − c_j: one fused parallel pass (float64 arithmetic), rounded into the reused kernel-dtype buffer
+        K.clipped_weighted_residuals(X.data, X.indices, X.indices, mu, c, self.zeros_c, self.ones, out=self.target)
         out = np.empty((X.shape[0], d + 1), dtype=self.dtype)
         K.solve_rows(X.indptr, X.indices, self.ones, self.target, Y, self.G0, self.reg, out)
         return out
@@ -187,7 +189,7 @@ def user_solve(X: sp.csr_matrix, V: np.ndarray, mu: float, item_bias: np.ndarray
 
     Returns ``(U, b)`` in ``dtype`` (float32 by default: the kernel precision).
     """
-    out = _UserSolver(X, V.shape[1], user_reg, bias_reg, dtype)(mu, V, item_bias)
+    out = UserSolver(X, V.shape[1], user_reg, bias_reg, dtype)(mu, V, item_bias)
     d = V.shape[1]
     return out[:, :d], out[:, d]
 
@@ -264,7 +266,7 @@ def item_statistics(Xt: sp.csr_matrix, item_t: np.ndarray, mu: float, Ub: np.nda
     d = Ub.shape[1] - 1
     if wresid is None:
         wresid = np.empty(Xt.nnz)
-    KD.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
+    K.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, w_t, residual_bound, out=wresid)
     if clip_norm is not None:
         Ua = np.empty((Ub.shape[0], d + 1), dtype=dtype)
         clip_rows(Ub[:, :d], clip_norm, out=Ua[:, :d])
@@ -316,7 +318,7 @@ def run(
     """
     dtype = np.dtype(dtype)
     d = V.shape[1]
-    users = _UserSolver(X, d, user_reg, bias_reg, dtype)
+    users = UserSolver(X, d, user_reg, bias_reg, dtype)
     c = np.asarray(item_bias, dtype=np.float64)
     Ub = users(mu, V, c)
     if iterations > 0:

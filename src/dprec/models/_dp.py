@@ -33,8 +33,10 @@ from .._json import to_jsonable
 from ..errors import CorruptFileError, LedgerError
 from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource, NoiseStreams
-from ..privacy.units import check_delta, check_epsilon, check_privacy_unit
-from .base import read_npz_with_manifest, write_npz_with_manifest, _version
+from ..privacy.units import check_delta
+from . import registry as _registry
+from .base import config_from_file
+from .io import dprec_version, read_npz_with_manifest, write_npz_with_manifest
 from .releases import ItemSelection, Release, UserCount, contribution_weights
 
 __all__ = ["DPModelMixin", "contribution_weights", "open_ledger", "COUNT_SHARE", "SELECTION_SHARE"]
@@ -74,18 +76,9 @@ class DPModelMixin:
 
     is_private = True
 
-    def _init_privacy(self, epsilon, delta, privacy_unit, secure_noise):
-        self.epsilon = check_epsilon(epsilon)
-        self.privacy_unit = check_privacy_unit(privacy_unit)
-        if math.isinf(self.epsilon):
-            self.delta = 0.0 if delta is None else float(delta)
-        else:
-            if delta is None:
-                raise ValueError("delta is required when epsilon is finite (e.g. delta=1e-5)")
-            self.delta = check_delta(delta)
-        if not isinstance(secure_noise, bool):
-            raise ValueError(f"secure_noise must be True or False, got {secure_noise!r}")
-        self.secure_noise = secure_noise
+    def _init_private_state(self):
+        """Declare the fit state every DP model carries (called from the model's ``__init__``); the privacy
+        parameters themselves (ε, δ, unit, secure noise) are validated by :class:`~dprec.models.config.PrivateConfig`."""
         self._report_steps: list = []
         self._selection = None
         self._item_mask = None
@@ -94,7 +87,15 @@ class DPModelMixin:
         self._ledger_state = None
         self._releases: dict = {}
         self._streams = self._noise = None
+        self._count_plan = self._rest_budget = None
+        #: the DP user count ñ (the exact count at ε = ∞)
         self.n_users_dp_ = None
+
+    @property
+    def released_item_mask_(self) -> np.ndarray:
+        """Boolean mask of the items whose statistics were released (all True with a public catalog)."""
+        self._require_fitted()
+        return self._released_item_mask()
 
     @property
     def private(self) -> bool:
@@ -275,9 +276,9 @@ class DPModelMixin:
 
     def _public_assumptions(self) -> list[str]:
         out = [
-            f"rating bounds {self.rating_bounds} are public (declared by the caller)",
+            f"rating bounds {self.rating_bounds_} are public (declared by the caller)",
             "all hyperparameters are public inputs; some defaults (max_ratings_per_user, the residual bounds, "
-            "item_bias_reg and DP-ALS's rule thresholds) were tuned on MovieLens-100K — see docs/tuning.md",
+            "item_bias_regularization and DP-ALS's rule thresholds) were tuned on MovieLens-100K — see docs/tuning.md",
         ]
         if self._catalog_public:
             out.append("the item catalog is public (declared by the caller)")
@@ -327,9 +328,9 @@ class DPModelMixin:
             "format": "dprec-public",
             "format_version": 1,
             "class": type(self).__name__,
-            "dprec_version": _version(),
+            "dprec_version": dprec_version(),
             "params": self._manifest_params(),
-            "rating_bounds": self.rating_bounds,
+            "rating_bounds": self.rating_bounds_,
             "contains_user_data": False,
             "is_dp_artifact": self.private,
             **self._extra_manifest(),  # the privacy report and model-specific public facts (DP-ALS's resolved hyperparameters)
@@ -339,17 +340,15 @@ class DPModelMixin:
     @classmethod
     def load_public(cls, path):
         """A model holding only the public item side of ``path``; add users with :meth:`fold_in`."""
-        from .base import _REGISTRY
-
         arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-public")
-        target = _REGISTRY.get(manifest.get("class"))
+        target = _registry.model_class_by_name(manifest.get("class"))
         if target is None or not issubclass(target, cls):
             raise CorruptFileError(f"{path}: holds a {manifest.get('class')}, not a {cls.__name__}")
-        model = target(**manifest["params"])
+        model = target._from_config(config_from_file(target, manifest.get("params"), path))
         model._item_ids = arrays.pop("__item_ids")
         model._user_ids = np.array([], dtype=model._item_ids.dtype if model._item_ids.dtype.kind in "iu" else str)
         model._user_index_cache = model._item_index_cache = None
-        model.rating_bounds = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
+        model.rating_bounds_ = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
         model._seen = sp.csr_matrix((0, len(model._item_ids)))
         try:
             model._from_public_state(arrays)

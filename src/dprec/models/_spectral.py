@@ -36,9 +36,7 @@ import math
 import numpy as np
 
 #: Per-user bound ``k`` and residual clip ``B`` of the spectral statistic, and the size ``scale`` of a full-weight
-#: factor entry. Chosen once on the synthetic ML-10M shape at ε = 1 (10k–70k users, 1–3 seeds): B = 0.5 beat
-#: 0.7 and 1 (clipping near the residuals' typical size keeps their sign pattern at a quarter of the
-#: sensitivity); k = 10 beat k = 3; scale 1 was within 0.0015 RMSE of the best of {0.8, 1, 1.2} at every size.
+#: factor entry (how they were chosen: docs/tuning.md, "Notes moved out of docstrings").
 SPECTRAL_K, SPECTRAL_BOUND, SPECTRAL_SCALE = 10, 0.5, 1.0
 
 __all__ = ["SPECTRAL_K", "SPECTRAL_BOUND", "SPECTRAL_SCALE", "spectral_item_factors", "spike_weights"]

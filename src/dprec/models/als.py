@@ -4,27 +4,10 @@
 
     r̂_ui = μ + b_u + c_i + u_uᵀ v_i
 
-  This is DP-ALS without noise: both models run the one engine :mod:`dprec.models._biased_als` (the same
-  user solve, item statistics, bias correction and final user solve; DP-ALS plugs its noisy item solve,
-  contribution weights and clipping into the item step, ALS the exact solve). So
-  ``ALS(feedback="explicit", ...)`` equals ``DPALS(epsilon=math.inf, ...)`` for corresponding
-  hyperparameters (table in :class:`ALS`). The fit:
-
-  1. global effects: μ = mean rating, user offsets ``β_u = Σ_i (r_ui − μ)/(n_u + λ_b)``, item biases
-     ``c_i = Σ_u (r_ui − μ − β_u)/(n_i + 1/τ²)``; random item factors ``V ~ N(0, (init_scale/√k)²)``;
-  2. a user solve, then ``iterations`` sweeps of (item step, user step):
-
-     * user step (exact): ``[u_u; b_u] = argmin Σ_i (r_ui − μ − c_i − b_u − u_uᵀ v_i)² + λ_u (n_u + 1) ‖u_u‖² + λ_b b_u²``;
-     * item step (exact): ``[v_i; Δc_i] = argmin Σ_u (r_ui − μ − b_u − c_i − Δc_i − u_uᵀ v_i)²
-       + (λ n_i + 10⁻⁶) ‖v_i‖² + λ_c Δc_i²``, then ``c_i ← c_i + Δc_i``.
-
-  The item bias is refined by a damped correction (a proximal step anchored at the previous value; without
-  it a rarely rated item's bias follows its few ratings and such items flood the top of every ranking). Each
-  half-step is an exact (proximal) block minimisation, so the objective reported by :meth:`ALS.objective`,
-
-      Σ_(u,i)∈Ω (r_ui − r̂_ui)² + Σ_u [λ_u (n_u + 1) ‖u_u‖² + λ_b b_u²] + Σ_i (λ n_i + 10⁻⁶) ‖v_i‖²,
-
-  never increases. The ridges are weighted-λ (Zhou et al. 2008): they grow with the row's rating count.
+  This is DP-ALS without noise: both models run the one engine :mod:`dprec.models._biased_als`, whose
+  docstring is the description of the fit (global effects, user step, damped item step, the objective that
+  :meth:`ALS.objective` reports and that never increases). So ``ALS(feedback="explicit", ...)`` equals
+  ``DPALS(epsilon=math.inf, ...)`` for the same hyperparameters (same names; table in :class:`ALS`).
 
 ``feedback="implicit"`` — Hu, Koren & Volinsky (2008): confidence ``c_ui = 1 + α r_ui``, preference 1 on
   observed entries and 0 elsewhere, ridge λ, solved with the YᵀY trick. ``solver="cg"`` (default) runs
@@ -41,17 +24,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from ..data import Interactions
 from ..errors import CorruptFileError
 from .._rng import as_generator
 from ..kernels import als as K
 from . import _biased_als as E
-from .base import Recommender, register_model
+from .base import Recommender, deprecated_alias
+from .config import Int, ModelConfig, Real
+from .registry import register_model
 
-__all__ = ["ALS"]
+__all__ = ["ALS", "ALSConfig"]
 
-_FEEDBACK = ("explicit", "implicit")
-_SOLVERS = ("auto", "cholesky", "cg")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 #: explicit: DP-ALS's ε = ∞ defaults (checked on MovieLens-100K, see :class:`ALS`); implicit: the usual HKV ones
@@ -59,11 +46,44 @@ _DEFAULT_REG = {"explicit": 0.1, "implicit": 0.01}
 _DEFAULT_BIAS_REG = 5.0
 
 
-@register_model
+class ALSConfig(ModelConfig):
+    """Parameters of :class:`ALS` (the explicit-feedback ones carry DP-ALS's names and ε = ∞ defaults)."""
+
+    factors: Int = Field(64, ge=1, description="latent dimension d")
+    iterations: Int = Field(15, ge=0, description="number of sweeps (item step, user step)")
+    regularization: Real | None = Field(None, ge=0, description="ridge λ on the item factors (explicit: λ·n_i + "
+                                        "1e-6, default 0.1; implicit: plain λ on users and items, default 0.01)")
+    feedback: Literal["explicit", "implicit"] = Field("explicit", description="explicit ratings (biased ALS) or "
+                                                      "implicit feedback (Hu, Koren & Volinsky 2008)")
+    alpha: Real = Field(40.0, ge=0, description="implicit confidence slope: c = 1 + alpha·r")
+    user_regularization: Real = Field(0.12, ge=0, description="explicit: ridge λ_u·(n_u + 1) on the user factors")
+    bias_regularization: Real | None = Field(None, ge=0, description="explicit: ridge λ_b on the user biases and "
+                                             "damping of the initial user offsets; None = 5")
+    item_bias_regularization: Real = Field(100.0, ge=0, description="explicit: ridge λ_c on each item step's "
+                                           "correction of the item bias")
+    prior_var: Real = Field(0.3, gt=0, description="explicit: τ² of the initial item biases")
+    solver: Literal["auto", "cholesky", "cg"] = Field("auto", description="implicit: conjugate gradient or exact "
+                                                      "Cholesky; auto = cg for float32 (explicit always solves exactly)")
+    cg_steps: Int = Field(3, ge=1, description="implicit, solver='cg': CG steps per row and half-iteration")
+    init_scale: Real = Field(0.1, gt=0, description="standard deviation × √d of the random initial factors")
+    dtype: Literal["float32", "float64"] = Field("float32", description="factor precision in the kernels and of "
+                                                 "the stored factors (Gram matrices and solves accumulate in float64)")
+
+    @model_validator(mode="after")
+    def _cg_is_float32(self):
+        if self.solver == "cg" and self.dtype != "float32":
+            raise ValueError('solver="cg" runs in float32; use dtype="float32" or solver="cholesky"')
+        return self
+
+
+@register_model("als")
 class ALS(Recommender):
     """Alternating least squares matrix factorisation (non-private; the ε = ∞ reference of DP-ALS).
 
-    Parameters
+    ``feedback`` is a parameter here, so the class-level capability is ``ALS.feedback == "any"`` (an instance
+    reports its own ``feedback``, and ``predicts_ratings`` is True only for explicit feedback).
+
+    Parameters (keyword-only; :class:`ALSConfig` documents each)
     ----------
     factors : int
         Latent dimension k.
@@ -102,6 +122,9 @@ class ALS(Recommender):
         Factor precision in the kernels and of the stored factors (Gram matrices and solves always accumulate
         in float64). DP-ALS runs float32 kernels.
 
+    Fitted attributes: ``user_factors_``, ``item_factors_``, ``user_bias_``, ``item_bias_``, ``global_mean_``
+    (explicit; empty/0 for implicit), ``item_counts_`` (training counts), ``loss_history_``.
+
     Explicit feedback equals DP-ALS at ε = ∞
     ----------------------------------------
     ::
@@ -109,117 +132,47 @@ class ALS(Recommender):
         ALS(feedback="explicit", factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
             bias_regularization=λ_b, item_bias_regularization=λ_c, prior_var=τ², init_scale=s, rng=seed)
         ≡ DPALS(epsilon=math.inf, factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
-                bias_reg=λ_b, item_bias_reg=λ_c, prior_var=τ², init_scale=s, rng=seed)
+                bias_regularization=λ_b, item_bias_regularization=λ_c, prior_var=τ², init_scale=s, rng=seed)
 
     with ``dtype="float32"`` (the default): the same engine, the same initial V, the same float32 kernels;
     the fitted item factors, biases, user factors and predictions agree to float32 rounding (ALS stores
     ``dtype`` arrays, DP-ALS float64). The defaults are DP-ALS's ε = ∞ defaults (d = 64, T = 15, λ = 0.1,
     λ_u = 0.12, λ_b = 5, λ_c = 100, τ² = 0.3), so ``ALS()`` is ``DPALS(epsilon=math.inf)`` as long as those
-    rules stay as they are. DP-ALS requires λ, λ_u, λ_b > 0; ALS also accepts 0.
-
-    Tuning (explicit defaults): on MovieLens-100K, random 80/20 split with seed 0 (``dprec evaluate --dataset
-    ml-100k --model als``), the defaults give test RMSE 0.9019 and NDCG@10 0.066 (the previous ALS — ridge
-    λ·n^0.75 on users and items, λ = 0.36, from random U and V — gave 0.9001 and 0.077). A grid on that split
-    only, λ ∈ {0.05, 0.1, 0.2} × λ_u ∈ {0.06, 0.12, 0.25} × λ_b ∈ {2, 5, 10} × λ_c ∈ {30, 100, 300} (d = 64,
-    T = 15, seed 0), found nothing worth a change: best RMSE 0.9018 (λ = 0.05, λ_u = 0.25); RMSE depends
-    mostly on the product λ·λ_u; λ_c = 300 raises NDCG@10 to 0.076–0.077 at RMSE +0.0003. So the defaults
-    stay DP-ALS's.
-
-    Changed in this version: ``regularization`` of explicit ALS now applies to the item factors only (λ·n_i;
-    it was λ·n^γ on users and items, default 0.36), and ``weighted_regularization`` /
-    ``regularization_exponent`` were removed (DP-ALS's ridges are λ·n and λ_u·(n + 1); models saved with them
-    must be refitted).
+    rules stay as they are. DP-ALS requires λ, λ_u, λ_b > 0; ALS also accepts 0. How the defaults were checked:
+    docs/tuning.md.
     """
 
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        iterations: int = 15,
-        regularization: float | None = None,
-        feedback: str = "explicit",
-        alpha: float = 40.0,
-        user_regularization: float = 0.12,
-        bias_regularization: float | None = None,
-        item_bias_regularization: float = 100.0,
-        prior_var: float = 0.3,
-        solver: str = "auto",
-        cg_steps: int = 3,
-        init_scale: float = 0.1,
-        num_threads: int = 0,
-        rng=None,
-        dtype: str = "float32",
-    ):
-        super().__init__(num_threads=num_threads, rng=rng)
-        if not isinstance(factors, (int, np.integer)) or factors < 1:
-            raise ValueError(f"factors must be a positive integer, got {factors!r}")
-        if not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ValueError(f"iterations must be an integer ≥ 0, got {iterations!r}")
-        if feedback not in _FEEDBACK:
-            raise ValueError(f"feedback must be one of {_FEEDBACK}, got {feedback!r}")
-        if solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
-        if solver == "cg" and dtype != "float32":
-            raise ValueError('solver="cg" runs in float32; use dtype="float32" or solver="cholesky"')
-        for name, v, optional in (("regularization", regularization, True), ("user_regularization", user_regularization, False),
-                                  ("bias_regularization", bias_regularization, True),
-                                  ("item_bias_regularization", item_bias_regularization, False)):
-            if v is None and optional:
-                continue
-            if not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number ≥ 0, got {v!r}")
-        if not (isinstance(prior_var, (int, float, np.integer, np.floating)) and np.isfinite(prior_var) and prior_var > 0):
-            raise ValueError(f"prior_var must be a positive number, got {prior_var!r}")
-        if not (np.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha!r}")
-        if not isinstance(cg_steps, (int, np.integer)) or cg_steps < 1:
-            raise ValueError(f"cg_steps must be a positive integer, got {cg_steps!r}")
-        if not (np.isfinite(init_scale) and init_scale > 0):
-            raise ValueError(f"init_scale must be a positive number, got {init_scale!r}")
-        self.factors = int(factors)
-        self.iterations = int(iterations)
-        self.regularization = None if regularization is None else float(regularization)
-        self.feedback = feedback
-        self.alpha = float(alpha)
-        self.user_regularization = float(user_regularization)
-        self.bias_regularization = None if bias_regularization is None else float(bias_regularization)
-        self.item_bias_regularization = float(item_bias_regularization)
-        self.prior_var = float(prior_var)
-        self.solver = solver
-        self.cg_steps = int(cg_steps)
-        self.init_scale = float(init_scale)
-        self.dtype = dtype
+    is_private = False
+    feedback = "any"  # the class serves both; an instance's feedback (and so its predicts_ratings) is its own
+    Config = ALSConfig
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.user_factors_ = self.item_factors_ = self.user_bias_ = self.item_bias_ = None
+        self.global_mean_ = None
+        #: training rating count of each item
+        self.item_counts_ = None
         #: per-iteration training objective when ``fit(..., track_loss=True)``
         self.loss_history_: list[float] = []
+        self._YtY = None  # cached VᵀV of the implicit user solve
 
-    # ------------------------------------------------------------------ params
-    def get_params(self) -> dict:
-        p = super().get_params()
-        p.update(
-            factors=self.factors,
-            iterations=self.iterations,
-            regularization=self.regularization,
-            feedback=self.feedback,
-            alpha=self.alpha,
-            user_regularization=self.user_regularization,
-            bias_regularization=self.bias_regularization,
-            item_bias_regularization=self.item_bias_regularization,
-            prior_var=self.prior_var,
-            solver=self.solver,
-            cg_steps=self.cg_steps,
-            init_scale=self.init_scale,
-            dtype=self.dtype,
-        )
-        return p
+    user_factors = deprecated_alias("user_factors_", "user_factors")
+    item_factors = deprecated_alias("item_factors_", "item_factors")
+    user_bias = deprecated_alias("user_bias_", "user_bias")
+    item_bias = deprecated_alias("item_bias_", "item_bias")
+    global_mean = deprecated_alias("global_mean_", "global_mean")
+
+    reg_ = deprecated_alias("regularization_", "reg_")
+    bias_reg_ = deprecated_alias("bias_regularization_", "bias_reg_")
 
     @property
-    def reg_(self) -> float:
+    def regularization_(self) -> float:
+        """The ridge λ in use (``regularization``, or the default of the feedback mode)."""
         return float(_DEFAULT_REG[self.feedback] if self.regularization is None else self.regularization)
 
     @property
-    def bias_reg_(self) -> float:
+    def bias_regularization_(self) -> float:
+        """The user-bias ridge λ_b in use (``bias_regularization``, or 5)."""
         return float(_DEFAULT_BIAS_REG if self.bias_regularization is None else self.bias_regularization)
 
     @property
@@ -235,15 +188,15 @@ class ALS(Recommender):
         """Per-user ridge vector (n, k[+1]): explicit λ_u·(n+1) on the factors and λ_b on the bias; implicit λ."""
         counts = np.asarray(counts, dtype=np.float64)
         if self.feedback == "explicit":
-            return E.user_ridge(counts, self.factors, self.user_regularization, self.bias_reg_)
-        return np.full((len(counts), self.factors), self.reg_)
+            return E.user_ridge(counts, self.factors, self.user_regularization, self.bias_regularization_)
+        return np.full((len(counts), self.factors), self.regularization_)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Interactions, *, track_loss: bool = False) -> None:
         X = data.matrix
         Xt = X.T.tocsr()
         Xt.sort_indices()
-        self._item_counts = np.diff(Xt.indptr).astype(np.float64)
+        self.item_counts_ = np.diff(Xt.indptr).astype(np.float64)
         self.loss_history_ = []
         if self.feedback == "explicit":
             self._fit_explicit(X, Xt, track_loss)
@@ -263,8 +216,8 @@ class ALS(Recommender):
         k = self.factors
         _, _, g_fac = as_generator(self.rng).spawn(3)  # DP-ALS's stream layout: the third stream → V
         V0 = E.random_item_factors(g_fac, X.shape[1], k, self.init_scale)
-        mu, c0, _ = E.global_effects(X, self.prior_var, self.bias_reg_)
-        solve = E.exact_item_solver(self._item_counts, k, self.reg_, self.item_bias_regularization)
+        mu, c0, _ = E.global_effects(X, self.prior_var, self.bias_regularization_)
+        solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
         item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
 
         def record(t, state):
@@ -272,17 +225,17 @@ class ALS(Recommender):
             self.loss_history_.append(self.objective(X))
 
         res = E.run(X, V0, mu=mu, item_bias=c0, iterations=self.iterations, user_reg=self.user_regularization,
-                    bias_reg=self.bias_reg_, solve=solve, dtype=ft, item_major_csr=(Xt, item_t),
+                    bias_reg=self.bias_regularization_, solve=solve, dtype=ft, item_major_csr=(Xt, item_t),
                     callback=record if track_loss else None)
         self._store_explicit(res, mu)
 
     def _store_explicit(self, state, mu):
         ft = _DTYPES[self.dtype]
-        self.user_factors = np.ascontiguousarray(state.user_factors, dtype=ft)
-        self.item_factors = np.ascontiguousarray(state.item_factors, dtype=ft)
-        self.user_bias = np.array(state.user_bias, dtype=ft)
-        self.item_bias = np.array(state.item_bias, dtype=ft)
-        self.global_mean = float(mu)
+        self.user_factors_ = np.ascontiguousarray(state.user_factors, dtype=ft)
+        self.item_factors_ = np.ascontiguousarray(state.item_factors, dtype=ft)
+        self.user_bias_ = np.array(state.user_bias, dtype=ft)
+        self.item_bias_ = np.array(state.item_bias, dtype=ft)
+        self.global_mean_ = float(mu)
 
     def _fit_implicit(self, X, Xt, U, V, user_counts, track_loss):
         ft = _DTYPES[self.dtype]
@@ -290,7 +243,7 @@ class ALS(Recommender):
         n_users, n_items = X.shape
         conf_u = (1.0 + self.alpha * X.data).astype(ft)
         conf_i = (1.0 + self.alpha * Xt.data).astype(ft)
-        lam = self.reg_
+        lam = self.regularization_
         solver = self.solver_
         if solver == "cholesky":
             wA_u = (self.alpha * X.data).astype(ft)
@@ -311,12 +264,12 @@ class ALS(Recommender):
             else:
                 K.solve_rows(X.indptr, X.indices, wA_u, conf_u, V, VtV, reg_u, U)
             if track_loss:
-                self.user_factors, self.item_factors = U, V
+                self.user_factors_, self.item_factors_ = U, V
                 self.loss_history_.append(self.objective(X))
-        self.user_factors, self.item_factors = U, V
-        self.user_bias = np.zeros(0, dtype=ft)
-        self.item_bias = np.zeros(0, dtype=ft)
-        self.global_mean = 0.0
+        self.user_factors_, self.item_factors_ = U, V
+        self.user_bias_ = np.zeros(0, dtype=ft)
+        self.item_bias_ = np.zeros(0, dtype=ft)
+        self.global_mean_ = 0.0
         self._YtY = None
 
     def objective(self, X) -> float:
@@ -326,25 +279,25 @@ class ALS(Recommender):
         damped per step by λ_c instead)."""
         if isinstance(X, Interactions):
             X = X.matrix
-        U, V = self.user_factors, self.item_factors
+        U, V = self.user_factors_, self.item_factors_
         if self.feedback == "explicit":
-            sq = K.explicit_sq_error(X.indptr, X.indices, X.data, U, V, self.global_mean,
-                                     self.user_bias.astype(np.float64), self.item_bias.astype(np.float64))
+            sq = K.explicit_sq_error(X.indptr, X.indices, X.data, U, V, self.global_mean_,
+                                     self.user_bias_.astype(np.float64), self.item_bias_.astype(np.float64))
             ru = self._user_ridge(np.diff(X.indptr))
-            ri = self.reg_ * self._item_counts + E.ITEM_RIDGE_JITTER
+            ri = self.regularization_ * self.item_counts_ + E.ITEM_RIDGE_JITTER
             k = self.factors
             U64, V64 = U.astype(np.float64), V.astype(np.float64)
             pen = (ru[:, :k] * U64**2).sum() + (ri[:, None] * V64**2).sum()
-            pen += (ru[:, k] * self.user_bias.astype(np.float64) ** 2).sum()
+            pen += (ru[:, k] * self.user_bias_.astype(np.float64) ** 2).sum()
             return float(sq + pen)
         conf = 1.0 + self.alpha * X.data
-        return float(K.implicit_loss(X.indptr, X.indices, conf, U, V, self.reg_))
+        return float(K.implicit_loss(X.indptr, X.indices, conf, U, V, self.regularization_))
 
     # ------------------------------------------------------------------ serving
     def _raw_scores(self, rows: np.ndarray) -> np.ndarray:
-        s = self.user_factors[rows].astype(np.float64) @ self.item_factors.T.astype(np.float64)
+        s = self.user_factors_[rows].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
         if self.feedback == "explicit":
-            s += self.global_mean + self.user_bias[rows].astype(np.float64)[:, None] + self.item_bias.astype(np.float64)[None, :]
+            s += self.global_mean_ + self.user_bias_[rows].astype(np.float64)[:, None] + self.item_bias_.astype(np.float64)[None, :]
         return s
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -358,25 +311,25 @@ class ALS(Recommender):
         if (~known).any():
             out[~known] = self._fallback_scores()[cols[~known]]
         r, c = rows[known], cols[known]
-        dots = np.einsum("ij,ij->i", self.user_factors[r].astype(np.float64), self.item_factors[c].astype(np.float64))
+        dots = np.einsum("ij,ij->i", self.user_factors_[r].astype(np.float64), self.item_factors_[c].astype(np.float64))
         if self.feedback == "explicit":
-            dots += self.global_mean + self.user_bias[r].astype(np.float64) + self.item_bias[c].astype(np.float64)
+            dots += self.global_mean_ + self.user_bias_[r].astype(np.float64) + self.item_bias_[c].astype(np.float64)
         out[known] = dots
         return out
 
     def _predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         out = self._predict_raw(rows, cols)
-        if self.feedback == "explicit" and self.rating_bounds is not None:
-            np.clip(out, self.rating_bounds[0], self.rating_bounds[1], out=out)
+        if self.feedback == "explicit" and self.rating_bounds_ is not None:
+            np.clip(out, self.rating_bounds_[0], self.rating_bounds_[1], out=out)
         return out
 
     def _fallback_scores(self) -> np.ndarray:
         if self.feedback == "explicit":
-            return self.global_mean + self.item_bias.astype(np.float64)
-        return self._item_counts.astype(np.float64)
+            return self.global_mean_ + self.item_bias_.astype(np.float64)
+        return self.item_counts_.astype(np.float64)
 
     def _item_vectors(self):
-        return self.item_factors.astype(np.float64)
+        return self.item_factors_.astype(np.float64)
 
     # ------------------------------------------------------------------ per-user solves
     def _user_system(self, cols: np.ndarray, vals: np.ndarray):
@@ -386,13 +339,13 @@ class ALS(Recommender):
         k = self.factors
         if self.feedback == "explicit":
             Y = np.empty((self.n_items, k + 1))
-            Y[:, :k] = self.item_factors
+            Y[:, :k] = self.item_factors_
             Y[:, k] = 1.0
             wA = np.ones(len(cols))
-            wb = vals - self.global_mean - self.item_bias[cols].astype(np.float64)
+            wb = vals - self.global_mean_ - self.item_bias_[cols].astype(np.float64)
             G = np.zeros((k + 1, k + 1))
         else:
-            Y = self.item_factors.astype(np.float64)
+            Y = self.item_factors_.astype(np.float64)
             wA = self.alpha * vals
             wb = 1.0 + self.alpha * vals
             G = self._gram_items()
@@ -400,8 +353,8 @@ class ALS(Recommender):
         return Y, wA, wb, G, reg
 
     def _gram_items(self) -> np.ndarray:
-        if getattr(self, "_YtY", None) is None:
-            V = self.item_factors.astype(np.float64)
+        if self._YtY is None:
+            V = self.item_factors_.astype(np.float64)
             self._YtY = V.T @ V
         return self._YtY
 
@@ -418,14 +371,14 @@ class ALS(Recommender):
     def _fold_in(self, row: int, cols: np.ndarray, vals: np.ndarray) -> None:
         x = self._solve_user(cols, vals)
         k = self.factors
-        ft = self.user_factors.dtype
-        if row >= self.user_factors.shape[0]:
-            self.user_factors = np.vstack([self.user_factors, np.zeros((1, k), ft)])
+        ft = self.user_factors_.dtype
+        if row >= self.user_factors_.shape[0]:
+            self.user_factors_ = np.vstack([self.user_factors_, np.zeros((1, k), ft)])
             if self.feedback == "explicit":
-                self.user_bias = np.append(self.user_bias, ft.type(0))
-        self.user_factors[row] = x[:k]
+                self.user_bias_ = np.append(self.user_bias_, ft.type(0))
+        self.user_factors_[row] = x[:k]
         if self.feedback == "explicit":
-            self.user_bias[row] = x[k]
+            self.user_bias_[row] = x[k]
 
     def _explain(self, row: int, col: int):
         """Per-rated-item contributions: score = baseline + Σ_j contribution_j (before clipping).
@@ -452,12 +405,12 @@ class ALS(Recommender):
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict:
         return {
-            "user_factors": self.user_factors,
-            "item_factors": self.item_factors,
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            "global_mean": np.array([self.global_mean]),
-            "item_counts": self._item_counts,
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+            "global_mean": np.array([self.global_mean_]),
+            "item_counts": self.item_counts_,
         }
 
     def _set_state(self, state: dict) -> None:
@@ -479,10 +432,10 @@ class ALS(Recommender):
                 raise CorruptFileError(f"ALS state array {name!r}: expected {shape} {np.dtype(dt)}, got {got}")
             if not np.all(np.isfinite(a)):
                 raise CorruptFileError(f"ALS state array {name!r} contains NaN or infinite values")
-        self.user_factors = np.ascontiguousarray(state["user_factors"])
-        self.item_factors = np.ascontiguousarray(state["item_factors"])
-        self.user_bias = np.ascontiguousarray(state.get("user_bias", np.zeros(0, ft)))
-        self.item_bias = np.ascontiguousarray(state.get("item_bias", np.zeros(0, ft)))
-        self.global_mean = float(state["global_mean"][0])
-        self._item_counts = np.ascontiguousarray(state["item_counts"])
+        self.user_factors_ = np.ascontiguousarray(state["user_factors"])
+        self.item_factors_ = np.ascontiguousarray(state["item_factors"])
+        self.user_bias_ = np.ascontiguousarray(state.get("user_bias", np.zeros(0, ft)))
+        self.item_bias_ = np.ascontiguousarray(state.get("item_bias", np.zeros(0, ft)))
+        self.global_mean_ = float(state["global_mean"][0])
+        self.item_counts_ = np.ascontiguousarray(state["item_counts"])
         self._YtY = None

@@ -1,9 +1,11 @@
 """The protocol every dprec model follows, and the machinery they share.
 
-A model is a thin Python class over fast kernels. The base class owns what is common: raw↔inner id
-mapping, seen-item filtering, top-k selection, the unknown-user fallback, fold-in bookkeeping, thread
-control, and saving/loading (``.npz`` with ``allow_pickle=False`` plus a JSON manifest). A subclass
-implements a handful of ``_private`` hooks over inner ids:
+A model is a thin Python class over fast kernels, registered by name (:func:`dprec.models.registry.register_model`)
+with a frozen pydantic config class (``Config``, :mod:`dprec.models.config`). The base class owns what is
+common: the parameters (``Model(**params)`` validates them through ``Config``; each parameter is an attribute;
+:meth:`Recommender.get_params` is the config's dump), raw↔inner id mapping, seen-item filtering, top-k
+selection, the unknown-user fallback, fold-in bookkeeping, thread control, and saving/loading
+(:mod:`dprec.models.io`). A subclass implements a handful of ``_private`` hooks over inner ids:
 
 ``_fit(data)``                         learn from an :class:`~dprec.data.Interactions`
 ``_scores(rows)``                      dense scores, shape ``(len(rows), n_items)``
@@ -13,41 +15,73 @@ implements a handful of ``_private`` hooks over inner ids:
 ``_explain(row, col)``                 per-rated-item contributions to one score
 ``_item_vectors()``                    item embeddings for :meth:`similar_items` (or ``None``)
 ``_get_state()`` / ``_set_state(d)``   arrays to save / restore
-``get_params()``                       constructor keyword arguments (JSON-able)
+
+Fitted attributes end in ``_`` and are declared (as ``None``) in the model's ``__init__``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import math
-import os
-import tempfile
-import zipfile
+import inspect
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions, as_interactions, lookup, _key
-from ..errors import CorruptFileError
+from ..errors import ConfigError, CorruptFileError, NotFittedError
+from . import registry as _registry
+from .config import ModelConfig, validate_config
+from .io import FORMAT_VERSION, dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
+from .registry import register_model
 
-__all__ = ["Recommender", "load_model", "topk_rows", "register_model"]
+__all__ = ["Recommender", "load_model", "topk_rows"]
 
-FORMAT_VERSION = 1
-_REGISTRY: dict[str, type] = {}
-
-
-def register_model(cls):
-    """Class decorator: make a model loadable by name from a manifest."""
-    _REGISTRY[cls.__name__] = cls
-    return cls
+# Deprecated import paths kept for code written against the old layout (shims; removed after the merge):
+# ``register_model`` (now ``@register_model("name")`` from dprec.models.registry), ``_REGISTRY`` (class name →
+# class; now registry.model_class_by_name) and the file helpers (now dprec.models.io).
+_REGISTRY = _registry._BY_CLASS
+_ = (FORMAT_VERSION, read_npz_with_manifest, write_npz_with_manifest, register_model)
 
 
-def _version() -> str:
-    from .. import __version__
+def deprecated_alias(new: str, old: str):
+    """A read-only property ``old`` that returns attribute ``new`` with a DeprecationWarning (one release)."""
 
-    return __version__
+    def get(self):
+        warnings.warn(f"{type(self).__name__}.{old} is deprecated; use .{new}", DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    return property(get, doc=f"Deprecated alias of :attr:`{new}`.")
+
+
+class _RatingsUnlessImplicit:
+    """Default ``predicts_ratings``: True on a class; on an instance, False when its ``feedback`` is "implicit"."""
+
+    def __get__(self, obj, owner=None):
+        return True if obj is None else obj.feedback != "implicit"
+
+
+def _signature(config_cls) -> inspect.Signature:
+    """The keyword-only constructor signature of a config class (for help() and introspection)."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    for name, field in config_cls.model_fields.items():
+        default = inspect.Parameter.empty if field.is_required() else field.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    return inspect.Signature(params)
+
+
+def config_from_file(cls, params: dict, path) -> ModelConfig:
+    """A model file's ``params`` validated through ``cls.Config`` (deprecated names mapped silently);
+    CorruptFileError with the ConfigError message when this dprec refuses them."""
+    if not isinstance(params, dict):
+        raise CorruptFileError(f"{path}: the manifest's params are not a mapping")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return validate_config(cls.Config, params)
+    except ConfigError as exc:
+        raise CorruptFileError(f"{path}: the saved {cls.__name__} parameters are not accepted by this dprec version "
+                               f"({exc}); refit the model") from None
 
 
 def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,18 +130,50 @@ class Recommender:
 
     #: True for models whose released item side is differentially private.
     is_private: bool = False
+    #: False for ranking-only models (``evaluate`` reports RMSE as NaN); by default True unless the instance's
+    #: ``feedback`` is "implicit" (as for ``ALS(feedback="implicit")``).
+    predicts_ratings = _RatingsUnlessImplicit()
+    #: which data the model is meant for: "explicit", "implicit" or "any".
+    feedback: str = "any"
+    #: the frozen configuration class of the model's parameters
+    Config: type[ModelConfig] = ModelConfig
 
-    def __init__(self, *, num_threads: int = 0, rng=None):
-        if not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
-            raise ValueError(f"num_threads must be an integer ≥ 0 (0 = all cores), got {num_threads!r}")
-        self.num_threads = int(num_threads)
-        self.rng = rng
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__:  # the constructor's signature is the config's fields (keyword-only)
+            init = cls.__dict__.get("__init__")
+            if init is None:
+                def init(self, **params):
+                    super(cls, self).__init__(**params)
+
+                init.__qualname__ = f"{cls.__name__}.__init__"
+                cls.__init__ = init
+            init.__signature__ = _signature(cls.Config)
+
+    def __init__(self, **params):
+        config = validate_config(self.Config, params)
+        object.__setattr__(self, "config", config)
+        self.__dict__.update(dict(config))  # sklearn style: each parameter is an attribute
         self._fitted = False
+        self._user_ids = self._item_ids = None
+        self._user_index_cache = self._item_index_cache = None
+        self._seen = None
+        #: the public rating bounds of the training data (None for implicit data without bounds)
+        self.rating_bounds_ = None
+
+    def __setattr__(self, name, value):
+        fields = type(self).Config.model_fields
+        if name in fields:  # setting a parameter re-validates the whole config
+            config = validate_config(self.Config, {**dict(self.config), name: value})
+            object.__setattr__(self, "config", config)
+            self.__dict__.update(dict(config))
+            return
+        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ params
     def get_params(self) -> dict:
-        """Constructor keyword arguments as JSON-able values (``rng`` as an int seed or None)."""
-        return {"num_threads": self.num_threads, "rng": self.rng if isinstance(self.rng, (int, type(None))) else None}
+        """The parameters as JSON-able values (``rng`` as an int seed or None): the config's dump."""
+        return self.config.model_dump()
 
     def _manifest_params(self) -> dict:
         """:meth:`get_params` as written to files (DP models leave out ``rng``: a noise seed is never written)."""
@@ -116,6 +182,13 @@ class Recommender:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model was fitted (or loaded)."""
+        return self._fitted
+
+    rating_bounds = deprecated_alias("rating_bounds_", "rating_bounds")
 
     # ------------------------------------------------------------------ fit
     def fit(self, data, **kwargs) -> "Recommender":
@@ -126,7 +199,7 @@ class Recommender:
         self._item_ids = data.item_ids.copy()
         self._user_index_cache = None
         self._item_index_cache = None
-        self.rating_bounds = data.rating_bounds
+        self.rating_bounds_ = data.rating_bounds
         # Each user's own history is kept only to serve that user (filter seen items, explain, fold-in).
         self._seen = data.matrix.copy()
         with self._thread_limits():
@@ -157,8 +230,8 @@ class Recommender:
             numba.set_num_threads(old)
 
     def _require_fitted(self):
-        if not getattr(self, "_fitted", False):
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(data) first")
+        if not self._fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(data) first")
 
     # ------------------------------------------------------------------ ids
     @property
@@ -326,10 +399,10 @@ class Recommender:
             raise ValueError("fold_in: items and ratings differ in length")
         if not np.all(np.isfinite(vals)):
             raise ValueError("fold_in: ratings contain NaN or infinite values")
-        if self.rating_bounds is not None and len(vals):
-            lo, hi = self.rating_bounds
+        if self.rating_bounds_ is not None and len(vals):
+            lo, hi = self.rating_bounds_
             if vals.min() < lo or vals.max() > hi:
-                raise ValueError(f"fold_in: ratings outside the model's rating_bounds {self.rating_bounds}")
+                raise ValueError(f"fold_in: ratings outside the model's rating_bounds {self.rating_bounds_}")
         cols = self._cols(items) if len(items) else np.empty(0, np.int64)
         if len(np.unique(cols)) != len(cols):
             raise ValueError("fold_in: an item appears twice in the ratings")
@@ -414,8 +487,8 @@ class Recommender:
         """
         self._require_fitted()
         arrays = {**self._get_state(), **self._common_state()}
-        arrays["__user_ids"] = _ids_for_npz(self._user_ids, "user")
-        arrays["__item_ids"] = _ids_for_npz(self._item_ids, "item")
+        arrays["__user_ids"] = ids_for_npz(self._user_ids, "user")
+        arrays["__item_ids"] = ids_for_npz(self._item_ids, "item")
         arrays["__seen_indptr"] = self._seen.indptr
         arrays["__seen_indices"] = self._seen.indices
         arrays["__seen_data"] = self._seen.data
@@ -423,9 +496,9 @@ class Recommender:
             "format": "dprec-model",
             "format_version": FORMAT_VERSION,
             "class": type(self).__name__,
-            "dprec_version": _version(),
+            "dprec_version": dprec_version(),
             "params": self._manifest_params(),
-            "rating_bounds": self.rating_bounds,
+            "rating_bounds": self.rating_bounds_,
             "n_users": int(len(self._user_ids)),
             "n_items": int(self.n_items),
             "contains_user_data": True,
@@ -438,19 +511,15 @@ class Recommender:
         """Load a model saved by :meth:`save`, verifying format, class, shapes and checksums."""
         arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model")
         name = manifest.get("class")
-        target = _REGISTRY.get(name)
+        target = _registry.model_class_by_name(name)
         if target is None:
             raise CorruptFileError(f"{path}: unknown model class {name!r} in manifest")
         if cls is not Recommender and not issubclass(target, cls):
             raise CorruptFileError(f"{path} holds a {name}, not a {cls.__name__}")
+        model = target._from_config(config_from_file(target, manifest.get("params"), path))
         try:
-            model = target(**manifest["params"])
-        except TypeError as exc:  # e.g. a parameter an older dprec accepted and this one removed
-            raise CorruptFileError(f"{path}: the saved {name} parameters are not accepted by this dprec version "
-                                   f"({exc}); refit the model") from None
-        try:
-            model._user_ids = _ids_from_npz(arrays.pop("__user_ids"))
-            model._item_ids = _ids_from_npz(arrays.pop("__item_ids"))
+            model._user_ids = ids_from_npz(arrays.pop("__user_ids"))
+            model._item_ids = ids_from_npz(arrays.pop("__item_ids"))
             n_u, n_i = len(model._user_ids), len(model._item_ids)
             if (n_u, n_i) != (manifest["n_users"], manifest["n_items"]):
                 raise CorruptFileError(f"{path}: id vocabularies do not match the manifest's sizes")
@@ -458,7 +527,7 @@ class Recommender:
                 (arrays.pop("__seen_data"), arrays.pop("__seen_indices"), arrays.pop("__seen_indptr")), shape=(n_u, n_i)
             )
             model._seen.check_format(full_check=True)
-            model.rating_bounds = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
+            model.rating_bounds_ = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
             model._user_index_cache = model._item_index_cache = None
             model._set_common_state(arrays)
             model._set_state(arrays)
@@ -470,99 +539,12 @@ class Recommender:
         model._fitted = True
         return model
 
+    @classmethod
+    def _from_config(cls, config: ModelConfig) -> "Recommender":
+        """A fresh (unfitted) model with an already validated config."""
+        return cls(**dict(config))
+
 
 def load_model(path) -> Recommender:
     """Load any dprec model saved with ``save``."""
     return Recommender.load(path)
-
-
-# ---------------------------------------------------------------------- npz + manifest helpers
-def _ids_for_npz(ids: np.ndarray, what: str) -> np.ndarray:
-    if ids.dtype.kind in "iuU":
-        return ids
-    if ids.dtype.kind == "O":
-        vals = ids.tolist()
-        if all(isinstance(v, str) for v in vals):
-            return np.asarray(vals, dtype=str)
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-            return np.asarray(vals, dtype=np.int64)
-    raise TypeError(f"cannot save {what} ids of dtype {ids.dtype}: use integer or string ids")
-
-
-def _ids_from_npz(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind not in "iuU":
-        raise CorruptFileError(f"id array has unsupported dtype {arr.dtype}")
-    return arr
-
-
-def _sha(arr: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-
-
-def write_npz_with_manifest(path, arrays: dict[str, np.ndarray], manifest: dict) -> str:
-    """Write arrays + manifest (with per-array shape/dtype/sha256) atomically to ``path``."""
-    path = str(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    for k, v in arrays.items():
-        if v.dtype == object:
-            raise TypeError(f"array {k!r} has dtype object; dprec never pickles")
-    manifest = dict(manifest)
-    manifest["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": _sha(v)} for k, v in arrays.items()}
-    payload = dict(arrays)
-    payload["__manifest__"] = np.frombuffer(json.dumps(manifest, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def read_npz_with_manifest(path, *, expected_format: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and verify a file written by :func:`write_npz_with_manifest`; raise CorruptFileError on any doubt."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such model file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise CorruptFileError(f"{path} is not a readable dprec file ({type(exc).__name__}: {exc})") from None
-    raw = data.pop("__manifest__", None)
-    if raw is None:
-        raise CorruptFileError(f"{path} has no manifest: not a dprec file")
-    try:
-        manifest = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(f"{path}: manifest is not valid JSON ({exc})") from None
-    if manifest.get("format") != expected_format:
-        raise CorruptFileError(f"{path}: expected a {expected_format} file, found {manifest.get('format')!r}")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise CorruptFileError(f"{path}: written by a newer dprec (format {manifest['format_version']})")
-    declared = manifest.get("arrays", {})
-    if set(declared) != set(data):
-        raise CorruptFileError(f"{path}: arrays {sorted(set(declared) ^ set(data))} are missing or unexpected")
-    for k, meta in declared.items():
-        a = data[k]
-        if list(a.shape) != meta["shape"] or a.dtype.str != meta["dtype"] or _sha(a) != meta["sha256"]:
-            raise CorruptFileError(f"{path}: array {k!r} fails its checksum/shape check (file corrupted or edited)")
-    return data, manifest
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, float) and math.isinf(o):
-        return "inf"
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

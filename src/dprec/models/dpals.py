@@ -10,31 +10,25 @@ Fit
 2. A DP count of users ``ñ`` (Δ = 1); with ε it decides, by documented rules,
    how the rest of the budget is split (:func:`default_hyperparameters`). Nothing else about the data is
    looked at before noise.
-3. DP global effects (:func:`dprec.models.baselines.release_biases`): DP mean, DP item biases and counts.
+3. DP global effects (:func:`dprec.models.global_effects.release_biases`): DP mean, DP item biases and counts.
 3b. Start of the item factors: random (data-independent) or, when ``spectral_items = M > 0`` (the rules'
    choice once ``ε · ñ ≥ 15,000``), the DP spectral start of :mod:`dprec.models._spectral`: one Gaussian
    release of the residual second moment of the ``M`` items with the largest DP counts, whose top
    eigenvectors give those items' factors (others start at 0). With ``iterations = 0`` this start is the
    released ``V``.
-4. Residuals ``e_ij = clip(r_ij − μ − b_i − c_j, −B, B)`` are factorised by T iterations of
-   a. user step (exact, local): ``[u_i; b_i] = argmin Σ_j (r_ij − μ − c_j − b_i − u_iᵀ v_j)² + λ_u‖u_i‖² + λ_b b_i²``,
-      then ``u_i`` clipped to ``‖u_i‖ ≤ Γ`` for the statistics;
-   b. item statistics over user blocks then reduction (kernels :func:`dprec.kernels.als.item_stats`):
-      ``A_j = Σ_i w_ij u_i u_iᵀ``, ``b_j = Σ_i w_ij e_ij u_i`` with contribution weights ``Σ_j w_ij² ≤ k``;
-   c. Gaussian noise once after the reduction: symmetric noise on ``A_j``, independent noise on ``b_j``,
-      σ from the planner for the joint sensitivity ``Δ = √k Γ √(Γ² + B²)`` (proof below);
-   d. ``Ã_j`` symmetrised and projected to PSD (post-processing), ``v_j = (Ã_j + λ_j I)⁻¹ b̃_j`` with the
-      frequency-and-noise-scaled ``λ_j = λ·max(ñ_j, 0) + 2σ√d`` (ñ_j the DP item counts; 2σ√d bounds the
-      spectral norm of the noise matrix with high probability, so rarely rated items shrink to 0).
+4. T noisy ALS iterations on the residuals of the released biases, run by the biased-ALS engine
+   :mod:`dprec.models._biased_als` (its docstring describes the algorithm once: user step, item statistics,
+   item solve, final user solve). DP-ALS plugs into its item step the contribution weights (``Σ_j w_ij² ≤ k``),
+   the clipping of residuals at ``B`` and of user factors at ``Γ``, and the noisy solve: the Gaussian mechanism
+   on the stacked statistics (:class:`~dprec.models.releases.FactorStats`, σ from the planner), then PSD
+   projection and the ridge solve ``v_j = (Ã_j + λ_j I)⁻¹ b̃_j`` with ``λ_j = λ·max(ñ_j, 0) + 2σ√(d+1)``
+   (:func:`dprec.kernels.psd.noisy_psd_solve`; post-processing).
 5. Serving: each user's ``[u_i; b_i]`` from the final ``V`` and the user's own ratings (no clipping: the
    user factor is never released).
 
-Steps 4–5 run the engine :mod:`dprec.models._biased_als`, which non-private ``ALS(feedback="explicit")``
-shares: DP-ALS plugs the contribution weights, the clipping (B, Γ) and the noisy solve (c, d) into its item
-step; ALS the exact solve ``λ_j = λ·n_j + 10⁻⁶``. At ``epsilon=math.inf`` DP-ALS takes the exact solve, no
-weights and no clipping, with the non-private global effects (μ, c, n_j) of step 3, so it *is*
-``ALS(feedback="explicit")`` with the corresponding hyperparameters (table in :class:`dprec.models.ALS`;
-tests/test_als_equals_dpals.py).
+At ``epsilon=math.inf`` DP-ALS takes the exact solve, no weights and no clipping, with the non-private global
+effects (μ, c, n_j) of step 3, so it *is* ``ALS(feedback="explicit")`` with the same hyperparameters (table in
+:class:`dprec.models.ALS`; tests/test_als_equals_dpals.py).
 
 Sensitivity of one iteration's release (user-level, add/remove user i)
 ----------------------------------------------------------------------
@@ -49,25 +43,32 @@ factor statistics use the user-level weights and twice the user-level sensitivit
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, model_validator
 
 from ..errors import CorruptFileError
-from ..kernels import dpals as KD
+from ..kernels.psd import noisy_psd_solve
 from . import _biased_als as E
 from . import _spectral as S
 from ._dp import DPModelMixin
-from .base import Recommender, register_model
-from .baselines import BIAS_RESIDUAL_BOUND, _positive, bias_releases, default_k, release_biases
+from .base import Recommender, deprecated_alias
+from .config import Int, PrivateConfig, Real
+from .global_effects import BIAS_RESIDUAL_BOUND, bias_releases, default_k, release_biases
+from .registry import register_model
 from .releases import FactorStats, SpectralMoment
 
-__all__ = ["DPALS", "default_hyperparameters"]
+__all__ = ["DPALS", "DPALSConfig", "ResolvedDPALS", "default_hyperparameters"]
 
 
 #: fraction of the factor budget on the spectral start when noisy iterations follow it
 _SPECTRAL_SHARE_WITH_ITERATIONS = 0.1
+#: default B of the factor statistics' residual clip
+FACTOR_RESIDUAL_BOUND = 1.5
 
 
 def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) -> dict:
@@ -85,47 +86,118 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     * ``ε · ñ ≥ 80,000`` → the spectral start (10% of the factor budget) and then two noisy ALS iterations,
       80% of the budget on factors, rank 8, λ = 0.1 (items, × DP counts), λ_u = 0.03 (users, × own count).
 
-    Where the thresholds come from: they were placed on MovieLens-100K and on a synthetic ML-10M shape, so
-    MovieLens-100K results in the README are labelled "defaults tuned on this dataset". A re-check on synthetic
-    data with forced bands (docs/tuning.md) puts the break-even points of an ML-100K-like shape on both thresholds;
-    on a denser shape the rule is conservative (it keeps the cheaper band longer), never worse than the baseline.
-    ``n_items`` caps the spectral item count.
+    Where the thresholds come from (MovieLens-100K, a synthetic ML-10M shape, and a re-check with forced
+    bands): docs/tuning.md. ``n_items`` caps the spectral item count.
 
     At ε = ∞ (no noise): rank 64, 15 iterations from a random start, λ = 0.1 (items), 0.12 (users), bias
     damping 5 — the defaults of ``ALS(feedback="explicit")``.
     """
     if math.isinf(epsilon):
         return {"factors": 64, "iterations": 15, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0,
-                "regularization": 0.1, "user_regularization": 0.12, "bias_reg": 5.0}
+                "regularization": 0.1, "user_regularization": 0.12, "bias_regularization": 5.0}
     en = epsilon * max(n_users_est, 0.0)
     m = int(min(200, n_items))
     if en < 15_000:
         return {"factors": 0, "iterations": 0, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0,
-                "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
+                "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
     if en < 80_000:
         return {"factors": 8, "iterations": 0, "factor_share": 0.3, "spectral_items": m, "spectral_share": 1.0,
-                "regularization": 0.3, "user_regularization": 0.3, "bias_reg": 10.0}
+                "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
     return {"factors": 8, "iterations": 2, "factor_share": 0.8, "spectral_items": m, "spectral_share": _SPECTRAL_SHARE_WITH_ITERATIONS,
-            "regularization": 0.1, "user_regularization": 0.03, "bias_reg": 10.0}
+            "regularization": 0.1, "user_regularization": 0.03, "bias_regularization": 10.0}
 
 
-@register_model
+class DPALSConfig(PrivateConfig):
+    """Parameters of :class:`DPALS`; ``None`` = chosen by :func:`default_hyperparameters` from ε and the DP user count."""
+
+    deprecated_names = {"bias_reg": "bias_regularization", "item_bias_reg": "item_bias_regularization"}
+
+    factors: Int | None = Field(None, ge=0, description="rank d; None = the rules")
+    iterations: Int | None = Field(None, ge=0, description="number of noisy ALS iterations T; None = the rules")
+    max_ratings_per_user: Int | None = Field(None, ge=1, description="k, the per-user contribution bound "
+                                             "(weighting); None = default_k(ε) = 20")
+    clip_norm: Real = Field(1.0, gt=0, description="Γ, bound on the user-factor norms in the factor statistics")
+    regularization: Real | None = Field(None, gt=0, description="λ of the item solves (× DP item counts); None = the rules")
+    user_regularization: Real | None = Field(None, gt=0, description="λ_u of the user solves (× the user's rating "
+                                             "count + 1); None = the rules")
+    residual_bound: Real | None = Field(None, gt=0, description="B, clip of the residuals in the factor statistics; "
+                                        "None = 1.5")
+    factor_share: Real | None = Field(None, ge=0, lt=1, description="share of the budget for the factor part "
+                                      "(spectral start and iterations; the rest goes to the biases); None = the rules")
+    spectral_items: Int | None = Field(None, ge=0, description="M: start from the DP spectral factors of the M items "
+                                       "with the largest DP counts (0 = random start); None = the rules")
+    spectral_share: Real | None = Field(None, gt=0, le=1, description="fraction of the factor budget spent on the "
+                                        "spectral release; must be 1 when iterations=0; None = the rules")
+    prior_var: Real = Field(0.3, gt=0, description="τ², prior variance of the item biases (shrinkage)")
+    bias_regularization: Real | None = Field(None, gt=0, description="λ_b, ridge on the user biases and damping of the "
+                                             "users' offsets in the item-bias release; None = the rules")
+    contribution: Literal["weight", "sample"] = Field("weight", description="how user contributions are bounded")
+    init_scale: Real = Field(0.1, gt=0, description="standard deviation × √d of the random initial item factors")
+    item_bias_regularization: Real = Field(100.0, ge=0, description="λ_c, ridge on each iteration's correction of "
+                                           "the item biases")
+
+    @model_validator(mode="after")
+    def _spectral_share_needs_iterations(self):
+        if self.spectral_share == 1 and self.iterations != 0:
+            raise ValueError("spectral_share=1 leaves no budget for the iterations: also pass iterations=0, or a "
+                             "share < 1")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedDPALS:
+    """DP-ALS's hyperparameters after the public rules (:func:`default_hyperparameters`) and the bounds: what a
+    fit ran with. Public (reported in the privacy report and written to model files)."""
+
+    factors: int
+    iterations: int
+    factor_share: float
+    spectral_items: int
+    spectral_share: float
+    regularization: float
+    user_regularization: float
+    bias_regularization: float
+    k: int
+    bias_residual_bound: float
+    residual_bound: float
+    clip_norm: float
+    #: the DP user count the rules saw (None at ε = ∞)
+    n_users_dp: float | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d) -> "ResolvedDPALS":
+        """From :meth:`to_dict` (older files: ``bias_reg`` for ``bias_regularization``); CorruptFileError if incomplete."""
+        if not isinstance(d, dict):
+            raise CorruptFileError("the model file's manifest lacks DP-ALS's resolved hyperparameters")
+        d = dict(d)
+        if "bias_reg" in d and "bias_regularization" not in d:
+            d["bias_regularization"] = d.pop("bias_reg")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in d and n != "n_users_dp"]
+        if missing:
+            raise CorruptFileError(f"the model file's DP-ALS hyperparameters lack {', '.join(missing)}")
+        return cls(**{n: d[n] for n in names if n in d})
+
+
+@register_model("dpals")
 class DPALS(DPModelMixin, Recommender):
     """Differentially private ALS with biases (see module docstring for the algorithm and proofs).
 
-    Parameters
+    Parameters (keyword-only; :class:`DPALSConfig` documents each)
     ----------
     epsilon, delta : float
         Target (ε, δ)-DP of everything released. ``epsilon=math.inf``: same code path, no noise, no clipping;
         then ``DPALS(epsilon=math.inf, factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
-        bias_reg=λ_b, item_bias_reg=λ_c, prior_var=τ², init_scale=s, rng=seed)`` equals
-        ``ALS(feedback="explicit", factors=d, iterations=T, regularization=λ, user_regularization=λ_u,
-        bias_regularization=λ_b, item_bias_regularization=λ_c, prior_var=τ², init_scale=s, rng=seed)``.
+        bias_regularization=λ_b, item_bias_regularization=λ_c, prior_var=τ², init_scale=s, rng=seed)`` equals
+        ``ALS(feedback="explicit", ...)`` with the same keyword arguments.
     privacy_unit : {"user", "rating"}
     factors, iterations : int, optional
         Rank ``d`` and number of noisy iterations ``T``; ``None`` → :func:`default_hyperparameters`.
     max_ratings_per_user : int, optional
-        ``k``; default :func:`dprec.models.baselines.default_k` (weighting, see :mod:`dprec.models._dp`).
+        ``k``; default :func:`dprec.models.global_effects.default_k` (weighting, see :mod:`dprec.models.releases`).
     clip_norm : float
         ``Γ``, bound on user-factor norms in the statistics. Default 1.
     regularization, user_regularization : float, optional
@@ -142,10 +214,14 @@ class DPALS(DPModelMixin, Recommender):
     spectral_share : float, optional
         Fraction of the factor part's budget spent on the spectral release (the rest on the iterations);
         ``None`` → the rules. Must be 1 when ``iterations=0`` and the start is spectral.
-    item_bias_reg : float
+    prior_var : float
+        ``τ²`` of the item biases. Default 0.3.
+    bias_regularization : float, optional
+        ``λ_b``, ridge on the user biases; ``None`` → the rules. (Deprecated name: ``bias_reg``.)
+    item_bias_regularization : float
         Extra ridge on the per-iteration correction of each item bias (the item solve's constant
         coordinate). Without it a rarely rated item's bias follows its few ratings and such items flood the
-        top of every ranking. Default 100 (ML-100K at ε = ∞: RMSE 0.905 → 0.902, NDCG@10 0.000 → 0.066).
+        top of every ranking. Default 100 (docs/tuning.md). (Deprecated name: ``item_bias_reg``.)
     init_scale : float
         Standard deviation × √d of the random (data-independent) initial item factors (drawn from the third
         stream of ``rng.spawn(3)``, as ALS does).
@@ -158,123 +234,85 @@ class DPALS(DPModelMixin, Recommender):
     rng : None, seed or Generator
         Initialisation and noise. ``None`` (default): fresh OS entropy. A seed: reproducibility mode (a
         PrivacyWarning; the guarantee holds only while the seed stays secret and is never reused on the same data).
+
+    Fitted attributes: ``global_mean_`` (μ), ``item_bias_``, ``item_counts_`` (DP), ``item_factors_`` (DP),
+    ``user_factors_`` and ``user_bias_`` (per user, never released), ``resolved_`` (:class:`ResolvedDPALS`),
+    ``n_users_dp_``, and with a spectral start ``spectral_eigenvalues_`` / ``spectral_weights_``.
     """
 
-    def __init__(
-        self,
-        *,
-        epsilon,
-        delta=None,
-        privacy_unit="user",
-        factors=None,
-        iterations=None,
-        max_ratings_per_user=None,
-        clip_norm=1.0,
-        regularization=None,
-        user_regularization=None,
-        residual_bound=None,
-        factor_share=None,
-        spectral_items=None,
-        spectral_share=None,
-        prior_var=0.3,
-        bias_reg=None,
-        contribution="weight",
-        init_scale=0.1,
-        item_bias_reg=100.0,
-        secure_noise=False,
-        num_threads=0,
-        rng=None,
-    ):
-        super().__init__(num_threads=num_threads, rng=rng)
-        self._init_privacy(epsilon, delta, privacy_unit, secure_noise)
-        self.init_scale = _positive(init_scale, "init_scale")
-        self.item_bias_reg = _positive(item_bias_reg, "item_bias_reg", allow_zero=True)
-        for name, v in (("factors", factors), ("iterations", iterations), ("max_ratings_per_user", max_ratings_per_user)):
-            if v is not None and (not isinstance(v, (int, np.integer)) or v < (1 if name == "max_ratings_per_user" else 0)):
-                raise ValueError(f"{name} must be a non-negative integer (or None for the default rule), got {v!r}")
-        self.factors, self.iterations, self.max_ratings_per_user = factors, iterations, max_ratings_per_user
-        self.clip_norm = _positive(clip_norm, "clip_norm")
-        self.regularization = None if regularization is None else _positive(regularization, "regularization")
-        self.user_regularization = None if user_regularization is None else _positive(user_regularization, "user_regularization")
-        self.residual_bound = None if residual_bound is None else _positive(residual_bound, "residual_bound")
-        if factor_share is not None and not 0 <= factor_share < 1:
-            raise ValueError(f"factor_share must be in [0, 1), got {factor_share!r}")
-        self.factor_share = factor_share
-        if spectral_items is not None and (not isinstance(spectral_items, (int, np.integer)) or spectral_items < 0):
-            raise ValueError(f"spectral_items must be a non-negative integer (or None for the default rule), got {spectral_items!r}")
-        if spectral_share is not None and not 0 < spectral_share <= 1:
-            raise ValueError(f"spectral_share must be in (0, 1], got {spectral_share!r}")
-        if spectral_share == 1 and iterations != 0:
-            raise ValueError("spectral_share=1 leaves no budget for the iterations: also pass iterations=0, or a share < 1")
-        self.spectral_items, self.spectral_share = spectral_items, spectral_share
-        self.prior_var = _positive(prior_var, "prior_var")
-        self.bias_reg = None if bias_reg is None else _positive(bias_reg, "bias_reg")
-        if contribution not in ("weight", "sample"):
-            raise ValueError(f'contribution must be "weight" or "sample", got {contribution!r}')
-        self.contribution = contribution
+    is_private = True
+    predicts_ratings = True
+    feedback = "explicit"
+    Config = DPALSConfig
 
-    def get_params(self) -> dict:
-        keys = (
-            "epsilon delta privacy_unit factors iterations max_ratings_per_user clip_norm regularization "
-            "user_regularization residual_bound factor_share spectral_items spectral_share prior_var bias_reg contribution init_scale item_bias_reg secure_noise"
-        ).split()
-        return {**super().get_params(), **{k: getattr(self, k) for k in keys}}
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._init_private_state()
+        self.global_mean_ = self.item_bias_ = self.item_counts_ = None
+        self.item_factors_ = self.user_factors_ = self.user_bias_ = None
+        #: the hyperparameters the fit ran with (:class:`ResolvedDPALS`)
+        self.resolved_: ResolvedDPALS | None = None
+        self.spectral_eigenvalues_ = self.spectral_weights_ = None
+
+    mu_ = deprecated_alias("global_mean_", "mu_")
+    bias_reg = deprecated_alias("bias_regularization", "bias_reg")
+    item_bias_reg = deprecated_alias("item_bias_regularization", "item_bias_reg")
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data, *, ledger=None):
         X = data.matrix
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
-        bounds = {"k": k, "bias_residual_bound": BIAS_RESIDUAL_BOUND, "residual_bound": self.residual_bound or 1.5,
-                  "clip_norm": self.clip_norm}
         # every configuration the rules can choose once ñ is known, planned and checked before the charge
         probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon] if self.private else [float(data.n_users)]
-        candidates = [self._releases_for(self._resolve(n, data.n_items), bounds, data) for n in probes]
+        candidates = [self._releases_for(self._resolve(n, data.n_items, k), data) for n in probes]
         mask = self._start_private_fit(data, candidates, ledger=ledger, k=k)
-        hp = self._resolve(self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items)
-        releases = self._releases_for(hp, bounds, data)
+        hp = self._resolve(self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items, k)
+        hp = dataclasses.replace(hp, n_users_dp=self.n_users_dp_ if self.private else None)
+        releases = self._releases_for(hp, data)
         plan = self._plan_releases(releases, n_items=data.n_items)
-        self._hp = {**hp, **bounds, "n_users_dp": self.n_users_dp_ if self.private else None}
-        d, T, m_spec = hp["factors"], hp["iterations"], hp["spectral_items"]
+        self.resolved_ = hp
+        d, T, m_spec = hp.factors, hp.iterations, hp.spectral_items
 
         if self.private:
             mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var,
                                            rng=self._noise.generator("contribution_sampling"))
         else:
-            mu, c, counts = E.global_effects(X, self.prior_var, hp["bias_reg"])  # ALS's initial biases too
+            mu, c, counts = E.global_effects(X, self.prior_var, hp.bias_regularization)  # ALS's initial biases too
         if mask is not None:
             c, counts = np.where(mask, c, 0.0), np.where(mask, counts, 0.0)
-        self.mu_, self.item_bias_, self.item_counts_ = float(mu), c, counts
+        self.global_mean_, self.item_bias_, self.item_counts_ = float(mu), c, counts
 
         # data-independent start, from the stream ALS draws its start from (so ε = ∞ equals ALS)
         V = E.random_item_factors(self._streams.init_generator(), data.n_items, d, self.init_scale)
         if m_spec > 0:
-            V = self._spectral_start(X, d, m_spec, plan)
+            V = self._spectral_start(X, d, m_spec, plan, hp)
         if T > 0 and d > 0:
-            res = self._iterate(X, V, plan, mask)
+            res = self._iterate(X, V, plan, mask, hp)
             V, U, ub = res.item_factors, res.user_factors, res.user_bias
             self.item_bias_ = res.item_bias
         else:
-            U, ub = E.user_solve(X, V, self.mu_, self.item_bias_, hp["user_regularization"], hp["bias_reg"])
+            U, ub = E.user_solve(X, V, self.global_mean_, self.item_bias_, hp.user_regularization,
+                                 hp.bias_regularization)
         self.item_factors_ = V
         self.user_factors_, self.user_bias_ = U.astype(np.float64), ub.astype(np.float64)
 
-    def _releases_for(self, hp: dict, bounds: dict, data) -> list:
+    def _releases_for(self, hp: ResolvedDPALS, data) -> list:
         """The releases of one configuration ``hp`` with their budget weights (biases, spectral start, iterations)."""
-        share, ss = hp["factor_share"], hp["spectral_share"]
-        out = bias_releases(unit=self.privacy_unit, k=bounds["k"], rating_bounds=data.rating_bounds,
-                            residual_bound=bounds["bias_residual_bound"], user_reg=hp["bias_reg"],
+        share, ss = hp.factor_share, hp.spectral_share
+        out = bias_releases(unit=self.privacy_unit, k=hp.k, rating_bounds=data.rating_bounds,
+                            residual_bound=hp.bias_residual_bound, bias_regularization=hp.bias_regularization,
                             contribution=self.contribution, share=1 - share)
-        if hp["spectral_items"] > 0:
+        if hp.spectral_items > 0:
             out.append((SpectralMoment(self.privacy_unit, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND,
-                                       n_selected=hp["spectral_items"]), share * ss))
-        if hp["iterations"] > 0 and hp["factors"] > 0:
-            out.append((FactorStats(self.privacy_unit, k=bounds["k"], residual_bound=bounds["residual_bound"],
-                                    clip_norm=bounds["clip_norm"], factors=hp["factors"], iterations=hp["iterations"],
+                                       n_selected=hp.spectral_items), share * ss))
+        if hp.iterations > 0 and hp.factors > 0:
+            out.append((FactorStats(self.privacy_unit, k=hp.k, residual_bound=hp.residual_bound,
+                                    clip_norm=hp.clip_norm, factors=hp.factors, iterations=hp.iterations,
                                     contribution=self.contribution),
                         share * (1 - ss)))
         return out
 
-    def _spectral_start(self, X, d, m, plan):
+    def _spectral_start(self, X, d, m, plan, hp: ResolvedDPALS):
         """Initial item factors from the DP residual second moment of the ``m`` items with the largest DP counts.
 
         The item choice and everything after the release are post-processing (:mod:`dprec.models._spectral`);
@@ -284,7 +322,7 @@ class DPALS(DPModelMixin, Recommender):
         rel = self._releases[SpectralMoment.name]
         items = np.argsort(-self.item_counts_, kind="stable")[:m]
         items = items[self.item_counts_[items] > 0]
-        ctx = {"mu": self.mu_, "item_bias": self.item_bias_, "items": items, "bias_reg": self._hp["bias_reg"]}
+        ctx = {"mu": self.global_mean_, "item_bias": self.item_bias_, "items": items, "bias_reg": hp.bias_regularization}
         sigma = plan.sigma(rel.name) if self.private else 0.0
         if self.private:
             C = np.zeros((len(items), len(items)))
@@ -297,7 +335,7 @@ class DPALS(DPModelMixin, Recommender):
         self.spectral_eigenvalues_, self.spectral_weights_ = lam, wts
         return V
 
-    def _resolve(self, n_users_est: float, n_items_pub: int) -> dict:
+    def _resolve(self, n_users_est: float, n_items_pub: int, k: int) -> ResolvedDPALS:
         """The hyperparameters left as None, filled by the rules from public inputs (ε, ñ, the public item count)."""
         rules = default_hyperparameters(self.epsilon, n_users_est, n_items_pub)
         d = rules["factors"] if self.factors is None else self.factors
@@ -318,18 +356,18 @@ class DPALS(DPModelMixin, Recommender):
             share = 0.0
         elif self.private and share == 0.0:
             share = 0.5
-        return {"factors": int(d), "iterations": int(T), "factor_share": float(share), "spectral_items": m,
-                "spectral_share": float(ss),
-                "regularization": self.regularization if self.regularization is not None else rules["regularization"],
-                "user_regularization": self.user_regularization if self.user_regularization is not None else rules["user_regularization"],
-                "bias_reg": self.bias_reg if self.bias_reg is not None else rules["bias_reg"]}
+        pick = lambda name: getattr(self, name) if getattr(self, name) is not None else rules[name]  # noqa: E731
+        return ResolvedDPALS(
+            factors=int(d), iterations=int(T), factor_share=float(share), spectral_items=m, spectral_share=float(ss),
+            regularization=pick("regularization"), user_regularization=pick("user_regularization"),
+            bias_regularization=pick("bias_regularization"), k=k, bias_residual_bound=BIAS_RESIDUAL_BOUND,
+            residual_bound=self.residual_bound or FACTOR_RESIDUAL_BOUND, clip_norm=self.clip_norm)
 
-    def _iterate(self, X, V, plan, mask):
+    def _iterate(self, X, V, plan, mask, hp: ResolvedDPALS):
         """T noisy ALS iterations on the residuals of the released biases, on the shared engine
         (:func:`dprec.models._biased_als.run`): contribution weights, residual clipping at B, user-factor
         clipping at Γ and the noisy PSD item solve are plugged in when private; at ε = ∞ it is the exact solve
         of non-private ALS. Returns the engine's result (item side and the final user solve)."""
-        hp = self._hp
         Xt, item_t = E.item_major(X)  # item-major, for the item statistics
         # user-level weights under both units (see FactorStats), aligned once with Xt
         rel = self._releases.get(FactorStats.name)
@@ -340,7 +378,8 @@ class DPALS(DPModelMixin, Recommender):
             step = plan[rel.name]
             sigma = step.sigma
             # λ_j = λ·ñ_j + 2σ√(d+1) (+ λ_c on the bias correction)
-            reg = E.item_ridge(hp["regularization"] * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_reg)
+            reg = E.item_ridge(hp.regularization * counts + 2.0 * sigma * math.sqrt(d + 1), d,
+                               self.item_bias_regularization)
             t = [0]
 
             def solve(A, b):
@@ -349,30 +388,32 @@ class DPALS(DPModelMixin, Recommender):
                 n_i, k1 = b.shape
                 if self.secure_noise:  # the statistic itself through OpenDP
                     A_n, b_n = rel.unpack(self._release(rel, rel.pack(A, b), step, index=t[0]), n_i, k1)
-                    out = KD.noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
+                    out = noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
                 else:  # the kernel adds the noise (fused)
                     noise_tri = self._noise.draw((n_i, k1 * (k1 + 1) // 2), step=rel.name, sigma=sigma, index=t[0])
                     noise_b = self._noise.draw((n_i, k1), step=rel.name, sigma=sigma, index=t[0])
                     self._record(rel, step)
-                    out = KD.noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+                    out = noisy_psd_solve(A, b, noise_tri, noise_b, reg)
                 t[0] += 1
                 return out
         else:
-            solve = E.exact_item_solver(counts, d, hp["regularization"], self.item_bias_reg)
-        return E.run(X, V, mu=self.mu_, item_bias=self.item_bias_, iterations=hp["iterations"],
-                     user_reg=hp["user_regularization"], bias_reg=hp["bias_reg"], solve=solve, weights=w_t,
-                     residual_bound=hp["residual_bound"] if self.private else np.inf,
-                     clip_norm=hp["clip_norm"] if self.private else None, mask=mask, item_major_csr=(Xt, item_t))
+            solve = E.exact_item_solver(counts, d, hp.regularization, self.item_bias_regularization)
+        return E.run(X, V, mu=self.global_mean_, item_bias=self.item_bias_, iterations=hp.iterations,
+                     user_reg=hp.user_regularization, bias_reg=hp.bias_regularization, solve=solve, weights=w_t,
+                     residual_bound=hp.residual_bound if self.private else np.inf,
+                     clip_norm=hp.clip_norm if self.private else None, mask=mask, item_major_csr=(Xt, item_t))
 
     def _user_solve(self, X, V):
         """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local;
         float32 kernels with float64 accumulation, returned as float64)."""
-        U, b = E.user_solve(X, V, self.mu_, self.item_bias_, self._hp["user_regularization"], self._hp["bias_reg"])
+        hp = self.resolved_
+        U, b = E.user_solve(X, V, self.global_mean_, self.item_bias_, hp.user_regularization, hp.bias_regularization)
         return U.astype(np.float64), b.astype(np.float64)
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self) -> dict:
-        return {**self._hp, "unit": self.privacy_unit, "rating_bounds": self.rating_bounds, "contribution": self.contribution}
+        return {**self.resolved_.to_dict(), "unit": self.privacy_unit, "rating_bounds": self.rating_bounds_,
+                "contribution": self.contribution}
 
     def _released_description(self) -> dict:
         return {
@@ -383,24 +424,24 @@ class DPALS(DPModelMixin, Recommender):
 
     # ------------------------------------------------------------------ serving
     def _clip(self, x):
-        lo, hi = self.rating_bounds
+        lo, hi = self.rating_bounds_
         return np.clip(x, lo, hi)
 
     def _scores(self, rows):
         # unclipped: clipping to the rating bounds would tie every item predicted above the top rating
-        s = self.mu_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :] + self.user_factors_[rows] @ self.item_factors_.T
+        s = self.global_mean_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :] + self.user_factors_[rows] @ self.item_factors_.T
         return self._mask_unreleased(s)
 
     def _predict(self, rows, cols):
         known = rows >= 0
         r = np.maximum(rows, 0)
-        out = self.mu_ + self.item_bias_[cols]
+        out = self.global_mean_ + self.item_bias_[cols]
         if len(self.user_bias_):
             out = out + np.where(known, self.user_bias_[r] + np.einsum("ij,ij->i", self.user_factors_[r], self.item_factors_[cols]), 0.0)
         return self._clip(out)
 
     def _fallback_scores(self):
-        return self._mask_unreleased(self.mu_ + self.item_bias_)
+        return self._mask_unreleased(self.global_mean_ + self.item_bias_)
 
     def _fold_in(self, row, cols, vals):
         X1 = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, len(self._item_ids)))
@@ -418,39 +459,37 @@ class DPALS(DPModelMixin, Recommender):
         cols, vals = self._seen.indices[s], self._seen.data[s]
         d = self.item_factors_.shape[1]
         Y = np.hstack([self.item_factors_[cols], np.ones((len(cols), 1))])
-        reg = np.r_[np.full(d, self._hp["user_regularization"] * (len(cols) + 1.0)), self._hp["bias_reg"]]
+        reg = np.r_[np.full(d, self.resolved_.user_regularization * (len(cols) + 1.0)), self.resolved_.bias_regularization]
         W = Y.T @ Y + np.diag(reg)
         q = np.linalg.solve(W, np.r_[self.item_factors_[col], 1.0])
-        contrib = (Y @ q) * (vals - self.mu_ - self.item_bias_[cols])
-        return cols, vals, contrib, self.mu_ + self.item_bias_[col]
+        contrib = (Y @ q) * (vals - self.global_mean_ - self.item_bias_[cols])
+        return cols, vals, contrib, self.global_mean_ + self.item_bias_[col]
 
     def _item_vectors(self):
         return self.item_factors_ if self.item_factors_.shape[1] else None
 
     def _get_state(self):
-        return {"mu": np.array(self.mu_), "item_bias": self.item_bias_, "item_counts": self.item_counts_,
+        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_, "item_counts": self.item_counts_,
                 "item_factors": self.item_factors_, "user_factors": self.user_factors_, "user_bias": self.user_bias_}
 
     def _set_state(self, s):
-        self.mu_ = float(s["mu"])
+        self.global_mean_ = float(s["mu"])
         self.item_bias_, self.item_counts_, self.item_factors_ = s["item_bias"], s["item_counts"], s["item_factors"]
         self.user_factors_, self.user_bias_ = s["user_factors"], s["user_bias"]
 
     def _public_state(self):
         m = self._released_item_mask()
-        return {"mu": np.array(self.mu_), "item_bias": self.item_bias_[m], "item_counts": self.item_counts_[m], "item_factors": self.item_factors_[m]}
+        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_[m], "item_counts": self.item_counts_[m], "item_factors": self.item_factors_[m]}
 
     def _from_public_state(self, s):
-        self.mu_ = float(s["mu"])
+        self.global_mean_ = float(s["mu"])
         self.item_bias_, self.item_counts_, self.item_factors_ = s["item_bias"], s["item_counts"], s["item_factors"]
         self.user_factors_ = np.zeros((0, self.item_factors_.shape[1]))
         self.user_bias_ = np.zeros(0)
 
     def _extra_manifest(self) -> dict:
-        return {**super()._extra_manifest(), "hyperparameters": self._hp}
+        return {**super()._extra_manifest(), "hyperparameters": self.resolved_.to_dict()}
 
     def _restore_manifest(self, manifest):
         super()._restore_manifest(manifest)
-        self._hp = manifest.get("hyperparameters")
-        if not isinstance(self._hp, dict) or not {"user_regularization", "bias_reg"} <= set(self._hp):
-            raise CorruptFileError("the model file's manifest lacks DP-ALS's resolved hyperparameters")
+        self.resolved_ = ResolvedDPALS.from_dict(manifest.get("hyperparameters"))

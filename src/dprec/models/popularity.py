@@ -1,7 +1,7 @@
 """Non-private popularity baseline (the ε = ∞ reference of DP popularity / DP global effects).
 
 Ranking score of item i: its number of training ratings ``n_i`` (the same for every user).
-Rating prediction (explicit data): ``μ + c_i`` with the damped item offset
+Rating prediction (explicit data): ``μ + c_i`` with the damped item bias (offset)
 ``c_i = Σ_u (r_ui − μ) / (n_i + damping)`` (shrinks rarely rated items towards the global mean μ),
 clipped to the public rating bounds when they are declared.
 """
@@ -9,54 +9,62 @@ clipped to the public rating bounds when they are declared.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from ..data import Interactions
 from ..errors import CorruptFileError
-from .base import Recommender, register_model
+from .base import Recommender, deprecated_alias
+from .config import ModelConfig, Real
+from .registry import register_model
 
-__all__ = ["Popularity"]
+__all__ = ["Popularity", "PopularityConfig"]
 
 
-@register_model
+class PopularityConfig(ModelConfig):
+    """Parameters of :class:`Popularity` (``num_threads`` and ``rng`` are unused: the fit is deterministic)."""
+
+    damping: Real = Field(10.0, ge=0, description="pseudo-count shrinking item biases towards the global mean")
+
+
+@register_model("popularity")
 class Popularity(Recommender):
     """Rank items by training popularity; predict ratings by the damped item mean.
 
-    Parameters
-    ----------
-    damping : float
-        Pseudo-count shrinking item offsets towards the global mean (default 10).
-    num_threads, rng : see :class:`~dprec.models.base.Recommender` (unused: the fit is deterministic).
+    Parameters: :class:`PopularityConfig` (``damping``, default 10). Fitted attributes: ``item_counts_``,
+    ``global_mean_``, ``item_bias_`` (the damped offsets ``c_i``).
     """
 
-    def __init__(self, *, damping: float = 10.0, num_threads: int = 0, rng=None):
-        super().__init__(num_threads=num_threads, rng=rng)
-        if not (np.isfinite(damping) and damping >= 0):
-            raise ValueError(f"damping must be a finite number ≥ 0, got {damping!r}")
-        self.damping = float(damping)
+    is_private = False
+    predicts_ratings = True
+    feedback = "any"
+    Config = PopularityConfig
 
-    def get_params(self) -> dict:
-        p = super().get_params()
-        p["damping"] = self.damping
-        return p
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.item_counts_ = self.global_mean_ = self.item_bias_ = None
+
+    item_counts = deprecated_alias("item_counts_", "item_counts")
+    global_mean = deprecated_alias("global_mean_", "global_mean")
+    item_offset = deprecated_alias("item_bias_", "item_offset")
 
     def _fit(self, data: Interactions) -> None:
         X = data.matrix
-        self.item_counts = np.bincount(X.indices, minlength=data.n_items).astype(np.float64)
-        self.global_mean = float(X.data.mean()) if X.nnz else 0.0
-        sums = np.bincount(X.indices, weights=X.data - self.global_mean, minlength=data.n_items)
-        denom = self.item_counts + self.damping
-        self.item_offset = np.divide(sums, denom, out=np.zeros_like(sums), where=denom > 0)
+        self.item_counts_ = np.bincount(X.indices, minlength=data.n_items).astype(np.float64)
+        self.global_mean_ = float(X.data.mean()) if X.nnz else 0.0
+        sums = np.bincount(X.indices, weights=X.data - self.global_mean_, minlength=data.n_items)
+        denom = self.item_counts_ + self.damping
+        self.item_bias_ = np.divide(sums, denom, out=np.zeros_like(sums), where=denom > 0)
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_counts, (len(rows), self.n_items)).copy()
+        return np.broadcast_to(self.item_counts_, (len(rows), self.n_items)).copy()
 
     def _fallback_scores(self) -> np.ndarray:
-        return self.item_counts.copy()
+        return self.item_counts_.copy()
 
     def _predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        out = self.global_mean + self.item_offset[np.asarray(cols, dtype=np.int64)]
-        if self.rating_bounds is not None:
-            out = np.clip(out, self.rating_bounds[0], self.rating_bounds[1])
+        out = self.global_mean_ + self.item_bias_[np.asarray(cols, dtype=np.int64)]
+        if self.rating_bounds_ is not None:
+            out = np.clip(out, self.rating_bounds_[0], self.rating_bounds_[1])
         return out
 
     def _fold_in(self, row: int, cols: np.ndarray, vals: np.ndarray) -> None:
@@ -69,9 +77,9 @@ class Popularity(Recommender):
 
     def _get_state(self) -> dict:
         return {
-            "item_counts": self.item_counts,
-            "item_offset": self.item_offset,
-            "global_mean": np.array([self.global_mean]),
+            "item_counts": self.item_counts_,
+            "item_offset": self.item_bias_,
+            "global_mean": np.array([self.global_mean_]),
         }
 
     def _set_state(self, state: dict) -> None:
@@ -80,6 +88,6 @@ class Popularity(Recommender):
             a = state.get(name)
             if a is None or a.shape != shape or a.dtype != np.float64 or not np.all(np.isfinite(a)):
                 raise CorruptFileError(f"Popularity state array {name!r} is missing or malformed")
-        self.item_counts = state["item_counts"]
-        self.item_offset = state["item_offset"]
-        self.global_mean = float(state["global_mean"][0])
+        self.item_counts_ = state["item_counts"]
+        self.item_bias_ = state["item_offset"]
+        self.global_mean_ = float(state["global_mean"][0])

@@ -352,7 +352,7 @@ class FactorStats(Release):
         from . import _biased_als as E
 
         Xt, item_t = E.item_major(X)
-        Ub = E._UserSolver(X, item_factors.shape[1], user_reg, bias_reg)(mu, item_factors, np.asarray(item_bias, float))
+        Ub = E.UserSolver(X, item_factors.shape[1], user_reg, bias_reg)(mu, item_factors, np.asarray(item_bias, float))
         A, b = E.item_statistics(Xt, item_t, mu, Ub, np.asarray(item_bias, float), self.item_major_weights(X, rng),
                                  residual_bound=self.residual_bound, clip_norm=self.clip_norm)
         return self.pack(A, b)

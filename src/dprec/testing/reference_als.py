@@ -1,4 +1,4 @@
-"""Dense numpy reference of biased explicit ALS, the algorithm of ``ALS(feedback="explicit")`` and of
+"""Dense numpy reference (an oracle for tests) of biased explicit ALS, the algorithm of ``ALS(feedback="explicit")`` and of
 ``DPALS(epsilon=math.inf)`` (one engine: :mod:`dprec.models._biased_als`), written from the documented formulas:
 
 1. μ = mean rating; user offsets β_u = Σ_j (r_uj − μ)/(n_u + λ_b); item biases c_j = Σ_u (r_uj − μ − β_u) / (n_j + 1/τ²);
@@ -10,9 +10,11 @@
 
 import numpy as np
 
+__all__ = ["numpy_biased_als"]
+
 
 def numpy_biased_als(X, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed):
-    """Dense numpy biased ALS from the documented formulas (module docstring of dprec.models.als)."""
+    """Dense numpy biased ALS from the documented formulas (module docstring of dprec.models._biased_als)."""
     R, M = X.toarray(), X.toarray() != 0
     n_u, n_i = R.shape
     n_user, n_item = M.sum(1), M.sum(0)

@@ -1,10 +1,15 @@
 """A shared contract test for every dprec model (the full :class:`~dprec.models.base.Recommender` protocol).
 
-Use it by subclassing in a ``Test*`` class and providing the hooks::
+Third-party models run the same contract: subclass it in a ``Test*`` class (pytest collects it) and provide
+the hooks::
+
+    from dprec.testing import ModelContract
 
     class TestMyModel(ModelContract):
         def make_model(self):
             return MyModel(rng=0)
+
+It uses only public API (needs ``pytest``).
 
 Optional hooks / declarations (class attributes):
 
@@ -25,9 +30,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dprec import Interactions
-from dprec.errors import CorruptFileError, UnknownIdError
-from dprec.models.base import Recommender, load_model, read_npz_with_manifest
+from dprec.data import Interactions
+from dprec.errors import CorruptFileError, NotFittedError, UnknownIdError
+from dprec.models.base import Recommender, load_model
+from dprec.models.io import read_npz_with_manifest
+from dprec.models.registry import model_class_by_name
+
+__all__ = ["ModelContract", "contract_data"]
 
 
 def contract_data(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Interactions:
@@ -83,16 +92,25 @@ class ModelContract:
     def test_unfitted_raises_clearly(self, data):
         m = self.make_model()
         user = data.user_ids[0]
-        with pytest.raises(RuntimeError, match="not fitted"):
+        assert not m.is_fitted
+        with pytest.raises(NotFittedError, match="not fitted"):
             m.recommend(user)
-        with pytest.raises(RuntimeError, match="not fitted"):
+        with pytest.raises(NotFittedError, match="not fitted"):
             m.predict([user], [data.item_ids[0]])
-        with pytest.raises(RuntimeError, match="not fitted"):
+        with pytest.raises(NotFittedError, match="not fitted"):
             m.save("never-written")
+
+    def test_registered_with_capabilities(self):
+        m = self.make_model()
+        cls = type(m)
+        assert model_class_by_name(cls.__name__) is cls, "register the class with @register_model(name)"
+        assert isinstance(cls.is_private, bool) and cls.feedback in ("explicit", "implicit", "any")
+        assert isinstance(m.predicts_ratings, bool)
+        assert m.get_params() == cls(**m.get_params()).get_params()
 
     def test_fit_on_csr_matrix(self, data):
         m = self.fit_model(self.make_model(), data.matrix.copy())
-        assert isinstance(m, Recommender)
+        assert isinstance(m, Recommender) and m.is_fitted
         assert len(m.item_ids) == data.n_items and len(m.user_ids) == data.n_users
         ids, scores = m.recommend(0, n=5)
         assert ids.shape == scores.shape == (5,)
@@ -110,7 +128,7 @@ class ModelContract:
         assert p.shape == (4,) and p.dtype == np.float64 and np.all(np.isfinite(p))
         one = fitted.predict(users[1], items[1])
         assert np.ndim(one) == 0 and np.isclose(one, p[1])
-        if data.rating_bounds is not None and getattr(fitted, "feedback", "explicit") == "explicit":
+        if data.rating_bounds is not None and fitted.predicts_ratings:
             lo, hi = data.rating_bounds
             assert np.all((p >= lo) & (p <= hi))
 

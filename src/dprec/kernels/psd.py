@@ -1,0 +1,642 @@
+"""The small symmetric eigensolver and the noisy PSD solve (DP-ALS's item solve after the reduction).
+
+Like every dprec kernel these take pre-drawn noise and draw none themselves. The noisy item solve projects
+each noisy Gram matrix onto the PSD cone; the eigendecompositions that needs come from a small symmetric
+eigensolver written here (Householder + implicit QL, see below) instead of LAPACK, whose per-call overhead
+dominates at these sizes (k = d + 1 ≈ 9..65). :func:`small_eigh` and :func:`psd_project` expose it for tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .als import _chol_factor, _chol_solve_ws
+
+__all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
+
+
+_FM = {"nsz", "arcp", "contract", "reassoc"}  # fast-math without nnan/ninf: the zero and convergence tests stay exact
+
+
+_EPS = float(np.finfo(np.float64).eps)
+_QL_MAX_SWEEPS = 60  # per eigenvalue; implicit QL with Wilkinson's shift needs ≈ 2–3 (cubic convergence)
+
+
+# ------------------------------------------------------------------------------ small symmetric eigensolver
+# A k×k symmetric eigendecomposition for small k (the DP-ALS item solves have k = d + 1 ≈ 9..65), written for
+# numba with caller-owned scratch so that the per-item cost is arithmetic only: no LAPACK call overhead, no
+# allocations, and the O(k³) loops run over contiguous rows (they vectorise).
+#
+#   1. Householder reduction  M = Q T Qᵀ, T tridiagonal (diagonal ``d``, coupling ``e[i]`` of i and i+1);
+#   2. Qᵀ formed explicitly from the reflectors (rows of ``Zt``);
+#   3. implicit-shift QL sweeps on T, each Givens rotation also applied to two rows of ``Zt``,
+#      so that at the end ``Zt[i]`` is the unit eigenvector of ``M`` with eigenvalue ``d[i]`` (unsorted).
+#
+# Backward stable: the computed decomposition is exact for ``M + E`` with ``‖E‖ = O(ε‖M‖)`` and Zt orthogonal
+# to O(ε), so the PSD projection built from it is within O(ε‖M‖) of the exact projection (the projection onto a
+# convex set is 1-Lipschitz), repeated or clustered eigenvalues included.
+
+
+@njit(cache=True, fastmath=_FM)
+def _tridiagonalize(S, d, e, V, beta, w):
+    """Householder reduction of the symmetric ``S`` (k×k, both triangles; destroyed) to tridiagonal form.
+
+    On return ``d`` (k) holds the diagonal, ``e`` (k) the off-diagonal (``e[i]`` couples ``i`` and ``i+1``,
+    ``e[k-1] = 0``); reflector ``j`` (``j < k-2``) is ``I − beta[j] v vᵀ`` with ``v = V[j, j+1:]``, acting on
+    coordinates ``j+1..k-1`` (``beta[j] = 0``: identity). ``w`` (k) is scratch.
+    """
+    k = S.shape[0]
+    for j in range(k - 2):
+        lo = j + 1
+        d[j] = S[j, j]
+        # column j below the diagonal = row j right of it (symmetry; the row is contiguous)
+        tail = 0.0
+        for q in range(lo + 1, k):
+            tail = max(tail, abs(S[j, q]))
+        if tail == 0.0:  # already tridiagonal in this column
+            e[j] = S[j, lo]
+            beta[j] = 0.0
+            continue
+        scale = max(tail, abs(S[j, lo]))
+        inv = 1.0 / scale
+        ss = 0.0
+        for q in range(lo, k):
+            t = S[j, q] * inv
+            V[j, q] = t
+            ss += t * t
+        x0 = V[j, lo]
+        norm = np.sqrt(ss)
+        alpha = -norm if x0 >= 0.0 else norm  # reflect x onto alpha·e₁ (sign chosen against cancellation)
+        V[j, lo] = x0 - alpha
+        bt = 1.0 / (ss - x0 * alpha)  # = 2 / (vᵀv), positive
+        beta[j] = bt
+        e[j] = alpha * scale
+        # two-sided update of the trailing block as a symmetric rank-2 update:
+        #   p = bt·S v,  w = p − (bt/2)(pᵀv) v,  S ← S − v wᵀ − w vᵀ
+        # (the hot loops run over 0-based 1-d slices: that is the form LLVM vectorises without gathers)
+        L = k - lo
+        v = V[j, lo:]
+        wt = w[lo:]
+        pv = 0.0
+        for r in range(L):
+            row = S[lo + r, lo:]
+            acc = 0.0
+            for q in range(L):
+                acc += row[q] * v[q]
+            acc *= bt
+            wt[r] = acc
+            pv += acc * v[r]
+        half = 0.5 * bt * pv
+        for r in range(L):
+            wt[r] -= half * v[r]
+        for r in range(L):
+            row = S[lo + r, lo:]
+            vr = v[r]
+            wr = wt[r]
+            for q in range(L):
+                row[q] -= vr * wt[q] + wr * v[q]
+    if k >= 2:
+        d[k - 2] = S[k - 2, k - 2]
+        e[k - 2] = S[k - 2, k - 1]
+    d[k - 1] = S[k - 1, k - 1]
+    e[k - 1] = 0.0
+
+
+@njit(cache=True, fastmath=_FM)
+def _reflectors_transposed(V, beta, Zt):
+    """``Zt = Qᵀ = H_{k-3} ⋯ H_1 H_0`` from the reflectors of :func:`_tridiagonalize` (k×k, overwritten)."""
+    k = Zt.shape[0]
+    for r in range(k):
+        for q in range(k):
+            Zt[r, q] = 0.0
+        Zt[r, r] = 1.0
+    # right-multiply by H_j for j = k-3 … 0; before step j only the block [j+2:, j+2:] differs from I,
+    # so rows ≤ j are untouched by H_j (their entries in columns ≥ j+1 are zero)
+    for j in range(k - 3, -1, -1):
+        bt = beta[j]
+        if bt == 0.0:
+            continue
+        lo = j + 1
+        L = k - lo
+        v = V[j, lo:]
+        for r in range(lo, k):
+            z = Zt[r, lo:]
+            t = 0.0
+            for q in range(L):
+                t += z[q] * v[q]
+            t *= bt
+            for q in range(L):
+                z[q] -= t * v[q]
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _ql_next(d, e, l, tol):
+    """Start of the next implicit QL sweep at or after ``l``: skips converged leading eigenvalues and returns
+    ``(l, m, g)``: the unreduced block ``[l, m]`` and the shifted pivot ``g = d_m − σ`` of its first rotation
+    (``σ`` = the eigenvalue of the block's leading 2×2 nearer to ``d_l``, Wilkinson's shift). ``l = k``: done.
+    """
+    k = d.shape[0]
+    while l < k:
+        m = l
+        while m < k - 1 and abs(e[m]) > tol:
+            m += 1
+        if m > l:
+            g = (d[l + 1] - d[l]) / (2.0 * e[l])
+            r = np.sqrt(g * g + 1.0) if abs(g) < 1e150 else abs(g)
+            return l, m, d[m] - d[l] + e[l] / (g + math.copysign(r, g))
+        l += 1
+    return k, k, 0.0
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _ql_rotation(d, e, Zt, i, s, c, p, g):
+    """One plane rotation of an implicit QL sweep (bulge chasing upwards, coordinates ``i`` and ``i+1``),
+    applied to ``(d, e)`` and to rows ``i``, ``i+1`` of ``Zt``. Returns ``(s, c, p, g, split)``;
+    ``split``: ``e`` vanished exactly inside the block (nothing rotated; the caller restarts the sweep).
+    """
+    k = d.shape[0]
+    f = s * e[i]
+    bb = c * e[i]
+    # no hypot: T is scaled to norm ~1 (see _sym_eig_prepare), so f² + g² cannot overflow, and both fall
+    # below 1e-154 only where the block has split to working precision anyway
+    r = np.sqrt(f * f + g * g)
+    e[i + 1] = r
+    if r == 0.0:
+        return s, c, p, g, True
+    inv = 1.0 / r
+    s = f * inv
+    c = g * inv
+    g = d[i + 1] - p
+    r = (d[i] - g) * s + 2.0 * c * bb
+    p = s * r
+    d[i + 1] = g + p
+    g = c * r - bb
+    z0 = Zt[i]
+    z1 = Zt[i + 1]
+    for a in range(k):  # contiguous rows: vectorises, and overlaps with the scalar recurrence above
+        zi = z0[a]
+        zn = z1[a]
+        z1[a] = s * zi + c * zn
+        z0[a] = c * zi - s * zn
+    return s, c, p, g, False
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _ql_tol(d, e):
+    # norm-wise deflation |e_m| ≤ ε·max_i(|d_i| + |e_i|): absolute accuracy O(ε‖T‖), as in LAPACK
+    k = d.shape[0]
+    t = 0.0
+    for i in range(k):
+        t = max(t, abs(d[i]) + abs(e[i]))
+    return t * _EPS
+
+
+@njit(cache=True, fastmath=_FM)
+def _tridiagonal_ql(d, e, Zt):
+    """Eigenvalues of the symmetric tridiagonal ``(d, e)`` by implicit-shift QL, rotating the rows of ``Zt``.
+
+    On return ``d`` holds the eigenvalues (unsorted) and row ``i`` of ``Zt`` has been carried along, so if
+    ``Zt`` entered as ``Qᵀ`` its row ``i`` is now the eigenvector of ``Q T Qᵀ`` for ``d[i]``. ``e`` is destroyed.
+    Returns False if some eigenvalue did not converge within the sweep limit (the caller then falls back).
+    """
+    k = d.shape[0]
+    tol = _ql_tol(d, e)
+    l, m, g = _ql_next(d, e, 0, tol)
+    sweeps = 1
+    while l < k:
+        # one sweep over the block [l, m], rotations i = m-1 … l
+        s = 1.0
+        c = 1.0
+        p = 0.0
+        split = False
+        for i in range(m - 1, l - 1, -1):
+            s, c, p, g, split = _ql_rotation(d, e, Zt, i, s, c, p, g)
+            if split:  # undo the pending shift of the rotated part and search again
+                d[i + 1] -= p
+                e[m] = 0.0
+                break
+        if not split:
+            d[l] -= p
+            e[l] = g
+            e[m] = 0.0
+        nl, m, g = _ql_next(d, e, l, tol)
+        sweeps = sweeps + 1 if nl == l else 1
+        if sweeps > _QL_MAX_SWEEPS:
+            return False
+        l = nl
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _tridiagonal_ql_pair(d0, e0, Z0, d1, e1, Z1):
+    """:func:`_tridiagonal_ql` on two independent problems at once, one rotation of each per step.
+
+    Each rotation's scalar recurrence (sqrt, division, a chain of dependent multiply-adds) is latency bound;
+    interleaving two independent chains lets the CPU overlap them. Every problem sees exactly the operations
+    of :func:`_tridiagonal_ql`, so the results are the same.
+    """
+    k = d0.shape[0]
+    tol0 = _ql_tol(d0, e0)
+    tol1 = _ql_tol(d1, e1)
+    l0, m0, g0 = _ql_next(d0, e0, 0, tol0)
+    l1, m1, g1 = _ql_next(d1, e1, 0, tol1)
+    i0, s0, c0, p0, n0 = m0 - 1, 1.0, 1.0, 0.0, 1
+    i1, s1, c1, p1, n1 = m1 - 1, 1.0, 1.0, 0.0, 1
+    ok0 = True
+    ok1 = True
+    while l0 < k or l1 < k:
+        if l0 < k:
+            s0, c0, p0, g0, split = _ql_rotation(d0, e0, Z0, i0, s0, c0, p0, g0)
+            if split:
+                d0[i0 + 1] -= p0
+                e0[m0] = 0.0
+            else:
+                i0 -= 1
+            if split or i0 < l0:  # end of the sweep: bookkeeping and the start of the next one
+                if not split:
+                    d0[l0] -= p0
+                    e0[l0] = g0
+                    e0[m0] = 0.0
+                nl, m0, g0 = _ql_next(d0, e0, l0, tol0)
+                n0 = n0 + 1 if nl == l0 else 1
+                l0 = nl
+                if n0 > _QL_MAX_SWEEPS:
+                    ok0 = False
+                    l0 = k
+                i0, s0, c0, p0 = m0 - 1, 1.0, 1.0, 0.0
+        if l1 < k:
+            s1, c1, p1, g1, split = _ql_rotation(d1, e1, Z1, i1, s1, c1, p1, g1)
+            if split:
+                d1[i1 + 1] -= p1
+                e1[m1] = 0.0
+            else:
+                i1 -= 1
+            if split or i1 < l1:
+                if not split:
+                    d1[l1] -= p1
+                    e1[l1] = g1
+                    e1[m1] = 0.0
+                nl, m1, g1 = _ql_next(d1, e1, l1, tol1)
+                n1 = n1 + 1 if nl == l1 else 1
+                l1 = nl
+                if n1 > _QL_MAX_SWEEPS:
+                    ok1 = False
+                    l1 = k
+                i1, s1, c1, p1 = m1 - 1, 1.0, 1.0, 0.0
+    return ok0, ok1
+
+
+# Per-item workspace, allocated once per chunk of items (two slots, for the paired eigensolver):
+# W (5, k, k) = M (the symmetric matrix), C (its projection / Cholesky factor), Zt (eigenvectors as rows),
+# S (scaled copy reduced in place), V (Householder vectors); Wv (7, k) = d (eigenvalues), e (off-diagonal),
+# beta (reflector coefficients), w (scratch), rhs, x, y (solve); Wi (k,) int scratch.
+_M, _C, _Z, _S, _V = 0, 1, 2, 3, 4
+_D, _E, _B, _W, _R, _X, _Y = 0, 1, 2, 3, 4, 5, 6
+
+
+@njit(cache=True, fastmath=_FM)
+def _sym_eig_prepare(W, Wv):
+    """Scale ``M = W[_M]`` by a power of two to max |entry| in [0.5, 1) (exact), reduce it to tridiagonal form
+    and form ``Qᵀ`` in ``W[_Z]``. Returns the scale; 0.0 for ``M = 0`` (then ``d = 0``, ``Zt = I``: done);
+    −1.0 if ``M`` has a non-finite entry (callers check first; LAPACK would report it)."""
+    M = W[_M]
+    S = W[_S]
+    d = Wv[_D]
+    k = M.shape[0]
+    amax = 0.0
+    finite = True
+    for a in range(k):
+        for q in range(k):
+            v = abs(M[a, q])
+            finite = finite and v < np.inf  # False for inf and NaN
+            amax = max(amax, v)
+    if not finite:
+        return -1.0
+    if amax == 0.0:
+        Zt = W[_Z]
+        for i in range(k):
+            d[i] = 0.0
+            for a in range(k):
+                Zt[i, a] = 0.0
+            Zt[i, i] = 1.0
+        return 0.0
+    sc = math.ldexp(1.0, -math.frexp(amax)[1])
+    for a in range(k):
+        for q in range(k):
+            S[a, q] = M[a, q] * sc
+    _tridiagonalize(S, d, Wv[_E], W[_V], Wv[_B], Wv[_W])
+    _reflectors_transposed(W[_V], Wv[_B], W[_Z])
+    return sc
+
+
+@njit(cache=True, fastmath=_FM)
+def _sym_eig_finish(W, Wv, sc, converged):
+    """Undo the scaling of the eigenvalues; on non-convergence (practically unreachable) use LAPACK instead."""
+    d = Wv[_D]
+    Zt = W[_Z]
+    k = d.shape[0]
+    if converged:
+        inv = 1.0 / sc
+        for i in range(k):
+            d[i] *= inv
+    else:
+        ww, Q = np.linalg.eigh(W[_M])
+        for i in range(k):
+            d[i] = ww[i]
+            for a in range(k):
+                Zt[i, a] = Q[a, i]
+
+
+@njit(cache=True, fastmath=_FM)
+def _sym_eig(W, Wv):
+    """``M = W[_M] = Σ_i d_i z_i z_iᵀ`` with ``d = Wv[_D]`` (unsorted) and unit ``z_i = W[_Z][i]``."""
+    sc = _sym_eig_prepare(W, Wv)
+    if sc != 0.0:
+        _sym_eig_finish(W, Wv, sc, sc > 0.0 and _tridiagonal_ql(Wv[_D], Wv[_E], W[_Z]))
+
+
+@njit(cache=True, fastmath=_FM)
+def _sym_eig_pair(W0, Wv0, W1, Wv1):
+    """:func:`_sym_eig` of two matrices, with their QL iterations interleaved."""
+    sc0 = _sym_eig_prepare(W0, Wv0)
+    sc1 = _sym_eig_prepare(W1, Wv1)
+    if sc0 > 0.0 and sc1 > 0.0:
+        ok0, ok1 = _tridiagonal_ql_pair(Wv0[_D], Wv0[_E], W0[_Z], Wv1[_D], Wv1[_E], W1[_Z])
+        _sym_eig_finish(W0, Wv0, sc0, ok0)
+        _sym_eig_finish(W1, Wv1, sc1, ok1)
+        return
+    if sc0 != 0.0:
+        _sym_eig_finish(W0, Wv0, sc0, sc0 > 0.0 and _tridiagonal_ql(Wv0[_D], Wv0[_E], W0[_Z]))
+    if sc1 != 0.0:
+        _sym_eig_finish(W1, Wv1, sc1, sc1 > 0.0 and _tridiagonal_ql(Wv1[_D], Wv1[_E], W1[_Z]))
+
+
+@njit(cache=True, fastmath=_FM)
+def _clip_project(M, d, Zt, floor, C, cv, idx):
+    """``C = P(M) = Σ_i max(d_i, floor) z_i z_iᵀ`` (full k×k) from ``M = Σ_i d_i z_i z_iᵀ``.
+
+    Uses whichever of two exact identities needs fewer rank-1 terms: the sum over the eigenpairs with a
+    non-zero clipped value, or ``M + Σ_{d_i < floor} (floor − d_i) z_i z_iᵀ``. ``cv`` (k, float) and ``idx``
+    (k, int) are scratch.
+    """
+    k = M.shape[0]
+    n_keep = 0
+    n_fix = 0
+    for i in range(k):
+        if max(d[i], floor) != 0.0:
+            n_keep += 1
+        if d[i] < floor:
+            n_fix += 1
+    from_m = n_fix < n_keep
+    n = 0
+    for i in range(k):
+        if from_m:
+            if d[i] < floor:
+                idx[n] = i
+                cv[n] = floor - d[i]
+                n += 1
+        else:
+            c = max(d[i], floor)
+            if c != 0.0:
+                idx[n] = i
+                cv[n] = c
+                n += 1
+    # row a of C = (M[a] or 0) + Σ_t cv_t z_t[a] z_t: full contiguous rows (vectorise better than a triangle)
+    for a in range(k):
+        row = C[a]
+        if from_m:
+            ma = M[a]
+            for q in range(k):
+                row[q] = ma[q]
+        else:
+            for q in range(k):
+                row[q] = 0.0
+        for t in range(n):
+            z = Zt[idx[t]]
+            f = cv[t] * z[a]
+            for q in range(k):
+                row[q] += f * z[q]
+
+
+@njit(cache=True, fastmath=_FM)
+def _load_item(j, A, b, noise_tri, noise_b, solve, W, Wv):
+    """``W[_M] = sym(A_j) + N_j`` and ``Wv[_R] = b_j + n_j`` (``solve``), or ``W[_M] = sym(A_j)``.
+    Returns False if ``M`` has a non-finite entry."""
+    M = W[_M]
+    k = M.shape[0]
+    finite = True
+    if solve:
+        rhs = Wv[_R]
+        t = 0
+        for a in range(k):
+            rhs[a] = b[j, a] + noise_b[j, a]
+            for q in range(a, k):
+                # symmetrise the statistic and add the mirrored upper-triangle noise
+                v = 0.5 * (A[j, a, q] + A[j, q, a]) + noise_tri[j, t]
+                finite = finite and abs(v) < np.inf  # False for inf and NaN
+                M[a, q] = v
+                M[q, a] = v
+                t += 1
+    else:
+        for a in range(k):
+            for q in range(a, k):
+                v = 0.5 * (A[j, a, q] + A[j, q, a])
+                finite = finite and abs(v) < np.inf
+                M[a, q] = v
+                M[q, a] = v
+    return finite
+
+
+@njit(cache=True, fastmath=_FM)
+def _is_pd_above(W, floor):
+    """Exact fast path: all eigenvalues of ``M`` exceed ``floor`` iff ``M − floor·I`` has a Cholesky factor;
+    then ``P(M) = M`` and ``C = M`` (upper triangle) on return."""
+    M = W[_M]
+    C = W[_C]
+    k = M.shape[0]
+    for a in range(k):
+        for q in range(a, k):
+            C[a, q] = M[a, q]
+        C[a, a] -= floor
+    if not _chol_factor(C):
+        return False
+    for a in range(k):
+        for q in range(a, k):
+            C[a, q] = M[a, q]
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p):
+    """``C = P(M)`` (from the eigenpairs when ``projected``, else ``C`` already holds ``M``), then either
+    ``out_x[j] = (C + diag(reg_j))⁻¹ rhs`` (``solve``) or ``out_p[j] = C``."""
+    C = W[_C]
+    k = C.shape[0]
+    if projected:
+        _clip_project(W[_M], Wv[_D], W[_Z], floor, C, Wv[_W], Wi)
+    if solve:
+        x = Wv[_X]
+        for a in range(k):
+            C[a, a] += reg[j, a]
+        _chol_solve_ws(C, Wv[_R], x, Wv[_Y])
+        for a in range(k):
+            out_x[j, a] = x[a]
+    else:
+        for a in range(k):
+            for q in range(a, k):
+                out_p[j, a, q] = C[a, q]
+                out_p[j, q, a] = C[a, q]
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _psd_items_nb(A, b, noise_tri, noise_b, reg, floor, solve, out_x, out_p, nchunks):
+    """Every item ``j``: ``M_j = sym(A_j) (+ N_j)``, ``C_j = P(M_j)``, then the ridge solve (``solve``) or
+    ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in pairs (interleaved QL).
+    Returns the number of items that needed one and the number with a non-finite matrix (left unsolved)."""
+    n, k = A.shape[0], A.shape[1]
+    step = (n + nchunks - 1) // nchunks
+    n_eig = np.zeros(nchunks, dtype=np.int64)
+    n_bad = np.zeros(nchunks, dtype=np.int64)
+    for ch in prange(nchunks):
+        W = np.empty((2, 5, k, k))
+        Wv = np.empty((2, 7, k))
+        Wi = np.empty(k, dtype=np.int64)
+        pending = -1  # an item in slot 0 waiting for a partner for the paired eigensolver
+        for j in range(ch * step, min(n, (ch + 1) * step)):
+            slot = 0 if pending < 0 else 1
+            if not _load_item(j, A, b, noise_tri, noise_b, solve, W[slot], Wv[slot]):
+                n_bad[ch] += 1
+                continue
+            if _is_pd_above(W[slot], floor):
+                _finish_item(j, floor, reg, solve, False, W[slot], Wv[slot], Wi, out_x, out_p)
+                continue
+            n_eig[ch] += 1
+            if pending < 0:
+                pending = j
+                continue
+            _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
+            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p)
+            _finish_item(j, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p)
+            pending = -1
+        if pending >= 0:
+            _sym_eig(W[0], Wv[0])
+            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p)
+    return n_eig.sum(), n_bad.sum()
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _eigh_stack_nb(A, pair, w_out, Q_out):
+    n, k = A.shape[0], A.shape[1]
+    for j2 in prange((n + 1) // 2):
+        W = np.empty((2, 5, k, k))
+        Wv = np.empty((2, 7, k))
+        j = 2 * j2
+        cnt = 2 if j + 1 < n else 1
+        for s in range(cnt):
+            M = W[s, _M]
+            for a in range(k):
+                for q in range(k):
+                    M[a, q] = 0.5 * (A[j + s, a, q] + A[j + s, q, a])
+        if cnt == 2 and pair:
+            _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
+        else:
+            for s in range(cnt):
+                _sym_eig(W[s], Wv[s])
+        for s in range(cnt):
+            d = Wv[s, _D]
+            Zt = W[s, _Z]
+            order = np.argsort(d)
+            for i in range(k):
+                w_out[j + s, i] = d[order[i]]
+                for a in range(k):
+                    Q_out[j + s, a, i] = Zt[order[i], a]
+
+
+def _nchunks(n):
+    # many more chunks than threads, handed out dynamically (see _run_dynamic): on a shared machine a thread
+    # that is descheduled for a while does not hold up the whole solve
+    return max(1, min(n, 8 * max(1, int(numba.get_num_threads()))))
+
+
+def _run_dynamic(kernel, *args):
+    old = numba.set_parallel_chunksize(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
+def _as_stack(A):
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    if A.ndim not in (2, 3) or A.shape[-1] != A.shape[-2] or A.shape[-1] == 0:
+        raise ValueError(f"A must be a (k, k) matrix or an (n, k, k) stack, got shape {A.shape}")
+    return (A[None], True) if A.ndim == 2 else (A, False)
+
+
+def small_eigh(A, paired=True):
+    """Eigenvalues (ascending) and unit eigenvectors (columns) of ``sym(A) = (A + Aᵀ)/2`` by the numba small
+    symmetric eigensolver that :func:`noisy_psd_solve` uses; same conventions as ``numpy.linalg.eigh`` for one
+    (k, k) matrix or an (n, k, k) stack. ``paired``: consecutive matrices go through the interleaved QL."""
+    S, single = _as_stack(A)
+    if not np.isfinite(S).all():
+        raise ValueError("A contains NaN or infinite entries")
+    n, k = S.shape[0], S.shape[1]
+    w = np.empty((n, k))
+    Q = np.empty((n, k, k))
+    _eigh_stack_nb(S, bool(paired), w, Q)
+    return (w[0], Q[0]) if single else (w, Q)
+
+
+def psd_project(A, floor=0.0, return_count=False):
+    """``P(sym(A))``: the eigenvalues of ``(A + Aᵀ)/2`` clipped below at ``floor`` (the projection onto
+    ``{X ⪰ floor·I}``) for one (k, k) matrix or an (n, k, k) stack, through exactly the code path of
+    :func:`noisy_psd_solve` (Cholesky test, else the small eigensolver). ``return_count`` also returns how
+    many matrices needed the eigendecomposition (the rest were already above ``floor``)."""
+    S, single = _as_stack(A)
+    n = S.shape[0]
+    out = np.empty_like(S)
+    dummy = np.empty((1, 1))
+    cnt, bad = _run_dynamic(_psd_items_nb, S, dummy, dummy, dummy, dummy, float(floor), False, dummy, out, _nchunks(n))
+    if bad:
+        raise ValueError("A contains NaN or infinite entries")
+    res = out[0] if single else out
+    return (res, int(cnt)) if return_count else res
+
+
+def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
+    """``x_j = (P(sym(A_j) + N_j) + diag(λ_j))⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
+
+    ``A`` (n, k, k) and ``b`` (n, k) are the reduced (exact) statistics; ``noise_tri`` (n, k(k+1)/2) holds the
+    i.i.d. noise of each upper triangle (diagonal included, row-major ``a ≤ q``), mirrored into ``N_j``;
+    ``noise_b`` (n, k) the noise of ``b``; ``reg`` the ridge, (n,) per item or (n, k) per item and coordinate;
+    ``P`` clips eigenvalues below ``floor`` (the exact projection onto ``{X ⪰ floor·I}``, the PSD cone for
+    ``floor = 0``). The projection is post-processing of the noisy release.
+
+    An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection; the
+    others are projected through one eigendecomposition by a small numba eigensolver (Householder
+    tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without its per-call
+    overhead). Then one Cholesky solve.
+    """
+    return _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor)[0]
+
+
+def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
+    """:func:`noisy_psd_solve` and the number of items that needed an eigendecomposition."""
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    n, k = b.shape
+    if A.shape != (n, k, k) or noise_tri.shape != (n, k * (k + 1) // 2) or noise_b.shape != (n, k):
+        raise ValueError(f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}")
+    reg = np.asarray(reg, dtype=np.float64)
+    reg = np.ascontiguousarray(np.broadcast_to(reg[:, None] if reg.ndim == 1 else reg, (n, k)))
+    out = np.empty((n, k))
+    cnt, bad = _run_dynamic(_psd_items_nb, A, b, np.ascontiguousarray(noise_tri, dtype=np.float64),
+                            np.ascontiguousarray(noise_b, dtype=np.float64), reg, float(floor), True, out,
+                            np.empty((1, 1, 1)), _nchunks(n))
+    if bad:
+        raise ValueError(f"{bad} noisy item matrices have NaN or infinite entries")
+    return out, int(cnt)
