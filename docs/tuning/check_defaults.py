@@ -80,9 +80,9 @@ def run_ibr():
         train, test = data(shape)
         for ibr, seed in itertools.product([0.0, 10.0, 30.0, 100.0, 300.0, 1000.0], seeds):
             t = time.time()
-            m = DPALS(epsilon=math.inf, item_bias_reg=ibr, rng=seed).fit(train)
+            m = DPALS(epsilon=math.inf, item_bias_regularization=ibr, rng=seed).fit(train)
             r = dprec.evaluate(m, train, test)
-            rows.append(dict(shape=shape, item_bias_reg=ibr, seed=seed, rmse=r["rmse"], ndcg10=r["ndcg_at_k"],
+            rows.append(dict(shape=shape, item_bias_regularization=ibr, seed=seed, rmse=r["rmse"], ndcg10=r["ndcg_at_k"],
                              seconds=round(time.time() - t, 1)))
             print(rows[-1], flush=True)
     write("ibr", rows)
@@ -92,9 +92,9 @@ def run_ibr():
 BANDS = {
     "biases": dict(factors=0, iterations=0),
     "spectral": dict(factors=8, iterations=0, factor_share=0.3, spectral_items=200, spectral_share=1.0,
-                     regularization=0.3, user_regularization=0.3, bias_reg=10.0),
+                     regularization=0.3, user_regularization=0.3, bias_regularization=10.0),
     "spectral+2it": dict(factors=8, iterations=2, factor_share=0.8, spectral_items=200, spectral_share=0.1,
-                         regularization=0.1, user_regularization=0.03, bias_reg=10.0),
+                         regularization=0.1, user_regularization=0.03, bias_regularization=10.0),
 }
 
 

@@ -30,7 +30,6 @@ options. The hyperparameter options are passed when given and must be fields of 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -70,13 +69,6 @@ HYPERPARAMETERS = ("factors", "iterations", "regularization", "feedback", "alpha
 PRIVACY_OPTIONS = ("epsilon", "delta", "privacy_unit")
 
 
-def _parameters(cls: type) -> tuple[set, bool]:
-    """(parameter names, takes any keyword?) of a model: its ``Config`` fields, else its constructor's."""
-    cfg_cls = getattr(cls, "Config", None)
-    if cfg_cls is not None:
-        return set(cfg_cls.model_fields), False
-    params = inspect.signature(cls).parameters  # TODO(lead): remove after models10 merge (every model has a Config)
-    return set(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _build_model(name: str, args: argparse.Namespace):
@@ -85,13 +77,13 @@ def _build_model(name: str, args: argparse.Namespace):
     ``--privacy-unit``. Invalid values raise :class:`~dprec.errors.ConfigError` naming the model."""
     cls = _model_class(name)
     private = _is_private(cls)
-    accepted, var_kw = _parameters(cls)
+    accepted = set(cls.Config.model_fields)
     kwargs: dict[str, Any] = {}
     for opt in HYPERPARAMETERS:
         val = getattr(args, opt, None)
         if val is None:
             continue
-        if opt not in accepted and not var_kw:
+        if opt not in accepted:
             raise ConfigError(f"model {name!r} does not take --{opt.replace('_', '-')}")
         kwargs[opt] = val
     if private:
@@ -106,8 +98,6 @@ def _build_model(name: str, args: argparse.Namespace):
         return cls(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"model {name!r}: {exc}") from None
-    except (TypeError, ValueError) as exc:  # TODO(lead): remove after models10 merge (Config raises ConfigError)
-        raise ConfigError(f"cannot build model {name!r}: {exc}") from None
 
 
 # ============================================================================================ helpers

@@ -199,13 +199,10 @@ class ModelSpec:
         """A fresh, unfitted model for one cell."""
         cls = self.model_class()
         kwargs = dict(self.params)
-        cfg_cls = getattr(cls, "Config", None)
-        accepted = set(cfg_cls.model_fields) if cfg_cls is not None else _accepted_kwargs(cls)
         if self.is_dp:
             kwargs.update(epsilon=epsilon, delta=delta, privacy_unit=privacy_unit)
-        if accepted is None or "rng" in accepted:
-            kwargs["rng"] = seed
-        if num_threads is not None and "num_threads" not in kwargs and (accepted is None or "num_threads" in accepted):
+        kwargs["rng"] = seed
+        if num_threads is not None and "num_threads" not in kwargs:
             kwargs["num_threads"] = num_threads
         return cls(**kwargs)
 
@@ -269,21 +266,6 @@ def _parse_epsilon(value, where: str) -> float:
         return check_epsilon(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def _accepted_kwargs(cls) -> set[str] | None:
-    """Keyword names the constructor accepts, or None if it takes **kwargs."""
-    try:
-        sig = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None
-    names = set()
-    for p in sig.parameters.values():
-        if p.kind is inspect.Parameter.VAR_KEYWORD:
-            return None
-        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-            names.add(p.name)
-    return names
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -506,12 +488,10 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
         raise ConfigError(f"{where}: synthetic.rng: write synthetic.seed = <int> (the generator's seed) instead")
     from dprec.datasets import synthetic as _synthetic
 
-    accepted = _accepted_kwargs(_synthetic)
-    if accepted is not None:
-        allowed = sorted((accepted - {"rng"}) | {"seed"})
-        for k in syn:
-            if k not in allowed:
-                raise ConfigError(f"unknown key {k!r} in {where} synthetic; {_suggest(k, allowed)}")
+    allowed = sorted((set(inspect.signature(_synthetic).parameters) - {"rng"}) | {"seed"})
+    for k in syn:
+        if k not in allowed:
+            raise ConfigError(f"unknown key {k!r} in {where} synthetic; {_suggest(k, allowed)}")
     if bounds is not None:
         syn = {**syn, "rating_bounds": list(bounds)}
     default_label = f"synthetic-{syn['n_users']}x{syn['n_items']}-r{syn['rank']}"
@@ -533,19 +513,10 @@ def _check_models_constructible(cfg: BenchConfig) -> None:
     for i, m in enumerate(cfg.models):
         where = f"[[models]] #{i + 1} ({m.label})"
         cls = m.model_class()
-        cfg_cls = getattr(cls, "Config", None)
-        if cfg_cls is not None:
-            swept = {"rng": cfg.run.seeds[0]}
-            if m.is_dp:
-                swept.update(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit)
-            validate_config(cfg_cls, {**m.params, **swept}, where=f"{where} params")
-        else:  # TODO(lead): remove after models10 merge (every registered model has a Config)
-            accepted = _accepted_kwargs(cls)
-            for p in m.params if accepted is not None else ():
-                if p not in accepted:
-                    allowed = sorted(accepted - set(_RESERVED_PARAMS))
-                    raise ConfigError(f"{where}: unknown parameter params.{p} for {cls.__name__}; "
-                                      f"{_suggest(p, allowed)}")
+        swept = {"rng": cfg.run.seeds[0]}
+        if m.is_dp:
+            swept.update(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit)
+        validate_config(cls.Config, {**m.params, **swept}, where=f"{where} params")
         try:
             m.build(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
                     seed=cfg.run.seeds[0])

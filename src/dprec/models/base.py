@@ -33,15 +33,9 @@ from ..errors import ConfigError, CorruptFileError, NotFittedError
 from . import registry as _registry
 from .config import ModelConfig, validate_config
 from .io import FORMAT_VERSION, dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
-from .registry import register_model
 
 __all__ = ["Recommender", "load_model", "topk_rows"]
 
-# Deprecated import paths kept for code written against the old layout (shims; removed after the merge):
-# ``register_model`` (now ``@register_model("name")`` from dprec.models.registry), ``_REGISTRY`` (class name →
-# class; now registry.model_class_by_name) and the file helpers (now dprec.models.io).
-_REGISTRY = _registry._BY_CLASS
-_ = (FORMAT_VERSION, read_npz_with_manifest, write_npz_with_manifest, register_model)
 
 
 def deprecated_alias(new: str, old: str):

@@ -21,8 +21,6 @@ from .registry import register_model
 from .releases import ItemCounts
 
 __all__ = ["DPGlobalEffects", "DPPopularity", "DPGlobalEffectsConfig", "DPPopularityConfig"]
-# deprecated import paths (shims, removed after the merge): these now live in dprec.models.global_effects
-_ = (BIAS_RESIDUAL_BOUND, bias_releases, default_k, local_user_biases, release_biases)
 
 Contribution = Literal["weight", "sample"]
 _K_HELP = "k, the per-user contribution bound (weighting; see dprec.models.releases); None = default_k(ε) = 20"

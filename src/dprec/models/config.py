@@ -26,8 +26,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
 from ..errors import ConfigError, did_you_mean
 from ..privacy.units import check_delta, check_epsilon
 
-__all__ = ["ModelConfig", "PrivateConfig", "validate_config", "Int", "Real", "ALSConfig", "PopularityConfig",
-           "DPGlobalEffectsConfig", "DPPopularityConfig", "DPALSConfig"]
+__all__ = ["ModelConfig", "PrivateConfig", "validate_config", "Int", "Real"]
 
 
 def _as_int(v):
@@ -139,13 +138,3 @@ def validate_config(config_cls: type[ModelConfig], params: dict, *, where: str =
         raise ConfigError("; ".join(msgs)) from None
 
 
-_MODEL_CONFIGS = {"ALSConfig": "als", "PopularityConfig": "popularity", "DPGlobalEffectsConfig": "baselines",
-                  "DPPopularityConfig": "baselines", "DPALSConfig": "dpals"}
-
-
-def __getattr__(name):  # the per-model config classes live beside their models; importable from here too
-    if name in _MODEL_CONFIGS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{_MODEL_CONFIGS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
