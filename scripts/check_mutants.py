@@ -17,10 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = [
-    ("rating-unit item statistic keeps the user offset", "tests/test_releases.py",
+    ("rating-unit item statistic keeps the user offset", "tests/privacy/test_releases.py",
      '        if self.unit == "user":\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)',
      '        if True:\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)'),
-    ("rating-unit factor statistics without the factor 2", "tests/test_release_factor_stats.py",
+    ("rating-unit factor statistics without the factor 2", "tests/privacy/test_release_factor_stats.py",
      '        return 2.0 * c if self.unit == "rating" else c',
      '        return c'),
 ]

@@ -1,7 +1,7 @@
 """Redo the attacks of the privacy review against the current code; each must fail.
 
 Run: ``python scripts/privacy_attacks.py`` (prints one line per attack; exit code 1 if any succeeds).
-``tests/test_attacks.py`` runs the same functions in the test suite.
+``tests/privacy/test_attacks.py`` runs the same functions in the test suite.
 
 1. *Seed in the artifact*: read the seed from an exported DP artifact and regenerate the noise.
 2. *Common seeds*: try seeds 0…999 with dprec's own stream derivation on a default (fresh-entropy) fit.

@@ -28,7 +28,7 @@ Fit
 
 At ``epsilon=math.inf`` DP-ALS takes the exact solve, no weights and no clipping, with the non-private global
 effects (μ, c, n_j) of step 3, so it *is* ``ALS(feedback="explicit")`` with the same hyperparameters (table in
-:class:`dprec.models.ALS`; tests/test_als_equals_dpals.py).
+:class:`dprec.models.ALS`; tests/models/test_als_equals_dpals.py).
 
 Sensitivity of one iteration's release (user-level, add/remove user i)
 ----------------------------------------------------------------------

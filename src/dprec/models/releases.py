@@ -6,7 +6,7 @@ and carries the proof in its docstring. Models assemble a list of releases, plan
 (:func:`dprec.privacy.accounting.plan`), charge the ledger once, and only then compute and noise each
 statistic through :meth:`dprec.privacy.noise.NoiseSource.release`. The privacy report is generated from the
 same list (:meth:`Release.report`), so it cannot drift from what ran, and one parametrised neighbour test
-(``tests/test_releases.py``) runs the real ``statistic`` of every release on neighbouring datasets.
+(``tests/privacy/test_releases.py``) runs the real ``statistic`` of every release on neighbouring datasets.
 
 Neighbouring relations (docs/privacy-model.md): ``privacy_unit="user"`` — add or remove one user with all of
 that user's ratings; ``privacy_unit="rating"`` — add or remove one rating (changing a rating is a removal

@@ -200,7 +200,7 @@ def test_non_private_models_ignore_epsilons(tmp_path):
     assert als.epsilons == (math.inf,)
 
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIG_DIR.glob("*.toml")))

@@ -1,7 +1,7 @@
 """Contribution bounding helpers (sample_per_user, clip_*, effective_k) and DP item selection.
 
 The sensitivity of every release is declared beside its statistic in ``dprec.models.releases`` and checked on
-neighbouring datasets in tests/test_releases.py."""
+neighbouring datasets in tests/privacy/test_releases.py."""
 
 
 import numpy as np
@@ -34,7 +34,7 @@ def make_data(seed=0, n_users=120, n_items=60):
 @pytest.mark.parametrize("method", ["uniform", "least_popular"])
 def test_bounding_helpers_bound_every_user(method):
     """sample_per_user keeps ≤ k ratings per user, clip_values bounds |r| ≤ B, clip_rows_l2 bounds ‖u‖ ≤ Γ.
-    (The sensitivities built on these bounds are declared and checked per release: tests/test_releases.py.)"""
+    (The sensitivities built on these bounds are declared and checked per release: tests/privacy/test_releases.py.)"""
     rng = np.random.default_rng(42)
     X = make_data()
     noisy_counts = np.bincount(X.indices, minlength=X.shape[1]) + rng.normal(0, 2, X.shape[1])

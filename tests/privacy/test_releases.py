@@ -185,7 +185,7 @@ def test_every_release_has_a_case_per_unit():
     names = {(type(c.release).__name__, c.release.unit) for c in CASES}
     declared = {n for n in R.__all__ if isinstance(getattr(R, n), type) and issubclass(getattr(R, n), R.Release)} - {"Release"}
     missing = {(n, u) for n in declared for u in ("user", "rating")} - names
-    # FactorStats runs the ALS engine: its cases live in tests/test_release_factor_stats.py
+    # FactorStats runs the ALS engine: its cases live in tests/privacy/test_release_factor_stats.py
     assert missing <= {("FactorStats", "user"), ("FactorStats", "rating")}, missing
 
 

@@ -1,6 +1,6 @@
 """DP spectral initialisation: the release :class:`dprec.models.releases.SpectralMoment` (exact statistic against a
 dense reference, sensitivity by removing users / changing a rating) and the post-processing of
-``dprec.models._spectral``. The generic neighbour checks of every release are in tests/test_releases.py."""
+``dprec.models._spectral``. The generic neighbour checks of every release are in tests/privacy/test_releases.py."""
 
 import math
 

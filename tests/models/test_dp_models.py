@@ -1,8 +1,8 @@
 """DP models: accounting, ε = ∞, ledger, export, noise scale, the DP-ALS rules and what files must not contain.
 
 The sensitivity of every release is checked on neighbouring datasets with the real statistics in
-tests/test_releases.py (the DP-ALS factor statistics, which run the ALS engine, in
-tests/test_release_factor_stats.py).
+tests/privacy/test_releases.py (the DP-ALS factor statistics, which run the ALS engine, in
+tests/privacy/test_release_factor_stats.py).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_dpals_inf_matches_nonprivate_als():
     """ε = ∞ is the same DP-ALS code path with noise and clipping off, i.e. the non-private model. Read "within
     2%" as: it is not more than 2% worse than the reference ALS(feedback="explicit") at default settings on
     the same split. Both run one engine and ALS's explicit defaults are DP-ALS's ε = ∞ ones, so today they
-    are equal (tests/test_als_equals_dpals.py checks equality for matched hyperparameters); the 2% leaves
+    are equal (tests/models/test_als_equals_dpals.py checks equality for matched hyperparameters); the 2% leaves
     room for the ε = ∞ rules to change."""
     from dprec.datasets import synthetic
     from dprec.metrics import evaluate
