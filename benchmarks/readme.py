@@ -34,24 +34,31 @@ def render_results(results_dir: str, *, link_base: str | None = None, metrics=No
         if not agg:
             continue
         rel = os.path.relpath(os.path.dirname(path), link_base) if link_base else os.path.dirname(path)
-        parts.append(f"### Sweep `{sweep}`\n\nFrom [`{rel}/summary.csv`]({rel}/summary.csv) "
-                     f"(mean ± sample std over seeds; n = number of seeds).\n\n")
+        parts.append(
+            f"### Sweep `{sweep}`\n\nFrom [`{rel}/summary.csv`]({rel}/summary.csv) "
+            f"(mean ± sample std over seeds; n = number of seeds).\n\n"
+        )
         parts.append(markdown_tables(agg, heading_level=4, metrics=metrics))
     if not parts:
-        return f"_No results under `{results_dir}` yet: run `dprec bench benchmarks/configs/quick.toml --out " \
-               f"benchmarks/results/quick`._\n"
+        return (
+            f"_No results under `{results_dir}` yet: run `dprec bench benchmarks/configs/quick.toml --out "
+            f"benchmarks/results/quick`._\n"
+        )
     return "".join(parts)
 
 
-def update_readme(readme: str = "README.md", results_dir: str = "benchmarks/results", *, check: bool = False,
-                  metrics=None) -> bool:
+def update_readme(
+    readme: str = "README.md", results_dir: str = "benchmarks/results", *, check: bool = False, metrics=None
+) -> bool:
     """Rewrite the results block of ``readme``. Returns True when the file changed (or would change)."""
     with open(readme, encoding="utf-8") as fh:
         text = fh.read()
     i, j = text.find(START), text.find(END)
     if i < 0 or j < 0 or j < i:
-        raise ValueError(f"{readme} has no results block: add the lines {START} and {END} (in this order) where the "
-                         "results tables should go")
+        raise ValueError(
+            f"{readme} has no results block: add the lines {START} and {END} (in this order) where the "
+            "results tables should go"
+        )
     body = render_results(results_dir, link_base=os.path.dirname(os.path.abspath(readme)), metrics=metrics)
     new = text[: i + len(START)] + "\n\n" + body.rstrip("\n") + "\n\n" + text[j:]
     changed = new != text
@@ -68,8 +75,12 @@ def main(argv=None) -> int:
     p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; change nothing")
-    p.add_argument("--metrics", nargs="+", metavar="METRIC",
-                   help="only these metrics (names as in summary.csv, e.g. rmse ndcg@10); default: all")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help="only these metrics (names as in summary.csv, e.g. rmse ndcg@10); default: all",
+    )
     args = p.parse_args(argv)
     try:
         changed = update_readme(args.readme, args.results, check=args.check, metrics=args.metrics)

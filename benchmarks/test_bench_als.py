@@ -37,8 +37,8 @@ import time
 
 import numpy as np
 import pytest
-from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 import scipy.sparse as sp
+from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
 implicit = pytest.importorskip("implicit")
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -98,14 +98,14 @@ def precision_at_k(U, V, train, test, users, k=TOPN):
     total = 0
     with threadpool_limits(limits=THREADS, user_api="blas"):
         for s in range(0, len(users), 2000):
-            us = users[s:s + 2000]
+            us = users[s : s + 2000]
             sc = U[us] @ V.T
             tr = train[us]
             sc[np.repeat(np.arange(len(us)), np.diff(tr.indptr)), tr.indices] = -np.inf
             top = np.argpartition(-sc, k, axis=1)[:, :k]
             te = test[us]
             for r in range(len(us)):
-                truth = te.indices[te.indptr[r]:te.indptr[r + 1]]
+                truth = te.indices[te.indptr[r] : te.indptr[r + 1]]
                 if len(truth):
                     hits += np.isin(top[r], truth).sum()
                     total += k
@@ -117,7 +117,7 @@ def flops_cg(m, n, nnz, k, s=3):
 
 
 def flops_chol(m, n, nnz, k):
-    return 2.0 * (2.0 * nnz * k * k) + (m + n) * k ** 3 / 3.0
+    return 2.0 * (2.0 * nnz * k * k) + (m + n) * k**3 / 3.0
 
 
 def peak_gflops():
@@ -128,7 +128,7 @@ def peak_gflops():
         for _ in range(3):
             a @ a
         dt = (time.perf_counter() - t) / 3
-    return 2 * 4096 ** 3 / dt / 1e9
+    return 2 * 4096**3 / dt / 1e9
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +142,24 @@ def data():
         ALS(factors=8, iterations=1, feedback="implicit", solver=solver, rng=0, num_threads=THREADS).fit(small)
     ALS(factors=8, iterations=1, feedback="explicit", rng=0, num_threads=THREADS).fit(small)
     _results["config"] = dict(
-        n_users=N_USERS, n_items=N_ITEMS, nnz_total=int(X.nnz), nnz_train=int(train.nnz), nnz_test=int(test.nnz),
-        factors=FACTORS, regularization=REG, alpha_implicit=ALPHA, alpha_dprec=DPREC_ALPHA,
-        confidence="dprec 1+alpha*r, implicit alpha*r (equal on binary data)", iterations=ITERS,
-        num_threads=THREADS, dtype="float32", timing_rounds=ROUNDS,
-        cg_steps=3, eval_users=EVAL_USERS, topn=TOPN, seed=SEED,
+        n_users=N_USERS,
+        n_items=N_ITEMS,
+        nnz_total=int(X.nnz),
+        nnz_train=int(train.nnz),
+        nnz_test=int(test.nnz),
+        factors=FACTORS,
+        regularization=REG,
+        alpha_implicit=ALPHA,
+        alpha_dprec=DPREC_ALPHA,
+        confidence="dprec 1+alpha*r, implicit alpha*r (equal on binary data)",
+        iterations=ITERS,
+        num_threads=THREADS,
+        dtype="float32",
+        timing_rounds=ROUNDS,
+        cg_steps=3,
+        eval_users=EVAL_USERS,
+        topn=TOPN,
+        seed=SEED,
         generator="benchmarks/test_bench_als.py::synthetic (pareto activity, zipf-0.9 within 50 topics)",
     )
     return train, test, users
@@ -166,11 +179,23 @@ def _time_fit(benchmark, fn, rounds=ROUNDS):
 
 def test_dprec_implicit_cg(benchmark, data):
     train, test, users = data
-    m, sec = _time_fit(benchmark, lambda: ALS(factors=FACTORS, regularization=REG, alpha=DPREC_ALPHA,
-                                             iterations=ITERS, feedback="implicit", solver="cg", num_threads=THREADS, rng=SEED).fit(train))
+    m, sec = _time_fit(
+        benchmark,
+        lambda: ALS(
+            factors=FACTORS,
+            regularization=REG,
+            alpha=DPREC_ALPHA,
+            iterations=ITERS,
+            feedback="implicit",
+            solver="cg",
+            num_threads=THREADS,
+            rng=SEED,
+        ).fit(train),
+    )
     nu, ni = train.shape
     _results["dprec_implicit_cg"] = dict(
-        s_per_iter=sec / ITERS, fit_seconds=sec,
+        s_per_iter=sec / ITERS,
+        fit_seconds=sec,
         gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
         precision_at_10=precision_at_k(m.user_factors_, m.item_factors_, train, test, users),
     )
@@ -182,16 +207,25 @@ def test_implicit_cg(benchmark, data):
 
     def fit():
         with threadpool_limits(limits=1, user_api="blas"):
-            model = AlternatingLeastSquares(factors=FACTORS, regularization=REG, alpha=ALPHA, iterations=ITERS,
-                                            use_cg=True, num_threads=THREADS, dtype=np.float32, random_state=SEED,
-                                            calculate_training_loss=False)
+            model = AlternatingLeastSquares(
+                factors=FACTORS,
+                regularization=REG,
+                alpha=ALPHA,
+                iterations=ITERS,
+                use_cg=True,
+                num_threads=THREADS,
+                dtype=np.float32,
+                random_state=SEED,
+                calculate_training_loss=False,
+            )
             model.fit(train, show_progress=False)
         return model
 
     m, sec = _time_fit(benchmark, fit)
     nu, ni = train.shape
     _results["implicit_cg"] = dict(
-        s_per_iter=sec / ITERS, fit_seconds=sec,
+        s_per_iter=sec / ITERS,
+        fit_seconds=sec,
         gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
         precision_at_10=precision_at_k(np.asarray(m.user_factors_), np.asarray(m.item_factors_), train, test, users),
     )
@@ -200,12 +234,25 @@ def test_implicit_cg(benchmark, data):
 def test_dprec_implicit_cholesky(benchmark, data):
     train, test, users = data
     it = 3
-    m, sec = _time_fit(benchmark, lambda: ALS(factors=FACTORS, regularization=REG, alpha=DPREC_ALPHA,
-                                             iterations=it, feedback="implicit", solver="cholesky",
-                                             num_threads=THREADS, rng=SEED).fit(train), rounds=1)
+    m, sec = _time_fit(
+        benchmark,
+        lambda: ALS(
+            factors=FACTORS,
+            regularization=REG,
+            alpha=DPREC_ALPHA,
+            iterations=it,
+            feedback="implicit",
+            solver="cholesky",
+            num_threads=THREADS,
+            rng=SEED,
+        ).fit(train),
+        rounds=1,
+    )
     nu, ni = train.shape
     _results["dprec_implicit_cholesky"] = dict(
-        s_per_iter=sec / it, fit_seconds=sec, iterations=it,
+        s_per_iter=sec / it,
+        fit_seconds=sec,
+        iterations=it,
         gflops=flops_chol(nu, ni, train.nnz, FACTORS) * it / sec / 1e9,
         precision_at_10=precision_at_k(m.user_factors_, m.item_factors_, train, test, users),
     )
@@ -214,11 +261,16 @@ def test_dprec_implicit_cholesky(benchmark, data):
 def test_dprec_explicit(benchmark, data):
     train, _, _ = data
     it = 3
-    m, sec = _time_fit(benchmark, lambda: ALS(factors=FACTORS, iterations=it, feedback="explicit",
-                                             num_threads=THREADS, rng=SEED).fit(train), rounds=1)
+    m, sec = _time_fit(
+        benchmark,
+        lambda: ALS(factors=FACTORS, iterations=it, feedback="explicit", num_threads=THREADS, rng=SEED).fit(train),
+        rounds=1,
+    )
     nu, ni = train.shape
     _results["dprec_explicit"] = dict(
-        s_per_iter=sec / it, fit_seconds=sec, iterations=it,
+        s_per_iter=sec / it,
+        fit_seconds=sec,
+        iterations=it,
         gflops=flops_chol(nu, ni, train.nnz, FACTORS + 1) * it / sec / 1e9,
     )
 
@@ -236,8 +288,13 @@ def test_summary(data):
     )
     _results["summary"] = summary
     _results["versions"] = dict(
-        dprec=dprec.__version__, implicit=implicit.__version__, numba=numba.__version__, numpy=np.__version__,
-        python=platform.python_version(), machine=platform.machine(), processor=cpu_model(),
+        dprec=dprec.__version__,
+        implicit=implicit.__version__,
+        numba=numba.__version__,
+        numpy=np.__version__,
+        python=platform.python_version(),
+        machine=platform.machine(),
+        processor=cpu_model(),
         OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
     )
     rows = [("run", "s/iter", "GFLOP/s", "% peak", "P@10")]
@@ -245,13 +302,22 @@ def test_summary(data):
         r = _results.get(name)
         if r:
             p = r.get("precision_at_10")
-            rows.append((name, f"{r['s_per_iter']:.3f}", f"{r['gflops']:.1f}", f"{100 * r['gflops'] / peak:.1f}",
-                         "-" if p is None else f"{p:.4f}"))
+            rows.append(
+                (
+                    name,
+                    f"{r['s_per_iter']:.3f}",
+                    f"{r['gflops']:.1f}",
+                    f"{100 * r['gflops'] / peak:.1f}",
+                    "-" if p is None else f"{p:.4f}",
+                )
+            )
     print()
     for row in rows:
         print("  ".join(f"{c:>24}" for c in row))
-    print(f"ratio dprec/implicit (s/iter, CG): {summary['ratio_s_per_iter_dprec_over_implicit']:.3f}; "
-          f"peak float32 matmul {peak:.0f} GFLOP/s")
+    print(
+        f"ratio dprec/implicit (s/iter, CG): {summary['ratio_s_per_iter_dprec_over_implicit']:.3f}; "
+        f"peak float32 matmul {peak:.0f} GFLOP/s"
+    )
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as fh:
         json.dump(_results, fh, indent=2, sort_keys=True)

@@ -130,14 +130,24 @@ def _paired_rounds(dp, als, data, rounds, T1, T2):
             per = {}
             for is_dp in (True, False):
                 (w1, c1, _), (w2, c2, sweeps) = times[(is_dp, T1)], times[(is_dp, T2)]
-                per[is_dp] = ((w2 - w1) / (T2 - T1), (c2 - c1) / (T2 - T1),
-                              float(np.median(sweeps)) if len(sweeps) else np.nan)
-            out.append({"dpals_s_per_iter": per[True][0], "als_s_per_iter": per[False][0],
-                        "ratio": per[True][0] / per[False][0],
-                        "dpals_cpu_s_per_iter": per[True][1], "als_cpu_s_per_iter": per[False][1],
-                        "cpu_ratio": per[True][1] / per[False][1],
-                        "dpals_sweep_s_median": per[True][2], "als_sweep_s_median": per[False][2],
-                        "sweep_ratio": per[True][2] / per[False][2]})
+                per[is_dp] = (
+                    (w2 - w1) / (T2 - T1),
+                    (c2 - c1) / (T2 - T1),
+                    float(np.median(sweeps)) if len(sweeps) else np.nan,
+                )
+            out.append(
+                {
+                    "dpals_s_per_iter": per[True][0],
+                    "als_s_per_iter": per[False][0],
+                    "ratio": per[True][0] / per[False][0],
+                    "dpals_cpu_s_per_iter": per[True][1],
+                    "als_cpu_s_per_iter": per[False][1],
+                    "cpu_ratio": per[True][1] / per[False][1],
+                    "dpals_sweep_s_median": per[True][2],
+                    "als_sweep_s_median": per[False][2],
+                    "sweep_ratio": per[True][2] / per[False][2],
+                }
+            )
     return out
 
 
@@ -155,27 +165,36 @@ def test_dpals_overhead(benchmark, data, d):
     ratios, cpu_ratios, sweep_ratios = col("ratio"), col("cpu_ratio"), col("sweep_ratio")
     s_dp, s_als = float(np.median(col("dpals_s_per_iter"))), float(np.median(col("als_s_per_iter")))
     res = {
-        "ratio_median": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()),
-        "dpals_s_per_iter_median": s_dp, "als_explicit_s_per_iter_median": s_als,
+        "ratio_median": float(np.median(ratios)),
+        "ratio_min": float(ratios.min()),
+        "ratio_max": float(ratios.max()),
+        "dpals_s_per_iter_median": s_dp,
+        "als_explicit_s_per_iter_median": s_als,
         "ratio_of_medians": s_dp / s_als,
-        "cpu_ratio_median": float(np.median(cpu_ratios)), "cpu_ratio_min": float(cpu_ratios.min()),
+        "cpu_ratio_median": float(np.median(cpu_ratios)),
+        "cpu_ratio_min": float(cpu_ratios.min()),
         "cpu_ratio_max": float(cpu_ratios.max()),
         # NaN when the models do not run the engine with its per-sweep hook
-        "sweep_ratio_median": float(np.median(sweep_ratios)), "sweep_ratio_min": float(sweep_ratios.min()),
+        "sweep_ratio_median": float(np.median(sweep_ratios)),
+        "sweep_ratio_min": float(sweep_ratios.min()),
         "sweep_ratio_max": float(sweep_ratios.max()),
         "dpals_sweep_s_median": float(np.median(col("dpals_sweep_s_median"))),
         "als_sweep_s_median": float(np.median(col("als_sweep_s_median"))),
-        "iterations_timed": list(ITERS[d]), "rounds": rounds,
-        "loadavg_1_5_15_before": list(load_before), "loadavg_1_5_15_after": list(load_after),
+        "iterations_timed": list(ITERS[d]),
+        "rounds": rounds,
+        "loadavg_1_5_15_before": list(load_before),
+        "loadavg_1_5_15_after": list(load_after),
     }
     benchmark.extra_info.update({k: v for k, v in res.items() if k != "rounds"})
     _results[f"d={d}"] = res
-    print(f"\nd={d}: DP-ALS / ALS per iteration, median of {len(ratios)} paired rounds {res['ratio_median']:.2f} "
-          f"(range {res['ratio_min']:.2f}–{res['ratio_max']:.2f}; CPU-time {res['cpu_ratio_median']:.2f}); "
-          f"per-sweep timing: median {res['sweep_ratio_median']:.2f} "
-          f"(range {res['sweep_ratio_min']:.2f}–{res['sweep_ratio_max']:.2f}); "
-          f"DP-ALS {s_dp:.3f} s/iter, ALS {s_als:.3f} s/iter (medians); "
-          f"load {load_before[0]:.1f} → {load_after[0]:.1f}")
+    print(
+        f"\nd={d}: DP-ALS / ALS per iteration, median of {len(ratios)} paired rounds {res['ratio_median']:.2f} "
+        f"(range {res['ratio_min']:.2f}–{res['ratio_max']:.2f}; CPU-time {res['cpu_ratio_median']:.2f}); "
+        f"per-sweep timing: median {res['sweep_ratio_median']:.2f} "
+        f"(range {res['sweep_ratio_min']:.2f}–{res['sweep_ratio_max']:.2f}); "
+        f"DP-ALS {s_dp:.3f} s/iter, ALS {s_als:.3f} s/iter (medians); "
+        f"load {load_before[0]:.1f} → {load_after[0]:.1f}"
+    )
     assert s_dp > 0 and s_als > 0
 
 
@@ -192,8 +211,13 @@ def _git_commit():
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "../src"], cwd=here,
-                               capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "../src"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return sha.strip() + (" (src modified)" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -202,23 +226,39 @@ def _git_commit():
 def _write(data):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
-        "config": {"n_users": N_USERS, "n_items": N_ITEMS, "nnz": int(data.nnz), "seed": SEED, "epsilon": 10.0,
-                   "delta": 1e-5, "iterations_timed": {f"d={d}": list(t) for d, t in ITERS.items()},
-                   "paired_rounds": {f"d={d}": r for d, r in ROUNDS.items()},
-                   "method": "per round: fits at T1 and T2 iterations of both models back to back (ABBA, order "
-                             "flipped each round); per-iteration time = (t(T2) - t(T1)) / (T2 - T1); ratio = "
-                             "DP-ALS / ALS of the same round; summary = median and range over rounds. "
-                             "sweep_ratio: the same rounds, per-iteration time = median duration of sweeps 2..T2 "
-                             "inside the T2 fit (timestamps from the engine's per-sweep callback)",
-                   "threads": f"all ({numba.get_num_threads()} numba threads, BLAS single-threaded inside fits)",
-                   "data_fingerprint": data.fingerprint()},
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(),
-                    "description": "shared 2-core x86-64 Linux VM (noisy: other jobs ran concurrently; see the "
-                                   "load averages per rank)"},
+        "config": {
+            "n_users": N_USERS,
+            "n_items": N_ITEMS,
+            "nnz": int(data.nnz),
+            "seed": SEED,
+            "epsilon": 10.0,
+            "delta": 1e-5,
+            "iterations_timed": {f"d={d}": list(t) for d, t in ITERS.items()},
+            "paired_rounds": {f"d={d}": r for d, r in ROUNDS.items()},
+            "method": "per round: fits at T1 and T2 iterations of both models back to back (ABBA, order "
+            "flipped each round); per-iteration time = (t(T2) - t(T1)) / (T2 - T1); ratio = "
+            "DP-ALS / ALS of the same round; summary = median and range over rounds. "
+            "sweep_ratio: the same rounds, per-iteration time = median duration of sweeps 2..T2 "
+            "inside the T2 fit (timestamps from the engine's per-sweep callback)",
+            "threads": f"all ({numba.get_num_threads()} numba threads, BLAS single-threaded inside fits)",
+            "data_fingerprint": data.fingerprint(),
+        },
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu": cpu_model(),
+            "description": "shared 2-core x86-64 Linux VM (noisy: other jobs ran concurrently; see the "
+            "load averages per rank)",
+        },
         "results": _results,
-        "versions": {"dprec": dprec.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
-                     "numba": numba.__version__, "python": platform.python_version(),
-                     "machine": platform.machine(), "cpus": os.cpu_count()},
+        "versions": {
+            "dprec": dprec.__version__,
+            "git_commit": _git_commit(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
     }
     with open(RESULTS, "w") as fh:
         json.dump(out, fh, indent=2, sort_keys=True)

@@ -65,8 +65,12 @@ def test_fit_scaling(benchmark, sized):
     dp(1).fit(data)
     s_als = _per_iteration(als, data)
     s_dp = benchmark.pedantic(lambda: _per_iteration(dp, data), rounds=1, iterations=1)
-    _results["fit"][name] = {"nnz": int(data.nnz), "n_users": int(data.n_users), "als32_s_per_iter": s_als,
-                             "dpals8_s_per_iter": s_dp}
+    _results["fit"][name] = {
+        "nnz": int(data.nnz),
+        "n_users": int(data.n_users),
+        "als32_s_per_iter": s_als,
+        "dpals8_s_per_iter": s_dp,
+    }
     print(f"\n{name}: nnz={data.nnz}  ALS(32) {s_als:.3f} s/iter  DPALS(8) {s_dp:.3f} s/iter")
     assert s_als > 0 and s_dp > 0
     _write()
@@ -80,13 +84,19 @@ def test_recommend_throughput(benchmark):
 
     def all_users():
         for s in range(0, len(users), batch):
-            model.recommend(users[s:s + batch], n=10, filter_seen=True)
+            model.recommend(users[s : s + batch], n=10, filter_seen=True)
 
     t = time.perf_counter()
     benchmark.pedantic(all_users, rounds=1, iterations=1)
     secs = time.perf_counter() - t
-    _results["recommend"] = {"users": int(len(users)), "n_items": N_ITEMS, "k": 10, "batch": batch,
-                             "seconds": secs, "users_per_second": len(users) / secs}
+    _results["recommend"] = {
+        "users": int(len(users)),
+        "n_items": N_ITEMS,
+        "k": 10,
+        "batch": batch,
+        "seconds": secs,
+        "users_per_second": len(users) / secs,
+    }
     print(f"\ntop-10 for all {len(users)} users: {secs:.1f} s ({len(users) / secs:,.0f} users/s)")
     _write()
 
@@ -94,13 +104,23 @@ def test_recommend_throughput(benchmark):
 def _write():
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
-        "config": {"n_items": N_ITEMS, "ratings_per_user": PER_USER, "sizes_users": SIZES, "seed": SEED,
-                   "als": {"factors": 32, "feedback": "explicit"},
-                   "dpals": {"epsilon": 10.0, "delta": 1e-5, "factors": 8, "factor_share": 0.8},
-                   "threads": "all (2 cores)"},
+        "config": {
+            "n_items": N_ITEMS,
+            "ratings_per_user": PER_USER,
+            "sizes_users": SIZES,
+            "seed": SEED,
+            "als": {"factors": 32, "feedback": "explicit"},
+            "dpals": {"epsilon": 10.0, "delta": 1e-5, "factors": 8, "factor_share": 0.8},
+            "threads": "all (2 cores)",
+        },
         "results": _results,
-        "versions": {"dprec": dprec.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                     "machine": platform.machine(), "cpus": os.cpu_count()},
+        "versions": {
+            "dprec": dprec.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
     }
     with open(RESULTS, "w") as fh:
         json.dump(out, fh, indent=2, sort_keys=True)

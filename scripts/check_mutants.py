@@ -17,12 +17,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = [
-    ("rating-unit item statistic keeps the user offset", "tests/privacy/test_releases.py",
-     '        if self.unit == "user":\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)',
-     '        if True:\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)'),
-    ("rating-unit factor statistics without the factor 2", "tests/privacy/test_release_factor_stats.py",
-     '        return 2.0 * c if self.unit == "rating" else c',
-     '        return c'),
+    (
+        "rating-unit item statistic keeps the user offset",
+        "tests/privacy/test_releases.py",
+        '        if self.unit == "user":\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)',
+        "        if True:\n            offset = segment_sums(val - mu, indptr) / (n_u + self.user_reg)",
+    ),
+    (
+        "rating-unit factor statistics without the factor 2",
+        "tests/privacy/test_release_factor_stats.py",
+        '        return 2.0 * c if self.unit == "rating" else c',
+        "        return c",
+    ),
 ]
 
 
@@ -37,8 +43,13 @@ def main() -> int:
             p.write_text(text.replace(old, new, 1))
             env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
             # the mutant tests monkeypatch the same defect themselves: run the plain neighbour checks only
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not mutant",
-                                str(ROOT / tests)], env=env, capture_output=True, text=True, cwd=ROOT)
+            r = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not mutant", str(ROOT / tests)],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             failed = r.returncode != 0
             caught += failed
             last = [line for line in r.stdout.splitlines() if line.strip()][-1]

@@ -31,8 +31,20 @@ from dprec.models import DPALS, DPGlobalEffects, DPPopularity
 from dprec.models.io import read_npz_with_manifest
 
 SEED = 918273645
-FORBIDDEN_KEYS = {"rng", "seed", "time", "created", "hash", "head_hash", "prev_hash", "seq", "fingerprint",
-                  "data_fingerprint", "dataset_digest", "mac"}
+FORBIDDEN_KEYS = {
+    "rng",
+    "seed",
+    "time",
+    "created",
+    "hash",
+    "head_hash",
+    "prev_hash",
+    "seq",
+    "fingerprint",
+    "data_fingerprint",
+    "dataset_digest",
+    "mac",
+}
 
 
 def _data():
@@ -105,8 +117,12 @@ def attack_shared_stream() -> dict:
         guess = (sb * a.item_counts_ - sa * b.item_counts_) / (sb - sa)
     mask = (a.item_counts_ > 0) & (b.item_counts_ > 0)  # items whose released counts were not floored at 0
     err = float(np.sqrt(np.mean((guess[mask] - exact[mask]) ** 2)))
-    return {"attack": "cancel the noise of two models fitted with one seed", "succeeded": err < 1e-6,
-            "rms_error": err, "sigma": sa}
+    return {
+        "attack": "cancel the noise of two models fitted with one seed",
+        "succeeded": err < 1e-6,
+        "rms_error": err,
+        "sigma": sa,
+    }
 
 
 def attack_inf_bypasses_ledger(tmp: str) -> dict:
@@ -145,18 +161,30 @@ def attack_publication_hygiene(tmp: str) -> dict:
             if bad:
                 leaks.append(f"{cls.__name__} {what}: keys {sorted(bad)}")
     text = json.dumps(led.public_summary())
-    if fingerprint in text or re.search(r"[0-9a-f]{64}", text) or FORBIDDEN_KEYS & set(_walk_keys(led.public_summary())):
+    if (
+        fingerprint in text
+        or re.search(r"[0-9a-f]{64}", text)
+        or FORBIDDEN_KEYS & set(_walk_keys(led.public_summary()))
+    ):
         leaks.append("ledger public summary")
     if fingerprint in os.path.basename(str(dprec.Ledger.default_path(data.dataset_id))):
         leaks.append("default ledger file name")
-    return {"attack": "find a seed, digest, fingerprint, time or seq in published files", "succeeded": bool(leaks),
-            "leaks": leaks}
+    return {
+        "attack": "find a seed, digest, fingerprint, time or seq in published files",
+        "succeeded": bool(leaks),
+        "leaks": leaks,
+    }
 
 
 def run_all() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        return [attack_seed_from_artifact(tmp), attack_common_seeds(), attack_shared_stream(),
-                attack_inf_bypasses_ledger(tmp), attack_publication_hygiene(tmp)]
+        return [
+            attack_seed_from_artifact(tmp),
+            attack_common_seeds(),
+            attack_shared_stream(),
+            attack_inf_bypasses_ledger(tmp),
+            attack_publication_hygiene(tmp),
+        ]
 
 
 if __name__ == "__main__":

@@ -33,10 +33,18 @@ def ml100k_dir() -> Path:
 def ratings_df() -> pd.DataFrame:
     """A tiny explicit-ratings table: 4 users (string ids), 5 items, 12 ratings with timestamps."""
     rows = [
-        ("alice", "i1", 5.0, 10), ("alice", "i2", 3.0, 11), ("alice", "i3", 4.0, 12),
-        ("bob", "i1", 2.0, 13), ("bob", "i4", 1.0, 14), ("bob", "i5", 4.5, 15),
-        ("carol", "i2", 3.5, 16), ("carol", "i3", 2.5, 17), ("carol", "i4", 5.0, 18),
-        ("dave", "i5", 1.5, 19), ("dave", "i1", 4.0, 20), ("dave", "i3", 3.0, 21),
+        ("alice", "i1", 5.0, 10),
+        ("alice", "i2", 3.0, 11),
+        ("alice", "i3", 4.0, 12),
+        ("bob", "i1", 2.0, 13),
+        ("bob", "i4", 1.0, 14),
+        ("bob", "i5", 4.5, 15),
+        ("carol", "i2", 3.5, 16),
+        ("carol", "i3", 2.5, 17),
+        ("carol", "i4", 5.0, 18),
+        ("dave", "i5", 1.5, 19),
+        ("dave", "i1", 4.0, 20),
+        ("dave", "i3", 3.0, 21),
     ]
     return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
 

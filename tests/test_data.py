@@ -86,8 +86,11 @@ def test_inf_rating(ratings_df):
 
 
 def test_out_of_bounds_rating(ratings_df):
-    with pytest.raises(ValueError, match=r"2 rating\(s\) lie outside the declared rating_bounds \(2.0, 5.0\) "
-                       r"\(first at row 4: 1.0\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 rating\(s\) lie outside the declared rating_bounds \(2.0, 5.0\) "
+        r"\(first at row 4: 1.0\)",
+    ):
         Interactions.from_pandas(ratings_df, rating_bounds=(2, 5))
     df = ratings_df.copy()
     df.loc[5, "rating"] = 7.0
@@ -114,9 +117,7 @@ def test_bad_bounds(ratings_df, bounds):
 
 
 def test_duplicates_error_and_policies():
-    df = pd.DataFrame(
-        {"user": [1, 1, 2, 1], "item": [7, 7, 7, 8], "rating": [2.0, 4.0, 3.0, 5.0], "t": [5, 1, 2, 3]}
-    )
+    df = pd.DataFrame({"user": [1, 1, 2, 1], "item": [7, 7, 7, 8], "rating": [2.0, 4.0, 3.0, 5.0], "t": [5, 1, 2, 3]})
     with pytest.raises(ValueError, match=r"2 rows repeat a \(user, item\) pair, e.g. rows \[0, 1\]"):
         Interactions.from_pandas(df)
     mean = Interactions.from_pandas(df, duplicates="mean")
@@ -228,8 +229,23 @@ def test_public_api():
             assert getattr(dprec, name) is getattr(errors, name) and name in dprec.__all__
     assert all(hasattr(dprec, n) for n in dprec.__all__)
     assert set(dprec.privacy.__all__) == {
-        "Ledger", "Spent", "Remaining", "PrivacyWarning", "check_epsilon", "check_delta", "plan", "Step", "Plan",
-        "rho_to_epsilon", "epsilon_to_rho", "gaussian_rho", "sigma_for_rho", "dpsgd_epsilon",
-        "dpsgd_noise_multiplier", "NoiseStreams", "NoiseSource", "SecureNoiseError",
+        "Ledger",
+        "Spent",
+        "Remaining",
+        "PrivacyWarning",
+        "check_epsilon",
+        "check_delta",
+        "plan",
+        "Step",
+        "Plan",
+        "rho_to_epsilon",
+        "epsilon_to_rho",
+        "gaussian_rho",
+        "sigma_for_rho",
+        "dpsgd_epsilon",
+        "dpsgd_noise_multiplier",
+        "NoiseStreams",
+        "NoiseSource",
+        "SecureNoiseError",
     }
     assert all(hasattr(dprec.privacy, n) for n in dprec.privacy.__all__)

@@ -93,8 +93,9 @@ def test_truncate_k():
     assert precision_at_k(TOPK, TEST, k=1) == pytest.approx(0.5)
     assert recall_at_k(TOPK, TEST, k=1) == pytest.approx(0.5)  # min(1, |T|) = 1 for all
     assert ndcg_at_k(TOPK, TEST, k=1) == pytest.approx(0.5)
-    np.testing.assert_allclose(precision_at_k(TOPK[:, :1], TEST, per_user=True),
-                               precision_at_k(TOPK, TEST, k=1, per_user=True))
+    np.testing.assert_allclose(
+        precision_at_k(TOPK[:, :1], TEST, per_user=True), precision_at_k(TOPK, TEST, k=1, per_user=True)
+    )
     with pytest.raises(ValueError, match="exceeds"):
         precision_at_k(TOPK, TEST, k=4)
 
@@ -209,8 +210,9 @@ def _reference(topk, test_rows, k):
 def test_matches_naive_reference(n_users, n_items, k, seed):
     rng = np.random.default_rng(seed)
     k = min(k, n_items)
-    test_rows = [sorted(rng.choice(n_items, size=rng.integers(0, n_items + 1), replace=False).tolist())
-                 for _ in range(n_users)]
+    test_rows = [
+        sorted(rng.choice(n_items, size=rng.integers(0, n_items + 1), replace=False).tolist()) for _ in range(n_users)
+    ]
     topk = np.stack([rng.permutation(n_items)[:k] for _ in range(n_users)])
     topk[rng.random(topk.shape) < 0.2] = -1
     ref = _reference(topk, test_rows, k)
@@ -231,8 +233,10 @@ def test_rmse_mae_exact():
     assert rmse(np.array([[1, 2]]), np.array([[3, 2]])) == pytest.approx(math.sqrt(2))
 
 
-@pytest.mark.parametrize("y, p, match", [([1, 2], [1], "same shape"), ([], [], "empty"),
-                                         ([1, np.nan], [1, 2], "NaN"), ([1, 2], [1, np.inf], "y_pred")])
+@pytest.mark.parametrize(
+    "y, p, match",
+    [([1, 2], [1], "same shape"), ([], [], "empty"), ([1, np.nan], [1, 2], "NaN"), ([1, 2], [1, np.inf], "y_pred")],
+)
 def test_rmse_mae_bad_input(y, p, match):
     for fn in (rmse, mae):
         with pytest.raises(ValueError, match=match):
@@ -284,8 +288,18 @@ def test_evaluate_fake_model_exact():
     res = evaluate(model, train, test, k=2)
     # a: train {x} → list [y, z], test {y, z} → all hits; b: train {y} → list [x, z], test {w} → no hit;
     # c: no test items → excluded. Predictions 3 vs ratings 4, 2, 1 → errors 1, -1, -2.
-    assert set(res) == {"rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
-                        "hit_rate_at_k", "coverage", "k", "n_users_evaluated"}
+    assert set(res) == {
+        "rmse",
+        "mae",
+        "precision_at_k",
+        "recall_at_k",
+        "ndcg_at_k",
+        "map_at_k",
+        "hit_rate_at_k",
+        "coverage",
+        "k",
+        "n_users_evaluated",
+    }
     assert res["rmse"] == pytest.approx(math.sqrt(2))
     assert res["mae"] == pytest.approx(4 / 3)
     assert res["precision_at_k"] == pytest.approx(0.5)

@@ -129,8 +129,11 @@ def test_leave_k_out(small_data):
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, float("nan")])
 def test_fraction_validation(small_data, bad):
-    for fn in (lambda: random_split(small_data, bad, rng=0), lambda: user_holdout(small_data, bad, rng=0),
-               lambda: temporal_split(small_data, bad)):
+    for fn in (
+        lambda: random_split(small_data, bad, rng=0),
+        lambda: user_holdout(small_data, bad, rng=0),
+        lambda: temporal_split(small_data, bad),
+    ):
         with pytest.raises(ValueError, match=r"test_fraction must (lie|be a number) in \(0, 1\)"):
             fn()
 

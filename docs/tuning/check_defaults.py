@@ -45,8 +45,15 @@ SHAPES = {
 
 def data(shape):
     p = SHAPES[shape]
-    d = synthetic(p["n_users"], p["n_items"], rank=8, mean_ratings_per_user=p["mean_ratings_per_user"],
-                  noise=p["noise"], activity_exponent=p.get("activity_exponent", 0.4), rng=0)
+    d = synthetic(
+        p["n_users"],
+        p["n_items"],
+        rank=8,
+        mean_ratings_per_user=p["mean_ratings_per_user"],
+        noise=p["noise"],
+        activity_exponent=p.get("activity_exponent", 0.4),
+        rng=0,
+    )
     return dprec.split.random_split(d, 0.2, rng=0)
 
 
@@ -66,7 +73,9 @@ def run_ge(shapes=None):
     rows = [r for r in _read("ge") if r["shape"] not in shapes] if (OUT / "ge.csv").exists() else []
     for shape in shapes:
         train, test = data(shape)
-        for k, B, eps, seed in itertools.product([5, 10, 20, 40, 80], [0.5, 1.0, 1.5, 2.0], [0.5, 1, 2, 5, 10], [0, 1, 2]):
+        for k, B, eps, seed in itertools.product(
+            [5, 10, 20, 40, 80], [0.5, 1.0, 1.5, 2.0], [0.5, 1, 2, 5, 10], [0, 1, 2]
+        ):
             m = DPGlobalEffects(epsilon=eps, delta=DELTA, max_ratings_per_user=k, residual_bound=B, rng=seed).fit(train)
             r = dprec.evaluate(m, train, test)
             rows.append(dict(shape=shape, k=k, B=B, epsilon=eps, seed=seed, rmse=r["rmse"]))
@@ -82,8 +91,16 @@ def run_ibr():
             t = time.time()
             m = DPALS(epsilon=math.inf, item_bias_regularization=ibr, rng=seed).fit(train)
             r = dprec.evaluate(m, train, test)
-            rows.append(dict(shape=shape, item_bias_regularization=ibr, seed=seed, rmse=r["rmse"], ndcg10=r["ndcg_at_k"],
-                             seconds=round(time.time() - t, 1)))
+            rows.append(
+                dict(
+                    shape=shape,
+                    item_bias_regularization=ibr,
+                    seed=seed,
+                    rmse=r["rmse"],
+                    ndcg10=r["ndcg_at_k"],
+                    seconds=round(time.time() - t, 1),
+                )
+            )
             print(rows[-1], flush=True)
     write("ibr", rows)
 
@@ -91,10 +108,26 @@ def run_ibr():
 # The three bands of dprec.models.dpals.default_hyperparameters, forced explicitly.
 BANDS = {
     "biases": dict(factors=0, iterations=0),
-    "spectral": dict(factors=8, iterations=0, factor_share=0.3, spectral_items=200, spectral_share=1.0,
-                     regularization=0.3, user_regularization=0.3, bias_regularization=10.0),
-    "spectral+2it": dict(factors=8, iterations=2, factor_share=0.8, spectral_items=200, spectral_share=0.1,
-                         regularization=0.1, user_regularization=0.03, bias_regularization=10.0),
+    "spectral": dict(
+        factors=8,
+        iterations=0,
+        factor_share=0.3,
+        spectral_items=200,
+        spectral_share=1.0,
+        regularization=0.3,
+        user_regularization=0.3,
+        bias_regularization=10.0,
+    ),
+    "spectral+2it": dict(
+        factors=8,
+        iterations=2,
+        factor_share=0.8,
+        spectral_items=200,
+        spectral_share=0.1,
+        regularization=0.1,
+        user_regularization=0.03,
+        bias_regularization=10.0,
+    ),
 }
 
 
@@ -106,8 +139,17 @@ def run_bands():
         for eps, band, seed in itertools.product(epss, BANDS, [0, 1]):
             m = DPALS(epsilon=eps, delta=DELTA, rng=seed, **BANDS[band]).fit(train)
             r = dprec.evaluate(m, train, test)
-            rows.append(dict(shape=shape, epsilon=eps, eps_n=round(eps * m.n_users_dp_), band=band, seed=seed,
-                             rmse=r["rmse"], ndcg10=r["ndcg_at_k"]))
+            rows.append(
+                dict(
+                    shape=shape,
+                    epsilon=eps,
+                    eps_n=round(eps * m.n_users_dp_),
+                    band=band,
+                    seed=seed,
+                    rmse=r["rmse"],
+                    ndcg10=r["ndcg_at_k"],
+                )
+            )
             print(rows[-1], flush=True)
     write("bands", rows)
 
@@ -144,32 +186,64 @@ def table():
             ks = sorted({int(r["k"]) for r in R})
             Bs = sorted({float(r["B"]) for r in R})
             print(f"\n### DPGlobalEffects, {shape}: best (k, B) per ε, RMSE mean ± std over seeds")
-            print("| ε | best k | best B | RMSE at best | RMSE at default (k=20, B=" + "rule" + ") | Δ (default − best) |")
+            print(
+                "| ε | best k | best B | RMSE at best | RMSE at default (k=20, B=" + "rule" + ") | Δ (default − best) |"
+            )
             print("|---|---|---|---|---|---|")
             for e in epss:
                 cell = {}
                 for k, B in itertools.product(ks, Bs):
-                    cell[(k, B)] = _ms([r["rmse"] for r in R if float(r["epsilon"]) == e and int(r["k"]) == k and float(r["B"]) == B])
+                    cell[(k, B)] = _ms(
+                        [r["rmse"] for r in R if float(r["epsilon"]) == e and int(r["k"]) == k and float(r["B"]) == B]
+                    )
                 best = min(cell, key=lambda c: cell[c][0])
                 dB = 1.0 if e < 2 else 1.5
                 dm, ds = cell[(20, dB)]
                 bm, bs = cell[best]
-                print(f"| {e:g} | {best[0]} | {best[1]:g} | {bm:.4f} ± {bs:.4f} | {dm:.4f} ± {ds:.4f} | {dm - bm:+.4f} |")
+                print(
+                    f"| {e:g} | {best[0]} | {best[1]:g} | {bm:.4f} ± {bs:.4f} | {dm:.4f} ± {ds:.4f} | {dm - bm:+.4f} |"
+                )
             print(f"\nRMSE by k (B at the default rule), {shape}:")
             print("| ε | " + " | ".join(f"k={k}" for k in ks) + " |")
             print("|---|" + "---|" * len(ks))
             for e in epss:
                 dB = 1.0 if e < 2 else 1.5
-                print(f"| {e:g} | " + " | ".join(
-                    "{:.4f}".format(_ms([r["rmse"] for r in R if float(r["epsilon"]) == e and int(r["k"]) == k and float(r["B"]) == dB])[0])
-                    for k in ks) + " |")
+                print(
+                    f"| {e:g} | "
+                    + " | ".join(
+                        "{:.4f}".format(
+                            _ms(
+                                [
+                                    r["rmse"]
+                                    for r in R
+                                    if float(r["epsilon"]) == e and int(r["k"]) == k and float(r["B"]) == dB
+                                ]
+                            )[0]
+                        )
+                        for k in ks
+                    )
+                    + " |"
+                )
             print(f"\nRMSE by B (k = 20), {shape}:")
             print("| ε | " + " | ".join(f"B={B:g}" for B in Bs) + " |")
             print("|---|" + "---|" * len(Bs))
             for e in epss:
-                print(f"| {e:g} | " + " | ".join(
-                    "{:.4f}".format(_ms([r["rmse"] for r in R if float(r["epsilon"]) == e and int(r["k"]) == 20 and float(r["B"]) == B])[0])
-                    for B in Bs) + " |")
+                print(
+                    f"| {e:g} | "
+                    + " | ".join(
+                        "{:.4f}".format(
+                            _ms(
+                                [
+                                    r["rmse"]
+                                    for r in R
+                                    if float(r["epsilon"]) == e and int(r["k"]) == 20 and float(r["B"]) == B
+                                ]
+                            )[0]
+                        )
+                        for B in Bs
+                    )
+                    + " |"
+                )
     if (OUT / "ibr.csv").exists():
         rows = _read("ibr")
         print("\n### DPALS(epsilon=inf) item_bias_reg: RMSE / NDCG@10 (mean over seeds)")
@@ -202,9 +276,16 @@ def table():
         print("|---|---|" + "---|" * len(Bs))
         for shape in dict.fromkeys(r["shape"] for r in rows):
             R = [r for r in rows if r["shape"] == shape]
-            print(f"| {shape} | {R[0]['epsilon']} | " + " | ".join(
-                "{:.4f} ± {:.4f} ({})".format(*_ms([r["rmse"] for r in R if float(r["B"]) == B]),
-                                              sum(float(r["B"]) == B for r in R)) for B in Bs) + " |")
+            print(
+                f"| {shape} | {R[0]['epsilon']} | "
+                + " | ".join(
+                    "{:.4f} ± {:.4f} ({})".format(
+                        *_ms([r["rmse"] for r in R if float(r["B"]) == B]), sum(float(r["B"]) == B for r in R)
+                    )
+                    for B in Bs
+                )
+                + " |"
+            )
 
 
 if __name__ == "__main__":

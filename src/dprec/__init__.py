@@ -6,8 +6,8 @@ The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffe
 classes. Everything else lives in the subpackages (``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
 """
 
-from ._version import __version__
 from . import datasets, privacy, split
+from ._version import __version__
 from .data import Interactions
 from .datasets import load_dataset
 from .errors import (

@@ -69,8 +69,6 @@ HYPERPARAMETERS = ("factors", "iterations", "regularization", "feedback", "alpha
 PRIVACY_OPTIONS = ("epsilon", "delta", "privacy_unit")
 
 
-
-
 def _build_model(name: str, args: argparse.Namespace):
     """A fresh model from the command line: hyperparameter options given (``--factors`` …) as parameters,
     ``--seed`` as ``rng``, ``--threads`` as ``num_threads``, and for a private model ``--epsilon``, ``--delta``,
@@ -185,14 +183,16 @@ def _dataset_rows(data_home: str | None) -> list[dict]:
         if not isinstance(entry, dict):  # tolerate a list of names or spec objects
             entry = entry.as_row() if hasattr(entry, "as_row") else {"name": str(entry)}
         bounds = entry.get("rating_bounds")
-        rows.append({
-            "name": entry.get("name"),
-            "rating_bounds": None if bounds is None else [float(b) for b in bounds],
-            "licence": _licence_summary(entry.get("licence")),
-            "present": entry.get("available"),
-            "path": entry.get("path"),
-            "description": entry.get("description", ""),
-        })
+        rows.append(
+            {
+                "name": entry.get("name"),
+                "rating_bounds": None if bounds is None else [float(b) for b in bounds],
+                "licence": _licence_summary(entry.get("licence")),
+                "present": entry.get("available"),
+                "path": entry.get("path"),
+                "description": entry.get("description", ""),
+            }
+        )
     return rows
 
 
@@ -254,16 +254,21 @@ def _load_data(args):
         else:
             sep = args.sep if args.sep is not None else ("\t" if lower.endswith((".tsv", ".data")) else ",")
             sep = "\t" if sep in ("\\t", "tab") else sep
-            df = pd.read_csv(path, sep=sep, header=None if args.no_header else "infer",
-                             engine="python" if len(sep) > 1 else "c")
+            df = pd.read_csv(
+                path, sep=sep, header=None if args.no_header else "infer", engine="python" if len(sep) > 1 else "c"
+            )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ImportError) as exc:
         raise ConfigError(f"cannot read ratings file {path}: {exc}") from None
     if args.no_header:
         df.columns = [str(c) for c in df.columns]
     rating_col = args.rating_col or "rating"
     rating_col = None if rating_col.lower() in ("none", "") else rating_col
-    columns = {"user_col": args.user_col or "user", "item_col": args.item_col or "item",
-               "rating_col": rating_col, "timestamp_col": args.timestamp_col}
+    columns = {
+        "user_col": args.user_col or "user",
+        "item_col": args.item_col or "item",
+        "rating_col": rating_col,
+        "timestamp_col": args.timestamp_col,
+    }
     try:
         data = Interactions.from_pandas(df, **columns, rating_bounds=bounds, name=os.path.basename(path))
     except DPRecError:
@@ -305,8 +310,10 @@ def _fit(model, train, ledger):
 
 
 #: what `dprec evaluate` says about its figures and its model
-EVALUATE_NOTICE = ("these figures are computed on raw held-out data and are not differentially private; the model "
-                   "fitted here uses the explicit --seed (reproducibility mode) and is for measurement, not for release")
+EVALUATE_NOTICE = (
+    "these figures are computed on raw held-out data and are not differentially private; the model "
+    "fitted here uses the explicit --seed (reproducibility mode) and is for measurement, not for release"
+)
 
 
 def _cmd_evaluate(args) -> int:
@@ -323,8 +330,10 @@ def _cmd_evaluate(args) -> int:
 
     data, source = _load_data(args)
     if private and data.rating_bounds is None:
-        raise ConfigError(f"model {args.model!r} is differentially private and needs the public bounds of the rating "
-                          "scale: pass --rating-bounds LO,HI (e.g. 1,5)")
+        raise ConfigError(
+            f"model {args.model!r} is differentially private and needs the public bounds of the rating "
+            "scale: pass --rating-bounds LO,HI (e.g. 1,5)"
+        )
     train, test = _split(data, args)
     fit_seconds = _fit(model, train, args.ledger if private else None)
     t0 = time.perf_counter()
@@ -380,9 +389,15 @@ def _cmd_evaluate(args) -> int:
         return EXIT_OK
     k = args.k
     src = source.get("dataset") or source.get("ratings_file")
-    eps = "" if not private else f", ε = {_fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
-    print(f"dprec evaluate: {args.model} on {src} ({args.split} split, test fraction {args.test_fraction}, "
-          f"split seed {args.split_seed}{eps})")
+    eps = (
+        ""
+        if not private
+        else f", ε = {_fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
+    )
+    print(
+        f"dprec evaluate: {args.model} on {src} ({args.split} split, test fraction {args.test_fraction}, "
+        f"split seed {args.split_seed}{eps})"
+    )
     rows = [
         ["RMSE", _fmt(out["rmse"])],
         ["MAE", _fmt(out["mae"])],
@@ -401,8 +416,10 @@ def _cmd_evaluate(args) -> int:
         print(f"  {key}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
     if private and out["privacy"] is not None:
         p = out["privacy"]
-        print(f"\nprivacy: {p.get('unit', '?')}-level (ε = {p.get('epsilon')}, δ = {p.get('delta')}); "
-              "full report with --format json")
+        print(
+            f"\nprivacy: {p.get('unit', '?')}-level (ε = {p.get('epsilon')}, δ = {p.get('delta')}); "
+            "full report with --format json"
+        )
     print(f"\nnote: {EVALUATE_NOTICE}")
     return EXIT_OK
 
@@ -412,8 +429,10 @@ DEMO_SHAPE = dict(n_users=2000, n_items=1000, n_ratings=60_000, rank=8)
 DEMO_EPSILONS = (1.0, 10.0, math.inf)
 DEMO_DELTA = 1e-5
 DEMO_DP_MODELS = (("dp-baseline", "DPGlobalEffects"), ("dpals", "DPALS"))
-DEMO_HYPERPARAMETERS = {"als": {"factors": DEMO_SHAPE["rank"], "iterations": 10},
-                        "dpals": {"factors": DEMO_SHAPE["rank"]}}
+DEMO_HYPERPARAMETERS = {
+    "als": {"factors": DEMO_SHAPE["rank"], "iterations": 10},
+    "dpals": {"factors": DEMO_SHAPE["rank"]},
+}
 
 
 def _demo_data(seed: int):
@@ -421,8 +440,14 @@ def _demo_data(seed: int):
     from .datasets import synthetic
 
     n_users, n_items = DEMO_SHAPE["n_users"], DEMO_SHAPE["n_items"]
-    return synthetic(n_users, n_items, DEMO_SHAPE["rank"], mean_ratings_per_user=DEMO_SHAPE["n_ratings"] / n_users,
-                     rating_bounds=(1.0, 5.0), rng=seed)
+    return synthetic(
+        n_users,
+        n_items,
+        DEMO_SHAPE["rank"],
+        mean_ratings_per_user=DEMO_SHAPE["n_ratings"] / n_users,
+        rating_bounds=(1.0, 5.0),
+        rng=seed,
+    )
 
 
 def _cmd_demo(args) -> int:
@@ -440,27 +465,51 @@ def _cmd_demo(args) -> int:
     results = []
     for label, name, priv, eps in plan:
         private = _is_private(_model_class(name))
-        ns = argparse.Namespace(model=name, seed=args.seed, threads=args.threads, privacy_unit=None,
-                                epsilon=priv.get("epsilon"), delta=priv.get("delta"),
-                                **{h: None for h in HYPERPARAMETERS} | DEMO_HYPERPARAMETERS.get(name, {}))
+        ns = argparse.Namespace(
+            model=name,
+            seed=args.seed,
+            threads=args.threads,
+            privacy_unit=None,
+            epsilon=priv.get("epsilon"),
+            delta=priv.get("delta"),
+            **{h: None for h in HYPERPARAMETERS} | DEMO_HYPERPARAMETERS.get(name, {}),
+        )
         if private and args.ledger:
             # charged to a real budget: fresh OS entropy (one seed reused across the ε's would share noise)
             ns.seed = None
         model = _build_model(name, ns)
         fit_s = _fit(model, train, args.ledger if private else None)
         res = evaluate(model, train, test, k=10)
-        results.append({"model": label, "epsilon": eps, "rmse": res["rmse"], "ndcg_at_10": res["ndcg_at_k"],
-                        "fit_seconds": fit_s})
+        results.append(
+            {"model": label, "epsilon": eps, "rmse": res["rmse"], "ndcg_at_10": res["ndcg_at_k"], "fit_seconds": fit_s}
+        )
     total = time.perf_counter() - t_start
-    info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items, "n_ratings": data.nnz,
-            "split": "random 80/20", "seed": args.seed, "delta": DEMO_DELTA}
+    info = {
+        "dataset": data.name,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_ratings": data.nnz,
+        "split": "random 80/20",
+        "seed": args.seed,
+        "delta": DEMO_DELTA,
+    }
     if args.format == "json":
         print(json.dumps(to_jsonable({"results": results, "data": info, "total_seconds": total}), indent=2))
         return EXIT_OK
-    print(f"dprec demo: synthetic data, {data.n_users} users × {data.n_items} items, {data.nnz} ratings "
-          f"(rank {DEMO_SHAPE['rank']}, seed {args.seed}); random 80/20 split; user-level DP, δ = {DEMO_DELTA}")
-    rows = [[r["model"], "-" if r["epsilon"] is None else _fmt(r["epsilon"], 0), _fmt(r["rmse"]),
-             _fmt(r["ndcg_at_10"]), f"{r['fit_seconds']:.2f}"] for r in results]
+    print(
+        f"dprec demo: synthetic data, {data.n_users} users × {data.n_items} items, {data.nnz} ratings "
+        f"(rank {DEMO_SHAPE['rank']}, seed {args.seed}); random 80/20 split; user-level DP, δ = {DEMO_DELTA}"
+    )
+    rows = [
+        [
+            r["model"],
+            "-" if r["epsilon"] is None else _fmt(r["epsilon"], 0),
+            _fmt(r["rmse"]),
+            _fmt(r["ndcg_at_10"]),
+            f"{r['fit_seconds']:.2f}",
+        ]
+        for r in results
+    ]
     print(_table(["model", "ε", "RMSE", "NDCG@10", "fit s"], rows))
     print(f"\nε = ∞ is the same code path without noise or clipping (non-private reference). Total {total:.1f} s.")
     print("Figures are computed on raw held-out data (not DP); the demo's models are for measurement, not for release.")
@@ -498,8 +547,18 @@ def _print_budget(led, args) -> None:
     print(f"  spent:     ε = {_fmt(d['spent_epsilon'])}, δ = {d['spent_delta']:g} (ρ = {_fmt(d['spent_rho'], 6)})")
     print(f"  remaining: ε = {_fmt(d['remaining_epsilon'])}, δ = {d['remaining_delta']:g}")
     if d["charges"]:
-        rows = [[str(i), str(c["model"]), str(c["mechanism"]), _fmt(c["rho"], 6), _fmt(c["epsilon"]),
-                 f"{c['delta']:g}", str(c["label"])] for i, c in enumerate(d["charges"], 1)]
+        rows = [
+            [
+                str(i),
+                str(c["model"]),
+                str(c["mechanism"]),
+                _fmt(c["rho"], 6),
+                _fmt(c["epsilon"]),
+                f"{c['delta']:g}",
+                str(c["label"]),
+            ]
+            for i, c in enumerate(d["charges"], 1)
+        ]
         print()
         print(_table(["#", "model", "mechanism", "ρ", "ε", "δ", "label"], rows))
     else:
@@ -563,8 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--format", choices=("table", "json"), default="table")
     dl.set_defaults(func=_cmd_datasets_list)
 
-    e = sub.add_parser("evaluate", help="fit a model on a split and report accuracy",
-                       description="Fit a model on a train split and report RMSE, MAE, precision/recall/NDCG@k.")
+    e = sub.add_parser(
+        "evaluate",
+        help="fit a model on a split and report accuracy",
+        description="Fit a model on a train split and report RMSE, MAE, precision/recall/NDCG@k.",
+    )
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="NAME", help="a registered dataset (see `dprec datasets list`)")
     src.add_argument("--ratings", metavar="FILE", help="a ratings file (CSV/TSV/Parquet)")
@@ -587,8 +649,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--feedback", choices=("explicit", "implicit"))
     m.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
     s = e.add_argument_group("evaluation")
-    s.add_argument("--split", choices=("random", "user"), default="random",
-                   help="random: random split of ratings; user: per-user holdout (default: random)")
+    s.add_argument(
+        "--split",
+        choices=("random", "user"),
+        default="random",
+        help="random: random split of ratings; user: per-user holdout (default: random)",
+    )
     s.add_argument("--test-fraction", type=float, default=0.2)
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--seed", type=int, default=0, help="model seed (rng)")

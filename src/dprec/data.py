@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,7 +184,7 @@ class Interactions:
         return lookup(self.item_index, items, what="item", missing=missing)
 
     # ------------------------------------------------------------------ derived
-    def with_matrix(self, matrix: sp.csr_matrix, timestamps=None, *, name: str | None = None) -> "Interactions":
+    def with_matrix(self, matrix: sp.csr_matrix, timestamps=None, *, name: str | None = None) -> Interactions:
         """A new Interactions with the same vocabularies and public facts but other ratings (e.g. a split)."""
         out = Interactions(
             matrix,
@@ -211,7 +211,7 @@ class Interactions:
             self._dataset_id = f"{self.name}:{self.fingerprint()[:16]}"
         return self._dataset_id
 
-    def with_dataset_id(self, dataset_id: str) -> "Interactions":
+    def with_dataset_id(self, dataset_id: str) -> Interactions:
         """The same data under an explicit, caller-declared dataset id (e.g. ``"shop-ratings:v-stable"``).
 
         By default an edited or re-ordered dataset gets a new id (a fingerprint of its content) and so a fresh
@@ -240,9 +240,7 @@ class Interactions:
     def to_pandas(self) -> pd.DataFrame:
         """Long format: columns ``user``, ``item``, ``rating`` (and ``timestamp`` when present)."""
         coo = self.matrix.tocoo()
-        df = pd.DataFrame(
-            {"user": self.user_ids[coo.row], "item": self.item_ids[coo.col], "rating": coo.data}
-        )
+        df = pd.DataFrame({"user": self.user_ids[coo.row], "item": self.item_ids[coo.col], "rating": coo.data})
         if self.timestamps is not None:
             df["timestamp"] = self.timestamps  # CSR order equals COO-from-CSR order
         return df
@@ -268,7 +266,7 @@ class Interactions:
         users: Sequence | None = None,
         duplicates: str = "error",
         name: str = "interactions",
-    ) -> "Interactions":
+    ) -> Interactions:
         """Build from a long table of (user, item[, rating][, timestamp]).
 
         Parameters
@@ -329,10 +327,20 @@ class Interactions:
         else:
             item_ids = np.asarray(item_catalog)
             public = True
-        rows = _index_or_raise(user_ids, work["u"].to_numpy(), what="user", source=f"column {user_col!r}",
-                               hint="pass users= containing every user, or drop those rows")
-        cols = _index_or_raise(item_ids, work["i"].to_numpy(), what="item", source=f"column {item_col!r}",
-                               hint="the public item_catalog must contain every rated item")
+        rows = _index_or_raise(
+            user_ids,
+            work["u"].to_numpy(),
+            what="user",
+            source=f"column {user_col!r}",
+            hint="pass users= containing every user, or drop those rows",
+        )
+        cols = _index_or_raise(
+            item_ids,
+            work["i"].to_numpy(),
+            what="item",
+            source=f"column {item_col!r}",
+            hint="the public item_catalog must contain every rated item",
+        )
         order = np.lexsort((cols, rows))
         rows, cols = rows[order], cols[order]
         vals = work["r"].to_numpy()[order]
@@ -354,7 +362,7 @@ class Interactions:
         public_items: bool = False,
         timestamps=None,
         name: str = "interactions",
-    ) -> "Interactions":
+    ) -> Interactions:
         """Wrap a user×item sparse matrix. Ids default to ``0..n-1``.
 
         ``public_items=True`` declares that the columns are a public catalog (e.g. from a product database),
@@ -389,21 +397,21 @@ class Interactions:
         )
 
     @classmethod
-    def read_csv(cls, path, *, sep: str = ",", header="infer", names=None, **kwargs) -> "Interactions":
+    def read_csv(cls, path, *, sep: str = ",", header="infer", names=None, **kwargs) -> Interactions:
         """Read a ratings file (CSV/TSV) then :meth:`from_pandas` (keyword arguments pass through)."""
         df = pd.read_csv(path, sep=sep, header=header, names=names, engine="python" if len(sep) > 1 else "c")
         kwargs.setdefault("name", os.path.basename(str(path)))
         return cls.from_pandas(df, **kwargs)
 
     @classmethod
-    def read_parquet(cls, path, **kwargs) -> "Interactions":
+    def read_parquet(cls, path, **kwargs) -> Interactions:
         """Read a Parquet ratings file (needs pyarrow) then :meth:`from_pandas`."""
         df = pd.read_parquet(path)
         kwargs.setdefault("name", os.path.basename(str(path)))
         return cls.from_pandas(df, **kwargs)
 
     @classmethod
-    def read(cls, path, **kwargs) -> "Interactions":
+    def read(cls, path, **kwargs) -> Interactions:
         """Read ``.parquet``/``.pq`` with :meth:`read_parquet`, anything else with :meth:`read_csv`."""
         p = str(path).lower()
         if p.endswith((".parquet", ".pq")):
@@ -430,9 +438,7 @@ def lookup(index: dict, ids, *, what: str, missing: str = "raise") -> np.ndarray
         pos = index.get(_key(x), -1)
         if pos < 0:
             if missing == "raise":
-                raise UnknownIdError(
-                    f"unknown {what} id {x!r} (not in the {what} vocabulary of {len(index)} ids)"
-                )
+                raise UnknownIdError(f"unknown {what} id {x!r} (not in the {what} vocabulary of {len(index)} ids)")
         out[n] = pos
     return out
 

@@ -64,8 +64,10 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     for name, a in (("y_true", t), ("y_pred", p)):
         bad = ~np.isfinite(a)
         if bad.any():
-            raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at position "
-                             f"{int(np.flatnonzero(bad)[0])})")
+            raise ValueError(
+                f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at position "
+                f"{int(np.flatnonzero(bad)[0])})"
+            )
     return t, p
 
 
@@ -142,7 +144,9 @@ def _relevance(topk, test, k=None):
     if topk.shape[1] == 0:
         raise ValueError("topk has no columns (k = 0): nothing to evaluate")
     if topk.size and (topk.min() < -1 or topk.max() >= n_items):
-        raise ValueError(f"topk contains ids outside [-1, {n_items}): use inner item ids (columns of test), -1 = padding")
+        raise ValueError(
+            f"topk contains ids outside [-1, {n_items}): use inner item ids (columns of test), -1 = padding"
+        )
     if topk.shape[1] > 1:
         s = np.sort(topk, axis=1)
         dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
@@ -404,10 +408,10 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
     rank_rows = rows[n_test[rows] > 0]
     test_index = pd.Index(test.item_ids)
     catalog_index = test_index if train.item_ids is test.item_ids else pd.Index(train.item_ids)
-    topk = np.full((len(rank_rows), k), -1, dtype=np.int64)       # test columns, for hits
-    topk_cat = np.full((len(rank_rows), k), -1, dtype=np.int64)   # training-catalog columns, for coverage
+    topk = np.full((len(rank_rows), k), -1, dtype=np.int64)  # test columns, for hits
+    topk_cat = np.full((len(rank_rows), k), -1, dtype=np.int64)  # training-catalog columns, for coverage
     for start in range(0, len(rank_rows), batch_size):
-        batch = rank_rows[start:start + batch_size]
+        batch = rank_rows[start : start + batch_size]
         ids, scores = model.recommend(test.user_ids[batch], k, filter_seen=True)
         ids, scores = np.asarray(ids), np.asarray(scores, dtype=np.float64)
         if ids.ndim != 2 or ids.shape[0] != len(batch) or ids.shape[1] > k:
@@ -422,15 +426,16 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
         cat = cols if catalog_index is test_index else catalog_index.get_indexer(flat)
         cat[pad] = -1
         w = ids.shape[1]
-        topk[start:start + len(batch), :w] = cols.reshape(len(batch), w)
-        topk_cat[start:start + len(batch), :w] = cat.reshape(len(batch), w)
+        topk[start : start + len(batch), :w] = cols.reshape(len(batch), w)
+        topk_cat[start : start + len(batch), :w] = cat.reshape(len(batch), w)
 
     if len(rank_rows):
         ranking = ranking_metrics(topk, m[rank_rows])
         coverage = catalog_coverage(topk_cat, train.n_items)
     else:
-        ranking = {name: math.nan for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
-                                               "hit_rate_at_k")}
+        ranking = {
+            name: math.nan for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k")
+        }
         ranking["n_users_evaluated"] = 0
         coverage = math.nan
     return {

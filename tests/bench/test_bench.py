@@ -61,7 +61,7 @@ HAS_MATPLOTLIB = _has("matplotlib")  # plots are the [bench] extra
 
 def _config(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
     if not _has("dprec.models.baselines"):  # run without the DP baseline until it exists
-        text = text.split("[[models]]\nname = \"dp-baseline\"")[0]
+        text = text.split('[[models]]\nname = "dp-baseline"')[0]
     p = tmp_path / name
     p.write_text(text)
     return p
@@ -85,7 +85,9 @@ def _assert_same_rows(out_a: Path, out_b: Path) -> None:
     assert sorted(a) == sorted(b)
     for key in a:
         diff = sorted(f for f in set(a[key]) | set(b[key]) if a[key].get(f) != b[key].get(f))
-        assert not diff, f"cell {key}: fields {diff} differ, e.g. {diff[0]}: {a[key].get(diff[0])!r} vs {b[key].get(diff[0])!r}"
+        assert not diff, (
+            f"cell {key}: fields {diff} differ, e.g. {diff[0]}: {a[key].get(diff[0])!r} vs {b[key].get(diff[0])!r}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +114,15 @@ TYPO_CASES = {
     "run key typo": (("split_seed = 0", "split_sed = 0"), ["split_sed", "split_seed", "[run]"]),
     "model key typo": (('label = "ALS"', 'lable = "ALS"'), ["lable", "label"]),
     "model param typo": (("factors = 4", "factros = 4"), ["factros", "factors"]),
-    "dataset key typo": (("label = \"syn\"", "labl = \"syn\""), ["labl", "label"]),
+    "dataset key typo": (('label = "syn"', 'labl = "syn"'), ["labl", "label"]),
     "split unknown": (('split = "random"', 'split = "temporal"'), ["split", "random"]),
     "test fraction": (("test_fraction = 0.2", "test_fraction = 1.5"), ["test_fraction"]),
     "reserved param": (("factors = 4, iterations = 2", "factors = 4, rng = 3"), ["rng", "seeds"]),
     "bad param value": (("factors = 4", "factors = -4"), ["ALS", "factors"]),
-    "synthetic key typo": (("mean_ratings_per_user = 15", "mean_rating_per_user = 15"),
-                           ["mean_rating_per_user", "mean_ratings_per_user"]),
+    "synthetic key typo": (
+        ("mean_ratings_per_user = 15", "mean_rating_per_user = 15"),
+        ["mean_rating_per_user", "mean_ratings_per_user"],
+    ),
 }
 
 
@@ -143,8 +147,10 @@ def test_config_error_is_a_value_error():
 
 
 def test_missing_ratings_file(tmp_path):
-    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
-                        'ratings = "no/such/ratings.csv"\nrating_bounds = [1, 5]')
+    text = TINY.replace(
+        'label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+        'ratings = "no/such/ratings.csv"\nrating_bounds = [1, 5]',
+    )
     cfg = _config(tmp_path, text)
     with pytest.raises(ConfigError, match="ratings.csv.*does not exist"):
         run_bench(cfg, tmp_path / "out", progress=False)
@@ -152,8 +158,10 @@ def test_missing_ratings_file(tmp_path):
 
 
 def test_unknown_registry_dataset(tmp_path):
-    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
-                        'name = "ml-100kk"')
+    text = TINY.replace(
+        'label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+        'name = "ml-100kk"',
+    )
     with pytest.raises(ConfigError, match="ml-100kk"):
         run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
@@ -162,8 +170,10 @@ def test_unknown_registry_dataset(tmp_path):
 def test_registry_dataset_not_present_locally(tmp_path):
     empty = tmp_path / "empty_data_home"
     empty.mkdir()
-    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
-                        f'name = "ml-1m"\ndata_home = "{empty}"')
+    text = TINY.replace(
+        'label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+        f'name = "ml-1m"\ndata_home = "{empty}"',
+    )
     with pytest.raises(ConfigError) as exc:
         run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
     assert "ml-1m" in str(exc.value) and "download=True" in str(exc.value)
@@ -172,8 +182,10 @@ def test_registry_dataset_not_present_locally(tmp_path):
 
 def test_ratings_file_dataset_runs(tmp_path, ratings_df):
     ratings_df.to_csv(tmp_path / "r.csv", index=False)
-    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
-                        'ratings = "r.csv"\nrating_bounds = [0.5, 5]')
+    text = TINY.replace(
+        'label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+        'ratings = "r.csv"\nrating_bounds = [0.5, 5]',
+    )
     text = text.replace("seeds = [0, 1]", "seeds = [0]").replace("epsilons = [1, inf]", "epsilons = [inf]")
     rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
     assert rows and all(r["dataset"]["checksum_kind"] == "interactions_fingerprint" for r in rows)
@@ -182,9 +194,11 @@ def test_ratings_file_dataset_runs(tmp_path, ratings_df):
 
 def test_resume_refuses_changed_data(tmp_path, ratings_df):
     ratings_df.to_csv(tmp_path / "r.csv", index=False)
-    text = TINY.replace('label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
-                        'ratings = "r.csv"\nrating_bounds = [0.5, 5]')
-    text = text.replace("seeds = [0, 1]", "seeds = [0]").split("[[models]]\nname = \"als\"")[0]
+    text = TINY.replace(
+        'label = "syn"\nsynthetic = { n_users = 150, n_items = 80, rank = 3, mean_ratings_per_user = 15, seed = 0 }',
+        'ratings = "r.csv"\nrating_bounds = [0.5, 5]',
+    )
+    text = text.replace("seeds = [0, 1]", "seeds = [0]").split('[[models]]\nname = "als"')[0]
     cfg = _config(tmp_path, text)
     run_bench(cfg, tmp_path / "out", progress=False)
     (tmp_path / "out" / "results.jsonl").write_text((tmp_path / "out" / "results.jsonl").read_text())
@@ -222,12 +236,35 @@ def test_full_run_writes_results_summary_and_plots(reference_run):
     n_dp = 2 * 2 if _has("dprec.models.baselines") else 0
     assert len(rows) == 2 + 2 + n_dp
     r = rows[0]
-    for field in ("key", "dataset", "model", "epsilon", "delta", "privacy_unit", "seed", "split", "metrics",
-                  "privacy_report", "fit_seconds", "wall_seconds", "versions", "machine", "config"):
+    for field in (
+        "key",
+        "dataset",
+        "model",
+        "epsilon",
+        "delta",
+        "privacy_unit",
+        "seed",
+        "split",
+        "metrics",
+        "privacy_report",
+        "fit_seconds",
+        "wall_seconds",
+        "versions",
+        "machine",
+        "config",
+    ):
         assert field in r
     assert r["dataset"]["checksum"] and r["dataset"]["n_ratings"] > 0
-    assert set(r["versions"]) >= {"dprec", "dprec_source_sha256", "numpy", "scipy", "numba", "implicit", "opendp",
-                                  "python"}
+    assert set(r["versions"]) >= {
+        "dprec",
+        "dprec_source_sha256",
+        "numpy",
+        "scipy",
+        "numba",
+        "implicit",
+        "opendp",
+        "python",
+    }
     assert "hostname" not in json.dumps(r["machine"]) and r["machine"]["cpu_count"] >= 1
     assert set(r["metrics"]) == {"rmse", "mae", "precision@5", "ndcg@5"}
     assert r["config"]["run"]["name"] == "tiny"
@@ -235,7 +272,9 @@ def test_full_run_writes_results_summary_and_plots(reference_run):
     for x in dp:
         assert x["privacy_report"] is not None and x["delta"] == 1e-6 and x["privacy_unit"] == "user"
     assert {x["epsilon"] for x in dp} <= {1.0, "inf"}
-    assert all(x["epsilon"] == "inf" and x["privacy_report"] is None for x in rows if x["model"]["name"] != "dp-baseline")
+    assert all(
+        x["epsilon"] == "inf" and x["privacy_report"] is None for x in rows if x["model"]["name"] != "dp-baseline"
+    )
     md = (out / "summary.md").read_text()
     assert "## syn" in md and "ε = ∞" in md and "±" in md and "seconds" not in md
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
@@ -328,7 +367,7 @@ def test_implicit_adapter_has_no_rmse(tmp_path):
 
 def test_multiple_cutoffs(tmp_path):
     text = TINY.replace("k = 5", "k = [5, 10]").replace("seeds = [0, 1]", "seeds = [0]")
-    text = text.split("[[models]]\nname = \"als\"")[0]
+    text = text.split('[[models]]\nname = "als"')[0]
     rows = run_bench(_config(tmp_path, text), tmp_path / "out", progress=False)
     assert set(rows[0]["metrics"]) == {"rmse", "mae", "precision@5", "precision@10", "ndcg@5", "ndcg@10"}
 
@@ -476,7 +515,12 @@ def test_metric_names_rule():
     from dprec.bench.plots import plot_filename
 
     assert metric_names(["rmse", "ndcg_at_k", "coverage"], [5, 10]) == [
-        "rmse", "ndcg@5", "ndcg@10", "coverage@5", "coverage@10"]
+        "rmse",
+        "ndcg@5",
+        "ndcg@10",
+        "coverage@5",
+        "coverage@10",
+    ]
     assert split_metric_name("ndcg@10") == ("ndcg", "10") and split_metric_name("rmse") == ("rmse", "")
     assert plot_filename("ml-100k", "ndcg@10") == "ml-100k__ndcg_at_10.png"
 

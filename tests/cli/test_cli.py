@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,6 @@ import pandas as pd
 import pytest
 
 from dprec.cli import main
-
-import os
 
 # MovieLens lives under $DPREC_DATA when available (conventions: realdata tests skip when it is absent).
 SHARED_DATA = Path(os.environ["DPREC_DATA"]) if os.environ.get("DPREC_DATA") else None
@@ -104,8 +103,20 @@ def test_datasets_list_json_detects_local_copy(capsys, tmp_path):
 @needs_split
 @needs_popularity
 def test_evaluate_popularity_json(capsys, ratings_csv):
-    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5",
-                          "--model", "popularity", "--format", "json", "--k", "5")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--ratings",
+        ratings_csv,
+        "--rating-bounds",
+        "1,5",
+        "--model",
+        "popularity",
+        "--format",
+        "json",
+        "--k",
+        "5",
+    )
     assert code == 0, err
     res = json.loads(out)
     for key in ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "k", "fit_seconds", "config"):
@@ -124,11 +135,22 @@ def test_evaluate_popularity_json(capsys, ratings_csv):
 @needs_split
 @needs_popularity
 def test_evaluate_popularity_table(capsys, ratings_csv):
-    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "popularity",
-                          "--split", "user", "--format", "table")
+    code, out, err = _run(
+        capsys, "evaluate", "--ratings", ratings_csv, "--model", "popularity", "--split", "user", "--format", "table"
+    )
     assert code == 0, err
-    for label in ("RMSE", "MAE", "precision@10", "recall@10", "NDCG@10", "fit time", "configuration",
-                  "dataset_checksum", "dprec_version", "split: user"):
+    for label in (
+        "RMSE",
+        "MAE",
+        "precision@10",
+        "recall@10",
+        "NDCG@10",
+        "fit time",
+        "configuration",
+        "dataset_checksum",
+        "dprec_version",
+        "split: user",
+    ):
         assert label in out
 
 
@@ -149,9 +171,26 @@ def test_evaluate_custom_columns_and_separator(capsys, tmp_path, ratings_csv):
     df = pd.read_csv(ratings_csv).rename(columns={"user": "uid", "item": "iid", "rating": "stars"})
     path = tmp_path / "r.txt"
     df.to_csv(path, sep=";", index=False)
-    code, out, err = _run(capsys, "evaluate", "--ratings", path, "--sep", ";", "--user-col", "uid", "--item-col",
-                          "iid", "--rating-col", "stars", "--timestamp-col", "timestamp", "--model", "popularity",
-                          "--format", "json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--ratings",
+        path,
+        "--sep",
+        ";",
+        "--user-col",
+        "uid",
+        "--item-col",
+        "iid",
+        "--rating-col",
+        "stars",
+        "--timestamp-col",
+        "timestamp",
+        "--model",
+        "popularity",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     assert json.loads(out)["config"]["user_col"] == "uid"
 
@@ -159,8 +198,24 @@ def test_evaluate_custom_columns_and_separator(capsys, tmp_path, ratings_csv):
 @needs_split
 @needs_als
 def test_evaluate_als_json(capsys, ratings_csv):
-    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "als",
-                          "--factors", "4", "--iterations", "3", "--seed", "1", "--format", "json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--ratings",
+        ratings_csv,
+        "--rating-bounds",
+        "1,5",
+        "--model",
+        "als",
+        "--factors",
+        "4",
+        "--iterations",
+        "3",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     res = json.loads(out)
     assert math.isfinite(res["rmse"]) and res["rmse"] > 0  # explicit ALS predicts ratings
@@ -171,8 +226,22 @@ def test_evaluate_als_json(capsys, ratings_csv):
 @needs_dp
 def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
     dp = "dp-baseline"
-    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", dp,
-                          "--epsilon", "2", "--delta", "1e-5", "--format", "json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--ratings",
+        ratings_csv,
+        "--rating-bounds",
+        "1,5",
+        "--model",
+        dp,
+        "--epsilon",
+        "2",
+        "--delta",
+        "1e-5",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     res = json.loads(out)
     assert res["privacy"] is not None
@@ -182,8 +251,22 @@ def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
 @needs_split
 @needs_dp
 def test_evaluate_missing_ledger_is_refused_with_exit_3(capsys, ratings_csv, tmp_path):
-    code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model",
-                        "dp-baseline", "--epsilon", "1", "--delta", "1e-5", "--ledger", tmp_path / "none.db")
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--ratings",
+        ratings_csv,
+        "--rating-bounds",
+        "1,5",
+        "--model",
+        "dp-baseline",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-5",
+        "--ledger",
+        tmp_path / "none.db",
+    )
     assert code == 3 and "ledger" in err.lower()
 
 
@@ -199,8 +282,19 @@ def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
     train, _ = random_split(data, 0.2, rng=0)
     path = tmp_path / "ledger.db"
     Ledger.create(path, dataset=train.dataset_id, epsilon=0.5, delta=1e-5)
-    args = ["evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "dp-baseline",
-            "--delta", "1e-6", "--ledger", path]
+    args = [
+        "evaluate",
+        "--ratings",
+        ratings_csv,
+        "--rating-bounds",
+        "1,5",
+        "--model",
+        "dp-baseline",
+        "--delta",
+        "1e-6",
+        "--ledger",
+        path,
+    ]
     code, _, err = _run(capsys, *args, "--epsilon", "5")
     assert code == 3, err
     assert "budget" in err.lower()
@@ -249,8 +343,9 @@ def test_unknown_model_lists_available(capsys, ratings_csv):
 @needs_split
 @needs_dp
 def test_dp_model_without_rating_bounds_is_a_usage_error(capsys, ratings_csv):
-    code, out, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "dp-baseline", "--epsilon", "1",
-                          "--delta", "1e-5")
+    code, out, err = _run(
+        capsys, "evaluate", "--ratings", ratings_csv, "--model", "dp-baseline", "--epsilon", "1", "--delta", "1e-5"
+    )
     assert code == 2 and "--rating-bounds" in err and "Traceback" not in err and out == ""
 
 
@@ -287,12 +382,24 @@ def test_internal_bug_propagates_with_its_traceback(monkeypatch, capsys, ratings
 def test_dprec_errors_map_to_documented_exit_codes(monkeypatch, capsys, tmp_path):
     """Exactly dprec's errors become exit codes (2 bad input, 3 budget/ledger, 4 untrusted file), one line each."""
     import dprec.cli as cli
-    from dprec.errors import (BudgetExceededError, ConfigError, CorruptFileError, LedgerError, NotFittedError,
-                              UnknownIdError)
+    from dprec.errors import (
+        BudgetExceededError,
+        ConfigError,
+        CorruptFileError,
+        LedgerError,
+        NotFittedError,
+        UnknownIdError,
+    )
 
-    cases = [(ConfigError("bad flag"), 2), (UnknownIdError("no such user 'u9'"), 2), (BudgetExceededError("spent"), 3),
-             (LedgerError("locked"), 3), (CorruptFileError("tampered"), 4)]
+    cases = [
+        (ConfigError("bad flag"), 2),
+        (UnknownIdError("no such user 'u9'"), 2),
+        (BudgetExceededError("spent"), 3),
+        (LedgerError("locked"), 3),
+        (CorruptFileError("tampered"), 4),
+    ]
     for exc, code in cases:
+
         def raise_it(args, exc=exc):
             raise exc
 
@@ -330,8 +437,9 @@ def test_file_options_rejected_with_dataset(capsys):
 
 @pytest.mark.skipif(not _has("dprec.datasets:load_dataset"), reason="dprec.datasets not available")
 def test_unknown_dataset_exit_2(capsys, tmp_path):
-    code, _, err = _run(capsys, "evaluate", "--dataset", "no-such-set", "--data-home", tmp_path,
-                        "--model", "popularity")
+    code, _, err = _run(
+        capsys, "evaluate", "--dataset", "no-such-set", "--data-home", tmp_path, "--model", "popularity"
+    )
     assert code == 2 and "no-such-set" in err
 
 
@@ -346,8 +454,20 @@ def test_absent_dataset_offline_exit_2(capsys, tmp_path):
 @needs_split
 @needs_popularity
 def test_evaluate_registered_dataset(capsys):
-    code, out, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", SHARED_DATA,
-                          "--model", "popularity", "--split", "user", "--format", "json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "ml-100k",
+        "--data-home",
+        SHARED_DATA,
+        "--model",
+        "popularity",
+        "--split",
+        "user",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     res = json.loads(out)
     assert res["config"]["dataset"] == "ml-100k" and res["config"]["dataset_checksum"]

@@ -39,13 +39,27 @@ def _run(capsys, *argv):
 def _file_id(path):
     from dprec.cli import _load_data, build_parser
 
-    args = build_parser().parse_args(["evaluate", "--ratings", path, "--rating-bounds", "1,5", "--model", "dp-baseline"])
+    args = build_parser().parse_args(
+        ["evaluate", "--ratings", path, "--rating-bounds", "1,5", "--model", "dp-baseline"]
+    )
     return _load_data(args)[0].dataset_id
 
 
 SRC = lambda f: ("--ratings", f, "--rating-bounds", "1,5")  # noqa: E731
-EVAL = lambda f, eps, led: ("evaluate", *SRC(f), "--model", "dp-baseline", "--epsilon", eps, "--delta", "1e-5",  # noqa: E731
-                            "--ledger", led, "--format", "json")
+EVAL = lambda f, eps, led: (
+    "evaluate",
+    *SRC(f),
+    "--model",
+    "dp-baseline",
+    "--epsilon",
+    eps,
+    "--delta",
+    "1e-5",  # noqa: E731
+    "--ledger",
+    led,
+    "--format",
+    "json",
+)
 
 
 def test_init_and_show(tmp_path, capsys, ratings_csv):
@@ -78,8 +92,15 @@ def test_init_default_path(capsys, ratings_csv, ledger_dir):
     assert rc == 3 and "ledger" in err
 
 
-@pytest.mark.parametrize("bad", [("--epsilon", "inf", "--delta", "1e-5"), ("--epsilon", "1", "--delta", "0"),
-                                 ("--epsilon", "0", "--delta", "1e-5"), ("--epsilon", "1")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("--epsilon", "inf", "--delta", "1e-5"),
+        ("--epsilon", "1", "--delta", "0"),
+        ("--epsilon", "0", "--delta", "1e-5"),
+        ("--epsilon", "1"),
+    ],
+)
 def test_init_rejects_bad_budget(tmp_path, capsys, ratings_csv, bad):
     led = tmp_path / "l.sqlite"
     rc, _, err = _run(capsys, "budget", "init", *SRC(ratings_csv), *bad, "--ledger", led)
@@ -145,18 +166,49 @@ def test_evaluate_ledger_of_other_dataset_exits_3(tmp_path, capsys, ratings_csv)
 @pytest.mark.realdata
 def test_ml100k_budget_then_evaluate(ml100k_dir, capsys, ledger_dir):
     home = str(ml100k_dir.parent)
-    rc, _, err = _run(capsys, "budget", "init", "--dataset", "ml-100k", "--data-home", home, "--epsilon", 2, "--delta", "1e-5")
+    rc, _, err = _run(
+        capsys, "budget", "init", "--dataset", "ml-100k", "--data-home", home, "--epsilon", 2, "--delta", "1e-5"
+    )
     assert rc == 0, err
-    rc, out, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", home, "--model", "dp-baseline",
-                        "--epsilon", 1, "--delta", "1e-5", "--ledger",
-                        _default(home), "--format", "json")
+    rc, out, err = _run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "ml-100k",
+        "--data-home",
+        home,
+        "--model",
+        "dp-baseline",
+        "--epsilon",
+        1,
+        "--delta",
+        "1e-5",
+        "--ledger",
+        _default(home),
+        "--format",
+        "json",
+    )
     assert rc == 0, err
     rc, out, err = _run(capsys, "budget", "show", "--dataset", "ml-100k", "--data-home", home, "--format", "json")
     assert rc == 0, err
     d = json.loads(out)
     assert len(d["charges"]) == 1 and d["dataset"].startswith("ml-100k")
-    rc, _, err = _run(capsys, "evaluate", "--dataset", "ml-100k", "--data-home", home, "--model", "dp-baseline",
-                      "--epsilon", 1.9, "--delta", "1e-5", "--ledger", _default(home))
+    rc, _, err = _run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "ml-100k",
+        "--data-home",
+        home,
+        "--model",
+        "dp-baseline",
+        "--epsilon",
+        1.9,
+        "--delta",
+        "1e-5",
+        "--ledger",
+        _default(home),
+    )
     assert rc == 3 and "budget" in err
     assert len(Ledger.open(_default(home)).charges()) == 1
 
@@ -177,8 +229,9 @@ def test_show_prints_no_fingerprint_digest_or_time(tmp_path, capsys, ratings_csv
     assert _run(capsys, "budget", "init", *SRC(ratings_csv), "--epsilon", 2, "--delta", "1e-5")[0] == 0
     path = Ledger.default_path(fid)
     assert fp not in path.name and path.name == f"{name}.ledger.sqlite"  # nothing data-dependent in the name
-    Ledger.open(path, dataset=fid).charge(rho=0.01, model="m", mechanism="gaussian", label="fit",
-                                          params={"rng": 7, "sigma": 1.0}, seed=31337)
+    Ledger.open(path, dataset=fid).charge(
+        rho=0.01, model="m", mechanism="gaussian", label="fit", params={"rng": 7, "sigma": 1.0}, seed=31337
+    )
     for fmt in ("json", "table"):
         rc, out, err = _run(capsys, "budget", "show", *SRC(ratings_csv), "--format", fmt)
         assert rc == 0, err

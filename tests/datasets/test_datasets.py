@@ -15,8 +15,7 @@ import pooch
 import pytest
 import requests
 
-from dprec.datasets import DATASETS, dataset_checksum, list_datasets, load_dataset, synthetic
-from dprec.datasets import loaders
+from dprec.datasets import DATASETS, dataset_checksum, list_datasets, load_dataset, loaders, synthetic
 from dprec.datasets.loaders import get_data_home
 from dprec.errors import CorruptFileError
 
@@ -122,13 +121,16 @@ def test_parsers_on_fake_files(tmp_path, monkeypatch):
     colon = tmp_path / "ml-10M100K"  # archive folder name is accepted as well as <name>
     colon.mkdir()
     (colon / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n7::122::0.5::838983421\n")
-    (colon / "movies.dat").write_text("122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n"
-                                      "999::Unrated: A Movie (2000)::Drama\n")
+    (colon / "movies.dat").write_text(
+        "122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n999::Unrated: A Movie (2000)::Drama\n"
+    )
     csv = tmp_path / "ml-latest-small"
     csv.mkdir()
     (csv / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n2,3,0.5,964981247\n")
-    (csv / "movies.csv").write_text('movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
-                                    '3,"Grumpier Old Men, The (1995)",Comedy|Romance\n4,Other (1996),Drama\n')
+    (csv / "movies.csv").write_text(
+        "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
+        '3,"Grumpier Old Men, The (1995)",Comedy|Romance\n4,Other (1996),Drama\n'
+    )
     patched = dict(DATASETS)
     patched["ml-10m"] = dataclasses.replace(DATASETS["ml-10m"], n_ratings=3)
     patched["ml-latest-small"] = dataclasses.replace(DATASETS["ml-latest-small"], n_ratings=2)
@@ -255,8 +257,12 @@ def test_synthetic_shapes_bounds_truth():
     assert t["user_factors"].dtype == np.float32 and t["item_bias"].shape == (300,)
     # ratings track the ground truth (noise sd 0.5 + rounding/clipping)
     coo = m.tocoo()
-    truth = (t["global_mean"] + t["user_bias"][coo.row] + t["item_bias"][coo.col]
-             + np.einsum("ij,ij->i", t["user_factors"][coo.row], t["item_factors"][coo.col]))
+    truth = (
+        t["global_mean"]
+        + t["user_bias"][coo.row]
+        + t["item_bias"][coo.col]
+        + np.einsum("ij,ij->i", t["user_factors"][coo.row], t["item_factors"][coo.col])
+    )
     assert np.corrcoef(truth, coo.data)[0, 1] > 0.6
     assert 3.0 < m.data.mean() < 4.0
 

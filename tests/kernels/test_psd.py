@@ -54,8 +54,12 @@ def test_noisy_psd_solve_floor_and_shapes():
     nt = g.normal(size=(n, k * (k + 1) // 2)) * 2
     nb = np.zeros((n, k))
     reg = np.full(n, 0.3)
-    np.testing.assert_allclose(noisy_psd_solve(A, b, nt, nb, reg, floor=0.5), _reference(A, b, nt, nb, reg, floor=0.5)[0],
-                               rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(
+        noisy_psd_solve(A, b, nt, nb, reg, floor=0.5),
+        _reference(A, b, nt, nb, reg, floor=0.5)[0],
+        rtol=1e-9,
+        atol=1e-10,
+    )
     with pytest.raises(ValueError, match="shape"):
         noisy_psd_solve(A, b, nt[:, :-1], nb, reg)
 
@@ -79,9 +83,9 @@ def _sym_family(g, n, k):
         "diagonal": np.eye(k) * g.normal(size=(n, 1, k)),
         "tridiagonal": np.triu(np.tril(B + np.swapaxes(B, 1, 2), 1), -1),
         "clustered": (Q * (1.0 + 1e-10 * g.normal(size=(n, 1, k)))) @ np.swapaxes(Q, 1, 2)
-                     - (Q[:, :, :1] * 2.0) @ np.swapaxes(Q[:, :, :1], 1, 2),
+        - (Q[:, :, :1] * 2.0) @ np.swapaxes(Q[:, :, :1], 1, 2),
         "graded": (Q * np.logspace(-12, 3, k)[None, None, :] * g.choice([-1.0, 1.0], size=(n, 1, k)))
-                  @ np.swapaxes(Q, 1, 2),
+        @ np.swapaxes(Q, 1, 2),
         "tiny": 1e-200 * (B + np.swapaxes(B, 1, 2)),
         "huge": 1e200 * (B + np.swapaxes(B, 1, 2)),
         "unsymmetric_input": B,  # the routines symmetrise (A + Aᵀ)/2
@@ -232,11 +236,10 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
     ``|e| ≤ w·B``, and the Gaussian mechanism (``noisy_psd_solve``) receives float64 ``A`` and ``b``."""
     from fractions import Fraction
 
-    from dprec.testing import contract_data
-
     from dprec.kernels import als as K
     from dprec.kernels import psd as P
     from dprec.models import DPALS
+    from dprec.testing import contract_data
 
     gamma, B, d = 0.05, 1.0, 4
     stats, solves = [], []
@@ -253,7 +256,8 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
     monkeypatch.setattr(K, "item_stats", spy_stats)
     monkeypatch.setattr(P, "_noisy_psd_solve", spy_solve)
     DPALS(epsilon=8.0, delta=1e-5, factors=d, iterations=2, clip_norm=gamma, residual_bound=B, rng=0).fit(
-        contract_data(n_users=200, n_items=40))
+        contract_data(n_users=200, n_items=40)
+    )
     assert len(stats) == 2 and solves == [(np.float64, np.float64)] * 2
     for wA, wb, U in stats:
         norms = np.linalg.norm(U[:, :d].astype(np.float64), axis=1)

@@ -20,7 +20,9 @@ class ItemMean(Recommender):
         X, s = data.matrix, self.shrinkage
         self.global_mean_ = float(X.data.mean())
         n = np.bincount(X.indices, minlength=X.shape[1])
-        self.item_mean_ = (np.bincount(X.indices, X.data, X.shape[1]) + s * self.global_mean_) / np.maximum(n + s, 1e-12)
+        self.item_mean_ = (np.bincount(X.indices, X.data, X.shape[1]) + s * self.global_mean_) / np.maximum(
+            n + s, 1e-12
+        )
 
     def _scores(self, rows):
         return np.tile(self.item_mean_, (len(rows), 1))

@@ -10,9 +10,7 @@ import scipy.sparse as sp
 from dprec import Interactions
 from dprec.kernels import als as K
 from dprec.models import ALS
-
-from dprec.testing import contract_data
-from dprec.testing import numpy_biased_als
+from dprec.testing import contract_data, numpy_biased_als
 
 
 def _random_csr(n_users=50, n_items=30, density=0.2, seed=0):
@@ -161,7 +159,7 @@ def test_topk_rows_tie_rule_matches_sorted_reference():
     from dprec.models.base import topk_rows
 
     rng = np.random.default_rng(0)
-    for trial in range(60):
+    for _trial in range(60):
         rows, m = int(rng.integers(1, 40)), int(rng.integers(1, 60))
         S = rng.integers(0, int(rng.integers(1, 6)), (rows, m)).astype(np.float64)
         S[rng.random((rows, m)) < 0.15] = -np.inf
@@ -228,8 +226,18 @@ def test_predict_clipped_to_rating_bounds():
 def test_explicit_matches_numpy_reference():
     data = _small_explicit()
     k, it, lam, lam_u, lam_b, lam_c, tau2, init = 3, 4, 0.08, 0.05, 2.0, 7.0, 0.4, 0.3
-    m = ALS(factors=k, iterations=it, regularization=lam, user_regularization=lam_u, bias_regularization=lam_b,
-            item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=7, dtype="float64").fit(data)
+    m = ALS(
+        factors=k,
+        iterations=it,
+        regularization=lam,
+        user_regularization=lam_u,
+        bias_regularization=lam_b,
+        item_bias_regularization=lam_c,
+        prior_var=tau2,
+        init_scale=init,
+        rng=7,
+        dtype="float64",
+    ).fit(data)
     mu, V, c, U, b = numpy_biased_als(data.matrix, k, it, lam, lam_u, lam_b, lam_c, tau2, init, seed=7)
     assert m.global_mean_ == pytest.approx(mu, rel=1e-12)
     np.testing.assert_allclose(m.item_factors_, V, rtol=1e-7, atol=1e-9)
@@ -239,8 +247,12 @@ def test_explicit_matches_numpy_reference():
     # and the documented objective is the one reported
     R, M = data.matrix.toarray(), data.matrix.toarray() != 0
     E = np.where(M, R - mu - b[:, None] - c[None, :] - U @ V.T, 0.0)
-    F = (E**2).sum() + (lam_u * (M.sum(1) + 1) * (U**2).sum(1)).sum() + lam_b * (b**2).sum() \
+    F = (
+        (E**2).sum()
+        + (lam_u * (M.sum(1) + 1) * (U**2).sum(1)).sum()
+        + lam_b * (b**2).sum()
         + ((lam * M.sum(0) + 1e-6) * (V**2).sum(1)).sum()
+    )
     assert m.objective(data.matrix) == pytest.approx(F, rel=1e-9)
 
 
@@ -274,8 +286,16 @@ def test_implicit_cholesky_matches_numpy_hkv():
     X = _random_csr(n_users=40, n_items=25, density=0.25, seed=3)
     X.data[:] = 1.0
     U_ref, V_ref = _numpy_hkv(X, k=3, lam=0.1, alpha=5.0, it=5, seed=11)
-    m = ALS(factors=3, iterations=5, regularization=0.1, alpha=5.0, feedback="implicit", solver="cholesky",
-            rng=11, dtype="float64").fit(X)
+    m = ALS(
+        factors=3,
+        iterations=5,
+        regularization=0.1,
+        alpha=5.0,
+        feedback="implicit",
+        solver="cholesky",
+        rng=11,
+        dtype="float64",
+    ).fit(X)
     np.testing.assert_allclose(m.user_factors_, U_ref, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(m.item_factors_, V_ref, rtol=1e-6, atol=1e-8)
 
@@ -293,8 +313,9 @@ def test_implicit_cg_close_to_exact():
 
 
 # ---------------------------------------------------------------------------------------------- fold-in / explain
-@pytest.mark.parametrize("feedback,solver,tol", [("explicit", "auto", 1e-4), ("implicit", "cholesky", 1e-4),
-                                                 ("implicit", "cg", 5e-2)])
+@pytest.mark.parametrize(
+    "feedback,solver,tol", [("explicit", "auto", 1e-4), ("implicit", "cholesky", 1e-4), ("implicit", "cg", 5e-2)]
+)
 def test_fold_in_training_user_reproduces_factor(feedback, solver, tol):
     data = _small_explicit()
     m = ALS(factors=4, iterations=6, feedback=feedback, solver=solver, alpha=1.0, rng=0).fit(data)
@@ -389,9 +410,18 @@ def test_num_threads_honoured(monkeypatch):
 
 
 def test_parameter_validation():
-    for bad in (dict(factors=0), dict(iterations=-1), dict(feedback="both"), dict(solver="lu"), dict(dtype="float16"),
-                dict(regularization=-1.0), dict(alpha=float("nan")), dict(cg_steps=0), dict(num_threads=-2),
-                dict(feedback="implicit", solver="cg", dtype="float64")):
+    for bad in (
+        dict(factors=0),
+        dict(iterations=-1),
+        dict(feedback="both"),
+        dict(solver="lu"),
+        dict(dtype="float16"),
+        dict(regularization=-1.0),
+        dict(alpha=float("nan")),
+        dict(cg_steps=0),
+        dict(num_threads=-2),
+        dict(feedback="implicit", solver="cg", dtype="float64"),
+    ):
         with pytest.raises(ValueError):
             ALS(**bad)
     with pytest.raises(TypeError):
@@ -499,8 +529,20 @@ def test_engine_user_vectors_in_the_statistics_respect_the_clip_bound(monkeypatc
         dtypes.append((A.dtype, b.dtype))
         return exact(A, b)
 
-    E.run(X, V, mu=mu, item_bias=np.zeros(X.shape[1]), iterations=3, user_reg=0.05, bias_reg=0.1, solve=solve,
-          weights=w_t, residual_bound=B, clip_norm=gamma, item_major_csr=(Xt, item_t))
+    E.run(
+        X,
+        V,
+        mu=mu,
+        item_bias=np.zeros(X.shape[1]),
+        iterations=3,
+        user_reg=0.05,
+        bias_reg=0.1,
+        solve=solve,
+        weights=w_t,
+        residual_bound=B,
+        clip_norm=gamma,
+        item_major_csr=(Xt, item_t),
+    )
     assert len(seen) == 3 and dtypes == [(np.float64, np.float64)] * 3
     for wA, wb, U in seen:
         assert U.dtype == np.float32

@@ -19,17 +19,36 @@ import scipy.sparse as sp
 from dprec import Interactions
 from dprec.datasets import synthetic
 from dprec.models import ALS, DPALS
-
 from dprec.testing import contract_data
 
 RTOL, ATOL = 1e-6, 1e-6
 
 
 def _pair(d, T, lam, lam_u, lam_b, lam_c, tau2=0.3, init=0.1, seed=0):
-    als = ALS(feedback="explicit", factors=d, iterations=T, regularization=lam, user_regularization=lam_u,
-              bias_regularization=lam_b, item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=seed)
-    dp = DPALS(epsilon=math.inf, factors=d, iterations=T, regularization=lam, user_regularization=lam_u,
-               bias_regularization=lam_b, item_bias_regularization=lam_c, prior_var=tau2, init_scale=init, rng=seed)
+    als = ALS(
+        feedback="explicit",
+        factors=d,
+        iterations=T,
+        regularization=lam,
+        user_regularization=lam_u,
+        bias_regularization=lam_b,
+        item_bias_regularization=lam_c,
+        prior_var=tau2,
+        init_scale=init,
+        rng=seed,
+    )
+    dp = DPALS(
+        epsilon=math.inf,
+        factors=d,
+        iterations=T,
+        regularization=lam,
+        user_regularization=lam_u,
+        bias_regularization=lam_b,
+        item_bias_regularization=lam_c,
+        prior_var=tau2,
+        init_scale=init,
+        rng=seed,
+    )
     return als, dp
 
 
@@ -54,12 +73,12 @@ DATA = {
 
 CONFIGS = [
     # data,            d,  T,  λ,    λ_u,  λ_b, λ_c,   τ²,  init, seed
-    ("synthetic",      4,  3,  0.1,  0.12, 5.0, 100.0, 0.3, 0.1,  0),
-    ("synthetic",      8,  5,  0.02, 0.03, 1.0, 10.0,  1.0, 0.5,  7),
-    ("synthetic",      1,  1,  0.5,  0.5,  0.5, 0.0,   0.1, 0.1,  3),
-    ("unrated_items",  6,  4,  0.05, 0.1,  2.0, 50.0,  0.3, 0.2,  11),
-    ("unrated_items",  3,  0,  0.1,  0.12, 5.0, 100.0, 0.3, 0.1,  2),
-    ("contract",       16, 6,  0.3,  0.01, 10.0, 1.0,  0.5, 0.1,  5),
+    ("synthetic", 4, 3, 0.1, 0.12, 5.0, 100.0, 0.3, 0.1, 0),
+    ("synthetic", 8, 5, 0.02, 0.03, 1.0, 10.0, 1.0, 0.5, 7),
+    ("synthetic", 1, 1, 0.5, 0.5, 0.5, 0.0, 0.1, 0.1, 3),
+    ("unrated_items", 6, 4, 0.05, 0.1, 2.0, 50.0, 0.3, 0.2, 11),
+    ("unrated_items", 3, 0, 0.1, 0.12, 5.0, 100.0, 0.3, 0.1, 2),
+    ("contract", 16, 6, 0.3, 0.01, 10.0, 1.0, 0.5, 0.1, 5),
 ]
 
 
@@ -88,8 +107,12 @@ def test_als_explicit_equals_dpals_at_infinity(datasets, name, d, T, lam, lam_u,
     new = ("new" if data.user_ids.dtype.kind not in "iu" else int(data.user_ids.max()) + 1,)
     for m in (als, dp):
         assert m.fold_in((items, ratings), user=new[0]) == new[0]
-    np.testing.assert_allclose(als.predict(new * data.n_items, data.item_ids),
-                               dp.predict(new * data.n_items, data.item_ids), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        als.predict(new * data.n_items, data.item_ids),
+        dp.predict(new * data.n_items, data.item_ids),
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 def test_unrated_items_keep_zero_factors_and_initial_bias(datasets):
@@ -109,8 +132,9 @@ def test_same_seed_same_initial_item_factors(datasets):
     dp.fit(data)
     np.testing.assert_array_equal(als.item_factors_, dp.item_factors_.astype(np.float32))
     _, _, g_fac = np.random.default_rng(123).spawn(3)
-    np.testing.assert_allclose(als.item_factors_, g_fac.standard_normal((data.n_items, 5)) / math.sqrt(5) * 0.1,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        als.item_factors_, g_fac.standard_normal((data.n_items, 5)) / math.sqrt(5) * 0.1, rtol=1e-6
+    )
 
 
 def test_defaults_coincide_with_dpals_infinity_rules(datasets):
@@ -120,10 +144,19 @@ def test_defaults_coincide_with_dpals_infinity_rules(datasets):
     rules = default_hyperparameters(math.inf, 1000.0, 100)
     als = ALS()
     dp = DPALS(epsilon=math.inf)
-    ours = dict(factors=als.factors, iterations=als.iterations, regularization=als.regularization_,
-                user_regularization=als.user_regularization, bias_regularization=als.bias_regularization_)
+    ours = dict(
+        factors=als.factors,
+        iterations=als.iterations,
+        regularization=als.regularization_,
+        user_regularization=als.user_regularization,
+        bias_regularization=als.bias_regularization_,
+    )
     theirs = {k: rules[k] for k in ours}
-    if ours != theirs or (als.item_bias_regularization, als.prior_var, als.init_scale) != (dp.item_bias_regularization, dp.prior_var, dp.init_scale):
+    if ours != theirs or (als.item_bias_regularization, als.prior_var, als.init_scale) != (
+        dp.item_bias_regularization,
+        dp.prior_var,
+        dp.init_scale,
+    ):
         pytest.skip(f"DP-ALS's ε = ∞ rules changed ({theirs}); ALS keeps its own defaults {ours}")
     data = datasets["synthetic"]
     a = ALS(rng=1).fit(data)

@@ -17,15 +17,18 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from dprec import Interactions
+from dprec.datasets import synthetic
 from dprec.errors import BudgetExceededError, CorruptFileError, LedgerError
 from dprec.models import DPALS, DPGlobalEffects, DPPopularity
 from dprec.models._dp import contribution_weights
 from dprec.privacy import Ledger, PrivacyWarning
+from dprec.privacy import accounting as acc
 from dprec.privacy.accounting import rho_to_epsilon
-from dprec.datasets import synthetic
 
 TOL = 1e-9
 DELTA = 1e-5
@@ -96,7 +99,9 @@ def test_global_effects_inf_equals_closed_form(syn):
     rows = np.repeat(np.arange(X.shape[0]), n_u)
     offset = np.bincount(rows, weights=X.data - mu, minlength=X.shape[0]) / (n_u + ureg)
     e = X.data - mu - offset[rows]
-    c = np.bincount(X.indices, weights=e, minlength=X.shape[1]) / (np.bincount(X.indices, minlength=X.shape[1]) + 1 / prior_var)
+    c = np.bincount(X.indices, weights=e, minlength=X.shape[1]) / (
+        np.bincount(X.indices, minlength=X.shape[1]) + 1 / prior_var
+    )
     b = np.bincount(rows, weights=X.data - mu - c[X.indices], minlength=X.shape[0]) / (n_u + ureg)
     assert m.global_mean_ == pytest.approx(mu, rel=1e-12)
     np.testing.assert_allclose(m.item_bias_, c, rtol=1e-10, atol=1e-12)
@@ -168,7 +173,11 @@ def _no_noise_drawn(monkeypatch):
     calls = []
     for name in ("release", "draw", "generator", "_gen"):
         orig = getattr(noise_mod.NoiseSource, name)
-        monkeypatch.setattr(noise_mod.NoiseSource, name, lambda self, *a, _n=name, _o=orig, **k: (calls.append(_n), _o(self, *a, **k))[1])
+        monkeypatch.setattr(
+            noise_mod.NoiseSource,
+            name,
+            lambda self, *a, _n=name, _o=orig, **k: (calls.append(_n), _o(self, *a, **k))[1],
+        )
     yield calls
     monkeypatch.undo()
     assert calls == [], f"noise drawn before the refusal: {calls}"
@@ -263,8 +272,9 @@ def test_validation(cls, kw, match):
         cls(**kw)
 
 
-@pytest.mark.parametrize("cls,kw", [(DPGlobalEffects, {}), (DPALS, {"factors": 2, "iterations": 1})],
-                         ids=["DPGlobalEffects", "DPALS"])
+@pytest.mark.parametrize(
+    "cls,kw", [(DPGlobalEffects, {}), (DPALS, {"factors": 2, "iterations": 1})], ids=["DPGlobalEffects", "DPALS"]
+)
 def test_missing_rating_bounds(tmp_path, syn, cls, kw):
     data = Interactions.from_csr(syn.matrix, public_items=True)
     led = _ledger(tmp_path, data)
@@ -288,8 +298,12 @@ def test_export_public(tmp_path, syn, cls, kw):
     ratings = {3: 5.0, 10: 1.0, 42: 4.0, 77: 2.0}
     u_full = m.fold_in(ratings, user=10_000)
     u_pub = pub.fold_in(ratings, user=10_000)
-    np.testing.assert_allclose(pub.predict([u_pub] * 5, [0, 3, 9, 50, 199]), m.predict([u_full] * 5, [0, 3, 9, 50, 199]),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        pub.predict([u_pub] * 5, [0, 3, 9, 50, 199]),
+        m.predict([u_full] * 5, [0, 3, 9, 50, 199]),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     ia, _ = pub.recommend(u_pub, n=10)
     ib, _ = m.recommend(u_full, n=10)
     np.testing.assert_array_equal(ia, ib)
@@ -346,7 +360,9 @@ def test_dpals_rules_use_only_public_inputs():
     assert many["factors"] > 0 and many["iterations"] > 0 and 0 < many["factor_share"] < 1
     assert 0 < many["spectral_share"] < 1 and many["spectral_items"] == 200
     # the middle band: a spectral start only, its whole factor budget on the one spectral release
-    assert mid["factors"] == 8 and mid["iterations"] == 0 and mid["spectral_share"] == 1.0 and 0 < mid["factor_share"] < 1
+    assert (
+        mid["factors"] == 8 and mid["iterations"] == 0 and mid["spectral_share"] == 1.0 and 0 < mid["factor_share"] < 1
+    )
     assert default_hyperparameters(1.0, 14_000.0, 10_000)["factors"] == 0
     assert default_hyperparameters(1.0, 16_000.0, 100)["spectral_items"] == 100  # capped by the catalog
     inf = default_hyperparameters(math.inf, 10.0, 10)
@@ -356,8 +372,16 @@ def test_dpals_rules_use_only_public_inputs():
 def test_dpals_spectral_release_is_accounted_and_bounded():
     data = synthetic(3000, 300, 4, mean_ratings_per_user=30, rng=2)
     for unit, mult in (("user", 1.0), ("rating", 2.0)):
-        m = DPALS(epsilon=8.0, delta=DELTA, factors=4, iterations=1, spectral_items=50, spectral_share=0.3,
-                  privacy_unit=unit, rng=1).fit(data)
+        m = DPALS(
+            epsilon=8.0,
+            delta=DELTA,
+            factors=4,
+            iterations=1,
+            spectral_items=50,
+            spectral_share=0.3,
+            privacy_unit=unit,
+            rng=1,
+        ).fit(data)
         rep = m.privacy_report()
         step = {s["name"]: s for s in rep["steps"]}["spectral_moment"]
         assert step["sensitivity_l2"] == pytest.approx(mult * 10 * 0.5**2 / math.sqrt(2))
@@ -426,7 +450,9 @@ def test_dpals_with_few_users_makes_exactly_the_dp_baseline_releases(syn):
     assert np.corrcoef(ge.item_bias_, exact.item_bias_)[0, 1] > 0.2
     sigma_mean = {s["name"]: s["sigma"] for s in dp_steps}["global_mean"]
     n_w = contribution_weights(syn.matrix, dp.resolved_.k, privacy_unit="user", scalar=True).sum()
-    assert abs(dp.global_mean_ - ge.global_mean_) < 6 * math.sqrt(2) * sigma_mean / n_w  # 6 sd of the difference of two draws
+    assert (
+        abs(dp.global_mean_ - ge.global_mean_) < 6 * math.sqrt(2) * sigma_mean / n_w
+    )  # 6 sd of the difference of two draws
 
 
 @pytest.mark.parametrize("cls", [DPGlobalEffects, DPPopularity, DPALS])
@@ -438,11 +464,6 @@ def test_rating_unit_without_public_catalog_selects_items(cls, syn):
     assert rep["steps"][0]["name"] == "item_selection" and rep["steps"][0]["k"] == 1
     assert 0 < m.released_item_mask_.sum() < data.n_items
     assert rep["verified_epsilon"] <= 2.0
-
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from dprec.privacy import accounting as acc  # noqa: E402
 
 
 def _tiny(n_users=60, n_items=30, seed=0) -> Interactions:
@@ -457,16 +478,21 @@ _TINY = _tiny()
 
 
 @settings(max_examples=40, deadline=None)
-@given(eps=st.floats(0.01, 100.0), delta=st.sampled_from([1e-3, 1e-5, 1e-7, 1e-10]), T=st.integers(1, 20),
-       share=st.floats(0.05, 0.95))
+@given(
+    eps=st.floats(0.01, 100.0),
+    delta=st.sampled_from([1e-3, 1e-5, 1e-7, 1e-10]),
+    T=st.integers(1, 20),
+    share=st.floats(0.05, 0.95),
+)
 def test_dpals_two_phase_plan_never_overshoots(eps, delta, T, share):
     """DP-ALS plans in two phases (the DP user count first, then the releases the rules choose): the
     composition of every release of a real fit, recomputed from its σ's and sensitivities, stays within the
     target."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PrivacyWarning)
-        m = DPALS(epsilon=eps, delta=delta, factors=2, iterations=T, factor_share=share, spectral_items=0,
-                  rng=0).fit(_TINY)
+        m = DPALS(epsilon=eps, delta=delta, factors=2, iterations=T, factor_share=share, spectral_items=0, rng=0).fit(
+            _TINY
+        )
     steps = m.privacy_report()["steps"]
     assert [s["name"] for s in steps] == ["n_users", "global_mean", "item_biases", "factor_stats"]
     assert steps[-1]["count"] == T
@@ -521,7 +547,7 @@ def _assert_no_secrets(manifest: dict, arrays: dict, what: str):
     assert str(_SEED) not in text, f"{what}: the seed is in the file"
     assert str(_SEED) not in json.dumps(checks)
     assert not _HEX64.search(text), f"{what}: a 64-hex digest: {_HEX64.search(text).group()}"
-    for where, key, value in _walk(rest):
+    for where, key, _value in _walk(rest):
         if key is not None:
             words = set(re.split(r"[^a-z0-9]+", str(key).lower()))
             assert not words & _FORBIDDEN_KEY_WORDS, f"{what}: key {where}.{key}"

@@ -24,8 +24,18 @@ def data():
 
 
 def test_dpals_at_infinity_is_exact_biased_als(data):
-    model = DPALS(epsilon=math.inf, factors=D, iterations=T, regularization=LAM, user_regularization=UREG,
-                  bias_regularization=BREG, prior_var=TAU2, item_bias_regularization=CREG, init_scale=INIT, rng=SEED).fit(data)
+    model = DPALS(
+        epsilon=math.inf,
+        factors=D,
+        iterations=T,
+        regularization=LAM,
+        user_regularization=UREG,
+        bias_regularization=BREG,
+        prior_var=TAU2,
+        item_bias_regularization=CREG,
+        init_scale=INIT,
+        rng=SEED,
+    ).fit(data)
     mu, V, c, U, b = numpy_biased_als(data.matrix, D, T, LAM, UREG, BREG, CREG, TAU2, INIT, SEED)
     assert model.global_mean_ == pytest.approx(mu, rel=1e-12)
     # the user step runs in float32 kernels (float64 accumulation): agreement to ~1e-5 relative

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
-from dprec.models import ALS, Popularity
 
+from dprec.models import ALS, Popularity
 from dprec.testing import ModelContract
 
 
@@ -35,7 +34,6 @@ class TestPopularityContract(ModelContract):
 
 from dprec import Interactions  # noqa: E402
 from dprec.models import DPALS, DPGlobalEffects, DPPopularity  # noqa: E402
-
 from dprec.testing import contract_data  # noqa: E402
 
 
@@ -45,8 +43,9 @@ class _DPContract(ModelContract):
 
     def make_data(self):
         d = contract_data()
-        return Interactions(d.matrix, d.user_ids, d.item_ids, rating_bounds=(1.0, 5.0), public_items=True,
-                            name="contract")
+        return Interactions(
+            d.matrix, d.user_ids, d.item_ids, rating_bounds=(1.0, 5.0), public_items=True, name="contract"
+        )
 
     def fit_model(self, model, data):
         if not isinstance(data, Interactions):
@@ -104,9 +103,16 @@ def test_registry_names_and_capabilities():
         get_model("dpal")
 
 
-@pytest.mark.parametrize("cls,kw", [(ALS, {}), (Popularity, {}), (DPGlobalEffects, {"epsilon": 1.0, "delta": 1e-5}),
-                                    (DPPopularity, {"epsilon": 1.0, "delta": 1e-5}),
-                                    (DPALS, {"epsilon": 1.0, "delta": 1e-5})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (ALS, {}),
+        (Popularity, {}),
+        (DPGlobalEffects, {"epsilon": 1.0, "delta": 1e-5}),
+        (DPPopularity, {"epsilon": 1.0, "delta": 1e-5}),
+        (DPALS, {"epsilon": 1.0, "delta": 1e-5}),
+    ],
+)
 def test_params_are_the_config(cls, kw):
     m = cls(**kw)
     assert m.get_params() == m.config.model_dump() and type(m.config) is cls.Config
@@ -126,11 +132,14 @@ def test_setting_a_parameter_revalidates():
         m.factors = 0
 
 
-@pytest.mark.parametrize("cls,old,new,kw", [
-    (DPALS, "bias_reg", "bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
-    (DPALS, "item_bias_reg", "item_bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
-    (DPGlobalEffects, "user_reg", "bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
-])
+@pytest.mark.parametrize(
+    "cls,old,new,kw",
+    [
+        (DPALS, "bias_reg", "bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
+        (DPALS, "item_bias_reg", "item_bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
+        (DPGlobalEffects, "user_reg", "bias_regularization", {"epsilon": 1.0, "delta": 1e-5}),
+    ],
+)
 def test_deprecated_parameter_names(cls, old, new, kw):
     with pytest.warns(DeprecationWarning, match=old):
         m = cls(**kw, **{old: 7.0})
@@ -145,10 +154,15 @@ def test_deprecated_fitted_attribute_aliases():
     data = contract_data()
     a = ALS(factors=2, iterations=1, rng=0).fit(data)
     p = Popularity().fit(data)
-    for m, old, new in [(a, "global_mean", "global_mean_"), (a, "item_factors", "item_factors_"),
-                        (a, "user_bias", "user_bias_"), (a, "reg_", "regularization_"),
-                        (p, "item_counts", "item_counts_"), (p, "item_offset", "item_bias_"),
-                        (a, "rating_bounds", "rating_bounds_")]:
+    for m, old, new in [
+        (a, "global_mean", "global_mean_"),
+        (a, "item_factors", "item_factors_"),
+        (a, "user_bias", "user_bias_"),
+        (a, "reg_", "regularization_"),
+        (p, "item_counts", "item_counts_"),
+        (p, "item_offset", "item_bias_"),
+        (a, "rating_bounds", "rating_bounds_"),
+    ]:
         with pytest.warns(DeprecationWarning, match=old):
             assert np.array_equal(getattr(m, old), getattr(m, new))
 
@@ -180,8 +194,9 @@ def test_old_model_files_with_old_names_still_load(tmp_path):
         warnings.simplefilter("error", DeprecationWarning)  # loading an old file is not the caller's fault
         loaded = DPALS.load(_rewrite(path, tmp_path, old_names))
     assert loaded.get_params() == {**m.get_params(), "rng": None} and loaded.resolved_ == m.resolved_
-    np.testing.assert_array_equal(loaded.predict(data.user_ids[:5], data.item_ids[:5]),
-                                  m.predict(data.user_ids[:5], data.item_ids[:5]))
+    np.testing.assert_array_equal(
+        loaded.predict(data.user_ids[:5], data.item_ids[:5]), m.predict(data.user_ids[:5], data.item_ids[:5])
+    )
 
 
 def test_bad_params_in_a_file_are_corrupt(tmp_path):

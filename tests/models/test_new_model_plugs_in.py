@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 
+import item_mean_model  # noqa: F401  (registers "item-mean")
 import numpy as np
 import pandas as pd
+from item_mean_model import ItemMean
 
-import item_mean_model  # noqa: F401  (registers "item-mean")
 from dprec.bench.runner import run_bench
 from dprec.cli import main
 from dprec.models import get_model, model_names
 from dprec.testing import ModelContract
-
-from item_mean_model import ItemMean
 
 
 class TestItemMeanContract(ModelContract):
@@ -38,7 +37,9 @@ def test_cli_evaluates_it(tmp_path, capsys):
     rows = [(f"u{u}", int(i), int(g.integers(1, 6))) for u in range(40) for i in g.choice(30, 10, replace=False)]
     path = tmp_path / "ratings.csv"
     pd.DataFrame(rows, columns=["user", "item", "rating"]).to_csv(path, index=False)
-    code = main(["evaluate", "--ratings", str(path), "--rating-bounds", "1,5", "--model", "item-mean", "--format", "json"])
+    code = main(
+        ["evaluate", "--ratings", str(path), "--rating-bounds", "1,5", "--model", "item-mean", "--format", "json"]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     res = json.loads(out)

@@ -130,4 +130,6 @@ def test_noise_free_spectral_factors_recover_a_planted_subspace():
     # same column space as the planted one, column norms scale·√m·weight
     P = Q @ Q.T
     np.testing.assert_allclose(P @ V[items], V[items], atol=1e-10)
-    np.testing.assert_allclose(np.linalg.norm(V[items], axis=0), 2.0 * math.sqrt(m) * np.sqrt([1.0, 4 / 9, 1 / 9]), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.linalg.norm(V[items], axis=0), 2.0 * math.sqrt(m) * np.sqrt([1.0, 4 / 9, 1 / 9]), rtol=1e-10
+    )

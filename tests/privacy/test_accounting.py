@@ -144,7 +144,7 @@ def test_plan_never_overshoots(le, ld, steps):
     assert p.achieved_epsilon <= eps
     # the split follows the weights
     wsum = sum(w for w, _, _ in steps)
-    for i, (w, ls, c) in enumerate(steps):
+    for i, (w, _ls, _c) in enumerate(steps):
         assert p[f"s{i}"].total_rho == pytest.approx(p.total_rho * w / wsum, rel=1e-6)
 
 
@@ -167,9 +167,11 @@ def test_release_report_entries_recompute_the_plan():
 
     from dprec.models import releases as R
 
-    rels = [(R.GlobalMean("user", k=100, rating_bounds=(1.0, 5.0)), 1),
-            (R.FactorStats("user", k=100, residual_bound=2.0, clip_norm=1.0, factors=4, iterations=15), 9),
-            (R.ItemCounts("user", k=100), 2)]
+    rels = [
+        (R.GlobalMean("user", k=100, rating_bounds=(1.0, 5.0)), 1),
+        (R.FactorStats("user", k=100, residual_bound=2.0, clip_norm=1.0, factors=4, iterations=15), 9),
+        (R.ItemCounts("user", k=100), 2),
+    ]
     p = plan(2.0, 1e-6, [r.step(w) for r, w in rels])
     entries = [r.report(p[r.name], "numpy") for r, _ in rels]
     entries = json.loads(json.dumps(entries))  # JSON-able as published
@@ -205,8 +207,11 @@ def test_dpsgd_golden_against_dp_accounting():
     from dp_accounting import rdp
 
     acc = rdp.RdpAccountant()
-    acc.compose(dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(1.1)), 1000))
+    acc.compose(
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(1.1)), 1000
+        )
+    )
     ref = acc.get_epsilon(1e-5)
     assert dpsgd_epsilon(1.1, 0.01, 1000, 1e-5) == pytest.approx(ref, rel=1e-12)
     assert ref == pytest.approx(1.7117701662429012, rel=1e-6)
@@ -215,8 +220,12 @@ def test_dpsgd_golden_against_dp_accounting():
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(le=st.floats(math.log(0.1), math.log(20.0)), ld=st.floats(math.log(1e-10), math.log(1e-3)),
-       lq=st.floats(math.log(1e-3), math.log(0.2)), steps=st.integers(1, 1000))
+@given(
+    le=st.floats(math.log(0.1), math.log(20.0)),
+    ld=st.floats(math.log(1e-10), math.log(1e-3)),
+    lq=st.floats(math.log(1e-3), math.log(0.2)),
+    steps=st.integers(1, 1000),
+)
 def test_dpsgd_noise_multiplier_never_overshoots(le, ld, lq, steps):
     eps, delta, q = math.exp(le), math.exp(ld), math.exp(lq)
     z = dpsgd_noise_multiplier(eps, delta, q, steps, rel_tol=1e-2)
@@ -224,8 +233,11 @@ def test_dpsgd_noise_multiplier_never_overshoots(le, ld, lq, steps):
     from dp_accounting import rdp
 
     acc = rdp.RdpAccountant()
-    acc.compose(dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps))
+    acc.compose(
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps
+        )
+    )
     assert acc.get_epsilon(delta) <= eps
     # minimal up to the tolerance: 2% less noise overshoots (unless z hit the lower search limit)
     if z > 1e-5:
@@ -249,7 +261,11 @@ def test_epsilon_to_rho_extended(le, ld):
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(le=st.floats(math.log(0.1), math.log(20.0)), ld=st.floats(math.log(1e-10), math.log(1e-3)),
-       lq=st.floats(math.log(1e-3), math.log(0.2)), steps=st.integers(1, 1000))
+@given(
+    le=st.floats(math.log(0.1), math.log(20.0)),
+    ld=st.floats(math.log(1e-10), math.log(1e-3)),
+    lq=st.floats(math.log(1e-3), math.log(0.2)),
+    steps=st.integers(1, 1000),
+)
 def test_dpsgd_noise_multiplier_extended(le, ld, lq, steps):
     test_dpsgd_noise_multiplier_never_overshoots.hypothesis.inner_test(le, ld, lq, steps)

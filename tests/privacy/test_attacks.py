@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("privacy_attacks", Path(__file__).parents[2] / "scripts" / "privacy_attacks.py")
+_spec = importlib.util.spec_from_file_location(
+    "privacy_attacks", Path(__file__).parents[2] / "scripts" / "privacy_attacks.py"
+)
 A = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(A)
 

@@ -3,7 +3,6 @@
 The sensitivity of every release is declared beside its statistic in ``dprec.models.releases`` and checked on
 neighbouring datasets in tests/privacy/test_releases.py."""
 
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -23,8 +22,9 @@ REL = 1e-9  # floating-point slack on the comparisons
 
 def make_data(seed=0, n_users=120, n_items=60):
     rng = np.random.default_rng(seed)
-    X = sp.random(n_users, n_items, density=0.15, format="csr", random_state=rng,
-                  data_rvs=lambda n: rng.uniform(-4, 4, n))
+    X = sp.random(
+        n_users, n_items, density=0.15, format="csr", random_state=rng, data_rvs=lambda n: rng.uniform(-4, 4, n)
+    )
     X = X.tolil()
     X[0, :] = 4.0  # adversarial heavy user: rates every item with an out-of-bound value
     X[1, :5] = -4.0
@@ -129,7 +129,9 @@ def test_dp_item_selection_through_the_noise_source():
     rows = np.repeat(np.arange(300), 2)
     cols = np.concatenate([rng.choice(20, 2, replace=False) for _ in range(300)])
     X = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(300, 40))
-    X = sample_per_user(sp.vstack([X, sp.csr_matrix((np.ones(20), (np.arange(20), np.arange(20, 40))), shape=(20, 40))]).tocsr(), 3, 0)
+    X = sample_per_user(
+        sp.vstack([X, sp.csr_matrix((np.ones(20), (np.arange(20), np.arange(20, 40))), shape=(20, 40))]).tocsr(), 3, 0
+    )
 
     def run(secure=False):
         with pytest.warns(PrivacyWarning):  # a caller-given seed: reproducibility mode

@@ -43,7 +43,15 @@ def test_create_charge_remaining_refuse(tmp_path):
     L.charge(rho=L.remaining().rho, model="DPALS", mechanism="gaussian")
     assert L.spent().epsilon <= 1.0 and L.remaining().epsilon == pytest.approx(0.0, abs=1e-6)
     d = L.to_dict()
-    for key in ("dataset", "total_epsilon", "total_delta", "spent_epsilon", "spent_delta", "remaining_epsilon", "charges"):
+    for key in (
+        "dataset",
+        "total_epsilon",
+        "total_delta",
+        "spent_epsilon",
+        "spent_delta",
+        "remaining_epsilon",
+        "charges",
+    ):
         assert key in d
     assert len(d["charges"]) == 2 and d["dataset"] == "toy"  # the public label, never the fingerprint
     json.dumps(d)
@@ -184,8 +192,13 @@ def _spawn(*args):
     env = dict(os.environ)
     src = os.path.join(os.path.dirname(__file__), "..", "src")
     env["PYTHONPATH"] = os.path.abspath(src) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-c", WORKER, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_concurrent_processes_never_exceed_total(tmp_path):
@@ -270,15 +283,21 @@ def _spent_ledger(tmp_path, n=5, eps=1.0):
 
 def test_rewind_delete_all_and_reset_head_to_header(tmp_path):
     L = _spent_ledger(tmp_path)
-    _sql(L.path, "DELETE FROM ledger_charges",
-         "UPDATE ledger_head SET n_charges = 0, head_hash = (SELECT hash FROM ledger_header)")
+    _sql(
+        L.path,
+        "DELETE FROM ledger_charges",
+        "UPDATE ledger_head SET n_charges = 0, head_hash = (SELECT hash FROM ledger_header)",
+    )
     _refused(L.path, L)
 
 
 def test_rewind_delete_newest_and_point_head_to_previous(tmp_path):
     L = _spent_ledger(tmp_path)
-    _sql(L.path, "DELETE FROM ledger_charges WHERE seq = 5",
-         "UPDATE ledger_head SET n_charges = 4, head_hash = (SELECT hash FROM ledger_charges WHERE seq = 4)")
+    _sql(
+        L.path,
+        "DELETE FROM ledger_charges WHERE seq = 5",
+        "UPDATE ledger_head SET n_charges = 4, head_hash = (SELECT hash FROM ledger_charges WHERE seq = 4)",
+    )
     _refused(L.path, L)
 
 
@@ -303,8 +322,10 @@ def test_rollback_to_an_earlier_state_is_detected(tmp_path, how):
     _refused(L.path, L, match="rolled back|refused|unreadable")
 
 
-REWIND_TRIGGER = ("CREATE TRIGGER rewind AFTER UPDATE ON ledger_head BEGIN DELETE FROM ledger_charges; "
-                  "UPDATE ledger_head SET n_charges = 0, head_hash = (SELECT hash FROM ledger_header); END")
+REWIND_TRIGGER = (
+    "CREATE TRIGGER rewind AFTER UPDATE ON ledger_head BEGIN DELETE FROM ledger_charges; "
+    "UPDATE ledger_head SET n_charges = 0, head_hash = (SELECT hash FROM ledger_header); END"
+)
 
 
 def test_planted_trigger_refused_on_open_and_in_charge(tmp_path):
@@ -412,7 +433,7 @@ def test_bad_bodies_with_unkeyed_recomputed_chain_refused(tmp_path, mutation):
 def test_bad_bodies_refused_even_with_a_valid_keyed_chain(tmp_path, mutation):
     key = secrets.token_bytes(32)
     L = Ledger.create(tmp_path / "l.sqlite", dataset=DS, epsilon=1.0, delta=1e-6, key=key)
-    for i in range(3):
+    for _i in range(3):
         L.charge(rho=0.002, model="m", mechanism="gaussian")
     _rewrite(L.path, lambda b: None, _keyed(key))  # sanity: the helper writes a valid chain
     assert Ledger.open(L.path, dataset=DS, key=key).spent().rho == pytest.approx(0.006)
@@ -494,8 +515,18 @@ def test_schema_v1_unkeyed_file_refused(tmp_path):
     path = tmp_path / "v1.sqlite"
     con = sqlite3.connect(path)
     mod._apply_schema(con, mod._SCHEMA_V1)  # byte-identical to what dprec's schema-1 code created
-    body = json.dumps({"magic": "dprec-privacy-ledger", "schema_version": 1, "dataset": DS, "total_epsilon": 1.0,
-                       "total_delta": 1e-6, "created": 1.0}, sort_keys=True, separators=(",", ":"))
+    body = json.dumps(
+        {
+            "magic": "dprec-privacy-ledger",
+            "schema_version": 1,
+            "dataset": DS,
+            "total_epsilon": 1.0,
+            "total_delta": 1e-6,
+            "created": 1.0,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     h = _unkeyed_sha("header", body)
     con.execute("INSERT INTO ledger_header VALUES (1, ?, ?)", (body, h))
     con.execute("INSERT INTO ledger_head VALUES (1, 0, ?)", (h,))

@@ -127,7 +127,11 @@ def test_streams_of_different_models_and_steps_are_independent():
         return NoiseSource(_streams(42, model)).draw(n, step=step, sigma=1.0, index=index)
 
     base = noise("DPALS", "item_biases")
-    for other in (noise("DPGlobalEffects", "item_biases"), noise("DPALS", "global_mean"), noise("DPALS", "item_biases", 1)):
+    for other in (
+        noise("DPGlobalEffects", "item_biases"),
+        noise("DPALS", "global_mean"),
+        noise("DPALS", "item_biases", 1),
+    ):
         assert not np.array_equal(base, other)
         assert not np.allclose(base, other)
         assert abs(_corr(base, other)) <= z

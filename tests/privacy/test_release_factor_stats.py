@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_releases import N_ITEMS, TOL, _base_rows, _matrix, _neighbours_rating, _neighbours_user
 
 from dprec.models import _biased_als as E
 from dprec.models import releases as R
-from test_releases import N_ITEMS, TOL, _base_rows, _matrix, _neighbours_rating, _neighbours_user
 
 MU = 3.0
 ROWS = _base_rows()
@@ -77,9 +77,20 @@ def test_statistic_is_what_the_engine_solves():
         seen.append(rel.pack(A, b))
         return np.zeros_like(b)
 
-    E.run(X, ctx["item_factors"], mu=MU, item_bias=ctx["item_bias"], iterations=1, user_reg=ctx["user_reg"],
-          bias_reg=ctx["bias_reg"], solve=solve, weights=E.item_major_weights(X, w), residual_bound=rel.residual_bound,
-          clip_norm=rel.clip_norm, item_major_csr=(Xt, item_t))
+    E.run(
+        X,
+        ctx["item_factors"],
+        mu=MU,
+        item_bias=ctx["item_bias"],
+        iterations=1,
+        user_reg=ctx["user_reg"],
+        bias_reg=ctx["bias_reg"],
+        solve=solve,
+        weights=E.item_major_weights(X, w),
+        residual_bound=rel.residual_bound,
+        clip_norm=rel.clip_norm,
+        item_major_csr=(Xt, item_t),
+    )
     np.testing.assert_array_equal(seen[0], rel.statistic(X, **ctx))
 
 

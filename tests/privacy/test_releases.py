@@ -15,8 +15,8 @@ show the checks catch the defects a review found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -57,7 +57,10 @@ def _base_rows(seed: int = 0, n_users: int = 30) -> list[list[tuple[int, float]]
 def _neighbours_user(rows, heavy: list[tuple[int, float]]):
     """(relation, D, D') pairs: D holds the heavy user last; D' drops it; and D plus a second copy."""
     with_heavy = rows + [heavy]
-    return [("remove user", _matrix(with_heavy), _matrix(rows)), ("add user", _matrix(with_heavy), _matrix(with_heavy + [heavy]))]
+    return [
+        ("remove user", _matrix(with_heavy), _matrix(rows)),
+        ("add user", _matrix(with_heavy), _matrix(with_heavy + [heavy])),
+    ]
 
 
 def _neighbours_rating(rows, heavy: list[tuple[int, float]], new_item: int, new_value: float, changes: list[float]):
@@ -65,12 +68,12 @@ def _neighbours_rating(rows, heavy: list[tuple[int, float]], new_item: int, new_
     D = _matrix(rows + [heavy])
     out = []
     for p in range(len(heavy)):
-        out.append(("remove rating", D, _matrix(rows + [heavy[:p] + heavy[p + 1:]])))
+        out.append(("remove rating", D, _matrix(rows + [heavy[:p] + heavy[p + 1 :]])))
     out.append(("add rating", D, _matrix(rows + [heavy + [(new_item, new_value)]])))
     for p in range(len(heavy)):
         for v in changes:
             if v != heavy[p][1]:
-                out.append(("change rating", D, _matrix(rows + [heavy[:p] + [(heavy[p][0], v)] + heavy[p + 1:]])))
+                out.append(("change rating", D, _matrix(rows + [heavy[:p] + [(heavy[p][0], v)] + heavy[p + 1 :]])))
     return out
 
 
@@ -116,16 +119,24 @@ def _cases() -> list[Case]:
     rel = R.UserCount("user")
     cases.append(Case("user_count/user", rel, rel.statistic, _neighbours_user(rows, heavy_user), 1.0))
     rel = R.UserCount("rating")
-    cases.append(Case("user_count/rating", rel, rel.statistic,
-                      _neighbours_rating(rows, [(7, 4.0)], 8, 2.0, [1.0]), 1.0))
+    cases.append(
+        Case("user_count/rating", rel, rel.statistic, _neighbours_rating(rows, [(7, 4.0)], 8, 2.0, [1.0]), 1.0)
+    )
 
     # ---- global mean pair
     for contribution in ("weight", "sample"):
         rel = R.GlobalMean("user", k=k, rating_bounds=BOUNDS, contribution=contribution)
         top = [(j, 5.0) for j in range(4 * k)]  # all at the top bound: |r − m| = h everywhere
-        stat = (lambda rel: lambda X: rel.statistic(X, rng=np.random.default_rng(0)))(rel)
-        cases.append(Case(f"global_mean/user/{contribution}", rel, stat,
-                          _neighbours_user(rows, top) + _neighbours_user(rows, [(j, 5.0) for j in range(k)]), 1.0))
+        stat = lambda X, rel=rel: rel.statistic(X, rng=np.random.default_rng(0))
+        cases.append(
+            Case(
+                f"global_mean/user/{contribution}",
+                rel,
+                stat,
+                _neighbours_user(rows, top) + _neighbours_user(rows, [(j, 5.0) for j in range(k)]),
+                1.0,
+            )
+        )
     rel = R.GlobalMean("rating", k=k, rating_bounds=BOUNDS)
     cases.append(Case("global_mean/rating", rel, rel.statistic, rating_pairs, 1.0))
 
@@ -133,9 +144,16 @@ def _cases() -> list[Case]:
     for B in (0.5, 1.0):
         for contribution in ("weight", "sample"):
             rel = R.ItemBiases("user", k=k, residual_bound=B, user_reg=10.0, contribution=contribution)
-            stat = (lambda rel: lambda X: rel.statistic(X, mu=MU, rng=np.random.default_rng(0)))(rel)
-            cases.append(Case(f"item_biases/user/B={B}/{contribution}", rel, stat,
-                              _neighbours_user(rows, heavy_user) + _neighbours_user(rows, exact_k_user), 1.0))
+            stat = lambda X, rel=rel: rel.statistic(X, mu=MU, rng=np.random.default_rng(0))
+            cases.append(
+                Case(
+                    f"item_biases/user/B={B}/{contribution}",
+                    rel,
+                    stat,
+                    _neighbours_user(rows, heavy_user) + _neighbours_user(rows, exact_k_user),
+                    1.0,
+                )
+            )
     rel = R.ItemBiases("rating", k=k, residual_bound=1.0, user_reg=10.0)
     cases.append(Case("item_biases/rating", rel, lambda X, rel=rel: rel.statistic(X, mu=MU), rating_pairs, 1.0))
 
@@ -156,10 +174,17 @@ def _cases() -> list[Case]:
     cases.append(Case("spectral_moment/user", rel, stat, _neighbours_user(rows, spectral_user), 0.85))
     rel_r = R.SpectralMoment("rating", k=sk, bound=sb, n_selected=50)
     stat_r = lambda X: rel_r.statistic(X, mu=MU, item_bias=c, items=items, bias_reg=10.0)  # noqa: E731
-    cases.append(Case("spectral_moment/rating", rel_r, stat_r,
-                      _neighbours_rating(rows, spectral_user[:12], 30, 5.0, [1.0, 5.0]), 0.0,
-                      why_loose="one rating moves the user's local bias and so every residual; the 2× user-level "
-                                "bound is conservative (a sign flip of x leaves x xᵀ unchanged)"))
+    cases.append(
+        Case(
+            "spectral_moment/rating",
+            rel_r,
+            stat_r,
+            _neighbours_rating(rows, spectral_user[:12], 30, 5.0, [1.0, 5.0]),
+            0.0,
+            why_loose="one rating moves the user's local bias and so every residual; the 2× user-level "
+            "bound is conservative (a sign flip of x leaves x xᵀ unchanged)",
+        )
+    )
 
     # ---- DP item selection (counts of the bounded matrix)
     rel = R.ItemSelection("user", k=k)
@@ -183,7 +208,9 @@ def test_sensitivity_holds_and_is_nearly_attained(case):
 
 def test_every_release_has_a_case_per_unit():
     names = {(type(c.release).__name__, c.release.unit) for c in CASES}
-    declared = {n for n in R.__all__ if isinstance(getattr(R, n), type) and issubclass(getattr(R, n), R.Release)} - {"Release"}
+    declared = {n for n in R.__all__ if isinstance(getattr(R, n), type) and issubclass(getattr(R, n), R.Release)} - {
+        "Release"
+    }
     missing = {(n, u) for n in declared for u in ("user", "rating")} - names
     # FactorStats runs the ALS engine: its cases live in tests/privacy/test_release_factor_stats.py
     assert missing <= {("FactorStats", "user"), ("FactorStats", "rating")}, missing

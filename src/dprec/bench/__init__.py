@@ -22,9 +22,21 @@ from .runner import TIMING_FIELDS, read_results, run_bench, strip_timing
 from .summary import summarize_dir, write_summary
 
 __all__ = [
-    "ConfigError", "BenchConfig", "load_config", "parse_config", "run_bench", "read_results", "strip_timing",
-    "TIMING_FIELDS", "write_summary", "summarize_dir", "run_cli", "run_summary_cli", "add_bench_arguments",
-    "add_summary_arguments", "main",
+    "ConfigError",
+    "BenchConfig",
+    "load_config",
+    "parse_config",
+    "run_bench",
+    "read_results",
+    "strip_timing",
+    "TIMING_FIELDS",
+    "write_summary",
+    "summarize_dir",
+    "run_cli",
+    "run_summary_cli",
+    "add_bench_arguments",
+    "add_summary_arguments",
+    "main",
 ]
 
 
@@ -52,16 +64,26 @@ def run_cli(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        rows = run_bench(args.config, args.out, resume=bool(getattr(args, "resume", False)),
-                         jobs=getattr(args, "jobs", 1), progress=not getattr(args, "no_progress", False))
+        rows = run_bench(
+            args.config,
+            args.out,
+            resume=bool(getattr(args, "resume", False)),
+            jobs=getattr(args, "jobs", 1),
+            progress=not getattr(args, "no_progress", False),
+        )
     except FileExistsError as exc:  # results already in --out: a usage error
         raise ConfigError(str(exc)) from None
     except KeyboardInterrupt:
-        print(f"\ndprec bench: interrupted; finished cells are kept in {args.out}/results.jsonl — continue with "
-              f"`dprec bench {args.config} --out {args.out} --resume`", file=sys.stderr)
+        print(
+            f"\ndprec bench: interrupted; finished cells are kept in {args.out}/results.jsonl — continue with "
+            f"`dprec bench {args.config} --out {args.out} --resume`",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{len(rows)} cells in {args.out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "
-          f"summary: {args.out}/summary.md, {args.out}/summary.csv, {args.out}/plots/")
+    print(
+        f"{len(rows)} cells in {args.out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "
+        f"summary: {args.out}/summary.md, {args.out}/summary.csv, {args.out}/plots/"
+    )
     from .runner import NOT_FOR_RELEASE
 
     print(f"note: {NOT_FOR_RELEASE}")
@@ -74,7 +96,10 @@ def run_summary_cli(args) -> int:
         paths = summarize_dir(args.dir, plots=not getattr(args, "no_plots", False))
     except FileNotFoundError as exc:  # no results.jsonl in DIR
         raise ConfigError(str(exc)) from None
-    print(f"wrote {paths['md']}, {paths['csv']}" + (f" and {len(paths.get('plots', []))} plots" if "plots" in paths else ""))
+    print(
+        f"wrote {paths['md']}, {paths['csv']}"
+        + (f" and {len(paths.get('plots', []))} plots" if "plots" in paths else "")
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ from . import adapters as _adapters  # noqa: F401  (registers implicit-als)
 
 __all__ = ["get_model", "model_names", "is_private"]
 
+
 def model_names() -> list[str]:
     """Every registered model name, sorted."""
     return _registry.model_names()

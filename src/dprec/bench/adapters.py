@@ -59,7 +59,7 @@ class ImplicitALS:
     def get_params(self) -> dict:
         return self.config.model_dump()
 
-    def fit(self, data) -> "ImplicitALS":
+    def fit(self, data) -> ImplicitALS:
         from threadpoolctl import threadpool_limits
 
         try:
@@ -79,9 +79,14 @@ class ImplicitALS:
         self._item_ids = data.item_ids
         with threadpool_limits(limits=1, user_api="blas"):  # implicit warns (and slows) with threaded BLAS
             self._model = AlternatingLeastSquares(
-                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                iterations=self.iterations, num_threads=self.num_threads, use_cg=self.use_cg,
-                random_state=self.rng, calculate_training_loss=False,
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=self.num_threads,
+                use_cg=self.use_cg,
+                random_state=self.rng,
+                calculate_training_loss=False,
             )
             self._model.fit(self._user_items, show_progress=False)
         self._fitted = True
@@ -93,11 +98,11 @@ class ImplicitALS:
             raise NotFittedError("ImplicitALS is not fitted yet: call fit(data) first")
         single = np.ndim(user) == 0
         users = np.atleast_1d(np.asarray(user, dtype=object))
-        rows = np.array([self._user_index[u.item() if isinstance(u, np.generic) else u] for u in users],
-                        dtype=np.int32)
+        rows = np.array([self._user_index[u.item() if isinstance(u, np.generic) else u] for u in users], dtype=np.int32)
         n_eff = min(int(n), len(self._item_ids))
-        ids, scores = self._model.recommend(rows, self._user_items[rows], N=n_eff,
-                                            filter_already_liked_items=filter_seen)
+        ids, scores = self._model.recommend(
+            rows, self._user_items[rows], N=n_eff, filter_already_liked_items=filter_seen
+        )
         ids, scores = np.atleast_2d(ids), np.atleast_2d(scores).astype(np.float64)
         bad = (ids < 0) | ~np.isfinite(scores) | (scores <= np.finfo(np.float32).min)
         scores[bad] = -np.inf

@@ -80,8 +80,13 @@ __all__ = [
 METRICS = ("rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k", "coverage")
 RATING_METRICS = ("rmse", "mae")
 _METRIC_ALIASES = {
-    "precision": "precision_at_k", "recall": "recall_at_k", "ndcg": "ndcg_at_k", "map": "map_at_k",
-    "hit_rate": "hit_rate_at_k", "hr": "hit_rate_at_k", "catalog_coverage": "coverage",
+    "precision": "precision_at_k",
+    "recall": "recall_at_k",
+    "ndcg": "ndcg_at_k",
+    "map": "map_at_k",
+    "hit_rate": "hit_rate_at_k",
+    "hr": "hit_rate_at_k",
+    "catalog_coverage": "coverage",
 }
 SPLITS = ("random", "user")
 PRIVACY_UNITS = ("user", "rating")
@@ -104,6 +109,7 @@ def split_metric_name(name: str) -> tuple[str, str]:
     """Inverse of :func:`metric_names` for one name: ``"ndcg@10"`` → ``("ndcg", "10")``, ``"rmse"`` → ``("rmse", "")``."""
     base, _, k = name.partition("@")
     return base, k
+
 
 _TOP_KEYS = ("run", "datasets", "models")
 _RUN_KEYS = ("name", "seeds", "split", "test_fraction", "split_seed", "k", "metrics", "delta", "privacy_unit")
@@ -159,8 +165,14 @@ class DatasetSpec:
             from dprec.data import Interactions
 
             cols = {"user": "user", "item": "item", "rating": "rating", **self.columns}
-            kwargs = dict(user_col=cols["user"], item_col=cols["item"], rating_col=cols["rating"],
-                          timestamp_col=cols.get("timestamp"), rating_bounds=self.rating_bounds, name=self.label)
+            kwargs = dict(
+                user_col=cols["user"],
+                item_col=cols["item"],
+                rating_col=cols["rating"],
+                timestamp_col=cols.get("timestamp"),
+                rating_bounds=self.rating_bounds,
+                name=self.label,
+            )
             if self.sep is not None:
                 kwargs["sep"] = self.sep
             data = Interactions.read(self.path, **kwargs)
@@ -261,7 +273,7 @@ def _parse_epsilon(value, where: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(f"{where} = {value!r} is not a number; write a positive number or \"inf\"") from None
+            raise ConfigError(f'{where} = {value!r} is not a number; write a positive number or "inf"') from None
     try:
         return check_epsilon(value)
     except ValueError as exc:
@@ -280,12 +292,18 @@ def load_config(path, *, check_data: bool = True) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     default_name = os.path.splitext(os.path.basename(path))[0]
-    return parse_config(doc, base_dir=os.path.dirname(os.path.abspath(path)), default_name=default_name,
-                        check_data=check_data, path=path)
+    return parse_config(
+        doc,
+        base_dir=os.path.dirname(os.path.abspath(path)),
+        default_name=default_name,
+        check_data=check_data,
+        path=path,
+    )
 
 
-def parse_config(doc: dict, *, base_dir: str = ".", default_name: str = "bench", check_data: bool = True,
-                 path: str | None = None) -> BenchConfig:
+def parse_config(
+    doc: dict, *, base_dir: str = ".", default_name: str = "bench", check_data: bool = True, path: str | None = None
+) -> BenchConfig:
     """Validate a configuration given as a dict (the parsed TOML). Raises :class:`ConfigError`."""
     doc = copy.deepcopy(doc)
     _check_keys(doc, _TOP_KEYS, "the config's top level")
@@ -297,8 +315,9 @@ def parse_config(doc: dict, *, base_dir: str = ".", default_name: str = "bench",
         raise ConfigError("datasets must be an array of tables: write [[datasets]], not [datasets]")
     models_doc = doc.get("models")
     if not models_doc:
-        raise ConfigError("no [[models]] given; add at least one [[models]] table with name = one of "
-                          + ", ".join(model_names()))
+        raise ConfigError(
+            "no [[models]] given; add at least one [[models]] table with name = one of " + ", ".join(model_names())
+        )
     if not isinstance(models_doc, list):
         raise ConfigError("models must be an array of tables: write [[models]], not [models]")
 
@@ -306,23 +325,33 @@ def parse_config(doc: dict, *, base_dir: str = ".", default_name: str = "bench",
     labels = [m.label for m in models]
     for lab in labels:
         if labels.count(lab) > 1:
-            raise ConfigError(f"two [[models]] share the label {lab!r}; give each a distinct label = \"...\"")
+            raise ConfigError(f'two [[models]] share the label {lab!r}; give each a distinct label = "..."')
     datasets = [_parse_dataset(d, i, base_dir) for i, d in enumerate(datasets_doc)]
     dlabels = [d.label for d in datasets]
     for lab in dlabels:
         if dlabels.count(lab) > 1:
-            raise ConfigError(f"two [[datasets]] share the label {lab!r}; give each a distinct label = \"...\"")
+            raise ConfigError(f'two [[datasets]] share the label {lab!r}; give each a distinct label = "..."')
 
     raw = {
         "run": {
-            "name": run.name, "seeds": list(run.seeds), "split": run.split, "test_fraction": run.test_fraction,
-            "split_seed": run.split_seed, "k": list(run.ks) if len(run.ks) > 1 else run.ks[0],
-            "metrics": list(run.metrics), "delta": run.delta, "privacy_unit": run.privacy_unit,
+            "name": run.name,
+            "seeds": list(run.seeds),
+            "split": run.split,
+            "test_fraction": run.test_fraction,
+            "split_seed": run.split_seed,
+            "k": list(run.ks) if len(run.ks) > 1 else run.ks[0],
+            "metrics": list(run.metrics),
+            "delta": run.delta,
+            "privacy_unit": run.privacy_unit,
         },
         "datasets": [_dataset_raw(d) for d in datasets],
         "models": [
-            {"name": m.name, "label": m.label, "params": m.params,
-             "epsilons": [format_epsilon(e) if math.isinf(e) else e for e in m.epsilons]}
+            {
+                "name": m.name,
+                "label": m.label,
+                "params": m.params,
+                "epsilons": [format_epsilon(e) if math.isinf(e) else e for e in m.epsilons],
+            }
             for m in models
         ],
     }
@@ -357,7 +386,7 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
         raise ConfigError(f"[run] seeds has duplicates {seeds}; each seed must appear once")
     split = r["split"]
     if split not in SPLITS:
-        raise ConfigError(f"[run] split = {split!r}; use \"random\" (ratings) or \"user\" (per-user holdout)")
+        raise ConfigError(f'[run] split = {split!r}; use "random" (ratings) or "user" (per-user holdout)')
     tf = r["test_fraction"]
     if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not (0 < tf < 1):
         raise ConfigError(f"[run] test_fraction = {tf!r}; it must lie strictly between 0 and 1 (e.g. 0.2)")
@@ -386,10 +415,18 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
         raise ConfigError(f"[run] delta = {delta!r}; δ must lie strictly between 0 and 1 (e.g. 1e-6)")
     unit = r["privacy_unit"]
     if unit not in PRIVACY_UNITS:
-        raise ConfigError(f"[run] privacy_unit = {unit!r}; use \"user\" (default) or \"rating\"")
-    return RunSpec(name=name, seeds=tuple(int(s) for s in seeds), split=split, test_fraction=float(tf),
-                   split_seed=int(ss), ks=tuple(sorted(set(int(k) for k in ks))), metrics=tuple(canon),
-                   delta=float(delta), privacy_unit=unit)
+        raise ConfigError(f'[run] privacy_unit = {unit!r}; use "user" (default) or "rating"')
+    return RunSpec(
+        name=name,
+        seeds=tuple(int(s) for s in seeds),
+        split=split,
+        test_fraction=float(tf),
+        split_seed=int(ss),
+        ks=tuple(sorted(set(int(k) for k in ks))),
+        metrics=tuple(canon),
+        delta=float(delta),
+        privacy_unit=unit,
+    )
 
 
 def _parse_model(m: dict, i: int) -> ModelSpec:
@@ -438,24 +475,31 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
     _check_keys(d, _DATASET_KEYS, where)
     sources = [k for k in ("name", "ratings", "synthetic") if k in d]
     if len(sources) != 1:
-        raise ConfigError(f"{where}: give exactly one of name (registry), ratings (file) or synthetic (generator); "
-                          f"got {sources or 'none'}")
+        raise ConfigError(
+            f"{where}: give exactly one of name (registry), ratings (file) or synthetic (generator); "
+            f"got {sources or 'none'}"
+        )
     src = sources[0]
     label = d.get("label")
     if label is not None and (not isinstance(label, str) or not label or "|" in label):
         raise ConfigError(f"{where}: label must be a non-empty string without '|', got {label!r}")
     bounds = d.get("rating_bounds")
     if bounds is not None:
-        if (not isinstance(bounds, list) or len(bounds) != 2
-                or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bounds)
-                or not bounds[0] < bounds[1]):
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 2
+            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bounds)
+            or not bounds[0] < bounds[1]
+        ):
             raise ConfigError(f"{where}: rating_bounds = {bounds!r}; write rating_bounds = [lo, hi] with lo < hi")
         bounds = (float(bounds[0]), float(bounds[1]))
     if src == "name":
         for k in ("columns", "sep", "synthetic", "rating_bounds"):
             if k in d:
-                raise ConfigError(f"{where}: {k} applies to ratings files, not registry datasets (the registry "
-                                  "declares the bounds); remove it")
+                raise ConfigError(
+                    f"{where}: {k} applies to ratings files, not registry datasets (the registry "
+                    "declares the bounds); remove it"
+                )
         name = d["name"]
         if not isinstance(name, str):
             raise ConfigError(f"{where}: name must be a string, got {name!r}")
@@ -473,11 +517,19 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
         cols = d.get("columns", {})
         _check_keys(cols, _COLUMN_KEYS, f"{where} columns")
         sep = d.get("sep")
-        return DatasetSpec(label=label or os.path.basename(p), source="file", path=path, columns=dict(cols), sep=sep,
-                           rating_bounds=bounds)
+        return DatasetSpec(
+            label=label or os.path.basename(p),
+            source="file",
+            path=path,
+            columns=dict(cols),
+            sep=sep,
+            rating_bounds=bounds,
+        )
     syn = d["synthetic"]
     if not isinstance(syn, dict):
-        raise ConfigError(f"{where}: synthetic must be a table, e.g. synthetic = {{ n_users = 2000, n_items = 1000, rank = 8 }}")
+        raise ConfigError(
+            f"{where}: synthetic must be a table, e.g. synthetic = {{ n_users = 2000, n_items = 1000, rank = 8 }}"
+        )
     for k in ("n_users", "n_items", "rank"):
         if k not in syn:
             raise ConfigError(f"{where}: synthetic.{k} is missing; synthetic needs n_users, n_items and rank")
@@ -502,8 +554,13 @@ def _dataset_raw(d: DatasetSpec) -> dict:
     if d.source == "registry":
         return {"label": d.label, "name": d.name}  # data_home is machine-specific; not part of identity
     if d.source == "file":
-        return {"label": d.label, "ratings": os.path.basename(d.path), "columns": d.columns, "sep": d.sep,
-                "rating_bounds": list(d.rating_bounds) if d.rating_bounds else None}
+        return {
+            "label": d.label,
+            "ratings": os.path.basename(d.path),
+            "columns": d.columns,
+            "sep": d.sep,
+            "rating_bounds": list(d.rating_bounds) if d.rating_bounds else None,
+        }
     return {"label": d.label, "synthetic": d.synthetic}
 
 
@@ -518,8 +575,9 @@ def _check_models_constructible(cfg: BenchConfig) -> None:
             swept.update(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit)
         validate_config(cls.Config, {**m.params, **swept}, where=f"{where} params")
         try:
-            m.build(epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
-                    seed=cfg.run.seeds[0])
+            m.build(
+                epsilon=m.epsilons[0], delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit, seed=cfg.run.seeds[0]
+            )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         except (TypeError, ValueError) as exc:  # the constructor's own validation of the params
@@ -532,8 +590,10 @@ def _check_datasets(cfg: BenchConfig) -> None:
     for i, d in enumerate(cfg.datasets):
         where = f"[[datasets]] #{i + 1} ({d.label})"
         if d.source == "file" and not os.path.exists(d.path):
-            raise ConfigError(f"{where}: ratings file {d.path!r} does not exist; fix the path (relative paths are "
-                              "relative to the config file)")
+            raise ConfigError(
+                f"{where}: ratings file {d.path!r} does not exist; fix the path (relative paths are "
+                "relative to the config file)"
+            )
         try:
             data = d.load()
         except (ConfigError, CorruptFileError):
@@ -542,9 +602,11 @@ def _check_datasets(cfg: BenchConfig) -> None:
             raise ConfigError(f"{where}: {exc}") from None
         except (ValueError, KeyError, OSError) as exc:  # the loaders' validation errors; prefix where it happened
             if d.source == "registry":
-                fix = ("check the name (`dprec datasets list` shows the registry), or put the files under "
-                       f"$DPREC_DATA (currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "
-                       f"dprec.datasets.load_dataset({d.name!r}, download=True)")
+                fix = (
+                    "check the name (`dprec datasets list` shows the registry), or put the files under "
+                    f"$DPREC_DATA (currently {os.environ.get('DPREC_DATA', 'unset')!r}) or download them with "
+                    f"dprec.datasets.load_dataset({d.name!r}, download=True)"
+                )
             elif d.source == "file":
                 fix = "check the file format, columns = {...}, sep and rating_bounds"
             else:

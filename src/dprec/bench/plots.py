@@ -62,15 +62,26 @@ def write_plots(out, agg: list[dict]) -> list[str]:
             fin = [a for a in pts if math.isfinite(a["epsilon"])]
             inf = [a for a in pts if not math.isfinite(a["epsilon"])]
             if private and fin:
-                ax.errorbar([a["epsilon"] for a in fin], [a["mean"] for a in fin],
-                            yerr=[a["std"] if math.isfinite(a["std"]) else 0.0 for a in fin],
-                            marker="o", capsize=3, color=color, label=m)
+                ax.errorbar(
+                    [a["epsilon"] for a in fin],
+                    [a["mean"] for a in fin],
+                    yerr=[a["std"] if math.isfinite(a["std"]) else 0.0 for a in fin],
+                    marker="o",
+                    capsize=3,
+                    color=color,
+                    label=m,
+                )
                 for a in inf:
                     ax.axhline(a["mean"], color=color, linestyle=":", linewidth=1.2, label=f"{m} (ε = ∞)")
             else:
                 for a in inf or fin:
-                    ax.axhline(a["mean"], color=color, linestyle="--", linewidth=1.2,
-                               label=f"{m} (non-private)" if not private else f"{m} (ε = ∞)")
+                    ax.axhline(
+                        a["mean"],
+                        color=color,
+                        linestyle="--",
+                        linewidth=1.2,
+                        label=f"{m} (non-private)" if not private else f"{m} (ε = ∞)",
+                    )
         if have_x:
             ax.set_xscale("log")
             lo, hi = finite_eps[0], finite_eps[-1]

@@ -47,8 +47,10 @@ __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULT
 
 RESULTS_FILE = "results.jsonl"
 #: what every results row and the sweep's output say about the models a sweep fits
-NOT_FOR_RELEASE = ("measurement only: models are fitted with explicit seeds (reproducibility mode) and metrics are "
-                   "computed on raw held-out data (not DP); nothing a sweep fits is for release")
+NOT_FOR_RELEASE = (
+    "measurement only: models are fitted with explicit seeds (reproducibility mode) and metrics are "
+    "computed on raw held-out data (not DP); nothing a sweep fits is for release"
+)
 
 SCHEMA = "dprec-bench-row/1"
 TIMING_FIELDS = ("fit_seconds", "eval_seconds", "wall_seconds")
@@ -88,9 +90,15 @@ def _cell_key(cfg: BenchConfig, dataset_label: str, model_index: int, eps: float
     m = cfg.models[model_index]
     d = next(x for x in cfg.raw["datasets"] if x["label"] == dataset_label)
     r = cfg.raw["run"]
-    spec = {"dataset": d, "model": {"name": m.name, "params": m.params},
-            "split": [r["split"], r["test_fraction"], r["split_seed"]], "k": r["k"], "metrics": r["metrics"],
-            "delta": r["delta"] if m.is_dp else None, "privacy_unit": r["privacy_unit"] if m.is_dp else None}
+    spec = {
+        "dataset": d,
+        "model": {"name": m.name, "params": m.params},
+        "split": [r["split"], r["test_fraction"], r["split_seed"]],
+        "k": r["k"],
+        "metrics": r["metrics"],
+        "delta": r["delta"] if m.is_dp else None,
+        "privacy_unit": r["privacy_unit"] if m.is_dp else None,
+    }
     h = hashlib.sha256(json.dumps(to_jsonable(spec), sort_keys=True).encode()).hexdigest()[:12]
     return f"{dataset_label}|{m.label}|eps={format_epsilon(eps)}|seed={seed}#{h}"
 
@@ -124,7 +132,7 @@ def _evaluate(cfg: BenchConfig, model, train, test) -> dict:
     for k in cfg.run.ks if ranking else cfg.run.ks[:1]:
         res = evaluate(model, train, test, k=k)
         for metric in cfg.run.metrics:
-            name, = metric_names([metric], [k])
+            (name,) = metric_names([metric], [k])
             out.setdefault(name, res[metric])
     return {name: out[name] for name in metric_names(cfg.run.metrics, cfg.run.ks)}
 
@@ -148,8 +156,13 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     t0 = time.perf_counter()
     spec = cfg.models[cell.model_index]
     train, test = splits[cell.dataset]
-    model = spec.build(epsilon=cell.epsilon, delta=cfg.run.delta, privacy_unit=cfg.run.privacy_unit,
-                       seed=cell.seed, num_threads=num_threads)
+    model = spec.build(
+        epsilon=cell.epsilon,
+        delta=cfg.run.delta,
+        privacy_unit=cfg.run.privacy_unit,
+        seed=cell.seed,
+        num_threads=num_threads,
+    )
     t1 = time.perf_counter()
     with warnings.catch_warnings():
         # seeded on purpose: a sweep is a measurement (reproducible results files), its models are not released
@@ -208,10 +221,12 @@ def read_results(path, *, repair: bool = False) -> list[dict]:
                 if not isinstance(row, dict) or "key" not in row:
                     raise ValueError("not a result row")
             except (ValueError, UnicodeDecodeError):
-                if last or all(not x.strip() for x in lines[i + 1:]):
+                if last or all(not x.strip() for x in lines[i + 1 :]):
                     break  # truncated tail: drop it
-                raise CorruptFileError(f"{path}: line {i + 1} is not a valid result row (file edited or "
-                                       "corrupted); fix or remove that line") from None
+                raise CorruptFileError(
+                    f"{path}: line {i + 1} is not a valid result row (file edited or "
+                    "corrupted); fix or remove that line"
+                ) from None
             if last:  # a complete JSON object without its newline: keep it, but terminate it when repairing
                 rows.append(row)
                 good_end = end
@@ -256,8 +271,9 @@ def _progress_bar(total: int, name: str):
     return tqdm(total=total, desc=f"bench {name}", unit="cell", file=sys.stderr, initial=0, dynamic_ncols=True)
 
 
-def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: bool = True,
-              summarize: bool = True) -> list[dict]:
+def run_bench(
+    config, out, *, resume: bool = False, jobs: int = 1, progress: bool = True, summarize: bool = True
+) -> list[dict]:
     """Run a sweep and write ``OUT/results.jsonl``, ``OUT/summary.md``, ``OUT/summary.csv`` and plots.
 
     Parameters
@@ -314,9 +330,16 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
         checksum, kind = d.checksum(data)
         train, test = splits[d.label]
         base["datasets"][d.label] = {
-            "label": d.label, "source": d.source, "name": d.name if d.source == "registry" else d.label,
-            "checksum": checksum, "checksum_kind": kind, "n_users": int(data.n_users), "n_items": int(data.n_items),
-            "n_ratings": int(data.nnz), "n_train": int(train.nnz), "n_test": int(test.nnz),
+            "label": d.label,
+            "source": d.source,
+            "name": d.name if d.source == "registry" else d.label,
+            "checksum": checksum,
+            "checksum_kind": kind,
+            "n_users": int(data.n_users),
+            "n_items": int(data.n_items),
+            "n_ratings": int(data.nnz),
+            "n_train": int(train.nnz),
+            "n_test": int(test.nnz),
         }
 
     for r in old:  # resuming: the data must be the very same
@@ -346,10 +369,12 @@ def run_bench(config, out, *, resume: bool = False, jobs: int = 1, progress: boo
             threads = max(1, (os.cpu_count() or 1) // jobs)
             # "spawn": numba's threading layers are not fork-safe; the config and splits are sent once per worker
             ctx = mp.get_context("spawn")
-            worker_cfg = BenchConfig(run=cfg.run, datasets=cfg.datasets, models=cfg.models, raw=cfg.raw,
-                                     path=cfg.path)  # without the loaded-data cache
-            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(worker_cfg, splits, threads))
+            worker_cfg = BenchConfig(
+                run=cfg.run, datasets=cfg.datasets, models=cfg.models, raw=cfg.raw, path=cfg.path
+            )  # without the loaded-data cache
+            pool = ProcessPoolExecutor(
+                max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(worker_cfg, splits, threads)
+            )
             try:
                 pending = {pool.submit(_worker_run, cell, base) for cell in todo}
                 while pending:

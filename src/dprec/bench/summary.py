@@ -27,13 +27,31 @@ from .runner import RESULTS_FILE, as_float, read_results
 
 __all__ = ["aggregate", "write_summary", "summarize_dir", "CSV_COLUMNS", "TIMING_COLUMNS", "fmt_mean_std"]
 
-CSV_COLUMNS = ("dataset", "dataset_checksum", "model", "model_name", "private", "epsilon", "metric", "mean", "std",
-               "n_seeds", "seeds", "fit_seconds_mean")
+CSV_COLUMNS = (
+    "dataset",
+    "dataset_checksum",
+    "model",
+    "model_name",
+    "private",
+    "epsilon",
+    "metric",
+    "mean",
+    "std",
+    "n_seeds",
+    "seeds",
+    "fit_seconds_mean",
+)
 TIMING_COLUMNS = ("fit_seconds_mean",)
 
 _METRIC_TITLES = {
-    "rmse": "RMSE (lower is better)", "mae": "MAE (lower is better)", "precision": "Precision", "recall": "Recall",
-    "ndcg": "NDCG", "map": "MAP", "hit_rate": "Hit rate", "coverage": "Catalog coverage",
+    "rmse": "RMSE (lower is better)",
+    "mae": "MAE (lower is better)",
+    "precision": "Precision",
+    "recall": "Recall",
+    "ndcg": "NDCG",
+    "map": "MAP",
+    "hit_rate": "Hit rate",
+    "coverage": "Catalog coverage",
 }
 
 
@@ -89,24 +107,31 @@ def aggregate(rows: list[dict]) -> list[dict]:
     if not rows:
         return []
     datasets, models, metrics = _order(rows)
-    runs = pd.DataFrame({
-        "dataset": [r["dataset"]["label"] for r in rows],
-        "model": [r["model"]["label"] for r in rows],
-        "epsilon": [as_float(r["epsilon"]) for r in rows],
-        "seed": [r["seed"] for r in rows],
-        "dataset_checksum": [r["dataset"].get("checksum") for r in rows],
-        "model_name": [r["model"]["name"] for r in rows],
-        "private": [bool(r.get("private")) for r in rows],
-        "fit_seconds": [float(r.get("fit_seconds", math.nan)) for r in rows],
-        "metrics": [r["metrics"] for r in rows],
-    }).sort_values(["seed"], kind="stable")
+    runs = pd.DataFrame(
+        {
+            "dataset": [r["dataset"]["label"] for r in rows],
+            "model": [r["model"]["label"] for r in rows],
+            "epsilon": [as_float(r["epsilon"]) for r in rows],
+            "seed": [r["seed"] for r in rows],
+            "dataset_checksum": [r["dataset"].get("checksum") for r in rows],
+            "model_name": [r["model"]["name"] for r in rows],
+            "private": [bool(r.get("private")) for r in rows],
+            "fit_seconds": [float(r.get("fit_seconds", math.nan)) for r in rows],
+            "metrics": [r["metrics"] for r in rows],
+        }
+    ).sort_values(["seed"], kind="stable")
     cells = runs.groupby(_CELL, sort=False).agg(
-        dataset_checksum=("dataset_checksum", "first"), model_name=("model_name", "first"),
-        private=("private", "first"), n_seeds=("seed", "size"),
-        seeds=("seed", lambda s: " ".join(str(x) for x in s)), fit_seconds_mean=("fit_seconds", _np_mean),
-        first_metrics=("metrics", "first"))
+        dataset_checksum=("dataset_checksum", "first"),
+        model_name=("model_name", "first"),
+        private=("private", "first"),
+        n_seeds=("seed", "size"),
+        seeds=("seed", lambda s: " ".join(str(x) for x in s)),
+        fit_seconds_mean=("fit_seconds", _np_mean),
+        first_metrics=("metrics", "first"),
+    )
     values = runs.drop(columns="metrics").join(
-        pd.DataFrame([{name: as_float(v) for name, v in m.items()} for m in runs["metrics"]], index=runs.index))
+        pd.DataFrame([{name: as_float(v) for name, v in m.items()} for m in runs["metrics"]], index=runs.index)
+    )
     names = [n for n in metrics if n in values.columns]
     long = values.melt(id_vars=_CELL, value_vars=names, var_name="metric", value_name="value")
     stats = long.groupby(_CELL + ["metric"], sort=False)["value"].agg(mean=_finite_mean, std=_finite_std)
@@ -119,12 +144,22 @@ def aggregate(rows: list[dict]) -> list[dict]:
             if name not in c["first_metrics"]:
                 continue
             mean, std = stats.loc[(*cell, name)]
-            out.append({
-                "dataset": cell[0], "dataset_checksum": c["dataset_checksum"], "model": cell[1],
-                "model_name": c["model_name"], "private": bool(c["private"]), "epsilon": cell[2],
-                "metric": name, "mean": float(mean), "std": float(std), "n_seeds": int(c["n_seeds"]),
-                "seeds": c["seeds"], "fit_seconds_mean": float(c["fit_seconds_mean"]),
-            })
+            out.append(
+                {
+                    "dataset": cell[0],
+                    "dataset_checksum": c["dataset_checksum"],
+                    "model": cell[1],
+                    "model_name": c["model_name"],
+                    "private": bool(c["private"]),
+                    "epsilon": cell[2],
+                    "metric": name,
+                    "mean": float(mean),
+                    "std": float(std),
+                    "n_seeds": int(c["n_seeds"]),
+                    "seeds": c["seeds"],
+                    "fit_seconds_mean": float(c["fit_seconds_mean"]),
+                }
+            )
     return out
 
 
@@ -217,8 +252,9 @@ def write_summary(out, rows: list[dict] | None = None, *, plots: bool = True) ->
     md.write(f"# Benchmark results: {', '.join(runs) or '(no rows)'}\n\n")
     if rows:
         split = first["split"]
-        proto = {"random": "random split of ratings", "user": "per-user holdout"}.get(split["protocol"],
-                                                                                      split["protocol"])
+        proto = {"random": "random split of ratings", "user": "per-user holdout"}.get(
+            split["protocol"], split["protocol"]
+        )
         v = first.get("versions", {})
         deltas = sorted({r["delta"] for r in rows if r.get("delta") is not None})
         units = sorted({r["privacy_unit"] for r in rows if r.get("privacy_unit")})
@@ -226,13 +262,17 @@ def write_summary(out, rows: list[dict] | None = None, *, plots: bool = True) ->
         if deltas:
             md.write(f"- DP models: δ = {', '.join(f'{x:g}' for x in deltas)}, privacy unit: {', '.join(units)}\n")
         md.write(f"- cells: {len(rows)}; mean ± sample std over seeds\n")
-        md.write(f"- dprec {v.get('dprec')}, numpy {v.get('numpy')}, numba {v.get('numba')}, "
-                 f"implicit {v.get('implicit')}, opendp {v.get('opendp')}, python {v.get('python')}; "
-                 f"{first.get('machine', {}).get('cpu_count')} CPUs\n")
+        md.write(
+            f"- dprec {v.get('dprec')}, numpy {v.get('numpy')}, numba {v.get('numba')}, "
+            f"implicit {v.get('implicit')}, opendp {v.get('opendp')}, python {v.get('python')}; "
+            f"{first.get('machine', {}).get('cpu_count')} CPUs\n"
+        )
         sources = sorted({r.get("versions", {}).get("dprec_source_sha256") or "?" for r in rows})
         if len(sources) > 1:
-            md.write(f"- **warning: the rows come from {len(sources)} different dprec source trees** (code changed "
-                     "between cells, e.g. across a --resume); re-run into a fresh --out for consistent numbers\n")
+            md.write(
+                f"- **warning: the rows come from {len(sources)} different dprec source trees** (code changed "
+                "between cells, e.g. across a --resume); re-run into a fresh --out for consistent numbers\n"
+            )
         elif sources != ["?"]:
             md.write(f"- dprec source tree sha256 `{sources[0][:16]}…`\n")
         md.write("\n")
@@ -244,9 +284,22 @@ def write_summary(out, rows: list[dict] | None = None, *, plots: bool = True) ->
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for a in agg:
-            w.writerow([a["dataset"], a["dataset_checksum"] or "", a["model"], a["model_name"], int(a["private"]),
-                        _fmt_float(a["epsilon"]), a["metric"], _fmt_float(a["mean"]), _fmt_float(a["std"]),
-                        a["n_seeds"], a["seeds"], f"{a['fit_seconds_mean']:.3f}"])
+            w.writerow(
+                [
+                    a["dataset"],
+                    a["dataset_checksum"] or "",
+                    a["model"],
+                    a["model_name"],
+                    int(a["private"]),
+                    _fmt_float(a["epsilon"]),
+                    a["metric"],
+                    _fmt_float(a["mean"]),
+                    _fmt_float(a["std"]),
+                    a["n_seeds"],
+                    a["seeds"],
+                    f"{a['fit_seconds_mean']:.3f}",
+                ]
+            )
     if plots and agg:
         from .plots import write_plots
 

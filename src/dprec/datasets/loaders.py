@@ -29,8 +29,25 @@ from .registry import DATASETS, DatasetSpec, get_spec
 __all__ = ["load_dataset", "list_datasets", "dataset_checksum", "get_data_home", "dataset_path"]
 
 _U_ITEM_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 
@@ -144,8 +161,15 @@ def _download(spec: DatasetSpec, home: Path, *, timeout: float = 60.0, downloade
         if downloader is None:
             downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
         try:
-            archive = Path(pooch.retrieve(spec.url, known_hash=known_hash, fname=f"{spec.name}.zip",
-                                          path=tmp_dir / "download", downloader=downloader))
+            archive = Path(
+                pooch.retrieve(
+                    spec.url,
+                    known_hash=known_hash,
+                    fname=f"{spec.name}.zip",
+                    path=tmp_dir / "download",
+                    downloader=downloader,
+                )
+            )
         except ValueError as exc:  # pooch's checksum mismatch
             alg = known_hash.split(":", 1)[0]
             raise CorruptFileError(
@@ -167,9 +191,7 @@ def _download(spec: DatasetSpec, home: Path, *, timeout: float = 60.0, downloade
             zf.extractall(unpacked)
         extracted = unpacked / spec.archive_folder
         if not (extracted / spec.ratings_file).is_file():
-            raise CorruptFileError(
-                f"archive {spec.url} does not contain {spec.archive_folder}/{spec.ratings_file}"
-            )
+            raise CorruptFileError(f"archive {spec.url} does not contain {spec.archive_folder}/{spec.ratings_file}")
         if final.exists():
             raise FileExistsError(f"{final} appeared while downloading; remove it or load it directly")
         os.replace(extracted, final)
@@ -191,8 +213,11 @@ def _read_ratings(spec: DatasetSpec, path: Path) -> pd.DataFrame:
             df.columns = cols
             df = df.astype(dtypes)
         elif spec.ratings_format == "csv":
-            df = pd.read_csv(path, header=0, dtype={"userId": np.int64, "movieId": np.int64,
-                                                      "rating": np.float64, "timestamp": np.int64})
+            df = pd.read_csv(
+                path,
+                header=0,
+                dtype={"userId": np.int64, "movieId": np.int64, "rating": np.float64, "timestamp": np.int64},
+            )
             df = df.rename(columns={"userId": "user", "movieId": "item"})[cols]
         else:  # pragma: no cover - registry invariant
             raise ValueError(f"unknown ratings format {spec.ratings_format!r}")
@@ -251,8 +276,14 @@ def _read_users(spec: DatasetSpec, folder: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     if spec.name == "ml-100k":
-        users = pd.read_csv(path, sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"],
-                            encoding=spec.encoding, dtype={"zip": str})
+        users = pd.read_csv(
+            path,
+            sep="|",
+            header=None,
+            names=["user", "age", "gender", "occupation", "zip"],
+            encoding=spec.encoding,
+            dtype={"zip": str},
+        )
     else:
         rows = _read_colon_table(path, 5, spec.encoding)
         users = pd.DataFrame(rows, columns=["user", "gender", "age", "occupation", "zip"])
@@ -330,8 +361,13 @@ def load_dataset(name: str, *, data_home=None, download: bool = False) -> Intera
     data.side["items"] = items.sort_index()
     if users is not None:
         data.side["users"] = users.sort_index()
-    data.side["dataset"] = {"name": spec.name, "url": spec.url, "rating_bounds": spec.rating_bounds,
-                            "licence": spec.licence, "citation": spec.citation}
+    data.side["dataset"] = {
+        "name": spec.name,
+        "url": spec.url,
+        "rating_bounds": spec.rating_bounds,
+        "licence": spec.licence,
+        "citation": spec.citation,
+    }
     return data
 
 

@@ -161,8 +161,7 @@ _SPECS = [
         encoding="utf-8",
         rating_bounds=(0.5, 5.0),
         n_ratings=20_000_263,
-        description="MovieLens 20M (2015): 20,000,263 half-star ratings 0.5-5 from 138,493 users on "
-        "27,278 movies.",
+        description="MovieLens 20M (2015): 20,000,263 half-star ratings 0.5-5 from 138,493 users on 27,278 movies.",
     ),
     DatasetSpec(
         name="ml-25m",
@@ -178,8 +177,7 @@ _SPECS = [
         encoding="utf-8",
         rating_bounds=(0.5, 5.0),
         n_ratings=25_000_095,
-        description="MovieLens 25M (2019): 25,000,095 half-star ratings 0.5-5 from 162,541 users on "
-        "62,423 movies.",
+        description="MovieLens 25M (2019): 25,000,095 half-star ratings 0.5-5 from 162,541 users on 62,423 movies.",
     ),
     DatasetSpec(
         name="ml-latest-small",

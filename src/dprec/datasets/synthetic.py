@@ -228,8 +228,8 @@ def synthetic(
     nnz = len(rows)
     score = np.empty(nnz, dtype=np.float32)
     for a in range(0, nnz, _CHUNK):
-        r, c = rows[a:a + _CHUNK], cols[a:a + _CHUNK]
-        score[a:a + _CHUNK] = np.einsum("ij,ij->i", U[r], V[c]) + bu[r] + bi[c]
+        r, c = rows[a : a + _CHUNK], cols[a : a + _CHUNK]
+        score[a : a + _CHUNK] = np.einsum("ij,ij->i", U[r], V[c]) + bu[r] + bi[c]
 
     if implicit:
         sd = float(np.sqrt(rank) * factor_sd**2 + 1e-12)
@@ -283,9 +283,16 @@ def synthetic(
         "item_popularity": pop.astype(np.float32),
         "user_activity": targets.astype(np.float32),
         "params": {
-            "n_users": n_users, "n_items": n_items, "rank": rank, "mean_ratings_per_user": mean,
-            "popularity_exponent": float(popularity_exponent), "activity_exponent": float(activity_exponent),
-            "noise": float(noise), "rating_bounds": (lo, hi), "round_ratings": step, "biases": bool(biases),
+            "n_users": n_users,
+            "n_items": n_items,
+            "rank": rank,
+            "mean_ratings_per_user": mean,
+            "popularity_exponent": float(popularity_exponent),
+            "activity_exponent": float(activity_exponent),
+            "noise": float(noise),
+            "rating_bounds": (lo, hi),
+            "round_ratings": step,
+            "biases": bool(biases),
             "implicit": implicit or False,
         },
     }

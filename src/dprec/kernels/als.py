@@ -35,8 +35,8 @@ the user step (``sgemm`` for float32 factors; its Cholesky is float64).
 
 from __future__ import annotations
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
 __all__ = [
@@ -499,10 +499,18 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
     elif out.shape != data.shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
         raise ValueError(f"out must be a contiguous float32/float64 array of shape {data.shape}")
     # numba specialises on the input dtypes: no conversion copies of the (nnz,) arrays
-    _residuals_nb(data, rows, cols, float(mu), np.asarray(row_bias, np.float64), np.asarray(col_bias, np.float64),
-                  w, float(bound), out)
+    _residuals_nb(
+        data,
+        rows,
+        cols,
+        float(mu),
+        np.asarray(row_bias, np.float64),
+        np.asarray(col_bias, np.float64),
+        w,
+        float(bound),
+        out,
+    )
     return out
-
 
 
 # ---------------------------------------------------------------------------------------------- wrappers
@@ -567,11 +575,31 @@ def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
     n = indptr.shape[0] - 1
     k = Y.shape[1]
     reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg_rows, dtype=np.float64), (n, k)))
-    return int(_solve_rows_nb(indptr, indices, wA, wb, np.ascontiguousarray(Y), np.ascontiguousarray(G, dtype=np.float64),
-                              reg, out, _nchunks()))
+    return int(
+        _solve_rows_nb(
+            indptr,
+            indices,
+            wA,
+            wb,
+            np.ascontiguousarray(Y),
+            np.ascontiguousarray(G, dtype=np.float64),
+            reg,
+            out,
+            _nchunks(),
+        )
+    )
 
 
 def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     """Warm-started CG steps for implicit ALS rows, in place on ``X`` (float32)."""
-    _cg_rows_nb(indptr, indices, conf, np.ascontiguousarray(Y), np.ascontiguousarray(YtY, dtype=np.float64),
-                float(reg), X, int(cg_steps), _nchunks())
+    _cg_rows_nb(
+        indptr,
+        indices,
+        conf,
+        np.ascontiguousarray(Y),
+        np.ascontiguousarray(YtY, dtype=np.float64),
+        float(reg),
+        X,
+        int(cg_steps),
+        _nchunks(),
+    )

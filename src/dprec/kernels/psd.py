@@ -630,13 +630,25 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
     b = np.ascontiguousarray(b, dtype=np.float64)
     n, k = b.shape
     if A.shape != (n, k, k) or noise_tri.shape != (n, k * (k + 1) // 2) or noise_b.shape != (n, k):
-        raise ValueError(f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}")
+        raise ValueError(
+            f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}"
+        )
     reg = np.asarray(reg, dtype=np.float64)
     reg = np.ascontiguousarray(np.broadcast_to(reg[:, None] if reg.ndim == 1 else reg, (n, k)))
     out = np.empty((n, k))
-    cnt, bad = _run_dynamic(_psd_items_nb, A, b, np.ascontiguousarray(noise_tri, dtype=np.float64),
-                            np.ascontiguousarray(noise_b, dtype=np.float64), reg, float(floor), True, out,
-                            np.empty((1, 1, 1)), _nchunks(n))
+    cnt, bad = _run_dynamic(
+        _psd_items_nb,
+        A,
+        b,
+        np.ascontiguousarray(noise_tri, dtype=np.float64),
+        np.ascontiguousarray(noise_b, dtype=np.float64),
+        reg,
+        float(floor),
+        True,
+        out,
+        np.empty((1, 1, 1)),
+        _nchunks(n),
+    )
     if bad:
         raise ValueError(f"{bad} noisy item matrices have NaN or infinite entries")
     return out, int(cnt)

@@ -60,7 +60,8 @@ the statistics has exact norm ≤ Γ. The residual clip is a comparison and a se
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -183,8 +184,15 @@ class UserSolver:
         return out
 
 
-def user_solve(X: sp.csr_matrix, V: np.ndarray, mu: float, item_bias: np.ndarray, user_reg: float, bias_reg: float,
-               dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def user_solve(
+    X: sp.csr_matrix,
+    V: np.ndarray,
+    mu: float,
+    item_bias: np.ndarray,
+    user_reg: float,
+    bias_reg: float,
+    dtype=np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each user's ``(u_u, b_u)`` from ``(μ, c, V)`` and the user's own ratings (exact; see the module docstring).
 
     Returns ``(U, b)`` in ``dtype`` (float32 by default: the kernel precision).
@@ -253,9 +261,20 @@ def item_major_weights(X: sp.csr_matrix, w: np.ndarray) -> np.ndarray:
     return np.asarray(w)[pos.data.astype(np.int64) - 1]
 
 
-def item_statistics(Xt: sp.csr_matrix, item_t: np.ndarray, mu: float, Ub: np.ndarray, c: np.ndarray, w_t: np.ndarray,
-                    *, residual_bound: float = np.inf, clip_norm: float | None = None, dtype=np.float32,
-                    out=None, wresid=None) -> tuple[np.ndarray, np.ndarray]:
+def item_statistics(
+    Xt: sp.csr_matrix,
+    item_t: np.ndarray,
+    mu: float,
+    Ub: np.ndarray,
+    c: np.ndarray,
+    w_t: np.ndarray,
+    *,
+    residual_bound: float = np.inf,
+    clip_norm: float | None = None,
+    dtype=np.float32,
+    out=None,
+    wresid=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One item step's statistics ``A_j = Σ_u w_uj ũ_u ũ_uᵀ``, ``β_j = Σ_u w_uj clip(r_uj − μ − b_u − c_j, ±B) ũ_u``.
 
     ``Ub`` (n_users, d+1) holds ``[u_u; b_u]`` from the user solve; ``ũ_u = [clip_rows(u_u, Γ); 1]`` (no clipping
@@ -330,8 +349,19 @@ def run(
         bufs = (np.empty((n_items, d + 1, d + 1)), np.empty((n_items, d + 1)))
         wresid = np.empty(X.nnz)
     for t in range(iterations):
-        A, b = item_statistics(Xt, item_t, mu, Ub, c, w_t, residual_bound=residual_bound, clip_norm=clip_norm,
-                               dtype=dtype, out=bufs, wresid=wresid)
+        A, b = item_statistics(
+            Xt,
+            item_t,
+            mu,
+            Ub,
+            c,
+            w_t,
+            residual_bound=residual_bound,
+            clip_norm=clip_norm,
+            dtype=dtype,
+            out=bufs,
+            wresid=wresid,
+        )
         Va = solve(A, b)
         if mask is not None:
             Va[~mask] = 0.0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -145,7 +145,10 @@ class DPModelMixin:
         rho_sel, delta_sel, eps_rest, delta_rest = self._budget_split(self._catalog_public)
         count = UserCount(self.privacy_unit)
         plan0 = acc.plan(eps_rest, delta_rest, [count.step(COUNT_SHARE), acc.Step("rest", 1 - COUNT_SHARE, 1.0)])
-        self._count_plan, self._rest_budget = plan0, (acc.rho_to_epsilon(plan0["rest"].total_rho, delta_rest), delta_rest, plan0["rest"].total_rho)
+        self._count_plan, self._rest_budget = (
+            plan0,
+            (acc.rho_to_epsilon(plan0["rest"].total_rho, delta_rest), delta_rest, plan0["rest"].total_rho),
+        )
         if not self._catalog_public:
             self._noise.check_size(ItemSelection.name, data.n_items)
         for releases in candidates:  # refuse before charging anything
@@ -176,7 +179,9 @@ class DPModelMixin:
         eps_rest, delta_rest, rho_rest = self._rest_budget
         p = acc.plan(eps_rest, delta_rest, steps)
         if self.private and p.total_rho > rho_rest * (1 + 1e-12):
-            raise RuntimeError("internal accounting error: the fit's releases exceed the reserved budget; please report")
+            raise RuntimeError(
+                "internal accounting error: the fit's releases exceed the reserved budget; please report"
+            )
         if not dry_run:
             self._releases = {r.name: r for r, _ in releases}
         return p
@@ -184,8 +189,13 @@ class DPModelMixin:
     def _release(self, release: Release, statistic, step, *, index: int = 0) -> np.ndarray:
         """The Gaussian mechanism of ``release`` on its exact ``statistic``, with σ from the plan ``step``;
         recorded for the report (once per release name)."""
-        out = self._noise.release(statistic, step=release.name, sigma=step.sigma if self.private else 0.0,
-                                  sensitivity=step.sensitivity, index=index)
+        out = self._noise.release(
+            statistic,
+            step=release.name,
+            sigma=step.sigma if self.private else 0.0,
+            sensitivity=step.sensitivity,
+            index=index,
+        )
         if not any(s["name"] == release.name for s in self._report_steps):
             self._report_steps.append(release.report(step, self._noise.samplers.get(release.name, "")))
         return out
@@ -208,8 +218,14 @@ class DPModelMixin:
         sel = dp_item_selection(Xs, rho=rho, delta_sel=delta_sel, k=kk, noise=self._noise)
         mask = np.zeros(data.n_items, bool)
         mask[sel.items] = True
-        self._selection = dict(sel.to_dict(), name=ItemSelection.name, count=1, sensitivity_l2=sel.sensitivity,
-                               statistic=ItemSelection.what, sampler=self._noise.samplers.get(ItemSelection.name, ""))
+        self._selection = dict(
+            sel.to_dict(),
+            name=ItemSelection.name,
+            count=1,
+            sensitivity_l2=sel.sensitivity,
+            statistic=ItemSelection.what,
+            sampler=self._noise.samplers.get(ItemSelection.name, ""),
+        )
         self._selection.pop("n_selected", None)  # the number of released items is in the artifact itself
         return mask
 

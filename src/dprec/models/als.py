@@ -22,15 +22,14 @@ In both modes the stored user factors are the user step's solution against the f
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
+from .._rng import as_generator
 from ..data import Interactions
 from ..errors import CorruptFileError
-from .._rng import as_generator
 from ..kernels import als as K
 from . import _biased_als as E
 from .base import Recommender, deprecated_alias
@@ -51,23 +50,38 @@ class ALSConfig(ModelConfig):
 
     factors: Int = Field(64, ge=1, description="latent dimension d")
     iterations: Int = Field(15, ge=0, description="number of sweeps (item step, user step)")
-    regularization: Real | None = Field(None, ge=0, description="ridge λ on the item factors (explicit: λ·n_i + "
-                                        "1e-6, default 0.1; implicit: plain λ on users and items, default 0.01)")
-    feedback: Literal["explicit", "implicit"] = Field("explicit", description="explicit ratings (biased ALS) or "
-                                                      "implicit feedback (Hu, Koren & Volinsky 2008)")
+    regularization: Real | None = Field(
+        None,
+        ge=0,
+        description="ridge λ on the item factors (explicit: λ·n_i + "
+        "1e-6, default 0.1; implicit: plain λ on users and items, default 0.01)",
+    )
+    feedback: Literal["explicit", "implicit"] = Field(
+        "explicit", description="explicit ratings (biased ALS) or implicit feedback (Hu, Koren & Volinsky 2008)"
+    )
     alpha: Real = Field(40.0, ge=0, description="implicit confidence slope: c = 1 + alpha·r")
     user_regularization: Real = Field(0.12, ge=0, description="explicit: ridge λ_u·(n_u + 1) on the user factors")
-    bias_regularization: Real | None = Field(None, ge=0, description="explicit: ridge λ_b on the user biases and "
-                                             "damping of the initial user offsets; None = 5")
-    item_bias_regularization: Real = Field(100.0, ge=0, description="explicit: ridge λ_c on each item step's "
-                                           "correction of the item bias")
+    bias_regularization: Real | None = Field(
+        None,
+        ge=0,
+        description="explicit: ridge λ_b on the user biases and damping of the initial user offsets; None = 5",
+    )
+    item_bias_regularization: Real = Field(
+        100.0, ge=0, description="explicit: ridge λ_c on each item step's correction of the item bias"
+    )
     prior_var: Real = Field(0.3, gt=0, description="explicit: τ² of the initial item biases")
-    solver: Literal["auto", "cholesky", "cg"] = Field("auto", description="implicit: conjugate gradient or exact "
-                                                      "Cholesky; auto = cg for float32 (explicit always solves exactly)")
+    solver: Literal["auto", "cholesky", "cg"] = Field(
+        "auto",
+        description="implicit: conjugate gradient or exact "
+        "Cholesky; auto = cg for float32 (explicit always solves exactly)",
+    )
     cg_steps: Int = Field(3, ge=1, description="implicit, solver='cg': CG steps per row and half-iteration")
     init_scale: Real = Field(0.1, gt=0, description="standard deviation × √d of the random initial factors")
-    dtype: Literal["float32", "float64"] = Field("float32", description="factor precision in the kernels and of "
-                                                 "the stored factors (Gram matrices and solves accumulate in float64)")
+    dtype: Literal["float32", "float64"] = Field(
+        "float32",
+        description="factor precision in the kernels and of "
+        "the stored factors (Gram matrices and solves accumulate in float64)",
+    )
 
     @model_validator(mode="after")
     def _cg_is_float32(self):
@@ -224,9 +238,19 @@ class ALS(Recommender):
             self._store_explicit(state, mu)
             self.loss_history_.append(self.objective(X))
 
-        res = E.run(X, V0, mu=mu, item_bias=c0, iterations=self.iterations, user_reg=self.user_regularization,
-                    bias_reg=self.bias_regularization_, solve=solve, dtype=ft, item_major_csr=(Xt, item_t),
-                    callback=record if track_loss else None)
+        res = E.run(
+            X,
+            V0,
+            mu=mu,
+            item_bias=c0,
+            iterations=self.iterations,
+            user_reg=self.user_regularization,
+            bias_reg=self.bias_regularization_,
+            solve=solve,
+            dtype=ft,
+            item_major_csr=(Xt, item_t),
+            callback=record if track_loss else None,
+        )
         self._store_explicit(res, mu)
 
     def _store_explicit(self, state, mu):
@@ -281,8 +305,16 @@ class ALS(Recommender):
             X = X.matrix
         U, V = self.user_factors_, self.item_factors_
         if self.feedback == "explicit":
-            sq = K.explicit_sq_error(X.indptr, X.indices, X.data, U, V, self.global_mean_,
-                                     self.user_bias_.astype(np.float64), self.item_bias_.astype(np.float64))
+            sq = K.explicit_sq_error(
+                X.indptr,
+                X.indices,
+                X.data,
+                U,
+                V,
+                self.global_mean_,
+                self.user_bias_.astype(np.float64),
+                self.item_bias_.astype(np.float64),
+            )
             ru = self._user_ridge(np.diff(X.indptr))
             ri = self.regularization_ * self.item_counts_ + E.ITEM_RIDGE_JITTER
             k = self.factors
@@ -297,7 +329,11 @@ class ALS(Recommender):
     def _raw_scores(self, rows: np.ndarray) -> np.ndarray:
         s = self.user_factors_[rows].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
         if self.feedback == "explicit":
-            s += self.global_mean_ + self.user_bias_[rows].astype(np.float64)[:, None] + self.item_bias_.astype(np.float64)[None, :]
+            s += (
+                self.global_mean_
+                + self.user_bias_[rows].astype(np.float64)[:, None]
+                + self.item_bias_.astype(np.float64)[None, :]
+            )
         return s
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -362,8 +398,9 @@ class ALS(Recommender):
         Y, wA, wb, G, reg = self._user_system(cols, vals)
         x = np.empty(Y.shape[1])
         n = max(len(cols), 1)
-        ok = K.row_gram_solve(np.asarray(cols, dtype=np.int64), wA, wb, Y, G, reg, x,
-                              np.empty((n, Y.shape[1])), np.empty((n, Y.shape[1])))
+        ok = K.row_gram_solve(
+            np.asarray(cols, dtype=np.int64), wA, wb, Y, G, reg, x, np.empty((n, Y.shape[1])), np.empty((n, Y.shape[1]))
+        )
         if not ok:
             raise ValueError("fold_in: the user's system is singular (set regularization > 0)")
         return x

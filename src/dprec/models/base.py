@@ -28,14 +28,20 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import Interactions, as_interactions, lookup, _key
+from ..data import Interactions, _key, as_interactions, lookup
 from ..errors import ConfigError, CorruptFileError, NotFittedError
 from . import registry as _registry
 from .config import ModelConfig, validate_config
-from .io import FORMAT_VERSION, dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
+from .io import (
+    FORMAT_VERSION,
+    dprec_version,
+    ids_for_npz,
+    ids_from_npz,
+    read_npz_with_manifest,
+    write_npz_with_manifest,
+)
 
 __all__ = ["Recommender", "load_model", "topk_rows"]
-
 
 
 def deprecated_alias(new: str, old: str):
@@ -74,8 +80,10 @@ def config_from_file(cls, params: dict, path) -> ModelConfig:
             warnings.simplefilter("ignore", DeprecationWarning)
             return validate_config(cls.Config, params)
     except ConfigError as exc:
-        raise CorruptFileError(f"{path}: the saved {cls.__name__} parameters are not accepted by this dprec version "
-                               f"({exc}); refit the model") from None
+        raise CorruptFileError(
+            f"{path}: the saved {cls.__name__} parameters are not accepted by this dprec version "
+            f"({exc}); refit the model"
+        ) from None
 
 
 def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +101,7 @@ def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if n <= 0:
         return np.empty((m, 0), np.int64), np.empty((m, 0), dtype=scores.dtype)
     if n < N:
-        part = np.argpartition(scores, N - n, axis=1)[:, N - n:]  # the n largest, up to ties at the cut-off
+        part = np.argpartition(scores, N - n, axis=1)[:, N - n :]  # the n largest, up to ties at the cut-off
         v = np.take_along_axis(scores, part[:, :1], axis=1)  # the cut-off value (n-th largest) of each row
         ge = scores >= v
         count = ge.sum(axis=1)
@@ -137,6 +145,7 @@ class Recommender:
         if "Config" in cls.__dict__:  # the constructor's signature is the config's fields (keyword-only)
             init = cls.__dict__.get("__init__")
             if init is None:
+
                 def init(self, **params):
                     super(cls, self).__init__(**params)
 
@@ -185,7 +194,7 @@ class Recommender:
     rating_bounds = deprecated_alias("rating_bounds_", "rating_bounds")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, **kwargs) -> "Recommender":
+    def fit(self, data, **kwargs) -> Recommender:
         """Learn from a user×item :class:`~dprec.data.Interactions` or ``scipy.sparse.csr_matrix``."""
         data = as_interactions(data)
         self._check_fit_data(data)
@@ -266,7 +275,10 @@ class Recommender:
         fallback (item-only) score; unknown items raise :class:`~dprec.errors.UnknownIdError`.
         """
         self._require_fitted()
-        users_a, items_a = np.atleast_1d(np.asarray(users, dtype=object)), np.atleast_1d(np.asarray(items, dtype=object))
+        users_a, items_a = (
+            np.atleast_1d(np.asarray(users, dtype=object)),
+            np.atleast_1d(np.asarray(items, dtype=object)),
+        )
         if users_a.shape != items_a.shape:
             raise ValueError(f"users and items must have the same length, got {users_a.shape} and {items_a.shape}")
         rows = self._rows(users_a)
@@ -308,7 +320,7 @@ class Recommender:
         if filter_seen:
             for k, r in enumerate(rows):
                 if r >= 0:
-                    seen = self._seen.indices[self._seen.indptr[r]:self._seen.indptr[r + 1]]
+                    seen = self._seen.indices[self._seen.indptr[r] : self._seen.indptr[r + 1]]
                     scores[k, seen] = -np.inf
         idx, val = topk_rows(scores, n)
         ids = self._item_ids[idx]
@@ -385,7 +397,10 @@ class Recommender:
         if isinstance(ratings, pd.Series):
             items, vals = ratings.index.to_numpy(), ratings.to_numpy(dtype=np.float64)
         elif isinstance(ratings, dict):
-            items, vals = np.array(list(ratings.keys()), dtype=object), np.array(list(ratings.values()), dtype=np.float64)
+            items, vals = (
+                np.array(list(ratings.keys()), dtype=object),
+                np.array(list(ratings.values()), dtype=np.float64),
+            )
         else:
             items, vals = ratings
             items, vals = np.asarray(items, dtype=object), np.asarray(vals, dtype=np.float64)
@@ -409,8 +424,12 @@ class Recommender:
                     raise ValueError("fold_in: user ids are not integers; pass user= to name the new user")
                 user = int(self._user_ids.max()) + 1 if len(self._user_ids) else 0
             row = len(self._user_ids)
-            self._user_ids = np.append(self._user_ids, np.asarray([user], dtype=object).astype(self._user_ids.dtype)
-                                       if self._user_ids.dtype.kind in "iu" else [user])
+            self._user_ids = np.append(
+                self._user_ids,
+                np.asarray([user], dtype=object).astype(self._user_ids.dtype)
+                if self._user_ids.dtype.kind in "iu"
+                else [user],
+            )
             self._user_index_cache = None
             self._seen = sp.vstack([self._seen, sp.csr_matrix((1, self.n_items))], format="csr")
         self._fold_in(row, cols, vals)
@@ -501,7 +520,7 @@ class Recommender:
         return write_npz_with_manifest(path, arrays, manifest)
 
     @classmethod
-    def load(cls, path) -> "Recommender":
+    def load(cls, path) -> Recommender:
         """Load a model saved by :meth:`save`, verifying format, class, shapes and checksums."""
         arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model")
         name = manifest.get("class")
@@ -534,7 +553,7 @@ class Recommender:
         return model
 
     @classmethod
-    def _from_config(cls, config: ModelConfig) -> "Recommender":
+    def _from_config(cls, config: ModelConfig) -> Recommender:
         """A fresh (unfitted) model with an already validated config."""
         return cls(**dict(config))
 

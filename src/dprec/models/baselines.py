@@ -15,8 +15,14 @@ from pydantic import Field
 from ._dp import DPModelMixin
 from .base import Recommender, deprecated_alias
 from .config import Int, PrivateConfig, Real
-from .global_effects import (BIAS_RESIDUAL_BOUND, bias_releases, default_k, local_user_biases, nonprivate_biases,
-                             release_biases)
+from .global_effects import (
+    BIAS_RESIDUAL_BOUND,
+    bias_releases,
+    default_k,
+    local_user_biases,
+    nonprivate_biases,
+    release_biases,
+)
 from .registry import register_model
 from .releases import ItemCounts
 
@@ -32,14 +38,19 @@ class DPGlobalEffectsConfig(PrivateConfig):
     deprecated_names = {"user_reg": "bias_regularization"}
 
     max_ratings_per_user: Int | None = Field(None, ge=1, description=_K_HELP)
-    residual_bound: Real | None = Field(None, gt=0, description="B, clip of the centred residuals in the item "
-                                        "biases; None = BIAS_RESIDUAL_BOUND = 1.5")
+    residual_bound: Real | None = Field(
+        None, gt=0, description="B, clip of the centred residuals in the item biases; None = BIAS_RESIDUAL_BOUND = 1.5"
+    )
     prior_var: Real = Field(0.3, gt=0, description="τ², prior variance of the item biases (shrinkage)")
-    bias_regularization: Real = Field(10.0, ge=0, description="λ_b, damping of the users' bias offsets "
-                                      "(b_u = Σ(r − μ − c)/(n_u + λ_b))")
+    bias_regularization: Real = Field(
+        10.0, ge=0, description="λ_b, damping of the users' bias offsets (b_u = Σ(r − μ − c)/(n_u + λ_b))"
+    )
     mean_share: Real = Field(0.05, gt=0, lt=1, description="fraction of the budget spent on the global mean")
-    contribution: Contribution = Field("weight", description='how user contributions are bounded: "weight" keeps '
-                                       'every rating, "sample" keeps k sampled ratings per user')
+    contribution: Contribution = Field(
+        "weight",
+        description='how user contributions are bounded: "weight" keeps '
+        'every rating, "sample" keeps k sampled ratings per user',
+    )
 
 
 @register_model("dp-baseline")
@@ -99,27 +110,44 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     def _fit(self, data, *, ledger=None):
         X = data.matrix
         k, B = self._k(), self._B()
-        releases = bias_releases(unit=self.privacy_unit, k=k, rating_bounds=data.rating_bounds, residual_bound=B,
-                                 bias_regularization=self.bias_regularization, contribution=self.contribution,
-                                 mean_share=self.mean_share)
+        releases = bias_releases(
+            unit=self.privacy_unit,
+            k=k,
+            rating_bounds=data.rating_bounds,
+            residual_bound=B,
+            bias_regularization=self.bias_regularization,
+            contribution=self.contribution,
+            mean_share=self.mean_share,
+        )
         self._item_mask = self._start_private_fit(data, [releases], ledger=ledger, k=k)
         if self.private:
             plan = self._plan_releases(releases, n_items=data.n_items)
-            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var,
-                                           rng=self._noise.generator("contribution_sampling"))
+            mu, c, counts = release_biases(
+                self, X, plan, prior_var=self.prior_var, rng=self._noise.generator("contribution_sampling")
+            )
         else:
             mu, c, counts = nonprivate_biases(X, self.prior_var, self.bias_regularization)
         if self._item_mask is not None:  # unselected items carry no released information
             c, counts = np.where(self._item_mask, c, 0.0), np.where(self._item_mask, counts, 0.0)
         self.global_mean_, self.item_bias_, self.item_counts_ = mu, c, counts
         self.user_bias_ = local_user_biases(X, mu, c, self.bias_regularization)
-        self._bounds = {"k": k, "residual_bound": B, "rating_bounds": data.rating_bounds, "contribution": self.contribution}
+        self._bounds = {
+            "k": k,
+            "residual_bound": B,
+            "rating_bounds": data.rating_bounds,
+            "contribution": self.contribution,
+        }
 
     def _bounds_report(self) -> dict:
         return dict(self._bounds, unit=self.privacy_unit)
 
     def _released_description(self) -> dict:
-        return {"global_mean": "DP", "item_bias": "DP", "item_counts": "DP (noisy weighted counts)", "user_bias": "per-user, never released"}
+        return {
+            "global_mean": "DP",
+            "item_bias": "DP",
+            "item_counts": "DP (noisy weighted counts)",
+            "user_bias": "per-user, never released",
+        }
 
     # serving -------------------------------------------------------------------
     def _clip(self, x):
@@ -154,7 +182,13 @@ class DPGlobalEffects(DPModelMixin, Recommender):
         return None
 
     def _get_state(self):
-        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_, "item_counts": self.item_counts_, "user_bias": self.user_bias_, **_bounds_arrays(self)}
+        return {
+            "mu": np.array(self.global_mean_),
+            "item_bias": self.item_bias_,
+            "item_counts": self.item_counts_,
+            "user_bias": self.user_bias_,
+            **_bounds_arrays(self),
+        }
 
     def _set_state(self, s):
         self.global_mean_ = float(s["mu"])
@@ -163,7 +197,12 @@ class DPGlobalEffects(DPModelMixin, Recommender):
 
     def _public_state(self):
         m = self._released_item_mask()
-        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_[m], "item_counts": self.item_counts_[m], **_bounds_arrays(self)}
+        return {
+            "mu": np.array(self.global_mean_),
+            "item_bias": self.item_bias_[m],
+            "item_counts": self.item_counts_[m],
+            **_bounds_arrays(self),
+        }
 
     def _from_public_state(self, s):
         self.global_mean_ = float(s["mu"])

@@ -20,8 +20,16 @@ import numbers
 import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_serializer,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigError, did_you_mean
 from ..privacy.units import check_delta, check_epsilon
@@ -58,8 +66,10 @@ class ModelConfig(BaseModel):
     deprecated_names: ClassVar[dict[str, str]] = {}
 
     num_threads: int = Field(0, ge=0, strict=True, description="threads for the kernels (0 = all cores)")
-    rng: Any = Field(None, description="seed or numpy Generator; None = fresh OS entropy (for DP models, a seed "
-                                       "is reproducibility mode)")
+    rng: Any = Field(
+        None,
+        description="seed or numpy Generator; None = fresh OS entropy (for DP models, a seed is reproducibility mode)",
+    )
 
     @field_validator("rng")
     @classmethod
@@ -87,8 +97,11 @@ class ModelConfig(BaseModel):
             if old in data:
                 if new in data:
                     raise ValueError(f"{old} is the deprecated name of {new}: pass only {new}")
-                warnings.warn(f"parameter {old!r} is deprecated and will be removed; use {new!r}",
-                              DeprecationWarning, stacklevel=6)
+                warnings.warn(
+                    f"parameter {old!r} is deprecated and will be removed; use {new!r}",
+                    DeprecationWarning,
+                    stacklevel=6,
+                )
                 data[new] = data.pop(old)
         return data
 
@@ -99,7 +112,9 @@ class PrivateConfig(ModelConfig):
     epsilon: float = Field(description="target ε of everything released (math.inf: non-private reference)")
     delta: float | None = Field(None, description="target δ; required when ε is finite (e.g. 1e-5)")
     privacy_unit: Literal["user", "rating"] = Field("user", description="what neighbouring datasets differ by")
-    secure_noise: bool = Field(False, strict=True, description="pass every release through OpenDP's Gaussian measurement")
+    secure_noise: bool = Field(
+        False, strict=True, description="pass every release through OpenDP's Gaussian measurement"
+    )
 
     @field_validator("epsilon", mode="before")
     @classmethod
@@ -128,13 +143,13 @@ def validate_config(config_cls: type[ModelConfig], params: dict, *, where: str =
             key = ".".join(str(p) for p in err["loc"])
             path = f"{where}.{key}" if where and key else (where or key)
             if err["type"] == "extra_forbidden":
-                msgs.append(f"{path}: unknown parameter; {did_you_mean(err['loc'][-1], config_cls.model_fields)}"
-                            f"known: {', '.join(config_cls.model_fields)}")
+                msgs.append(
+                    f"{path}: unknown parameter; {did_you_mean(err['loc'][-1], config_cls.model_fields)}"
+                    f"known: {', '.join(config_cls.model_fields)}"
+                )
             else:
                 msg = str(err["msg"]).removeprefix("Value error, ")
                 if key and "got" not in msg:
                     msg += f" (got {err.get('input')!r})"
                 msgs.append(f"{path}: {msg}" if path else msg)
         raise ConfigError("; ".join(msgs)) from None
-
-

@@ -93,18 +93,50 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     damping 5 — the defaults of ``ALS(feedback="explicit")``.
     """
     if math.isinf(epsilon):
-        return {"factors": 64, "iterations": 15, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0,
-                "regularization": 0.1, "user_regularization": 0.12, "bias_regularization": 5.0}
+        return {
+            "factors": 64,
+            "iterations": 15,
+            "factor_share": 0.0,
+            "spectral_items": 0,
+            "spectral_share": 0.0,
+            "regularization": 0.1,
+            "user_regularization": 0.12,
+            "bias_regularization": 5.0,
+        }
     en = epsilon * max(n_users_est, 0.0)
     m = int(min(200, n_items))
     if en < 15_000:
-        return {"factors": 0, "iterations": 0, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0,
-                "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
+        return {
+            "factors": 0,
+            "iterations": 0,
+            "factor_share": 0.0,
+            "spectral_items": 0,
+            "spectral_share": 0.0,
+            "regularization": 0.3,
+            "user_regularization": 0.3,
+            "bias_regularization": 10.0,
+        }
     if en < 80_000:
-        return {"factors": 8, "iterations": 0, "factor_share": 0.3, "spectral_items": m, "spectral_share": 1.0,
-                "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
-    return {"factors": 8, "iterations": 2, "factor_share": 0.8, "spectral_items": m, "spectral_share": _SPECTRAL_SHARE_WITH_ITERATIONS,
-            "regularization": 0.1, "user_regularization": 0.03, "bias_regularization": 10.0}
+        return {
+            "factors": 8,
+            "iterations": 0,
+            "factor_share": 0.3,
+            "spectral_items": m,
+            "spectral_share": 1.0,
+            "regularization": 0.3,
+            "user_regularization": 0.3,
+            "bias_regularization": 10.0,
+        }
+    return {
+        "factors": 8,
+        "iterations": 2,
+        "factor_share": 0.8,
+        "spectral_items": m,
+        "spectral_share": _SPECTRAL_SHARE_WITH_ITERATIONS,
+        "regularization": 0.1,
+        "user_regularization": 0.03,
+        "bias_regularization": 10.0,
+    }
 
 
 class DPALSConfig(PrivateConfig):
@@ -114,33 +146,58 @@ class DPALSConfig(PrivateConfig):
 
     factors: Int | None = Field(None, ge=0, description="rank d; None = the rules")
     iterations: Int | None = Field(None, ge=0, description="number of noisy ALS iterations T; None = the rules")
-    max_ratings_per_user: Int | None = Field(None, ge=1, description="k, the per-user contribution bound "
-                                             "(weighting); None = default_k(ε) = 20")
+    max_ratings_per_user: Int | None = Field(
+        None, ge=1, description="k, the per-user contribution bound (weighting); None = default_k(ε) = 20"
+    )
     clip_norm: Real = Field(1.0, gt=0, description="Γ, bound on the user-factor norms in the factor statistics")
-    regularization: Real | None = Field(None, gt=0, description="λ of the item solves (× DP item counts); None = the rules")
-    user_regularization: Real | None = Field(None, gt=0, description="λ_u of the user solves (× the user's rating "
-                                             "count + 1); None = the rules")
-    residual_bound: Real | None = Field(None, gt=0, description="B, clip of the residuals in the factor statistics; "
-                                        "None = 1.5")
-    factor_share: Real | None = Field(None, ge=0, lt=1, description="share of the budget for the factor part "
-                                      "(spectral start and iterations; the rest goes to the biases); None = the rules")
-    spectral_items: Int | None = Field(None, ge=0, description="M: start from the DP spectral factors of the M items "
-                                       "with the largest DP counts (0 = random start); None = the rules")
-    spectral_share: Real | None = Field(None, gt=0, le=1, description="fraction of the factor budget spent on the "
-                                        "spectral release; must be 1 when iterations=0; None = the rules")
+    regularization: Real | None = Field(
+        None, gt=0, description="λ of the item solves (× DP item counts); None = the rules"
+    )
+    user_regularization: Real | None = Field(
+        None, gt=0, description="λ_u of the user solves (× the user's rating count + 1); None = the rules"
+    )
+    residual_bound: Real | None = Field(
+        None, gt=0, description="B, clip of the residuals in the factor statistics; None = 1.5"
+    )
+    factor_share: Real | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="share of the budget for the factor part "
+        "(spectral start and iterations; the rest goes to the biases); None = the rules",
+    )
+    spectral_items: Int | None = Field(
+        None,
+        ge=0,
+        description="M: start from the DP spectral factors of the M items "
+        "with the largest DP counts (0 = random start); None = the rules",
+    )
+    spectral_share: Real | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="fraction of the factor budget spent on the "
+        "spectral release; must be 1 when iterations=0; None = the rules",
+    )
     prior_var: Real = Field(0.3, gt=0, description="τ², prior variance of the item biases (shrinkage)")
-    bias_regularization: Real | None = Field(None, gt=0, description="λ_b, ridge on the user biases and damping of the "
-                                             "users' offsets in the item-bias release; None = the rules")
+    bias_regularization: Real | None = Field(
+        None,
+        gt=0,
+        description="λ_b, ridge on the user biases and damping of the "
+        "users' offsets in the item-bias release; None = the rules",
+    )
     contribution: Literal["weight", "sample"] = Field("weight", description="how user contributions are bounded")
     init_scale: Real = Field(0.1, gt=0, description="standard deviation × √d of the random initial item factors")
-    item_bias_regularization: Real = Field(100.0, ge=0, description="λ_c, ridge on each iteration's correction of "
-                                           "the item biases")
+    item_bias_regularization: Real = Field(
+        100.0, ge=0, description="λ_c, ridge on each iteration's correction of the item biases"
+    )
 
     @model_validator(mode="after")
     def _spectral_share_needs_iterations(self):
         if self.spectral_share == 1 and self.iterations != 0:
-            raise ValueError("spectral_share=1 leaves no budget for the iterations: also pass iterations=0, or a "
-                             "share < 1")
+            raise ValueError(
+                "spectral_share=1 leaves no budget for the iterations: also pass iterations=0, or a share < 1"
+            )
         return self
 
 
@@ -168,7 +225,7 @@ class ResolvedDPALS:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d) -> "ResolvedDPALS":
+    def from_dict(cls, d) -> ResolvedDPALS:
         """From :meth:`to_dict` (older files: ``bias_reg`` for ``bias_regularization``); CorruptFileError if incomplete."""
         if not isinstance(d, dict):
             raise CorruptFileError("the model file's manifest lacks DP-ALS's resolved hyperparameters")
@@ -274,8 +331,9 @@ class DPALS(DPModelMixin, Recommender):
         d, T, m_spec = hp.factors, hp.iterations, hp.spectral_items
 
         if self.private:
-            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var,
-                                           rng=self._noise.generator("contribution_sampling"))
+            mu, c, counts = release_biases(
+                self, X, plan, prior_var=self.prior_var, rng=self._noise.generator("contribution_sampling")
+            )
         else:
             mu, c, counts = E.global_effects(X, self.prior_var, hp.bias_regularization)  # ALS's initial biases too
         if mask is not None:
@@ -291,25 +349,48 @@ class DPALS(DPModelMixin, Recommender):
             V, U, ub = res.item_factors, res.user_factors, res.user_bias
             self.item_bias_ = res.item_bias
         else:
-            U, ub = E.user_solve(X, V, self.global_mean_, self.item_bias_, hp.user_regularization,
-                                 hp.bias_regularization)
+            U, ub = E.user_solve(
+                X, V, self.global_mean_, self.item_bias_, hp.user_regularization, hp.bias_regularization
+            )
         self.item_factors_ = V
         self.user_factors_, self.user_bias_ = U.astype(np.float64), ub.astype(np.float64)
 
     def _releases_for(self, hp: ResolvedDPALS, data) -> list:
         """The releases of one configuration ``hp`` with their budget weights (biases, spectral start, iterations)."""
         share, ss = hp.factor_share, hp.spectral_share
-        out = bias_releases(unit=self.privacy_unit, k=hp.k, rating_bounds=data.rating_bounds,
-                            residual_bound=hp.bias_residual_bound, bias_regularization=hp.bias_regularization,
-                            contribution=self.contribution, share=1 - share)
+        out = bias_releases(
+            unit=self.privacy_unit,
+            k=hp.k,
+            rating_bounds=data.rating_bounds,
+            residual_bound=hp.bias_residual_bound,
+            bias_regularization=hp.bias_regularization,
+            contribution=self.contribution,
+            share=1 - share,
+        )
         if hp.spectral_items > 0:
-            out.append((SpectralMoment(self.privacy_unit, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND,
-                                       n_selected=hp.spectral_items), share * ss))
+            out.append(
+                (
+                    SpectralMoment(
+                        self.privacy_unit, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND, n_selected=hp.spectral_items
+                    ),
+                    share * ss,
+                )
+            )
         if hp.iterations > 0 and hp.factors > 0:
-            out.append((FactorStats(self.privacy_unit, k=hp.k, residual_bound=hp.residual_bound,
-                                    clip_norm=hp.clip_norm, factors=hp.factors, iterations=hp.iterations,
-                                    contribution=self.contribution),
-                        share * (1 - ss)))
+            out.append(
+                (
+                    FactorStats(
+                        self.privacy_unit,
+                        k=hp.k,
+                        residual_bound=hp.residual_bound,
+                        clip_norm=hp.clip_norm,
+                        factors=hp.factors,
+                        iterations=hp.iterations,
+                        contribution=self.contribution,
+                    ),
+                    share * (1 - ss),
+                )
+            )
         return out
 
     def _spectral_start(self, X, d, m, plan, hp: ResolvedDPALS):
@@ -322,7 +403,12 @@ class DPALS(DPModelMixin, Recommender):
         rel = self._releases[SpectralMoment.name]
         items = np.argsort(-self.item_counts_, kind="stable")[:m]
         items = items[self.item_counts_[items] > 0]
-        ctx = {"mu": self.global_mean_, "item_bias": self.item_bias_, "items": items, "bias_reg": hp.bias_regularization}
+        ctx = {
+            "mu": self.global_mean_,
+            "item_bias": self.item_bias_,
+            "items": items,
+            "bias_reg": hp.bias_regularization,
+        }
         sigma = plan.sigma(rel.name) if self.private else 0.0
         if self.private:
             C = np.zeros((len(items), len(items)))
@@ -358,10 +444,19 @@ class DPALS(DPModelMixin, Recommender):
             share = 0.5
         pick = lambda name: getattr(self, name) if getattr(self, name) is not None else rules[name]  # noqa: E731
         return ResolvedDPALS(
-            factors=int(d), iterations=int(T), factor_share=float(share), spectral_items=m, spectral_share=float(ss),
-            regularization=pick("regularization"), user_regularization=pick("user_regularization"),
-            bias_regularization=pick("bias_regularization"), k=k, bias_residual_bound=BIAS_RESIDUAL_BOUND,
-            residual_bound=self.residual_bound or FACTOR_RESIDUAL_BOUND, clip_norm=self.clip_norm)
+            factors=int(d),
+            iterations=int(T),
+            factor_share=float(share),
+            spectral_items=m,
+            spectral_share=float(ss),
+            regularization=pick("regularization"),
+            user_regularization=pick("user_regularization"),
+            bias_regularization=pick("bias_regularization"),
+            k=k,
+            bias_residual_bound=BIAS_RESIDUAL_BOUND,
+            residual_bound=self.residual_bound or FACTOR_RESIDUAL_BOUND,
+            clip_norm=self.clip_norm,
+        )
 
     def _iterate(self, X, V, plan, mask, hp: ResolvedDPALS):
         """T noisy ALS iterations on the residuals of the released biases, on the shared engine
@@ -371,15 +466,20 @@ class DPALS(DPModelMixin, Recommender):
         Xt, item_t = E.item_major(X)  # item-major, for the item statistics
         # user-level weights under both units (see FactorStats), aligned once with Xt
         rel = self._releases.get(FactorStats.name)
-        w_t = rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling")) if self.private else None
+        w_t = (
+            rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling"))
+            if self.private
+            else None
+        )
         d = V.shape[1]
         counts = np.maximum(self.item_counts_, 0.0)
         if self.private:
             step = plan[rel.name]
             sigma = step.sigma
             # λ_j = λ·ñ_j + 2σ√(d+1) (+ λ_c on the bias correction)
-            reg = E.item_ridge(hp.regularization * counts + 2.0 * sigma * math.sqrt(d + 1), d,
-                               self.item_bias_regularization)
+            reg = E.item_ridge(
+                hp.regularization * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_regularization
+            )
             t = [0]
 
             def solve(A, b):
@@ -398,10 +498,21 @@ class DPALS(DPModelMixin, Recommender):
                 return out
         else:
             solve = E.exact_item_solver(counts, d, hp.regularization, self.item_bias_regularization)
-        return E.run(X, V, mu=self.global_mean_, item_bias=self.item_bias_, iterations=hp.iterations,
-                     user_reg=hp.user_regularization, bias_reg=hp.bias_regularization, solve=solve, weights=w_t,
-                     residual_bound=hp.residual_bound if self.private else np.inf,
-                     clip_norm=hp.clip_norm if self.private else None, mask=mask, item_major_csr=(Xt, item_t))
+        return E.run(
+            X,
+            V,
+            mu=self.global_mean_,
+            item_bias=self.item_bias_,
+            iterations=hp.iterations,
+            user_reg=hp.user_regularization,
+            bias_reg=hp.bias_regularization,
+            solve=solve,
+            weights=w_t,
+            residual_bound=hp.residual_bound if self.private else np.inf,
+            clip_norm=hp.clip_norm if self.private else None,
+            mask=mask,
+            item_major_csr=(Xt, item_t),
+        )
 
     def _user_solve(self, X, V):
         """Each user's ``[u_i; b_i]`` from the released item side and the user's own ratings (exact, local;
@@ -412,14 +523,22 @@ class DPALS(DPModelMixin, Recommender):
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self) -> dict:
-        return {**self.resolved_.to_dict(), "unit": self.privacy_unit, "rating_bounds": self.rating_bounds_,
-                "contribution": self.contribution}
+        return {
+            **self.resolved_.to_dict(),
+            "unit": self.privacy_unit,
+            "rating_bounds": self.rating_bounds_,
+            "contribution": self.contribution,
+        }
 
     def _released_description(self) -> dict:
         return {
-            "global_mean": "DP", "item_bias": "DP", "item_counts": "DP (noisy weighted counts)",
-            "item_factors": "DP", "n_users": "DP count (used only to choose hyperparameters)",
-            "user_factors": "per-user, never released", "user_bias": "per-user, never released",
+            "global_mean": "DP",
+            "item_bias": "DP",
+            "item_counts": "DP (noisy weighted counts)",
+            "item_factors": "DP",
+            "n_users": "DP count (used only to choose hyperparameters)",
+            "user_factors": "per-user, never released",
+            "user_bias": "per-user, never released",
         }
 
     # ------------------------------------------------------------------ serving
@@ -429,7 +548,12 @@ class DPALS(DPModelMixin, Recommender):
 
     def _scores(self, rows):
         # unclipped: clipping to the rating bounds would tie every item predicted above the top rating
-        s = self.global_mean_ + self.user_bias_[rows][:, None] + self.item_bias_[None, :] + self.user_factors_[rows] @ self.item_factors_.T
+        s = (
+            self.global_mean_
+            + self.user_bias_[rows][:, None]
+            + self.item_bias_[None, :]
+            + self.user_factors_[rows] @ self.item_factors_.T
+        )
         return self._mask_unreleased(s)
 
     def _predict(self, rows, cols):
@@ -437,7 +561,9 @@ class DPALS(DPModelMixin, Recommender):
         r = np.maximum(rows, 0)
         out = self.global_mean_ + self.item_bias_[cols]
         if len(self.user_bias_):
-            out = out + np.where(known, self.user_bias_[r] + np.einsum("ij,ij->i", self.user_factors_[r], self.item_factors_[cols]), 0.0)
+            out = out + np.where(
+                known, self.user_bias_[r] + np.einsum("ij,ij->i", self.user_factors_[r], self.item_factors_[cols]), 0.0
+            )
         return self._clip(out)
 
     def _fallback_scores(self):
@@ -459,7 +585,9 @@ class DPALS(DPModelMixin, Recommender):
         cols, vals = self._seen.indices[s], self._seen.data[s]
         d = self.item_factors_.shape[1]
         Y = np.hstack([self.item_factors_[cols], np.ones((len(cols), 1))])
-        reg = np.r_[np.full(d, self.resolved_.user_regularization * (len(cols) + 1.0)), self.resolved_.bias_regularization]
+        reg = np.r_[
+            np.full(d, self.resolved_.user_regularization * (len(cols) + 1.0)), self.resolved_.bias_regularization
+        ]
         W = Y.T @ Y + np.diag(reg)
         q = np.linalg.solve(W, np.r_[self.item_factors_[col], 1.0])
         contrib = (Y @ q) * (vals - self.global_mean_ - self.item_bias_[cols])
@@ -469,8 +597,14 @@ class DPALS(DPModelMixin, Recommender):
         return self.item_factors_ if self.item_factors_.shape[1] else None
 
     def _get_state(self):
-        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_, "item_counts": self.item_counts_,
-                "item_factors": self.item_factors_, "user_factors": self.user_factors_, "user_bias": self.user_bias_}
+        return {
+            "mu": np.array(self.global_mean_),
+            "item_bias": self.item_bias_,
+            "item_counts": self.item_counts_,
+            "item_factors": self.item_factors_,
+            "user_factors": self.user_factors_,
+            "user_bias": self.user_bias_,
+        }
 
     def _set_state(self, s):
         self.global_mean_ = float(s["mu"])
@@ -479,7 +613,12 @@ class DPALS(DPModelMixin, Recommender):
 
     def _public_state(self):
         m = self._released_item_mask()
-        return {"mu": np.array(self.global_mean_), "item_bias": self.item_bias_[m], "item_counts": self.item_counts_[m], "item_factors": self.item_factors_[m]}
+        return {
+            "mu": np.array(self.global_mean_),
+            "item_bias": self.item_bias_[m],
+            "item_counts": self.item_counts_[m],
+            "item_factors": self.item_factors_[m],
+        }
 
     def _from_public_state(self, s):
         self.global_mean_ = float(s["mu"])

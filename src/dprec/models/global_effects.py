@@ -30,8 +30,17 @@ def default_k(epsilon: float) -> int:
     return 20
 
 
-def bias_releases(*, unit: str, k: int, rating_bounds, residual_bound: float, bias_regularization: float,
-                  contribution: str, share: float = 1.0, mean_share: float = 0.05) -> list:
+def bias_releases(
+    *,
+    unit: str,
+    k: int,
+    rating_bounds,
+    residual_bound: float,
+    bias_regularization: float,
+    contribution: str,
+    share: float = 1.0,
+    mean_share: float = 0.05,
+) -> list:
     """The two releases of the DP global effects with their budget weights (``share`` of the fit in all).
 
     ``GlobalMean`` gets ``mean_share · share``, ``ItemBiases`` the rest of ``share``. ``bias_regularization``
@@ -39,12 +48,18 @@ def bias_releases(*, unit: str, k: int, rating_bounds, residual_bound: float, bi
     """
     return [
         (GlobalMean(unit, k=k, rating_bounds=tuple(rating_bounds), contribution=contribution), mean_share * share),
-        (ItemBiases(unit, k=k, residual_bound=residual_bound, user_reg=bias_regularization, contribution=contribution),
-         (1 - mean_share) * share),
+        (
+            ItemBiases(
+                unit, k=k, residual_bound=residual_bound, user_reg=bias_regularization, contribution=contribution
+            ),
+            (1 - mean_share) * share,
+        ),
     ]
 
 
-def release_biases(model, X: sp.csr_matrix, plan, *, prior_var: float, rng=None) -> tuple[float, np.ndarray, np.ndarray]:
+def release_biases(
+    model, X: sp.csr_matrix, plan, *, prior_var: float, rng=None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Release the DP global mean, item biases and item counts of ``model``'s planned bias releases.
 
     Mechanism

@@ -19,7 +19,14 @@ import numpy as np
 from .._json import to_jsonable
 from ..errors import CorruptFileError
 
-__all__ = ["FORMAT_VERSION", "dprec_version", "write_npz_with_manifest", "read_npz_with_manifest", "ids_for_npz", "ids_from_npz"]
+__all__ = [
+    "FORMAT_VERSION",
+    "dprec_version",
+    "write_npz_with_manifest",
+    "read_npz_with_manifest",
+    "ids_for_npz",
+    "ids_from_npz",
+]
 
 #: highest manifest ``format_version`` this dprec reads (and the one it writes)
 FORMAT_VERSION = 1
@@ -66,9 +73,13 @@ def write_npz_with_manifest(path, arrays: dict[str, np.ndarray], manifest: dict)
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object; dprec never pickles")
     manifest = dict(manifest)
-    manifest["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": _sha(v)} for k, v in arrays.items()}
+    manifest["arrays"] = {
+        k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": _sha(v)} for k, v in arrays.items()
+    }
     payload = dict(arrays)
-    payload["__manifest__"] = np.frombuffer(json.dumps(manifest, sort_keys=True, default=to_jsonable).encode(), dtype=np.uint8)
+    payload["__manifest__"] = np.frombuffer(
+        json.dumps(manifest, sort_keys=True, default=to_jsonable).encode(), dtype=np.uint8
+    )
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     try:

@@ -53,8 +53,9 @@ def get_model(name: str) -> type:
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown model {name!r}; {did_you_mean(name, _BY_NAME)}available models: "
-                          f"{', '.join(sorted(_BY_NAME))}") from None
+        raise ConfigError(
+            f"unknown model {name!r}; {did_you_mean(name, _BY_NAME)}available models: {', '.join(sorted(_BY_NAME))}"
+        ) from None
 
 
 def model_names() -> list[str]:

@@ -49,8 +49,9 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------- bounding
-def contribution_weights(X: sp.csr_matrix, k: int, *, privacy_unit: str, method: str = "weight", rng=None,
-                         scalar: bool = False) -> np.ndarray:
+def contribution_weights(
+    X: sp.csr_matrix, k: int, *, privacy_unit: str, method: str = "weight", rng=None, scalar: bool = False
+) -> np.ndarray:
     """Per-rating weights (aligned with ``X.data``) that bound each user's contribution (module docstring).
 
     Returns float64 weights with ``Σ_j w_ij² ≤ k`` per user (``Σ_j w_ij ≤ k`` if ``scalar``); all ones under
@@ -230,7 +231,9 @@ class ItemBiases(Release):
         e = np.clip(val - mu - np.repeat(offset, n_u), -B, B)
         w = contribution_weights(X, self.k, privacy_unit=self.unit, method=self.contribution, rng=rng)
         n_items = X.shape[1]
-        return np.concatenate([np.bincount(idx, weights=w * e, minlength=n_items), np.bincount(idx, weights=w, minlength=n_items)])
+        return np.concatenate(
+            [np.bincount(idx, weights=w * e, minlength=n_items), np.bincount(idx, weights=w, minlength=n_items)]
+        )
 
 
 @dataclass(frozen=True)
@@ -345,16 +348,25 @@ class FactorStats(Release):
         w = contribution_weights(X, self.k, privacy_unit="user", method=self.contribution, rng=rng)
         return item_major_weights(X, w)
 
-    def statistic(self, X: sp.csr_matrix, *, item_factors, mu: float, item_bias, user_reg: float, bias_reg: float,
-                  rng=None) -> np.ndarray:
+    def statistic(
+        self, X: sp.csr_matrix, *, item_factors, mu: float, item_bias, user_reg: float, bias_reg: float, rng=None
+    ) -> np.ndarray:
         """The released vector of one iteration given the released item side ``(μ, c, V)``: every user solves
         ``[u; b]`` locally, then :func:`dprec.models._biased_als.item_statistics` — the engine's own code path."""
         from . import _biased_als as E
 
         Xt, item_t = E.item_major(X)
         Ub = E.UserSolver(X, item_factors.shape[1], user_reg, bias_reg)(mu, item_factors, np.asarray(item_bias, float))
-        A, b = E.item_statistics(Xt, item_t, mu, Ub, np.asarray(item_bias, float), self.item_major_weights(X, rng),
-                                 residual_bound=self.residual_bound, clip_norm=self.clip_norm)
+        A, b = E.item_statistics(
+            Xt,
+            item_t,
+            mu,
+            Ub,
+            np.asarray(item_bias, float),
+            self.item_major_weights(X, rng),
+            residual_bound=self.residual_bound,
+            clip_norm=self.clip_norm,
+        )
         return self.pack(A, b)
 
     def sensitivity(self) -> float:
@@ -382,7 +394,7 @@ class FactorStats(Release):
         A = np.zeros((n_items, k1, k1))
         A[:, iu[0], iu[1]] = tri
         A[:, iu[1], iu[0]] = tri
-        return A, vec[n_items * t:].reshape(n_items, k1).copy()
+        return A, vec[n_items * t :].reshape(n_items, k1).copy()
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,22 @@ from .noise import NoiseSource, NoiseStreams, SecureNoiseError
 from .units import PrivacyWarning, check_delta, check_epsilon
 
 __all__ = [
-    "Ledger", "Spent", "Remaining",
-    "PrivacyWarning", "check_epsilon", "check_delta",
-    "plan", "Step", "Plan",
-    "rho_to_epsilon", "epsilon_to_rho", "gaussian_rho", "sigma_for_rho",
-    "dpsgd_epsilon", "dpsgd_noise_multiplier",
-    "NoiseStreams", "NoiseSource", "SecureNoiseError",
+    "Ledger",
+    "Spent",
+    "Remaining",
+    "PrivacyWarning",
+    "check_epsilon",
+    "check_delta",
+    "plan",
+    "Step",
+    "Plan",
+    "rho_to_epsilon",
+    "epsilon_to_rho",
+    "gaussian_rho",
+    "sigma_for_rho",
+    "dpsgd_epsilon",
+    "dpsgd_noise_multiplier",
+    "NoiseStreams",
+    "NoiseSource",
+    "SecureNoiseError",
 ]

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .._json import to_jsonable
 from .._validation import check_fraction, check_int, check_number
@@ -368,8 +368,7 @@ def plan(epsilon, delta, steps: Sequence[Step]) -> Plan:
     if math.isinf(eps):
         d = check_delta(delta, allow_zero=True)
         sps = tuple(
-            StepPlan(s.name, float(s.weight), float(s.sensitivity), s.count, 0.0, math.inf, math.inf)
-            for s in steps
+            StepPlan(s.name, float(s.weight), float(s.sensitivity), s.count, 0.0, math.inf, math.inf) for s in steps
         )
         return Plan(eps, d, sps, math.inf, math.inf)
     d = check_delta(delta)

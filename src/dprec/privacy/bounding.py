@@ -249,8 +249,7 @@ def dp_item_selection(X, *, rho, delta_sel, k, noise=None, rng=None) -> ItemSele
     row_len = np.diff(X.indptr)
     if row_len.size and row_len.max() > k:
         raise ValueError(
-            f"X has a user with {int(row_len.max())} ratings > k={k}; bound contributions with "
-            f"sample_per_user first"
+            f"X has a user with {int(row_len.max())} ratings > k={k}; bound contributions with sample_per_user first"
         )
     sens = math.sqrt(k)
     sigma = sens / math.sqrt(2.0 * r)

@@ -283,8 +283,10 @@ def _check_key(key) -> bytes:
     if isinstance(key, bytearray):
         key = bytes(key)
     if not isinstance(key, bytes):
-        raise ValueError(f"key must be bytes (at least {_MIN_KEY_BYTES} random bytes, e.g. secrets.token_bytes(32)), "
-                         f"got {type(key).__name__}")
+        raise ValueError(
+            f"key must be bytes (at least {_MIN_KEY_BYTES} random bytes, e.g. secrets.token_bytes(32)), "
+            f"got {type(key).__name__}"
+        )
     if len(key) < _MIN_KEY_BYTES:
         raise ValueError(f"key must have at least {_MIN_KEY_BYTES} bytes, got {len(key)}")
     return key
@@ -341,8 +343,9 @@ def _read_private_file(fpath: Path, what: str, missing: str) -> bytes:
     except FileNotFoundError:
         raise LedgerError(missing) from None
     except OSError as e:
-        raise LedgerError(f"cannot read the {what} {fpath} ({e}); the ledger was refused "
-                          f"(it must be a regular file, not a symlink)") from e
+        raise LedgerError(
+            f"cannot read the {what} {fpath} ({e}); the ledger was refused (it must be a regular file, not a symlink)"
+        ) from e
     try:
         _check_private_file(fd, fpath, what)
         return os.read(fd, 4096)
@@ -351,17 +354,24 @@ def _read_private_file(fpath: Path, what: str, missing: str) -> bytes:
 
 
 def _read_key_file(kpath: Path, ledger_path) -> bytes:
-    raw = _read_private_file(kpath, "key file", (
-        f"no key for the ledger at {ledger_path}: looked for the key file {kpath} (key directory: "
-        f"$DPREC_LEDGER_KEY_DIR or platformdirs.user_config_dir('dprec')/ledger-keys). Without its key a "
-        f"ledger cannot be authenticated; the ledger was refused. Restore the key file from backup, set "
-        f"DPREC_LEDGER_KEY_DIR, or pass key="))
+    raw = _read_private_file(
+        kpath,
+        "key file",
+        (
+            f"no key for the ledger at {ledger_path}: looked for the key file {kpath} (key directory: "
+            f"$DPREC_LEDGER_KEY_DIR or platformdirs.user_config_dir('dprec')/ledger-keys). Without its key a "
+            f"ledger cannot be authenticated; the ledger was refused. Restore the key file from backup, set "
+            f"DPREC_LEDGER_KEY_DIR, or pass key="
+        ),
+    )
     try:
         key = bytes.fromhex(raw.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
         key = b""
     if len(key) != _KEY_BYTES:
-        raise LedgerError(f"the key file {kpath} is malformed (expected {_KEY_BYTES} bytes as hex); the ledger was refused")
+        raise LedgerError(
+            f"the key file {kpath} is malformed (expected {_KEY_BYTES} bytes as hex); the ledger was refused"
+        )
     return key
 
 
@@ -371,9 +381,14 @@ def _anchor_tag(key: bytes, n: int, last: str) -> str:
 
 
 def _read_anchor(apath: Path, key: bytes, ledger_path) -> tuple[int, str]:
-    raw = _read_private_file(apath, "rollback anchor", (
-        f"the rollback anchor {apath} of the ledger at {ledger_path} is missing; the ledger was refused. "
-        f"Restore the key directory from backup"))
+    raw = _read_private_file(
+        apath,
+        "rollback anchor",
+        (
+            f"the rollback anchor {apath} of the ledger at {ledger_path} is missing; the ledger was refused. "
+            f"Restore the key directory from backup"
+        ),
+    )
     try:
         a = json.loads(raw.decode("ascii"))
         n, last, tag = a["n_charges"], a["last_mac"], a["tag"]
@@ -403,7 +418,9 @@ def _write_anchor(apath: Path, key: bytes, n: int, last: str) -> None:
         tmp = apath.with_name(f".{apath.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, _canonical({"n_charges": n, "last_mac": last, "tag": _anchor_tag(key, n, last)}).encode("ascii"))
+            os.write(
+                fd, _canonical({"n_charges": n, "last_mac": last, "tag": _anchor_tag(key, n, last)}).encode("ascii")
+            )
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -461,7 +478,7 @@ class Ledger:
         return base / f"{_slug(_label_of(dataset))}.ledger.sqlite"
 
     @classmethod
-    def create(cls, path, *, dataset: str, epsilon, delta, key: bytes | None = None) -> "Ledger":
+    def create(cls, path, *, dataset: str, epsilon, delta, key: bytes | None = None) -> Ledger:
         """Create a ledger with total budget ``(epsilon, delta)`` for ``dataset``.
 
         ``key``: a secret of at least 16 bytes that authenticates the ledger; the caller must keep
@@ -552,7 +569,7 @@ class Ledger:
         return cls.open(path, dataset=dataset, key=key)
 
     @classmethod
-    def _open_existing_for_create(cls, path, dataset, eps, d, key) -> "Ledger":
+    def _open_existing_for_create(cls, path, dataset, eps, d, key) -> Ledger:
         existing = cls.open(path, key=key)  # fails closed on anything that is not a valid ledger
         if not existing.matches(dataset):
             raise LedgerError(
@@ -570,7 +587,7 @@ class Ledger:
         return existing
 
     @classmethod
-    def open(cls, path, *, dataset: str | None = None, key: bytes | None = None) -> "Ledger":
+    def open(cls, path, *, dataset: str | None = None, key: bytes | None = None) -> Ledger:
         """Open and fully verify an existing ledger (schema, ``PRAGMA integrity_check``, header,
         MAC chain, head, bodies and, with a key file, the rollback anchor). Any failure raises
         :class:`LedgerError`; the file is never modified, recreated or reset.
@@ -651,7 +668,9 @@ class Ledger:
         return self._header["total_delta"]
 
     def __repr__(self):
-        return f"Ledger({str(self.path)!r}, label={self.label!r}, epsilon={self.total_epsilon}, delta={self.total_delta})"
+        return (
+            f"Ledger({str(self.path)!r}, label={self.label!r}, epsilon={self.total_epsilon}, delta={self.total_delta})"
+        )
 
     # ------------------------------------------------------------------ charging
     def _make_body(self, rho, epsilon, delta, model, mechanism, label, params, seed) -> dict:
@@ -695,8 +714,18 @@ class Ledger:
             raise ValueError(f"seed must be an integer (or None), got {type(seed).__name__}") from None
         return _mac(self._key, "seed", "seed:" + str(s))
 
-    def charge(self, *, rho=None, epsilon=None, delta=None, model: str, mechanism: str, label: str = "",
-               params: dict | None = None, seed: int | None = None) -> dict:
+    def charge(
+        self,
+        *,
+        rho=None,
+        epsilon=None,
+        delta=None,
+        model: str,
+        mechanism: str,
+        label: str = "",
+        params: dict | None = None,
+        seed: int | None = None,
+    ) -> dict:
         """Record a charge, or raise :class:`BudgetExceededError` and record nothing.
 
         Parameters
@@ -731,7 +760,9 @@ class Ledger:
             try:
                 header, charges = _read_verified(con, self.path, self._key, self._anchor)
                 if header != self._header:
-                    raise LedgerError(f"the ledger header at {self.path} changed since it was opened; refusing to charge")
+                    raise LedgerError(
+                        f"the ledger header at {self.path} changed since it was opened; refusing to charge"
+                    )
                 if body["seed_digest"] is not None and any(
                     _eq(c["body"]["seed_digest"], body["seed_digest"]) for c in charges
                 ):
@@ -773,7 +804,9 @@ class Ledger:
         except (LedgerError, BudgetExceededError):
             raise
         except sqlite3.Error as e:
-            raise LedgerError(f"could not record a charge in the ledger at {self.path}: {e}; nothing was charged") from e
+            raise LedgerError(
+                f"could not record a charge in the ledger at {self.path}: {e}; nothing was charged"
+            ) from e
         finally:
             con.close()
         if self._anchor is not None:

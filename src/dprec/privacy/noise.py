@@ -207,8 +207,11 @@ class NoiseStreams:
         self.reproducible = rng is not None
         self._root, self._base = root, base
         # the seed-reuse guard of the ledger sees only a keyed digest of this (never the seed itself)
-        self._reuse_token = (int.from_bytes(hashlib.sha256(f"{self.model}:{root}:{base}".encode()).digest()[:16], "little")
-                             if isinstance(rng, (int, np.integer, np.random.SeedSequence)) else None)
+        self._reuse_token = (
+            int.from_bytes(hashlib.sha256(f"{self.model}:{root}:{base}".encode()).digest()[:16], "little")
+            if isinstance(rng, (int, np.integer, np.random.SeedSequence))
+            else None
+        )
         if self.reproducible and warn:
             from .units import PrivacyWarning
 
@@ -222,7 +225,9 @@ class NoiseStreams:
 
     def generator(self, step: str, index: int = 0) -> np.random.Generator:
         """The stream of (this model, ``step``, ``index``): a new Generator at the stream's start."""
-        ss = np.random.SeedSequence(self._root, spawn_key=self._base + (_key("noise"), _key(self.model), _key(step), int(index)))
+        ss = np.random.SeedSequence(
+            self._root, spawn_key=self._base + (_key("noise"), _key(self.model), _key(step), int(index))
+        )
         return np.random.Generator(np.random.PCG64(ss))
 
     def init_generator(self) -> np.random.Generator:
@@ -234,8 +239,10 @@ class NoiseStreams:
     def describe(self) -> str:
         """For reports: where the noise came from (never the seed)."""
         if self.reproducible:
-            return ("caller-given seed (reproducibility mode): the guarantee holds only while that seed stays secret "
-                    "and is never reused on the same data; not for release")
+            return (
+                "caller-given seed (reproducibility mode): the guarantee holds only while that seed stays secret "
+                "and is never reused on the same data; not for release"
+            )
         return "fresh OS entropy (128 bits, secrets.randbits), one independent stream per release step"
 
     def __repr__(self):

@@ -73,9 +73,7 @@ def check_epsilon(epsilon) -> float:
     """
     eps = _as_real(epsilon, "epsilon")
     if eps <= 0:
-        raise ValueError(
-            f"epsilon must be > 0 (use epsilon=math.inf for the non-private reference); got {epsilon!r}"
-        )
+        raise ValueError(f"epsilon must be > 0 (use epsilon=math.inf for the non-private reference); got {epsilon!r}")
     return eps
 
 

@@ -326,8 +326,8 @@ class ModelContract:
                 fh.read()
         raw = bytearray(open(path, "rb").read())
         # raw data of the member: local header (30 bytes + name + extra) then the stored bytes
-        name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
-        extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+        name_len = int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little")
+        extra_len = int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
         start = info.header_offset + 30 + name_len + extra_len
         pos = start + info.compress_size - 3  # inside the array payload, past the .npy header
         raw[pos] ^= 0xFF
