@@ -60,8 +60,6 @@ HAS_MATPLOTLIB = _has("matplotlib")  # plots are the [bench] extra
 
 
 def _config(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
-    if not _has("dprec.models.baselines"):  # run without the DP baseline until it exists
-        text = text.split('[[models]]\nname = "dp-baseline"')[0]
     p = tmp_path / name
     p.write_text(text)
     return p
@@ -129,8 +127,6 @@ TYPO_CASES = {
 @pytest.mark.parametrize("case", sorted(TYPO_CASES))
 def test_config_errors_name_the_key_before_training(tmp_path, case):
     (old, new), needles = TYPO_CASES[case]
-    if "epsilon" in case and not _has("dprec.models.baselines"):
-        pytest.skip("needs the DP baseline model")
     assert old in TINY
     cfg = _config(tmp_path, TINY.replace(old, new, 1))
     out = tmp_path / "out"
@@ -233,8 +229,7 @@ def test_full_run_writes_results_summary_and_plots(reference_run):
     pngs = sorted((out / "plots").glob("*.png"))
     assert len(pngs) == (4 if HAS_MATPLOTLIB else 0)  # one per (dataset, metric): rmse, mae, precision@5, ndcg@5
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
-    n_dp = 2 * 2 if _has("dprec.models.baselines") else 0
-    assert len(rows) == 2 + 2 + n_dp
+    assert len(rows) == 2 + 2 + 2 * 2
     r = rows[0]
     for field in (
         "key",

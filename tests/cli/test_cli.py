@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -17,20 +16,6 @@ from dprec.cli import main
 # MovieLens lives under $DPREC_DATA when available (conventions: realdata tests skip when it is absent).
 SHARED_DATA = Path(os.environ["DPREC_DATA"]) if os.environ.get("DPREC_DATA") else None
 HAS_ML100K = SHARED_DATA is not None and (SHARED_DATA / "ml-100k" / "u.data").is_file()
-
-
-def _has(target: str) -> bool:
-    module, _, name = target.partition(":")
-    try:
-        return hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
-
-
-needs_split = pytest.mark.skipif(not _has("dprec.split:random_split"), reason="dprec.split not available")
-needs_popularity = pytest.mark.skipif(not _has("dprec.models.popularity:Popularity"), reason="Popularity not available")
-needs_als = pytest.mark.skipif(not _has("dprec.models.als:ALS"), reason="ALS not available")
-needs_dp = pytest.mark.skipif(not _has("dprec.models:DPGlobalEffects"), reason="DPGlobalEffects not available")
 
 
 @pytest.fixture
@@ -100,8 +85,6 @@ def test_datasets_list_json_detects_local_copy(capsys, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- evaluate
-@needs_split
-@needs_popularity
 def test_evaluate_popularity_json(capsys, ratings_csv):
     code, out, err = _run(
         capsys,
@@ -132,8 +115,6 @@ def test_evaluate_popularity_json(capsys, ratings_csv):
     assert res["privacy"] is None
 
 
-@needs_split
-@needs_popularity
 def test_evaluate_popularity_table(capsys, ratings_csv):
     code, out, err = _run(
         capsys, "evaluate", "--ratings", ratings_csv, "--model", "popularity", "--split", "user", "--format", "table"
@@ -154,8 +135,6 @@ def test_evaluate_popularity_table(capsys, ratings_csv):
         assert label in out
 
 
-@needs_split
-@needs_popularity
 def test_evaluate_is_deterministic_and_split_seed_matters(capsys, ratings_csv):
     args = ["evaluate", "--ratings", ratings_csv, "--model", "popularity", "--format", "json"]
     a = json.loads(_run(capsys, *args)[1])
@@ -165,8 +144,6 @@ def test_evaluate_is_deterministic_and_split_seed_matters(capsys, ratings_csv):
     assert c["config"]["split_seed"] == 1 and c["config"]["n_test"] == a["config"]["n_test"]
 
 
-@needs_split
-@needs_popularity
 def test_evaluate_custom_columns_and_separator(capsys, tmp_path, ratings_csv):
     df = pd.read_csv(ratings_csv).rename(columns={"user": "uid", "item": "iid", "rating": "stars"})
     path = tmp_path / "r.txt"
@@ -195,8 +172,6 @@ def test_evaluate_custom_columns_and_separator(capsys, tmp_path, ratings_csv):
     assert json.loads(out)["config"]["user_col"] == "uid"
 
 
-@needs_split
-@needs_als
 def test_evaluate_als_json(capsys, ratings_csv):
     code, out, err = _run(
         capsys,
@@ -222,8 +197,6 @@ def test_evaluate_als_json(capsys, ratings_csv):
     assert res["config"]["model_params"]["factors"] == 4
 
 
-@needs_split
-@needs_dp
 def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
     dp = "dp-baseline"
     code, out, err = _run(
@@ -248,8 +221,6 @@ def test_evaluate_dp_model_reports_privacy(capsys, ratings_csv):
     assert res["config"]["epsilon"] == 2.0 and res["config"]["private"] is True
 
 
-@needs_split
-@needs_dp
 def test_evaluate_missing_ledger_is_refused_with_exit_3(capsys, ratings_csv, tmp_path):
     code, _, err = _run(
         capsys,
@@ -270,8 +241,6 @@ def test_evaluate_missing_ledger_is_refused_with_exit_3(capsys, ratings_csv, tmp
     assert code == 3 and "ledger" in err.lower()
 
 
-@needs_split
-@needs_dp
 def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
     from dprec.data import Interactions
     from dprec.privacy.ledger import Ledger
@@ -340,8 +309,6 @@ def test_unknown_model_lists_available(capsys, ratings_csv):
     assert code == 2 and "did you mean 'dpals'?" in err
 
 
-@needs_split
-@needs_dp
 def test_dp_model_without_rating_bounds_is_a_usage_error(capsys, ratings_csv):
     code, out, err = _run(
         capsys, "evaluate", "--ratings", ratings_csv, "--model", "dp-baseline", "--epsilon", "1", "--delta", "1e-5"
@@ -349,23 +316,17 @@ def test_dp_model_without_rating_bounds_is_a_usage_error(capsys, ratings_csv):
     assert code == 2 and "--rating-bounds" in err and "Traceback" not in err and out == ""
 
 
-@needs_split
-@needs_dp
 def test_dp_model_without_epsilon_is_a_usage_error(capsys, ratings_csv):
     code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "dpals")
     assert code == 2 and "--epsilon" in err
 
 
-@needs_split
-@needs_als
 def test_bad_hyperparameter_value_is_a_usage_error(capsys, ratings_csv):
     code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--model", "als", "--factors", "-3")
     assert code == 2 and "als" in err and "factors" in err
 
 
 # --------------------------------------------------------------------------------------------- exit codes
-@needs_split
-@needs_popularity
 @pytest.mark.parametrize("exc", [ValueError("boom"), KeyError("boom"), RuntimeError("boom")])
 def test_internal_bug_propagates_with_its_traceback(monkeypatch, capsys, ratings_csv, exc):
     """A built-in exception raised inside `dprec evaluate` is a bug: it is not reported as bad input (exit 2)."""
@@ -435,7 +396,6 @@ def test_file_options_rejected_with_dataset(capsys):
     assert code == 2 and "--rating-bounds applies to --ratings" in err
 
 
-@pytest.mark.skipif(not _has("dprec.datasets:load_dataset"), reason="dprec.datasets not available")
 def test_unknown_dataset_exit_2(capsys, tmp_path):
     code, _, err = _run(
         capsys, "evaluate", "--dataset", "no-such-set", "--data-home", tmp_path, "--model", "popularity"
@@ -443,7 +403,6 @@ def test_unknown_dataset_exit_2(capsys, tmp_path):
     assert code == 2 and "no-such-set" in err
 
 
-@pytest.mark.skipif(not _has("dprec.datasets:load_dataset"), reason="dprec.datasets not available")
 def test_absent_dataset_offline_exit_2(capsys, tmp_path):
     code, _, err = _run(capsys, "evaluate", "--dataset", "ml-1m", "--data-home", tmp_path, "--model", "popularity")
     assert code == 2 and "ml-1m" in err and "Traceback" not in err
@@ -451,8 +410,6 @@ def test_absent_dataset_offline_exit_2(capsys, tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not HAS_ML100K, reason="MovieLens-100K needs DPREC_DATA (e.g. DPREC_DATA=../shared/datasets)")
-@needs_split
-@needs_popularity
 def test_evaluate_registered_dataset(capsys):
     code, out, err = _run(
         capsys,
@@ -476,9 +433,6 @@ def test_evaluate_registered_dataset(capsys):
 
 
 # --------------------------------------------------------------------------------------------- demo
-@needs_split
-@needs_popularity
-@needs_als
 def test_demo_runs(capsys):
     code, out, err = _run(capsys, "demo", "--seed", "0", "--format", "json")
     assert code == 0, err
@@ -491,8 +445,6 @@ def test_demo_runs(capsys):
     assert res["total_seconds"] < 60
 
 
-@needs_split
-@needs_popularity
 def test_demo_table(capsys):
     code, out, err = _run(capsys, "demo")
     assert code == 0, err

@@ -59,14 +59,14 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, CorruptFileError, did_you_mean
 from ..models.config import validate_config
-from ..privacy.units import check_epsilon
+from ..privacy.units import PRIVACY_UNITS, check_epsilon
 from ._registry import get_model, is_private, model_names
 
 __all__ = [
     "ConfigError",
     "BenchConfig",
     "RunSpec",
-    "DatasetSpec",
+    "SweepDataset",
     "ModelSpec",
     "METRICS",
     "metric_names",
@@ -89,7 +89,6 @@ _METRIC_ALIASES = {
     "catalog_coverage": "coverage",
 }
 SPLITS = ("random", "user")
-PRIVACY_UNITS = ("user", "rating")
 
 
 def metric_names(metrics, ks) -> list[str]:
@@ -144,7 +143,7 @@ class RunSpec:
 
 
 @dataclass
-class DatasetSpec:
+class SweepDataset:
     label: str
     source: str  # "registry" | "file" | "synthetic"
     name: str | None = None
@@ -222,7 +221,7 @@ class ModelSpec:
 @dataclass
 class BenchConfig:
     run: RunSpec
-    datasets: list[DatasetSpec]
+    datasets: list[SweepDataset]
     models: list[ModelSpec]
     raw: dict  # the normalised configuration, JSON-able (stored in every result row)
     path: str | None = None
@@ -470,7 +469,7 @@ def _parse_model(m: dict, i: int) -> ModelSpec:
     return ModelSpec(name=name, label=label, params=params, epsilons=epsilons)
 
 
-def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
+def _parse_dataset(d: dict, i: int, base_dir: str) -> SweepDataset:
     where = f"[[datasets]] #{i + 1}"
     _check_keys(d, _DATASET_KEYS, where)
     sources = [k for k in ("name", "ratings", "synthetic") if k in d]
@@ -506,7 +505,7 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
         data_home = d.get("data_home")
         if data_home is not None:
             data_home = os.path.join(base_dir, os.path.expanduser(str(data_home)))
-        return DatasetSpec(label=label or name, source="registry", name=name, data_home=data_home)
+        return SweepDataset(label=label or name, source="registry", name=name, data_home=data_home)
     if src == "ratings":
         if "data_home" in d:
             raise ConfigError(f"{where}: data_home applies to registry datasets; give the file path in ratings")
@@ -517,7 +516,7 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
         cols = d.get("columns", {})
         _check_keys(cols, _COLUMN_KEYS, f"{where} columns")
         sep = d.get("sep")
-        return DatasetSpec(
+        return SweepDataset(
             label=label or os.path.basename(p),
             source="file",
             path=path,
@@ -547,10 +546,10 @@ def _parse_dataset(d: dict, i: int, base_dir: str) -> DatasetSpec:
     if bounds is not None:
         syn = {**syn, "rating_bounds": list(bounds)}
     default_label = f"synthetic-{syn['n_users']}x{syn['n_items']}-r{syn['rank']}"
-    return DatasetSpec(label=label or default_label, source="synthetic", synthetic=dict(syn))
+    return SweepDataset(label=label or default_label, source="synthetic", synthetic=dict(syn))
 
 
-def _dataset_raw(d: DatasetSpec) -> dict:
+def _dataset_raw(d: SweepDataset) -> dict:
     if d.source == "registry":
         return {"label": d.label, "name": d.name}  # data_home is machine-specific; not part of identity
     if d.source == "file":
