@@ -41,10 +41,10 @@ import numpy as np
 
 from ._json import to_jsonable
 from ._provenance import sha256_file, versions
-from .bench._registry import get_model as _model_class
-from .bench._registry import is_private as _is_private
-from .bench._registry import model_names as _model_names
+from .bench import adapters as _adapters  # noqa: F401  (registers the bench's implicit-als reference)
 from .errors import BudgetExceededError, ConfigError, CorruptFileError, DPRecError, LedgerError, UnknownIdError
+from .models.registry import get_model as _model_class
+from .models.registry import model_names as _model_names
 from .privacy.units import check_delta, check_epsilon
 
 __all__ = ["main", "build_parser", "EXIT_CODES"]
@@ -74,7 +74,7 @@ def _build_model(name: str, args: argparse.Namespace):
     ``--seed`` as ``rng``, ``--threads`` as ``num_threads``, and for a private model ``--epsilon``, ``--delta``,
     ``--privacy-unit``. Invalid values raise :class:`~dprec.errors.ConfigError` naming the model."""
     cls = _model_class(name)
-    private = _is_private(cls)
+    private = cls.is_private
     accepted = set(cls.Config.model_fields)
     kwargs: dict[str, Any] = {}
     for opt in HYPERPARAMETERS:
@@ -293,7 +293,7 @@ def _split(data, args):
 def _check_privacy_args(args, private: bool) -> None:
     given = [o for o in ("epsilon", "delta", "privacy_unit", "ledger") if getattr(args, o, None) is not None]
     if given and not private:
-        dp = [n for n in _model_names() if _is_private(_model_class(n))]
+        dp = [n for n in _model_names() if _model_class(n).is_private]
         raise ConfigError(
             f"model {args.model!r} is not private: --{given[0].replace('_', '-')} applies only to differentially "
             f"private models ({', '.join(dp)})"
@@ -324,7 +324,7 @@ def _cmd_evaluate(args) -> int:
         raise ConfigError(f"--k must be a positive integer, got {args.k}")
     if not 0.0 < args.test_fraction < 1.0:
         raise ConfigError(f"--test-fraction must lie strictly between 0 and 1, got {args.test_fraction}")
-    private = _is_private(_model_class(args.model))
+    private = _model_class(args.model).is_private
     _check_privacy_args(args, private)
     model = _build_model(args.model, args)
 
@@ -464,7 +464,7 @@ def _cmd_demo(args) -> int:
 
     results = []
     for label, name, priv, eps in plan:
-        private = _is_private(_model_class(name))
+        private = _model_class(name).is_private
         ns = argparse.Namespace(
             model=name,
             seed=args.seed,

@@ -483,9 +483,8 @@ def test_ml100k_configs_load_their_data(ml100k_dir, name):
 
 # ------------------------------------------------------------------------------------------ registry and config classes
 def test_models_come_from_the_registry():
-    from dprec.bench._registry import get_model, model_names
     from dprec.bench.adapters import ImplicitALS
-    from dprec.models.registry import MODELS
+    from dprec.models.registry import MODELS, get_model, model_names
 
     assert MODELS["implicit-als"] is ImplicitALS  # registered when the bench is imported
     assert get_model("implicit-als").is_private is False and ImplicitALS.predicts_ratings is False

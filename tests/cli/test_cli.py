@@ -52,7 +52,7 @@ def test_no_command_is_usage_error(capsys):
 
 
 def _model_names():
-    from dprec.bench._registry import model_names
+    from dprec.models import model_names
 
     return model_names()
 

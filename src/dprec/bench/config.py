@@ -59,8 +59,9 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, CorruptFileError, did_you_mean
 from ..models.config import validate_config
+from ..models.registry import get_model, model_names
 from ..privacy.units import PRIVACY_UNITS, check_epsilon
-from ._registry import get_model, is_private, model_names
+from . import adapters as _adapters  # noqa: F401  (registers implicit-als)
 
 __all__ = [
     "ConfigError",
@@ -201,7 +202,7 @@ class ModelSpec:
 
     @property
     def is_dp(self) -> bool:
-        return is_private(self.model_class())
+        return bool(self.model_class().is_private)
 
     def model_class(self):
         return get_model(self.name)
@@ -450,7 +451,7 @@ def _parse_model(m: dict, i: int) -> ModelSpec:
             where_set = "[run] seeds" if p == "rng" else ("epsilons" if p == "epsilon" else f"[run] {p}")
             raise ConfigError(f"{where}: params.{p} is set by the sweep; remove it and use {where_set} instead")
     eps_raw = m.get("epsilons")
-    if is_private(cls):
+    if cls.is_private:
         if eps_raw is None:
             raise ConfigError(f"{where}: epsilons is missing; a DP model needs e.g. epsilons = [1, 10, inf]")
         if not isinstance(eps_raw, list) or not eps_raw:
