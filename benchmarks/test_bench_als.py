@@ -227,7 +227,7 @@ def test_implicit_cg(benchmark, data):
         s_per_iter=sec / ITERS,
         fit_seconds=sec,
         gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
-        precision_at_10=precision_at_k(np.asarray(m.user_factors_), np.asarray(m.item_factors_), train, test, users),
+        precision_at_10=precision_at_k(np.asarray(m.user_factors), np.asarray(m.item_factors), train, test, users),
     )
 
 
