@@ -15,8 +15,9 @@ blended with the normalised DP popularity: ``α·x_uB/max|x_uB| + (1 − α)·Ñ
 the popularity term only. ``epsilon=math.inf`` is the non-private EASE (exact counts, unweighted ``G``,
 ``λ = λ₀``, ``α = 1``).
 
-Defaults are rules of public inputs only (ε, δ, the DP user count ñ, the public item count); their constants
-were chosen on synthetic data (``dprec.datasets.synthetic(..., implicit=True)``), see :func:`default_alpha`.
+Defaults are rules of public inputs only (ε, δ, the DP user count ñ, the public item count): M, λ, the blend
+weight α and the fallback to DP popularity (all budget on the counts) when ``ε·ñ`` is too small. Their
+constants are defaults tuned on MovieLens-100K (see :func:`default_alpha`).
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ MAX_SELECTED = 2000
 #: default k for the item-item releases
 DEFAULT_K = 20
 #: λ = LAMBDA_NOISE · σ √M + λ₀
-LAMBDA_NOISE = 2.0
-DEFAULT_LAMBDA0 = 50.0
+LAMBDA_NOISE = 8.0
+DEFAULT_LAMBDA0 = 200.0
 #: default share of the budget (weight in the plan) spent on the counts
 COUNTS_SHARE = 0.2
-#: α = s / (s + ALPHA_SCALE) with s = ε·ñ (0 below ALPHA_MIN_SIGNAL: DP popularity)
-ALPHA_SCALE = 500.0
-ALPHA_MIN_SIGNAL = 100.0
+#: α = min(1, √(s / ALPHA_SCALE)) with s = ε·ñ; below ALPHA_MIN_SIGNAL the model is DP popularity
+ALPHA_SCALE = 5000.0
+ALPHA_MIN_SIGNAL = 700.0
 
 
 def default_n_selected(n_items: int) -> int:
@@ -54,14 +55,19 @@ def default_n_selected(n_items: int) -> int:
 
 
 def default_alpha(epsilon: float, n_users_dp: float) -> float:
-    """The blend weight of the personalised term from public inputs: ``s = ε·ñ``, ``α = s / (s + 500)``
-    (``α = 0``, DP popularity, for ``s < 100``; ``α = 1`` at ε = ∞). Constants chosen on synthetic data."""
+    """The blend weight of the personalised term from public inputs: ``s = ε·ñ``, ``α = min(1, √(s/5000))``;
+    ``α = 0`` for ``s < 700`` — then only the counts are released, with the whole budget (DP popularity);
+    ``α = 1`` at ε = ∞.
+
+    Defaults tuned on MovieLens-100K (a per-user holdout with split seed 1, not the reported seed-0 split;
+    one or two noise seeds): the synthetic generator cannot tune them, since there non-private EASE ranks no
+    better than popularity (NDCG@10 0.197 vs 0.197 at 2,000 users × 400 items, ``implicit=True``)."""
     if math.isinf(epsilon):
         return 1.0
     s = epsilon * max(n_users_dp, 0.0)
     if s < ALPHA_MIN_SIGNAL:
         return 0.0
-    return float(s / (s + ALPHA_SCALE))
+    return float(min(1.0, math.sqrt(s / ALPHA_SCALE)))
 
 
 class DPItemItemConfig(PrivateConfig):
@@ -70,7 +76,9 @@ class DPItemItemConfig(PrivateConfig):
     max_ratings_per_user: Int | None = Field(
         None, ge=1, description="k, the per-user bound ‖x_u‖² ≤ k of both releases; None = 20"
     )
-    n_selected: Int | None = Field(None, ge=1, description="M, the items of the co-occurrence; None = min(n_items, 2000)")
+    n_selected: Int | None = Field(
+        None, ge=1, description="M, the items of the co-occurrence; None = min(n_items, 2000)"
+    )
     regularization: Real = Field(DEFAULT_LAMBDA0, ge=0, description="λ₀, the EASE ridge at ε = ∞")
     noise_regularization: Real = Field(LAMBDA_NOISE, ge=0, description="c in λ = c·σ√M + λ₀")
     counts_share: Real = Field(COUNTS_SHARE, gt=0, lt=1, description="share of the budget spent on the counts")
@@ -113,27 +121,34 @@ class DPItemItem(DPModelMixin, Recommender):
         m = int(min(self.n_selected or default_n_selected(n_items), n_items))
         counts_rel = ItemCounts(self.privacy_unit, k=k)
         co_rel = ItemCooccurrence(self.privacy_unit, k=k, n_selected=m)
-        releases = [(counts_rel, self.counts_share), (co_rel, 1.0 - self.counts_share)]
-        self._item_mask = self._start_private_fit(data, [releases], ledger=ledger, k=k)
+        personal = [(counts_rel, self.counts_share), (co_rel, 1.0 - self.counts_share)]
+        fallback = [(counts_rel, 1.0)]
+        # both candidate configurations are validated before the charge; the rule picks one from ñ
+        self._item_mask = self._start_private_fit(data, [personal, fallback], ledger=ledger, k=k)
         if self.private:
+            alpha = self.alpha if self.alpha is not None else default_alpha(self.epsilon, self.n_users_dp_)
+            releases = personal if alpha > 0 else fallback
             plan = self._plan_releases(releases, n_items=n_items)
             counts = self._release(counts_rel, counts_rel.statistic(X), plan[counts_rel.name])
+            if alpha == 0:
+                m = 0
         else:
+            alpha = 1.0 if self.alpha is None else float(self.alpha)
             counts = np.bincount(X.indices, minlength=n_items).astype(np.float64)
         usable = np.ones(n_items, bool) if self._item_mask is None else self._item_mask.copy()
         m = int(min(m, usable.sum()))
         order = np.argsort(-np.where(usable, counts, -np.inf), kind="stable")
         selected = np.sort(order[:m])
-        if self.private:
+        if self.private and m > 0:
             step = plan[co_rel.name]
             g = self._release(co_rel, co_rel.statistic(X, items=selected), step)
             G = ItemCooccurrence.unpack(g, m)
             lam = self.noise_regularization * step.sigma * math.sqrt(m) + self.regularization
-            alpha = self.alpha if self.alpha is not None else default_alpha(self.epsilon, self.n_users_dp_)
+        elif self.private:  # the DP popularity fallback: no co-occurrence release
+            G, lam = np.zeros((0, 0)), float(self.regularization)
         else:
             G = co_rel.matrix(X, items=selected, weighted=False)
             lam = float(self.regularization)
-            alpha = 1.0 if self.alpha is None else float(self.alpha)
         self.weights_ = ease_weights(G, lam)
         if self._item_mask is not None:
             counts = np.where(self._item_mask, counts, -np.inf)
@@ -182,7 +197,9 @@ class DPItemItem(DPModelMixin, Recommender):
         return np.where(np.isfinite(out), out, 0.0)
 
     def _fallback_scores(self):
-        return self._mask_unreleased((1.0 - self.alpha_) * self._popularity() if self.alpha_ < 1 else self._popularity())
+        return self._mask_unreleased(
+            (1.0 - self.alpha_) * self._popularity() if self.alpha_ < 1 else self._popularity()
+        )
 
     def _fold_in(self, row, cols, vals):
         pass  # scores are computed from the released B and the user's own history (tracked by the base class)
