@@ -24,7 +24,7 @@ from scipy import stats
 from dprec import Interactions
 from dprec.datasets import synthetic
 from dprec.errors import BudgetExceededError, CorruptFileError, LedgerError
-from dprec.models import DPALS, DPGlobalEffects, DPPopularity
+from dprec.models import DPALS, DPGlobalEffects, DPItemItem, DPPopularity
 from dprec.models._dp import contribution_weights
 from dprec.privacy import Ledger, PrivacyWarning
 from dprec.privacy import accounting as acc
@@ -61,6 +61,7 @@ MODELS = [
     (DPGlobalEffects, {}),
     (DPPopularity, {}),
     (DPALS, {"factors": 4, "iterations": 2}),
+    (DPItemItem, {}),
 ]
 
 

@@ -33,7 +33,7 @@ class TestPopularityContract(ModelContract):
 # --------------------------------------------------------------------------- DP models (appended)
 
 from dprec import Interactions  # noqa: E402
-from dprec.models import DPALS, DPGlobalEffects, DPPopularity  # noqa: E402
+from dprec.models import DPALS, DPGlobalEffects, DPItemItem, DPPopularity  # noqa: E402
 from dprec.testing import contract_data  # noqa: E402
 
 
@@ -80,6 +80,19 @@ class TestDPPopularityContract(_DPContract):
 class TestDPALSContract(_DPContract):
     def make_model(self):
         return DPALS(epsilon=4.0, delta=1e-5, factors=3, iterations=2, rng=0)
+
+
+class TestDPItemItemContract(_DPContract):
+    supports_similar_items = False
+
+    def make_model(self):
+        return DPItemItem(epsilon=4.0, delta=1e-5, rng=0)
+
+    def test_predict_shapes_and_scalar(self, fitted, data):
+        """DPItemItem ranks and does not predict ratings: predict returns its ranking score, finite per pair."""
+        assert fitted.predicts_ratings is False
+        out = fitted.predict(data.user_ids[:3], data.item_ids[:3])
+        assert out.shape == (3,) and np.all(np.isfinite(out))
 
 
 # --------------------------------------------------------------------------- registry, configs, deprecations

@@ -186,6 +186,30 @@ def _cases() -> list[Case]:
         )
     )
 
+    # ---- item co-occurrence (DP item-item): upper triangle with diagonal of Σ x xᵀ on the top items
+    co_items = np.arange(45)
+    for ck in (1, 5):
+        rel = R.ItemCooccurrence("user", k=ck, n_selected=45)
+        stat = lambda X, rel=rel: rel.statistic(X, items=co_items)  # noqa: E731
+        exact = [(j, 1.0) for j in range(ck)]  # exactly k interactions attain √(k(k+1)/2)
+        many = [(j, 1.0) for j in range(3 * ck + 1)]
+        cases.append(
+            Case(
+                f"item_cooccurrence/user/k={ck}",
+                rel,
+                stat,
+                _neighbours_user(rows, exact) + _neighbours_user(rows, many),
+                1.0,
+            )
+        )
+        rel = R.ItemCooccurrence("rating", k=ck, n_selected=45)
+        stat = lambda X, rel=rel: rel.statistic(X, items=co_items)  # noqa: E731
+        pairs = []
+        for n in (ck, ck + 1, 2 * ck + 3):  # k interactions attain √k; more are below it
+            pairs += _neighbours_rating(rows, [(j, 4.0) for j in range(n)], 44, 5.0, [1.0])
+        pairs += _neighbours_rating(rows, [(50, 4.0), (2, 3.0)], 3, 5.0, [1.0])  # an item outside S
+        cases.append(Case(f"item_cooccurrence/rating/k={ck}", rel, stat, pairs, 1.0))
+
     # ---- DP item selection (counts of the bounded matrix)
     rel = R.ItemSelection("user", k=k)
     stat = lambda X, rel=rel: rel.statistic(sample_per_user(X, k, np.random.default_rng(0)))  # noqa: E731

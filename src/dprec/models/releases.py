@@ -43,6 +43,7 @@ __all__ = [
     "SpectralMoment",
     "FactorStats",
     "ItemSelection",
+    "ItemCooccurrence",
     "contribution_weights",
     "segment_sums",
 ]
@@ -424,3 +425,68 @@ class ItemSelection(Release):
     def statistic(self, Xs: sp.csr_matrix) -> np.ndarray:
         """Counts of every column of the already bounded matrix ``Xs`` (the present items are those > 0)."""
         return np.bincount(Xs.indices, minlength=Xs.shape[1]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ItemCooccurrence(Release):
+    """The upper triangle, diagonal included, of ``G = Σ_u x_u x_uᵀ`` over the ``M`` selected items (DP item-item).
+
+    ``x_u = w_u · 1[u interacted with j]`` on the items ``S`` (chosen from released counts, held fixed), with
+    ``w_u = min(1, √(k / n_uS))`` and ``n_uS`` the user's number of interactions among ``S``. Every entry of
+    ``x_u`` equals ``w_u`` on the user's ``n = n_uS`` items, so ``‖x_u‖² = min(n, k)`` and ``Σ_a x_a⁴ = ‖x_u‖⁴/n``.
+
+    User unit: removing user ``u`` removes exactly ``T_u = triu(x_u x_uᵀ)``, and
+    ``‖T_u‖² = Σ_{a≤b} x_a² x_b² = (‖x‖⁴ + Σ_a x_a⁴)/2 = min(n, k)² (1 + 1/n)/2``. For ``n ≤ k`` this is
+    ``n(n + 1)/2``, increasing in ``n``; for ``n > k`` it is ``k²(1 + 1/n)/2 < k(k + 1)/2``. So
+    ``Δ = √(k(k + 1)/2)`` (≤ ``‖x‖² ≤ k``), attained exactly by a user with ``k`` interactions among ``S``
+    (for ``k = 1``: one interaction, ``Δ = 1``).
+
+    Rating unit (same user-level weights): adding or removing one interaction of a user who then has ``n``
+    resp. ``n − 1`` interactions in ``S`` (an interaction outside ``S`` changes nothing). For ``n ≤ k`` the
+    weights stay 1 and the change is the ``n`` entries ``(j, b)`` of the removed item ``j``: ``‖·‖² = n ≤ k``.
+    For ``n > k`` the ``n`` entries involving ``j`` change by ``k/n`` and the ``n(n − 1)/2`` others by
+    ``k/(n − 1) − k/n`` (``n − 1 ≥ k``): ``‖·‖² = k²/n + k²/(2n(n − 1)) < k`` (at ``n = k + 1`` it is
+    ``k(2k + 1)/(2k + 2)``, and it decreases in ``n``). So ``Δ = √k``, attained by removing one interaction of a
+    user with exactly ``k``. (The generic argument — old and new user terms each ≤ the user bound — would give
+    ``2√(k(k + 1)/2)``; the exact bound is proved here and measured in ``tests/privacy/test_releases.py``.)
+    Changing a rating's value does not change the binary statistic.
+    """
+
+    name: ClassVar[str] = "item_cooccurrence"
+    what: ClassVar[str] = "upper triangle (with diagonal) of the weighted co-occurrence of the top items"
+
+    k: int = 20
+    n_selected: int = 0
+
+    def sensitivity(self) -> float:
+        if self.unit == "rating":
+            return math.sqrt(self.k)
+        return math.sqrt(self.k * (self.k + 1) / 2.0)
+
+    def size(self, n_items: int) -> int:
+        m = min(self.n_selected, n_items)
+        return m * (m + 1) // 2
+
+    def statistic(self, X: sp.csr_matrix, *, items) -> np.ndarray:
+        G = self.matrix(X, items=items)
+        return G[np.triu_indices(G.shape[0])]
+
+    def matrix(self, X: sp.csr_matrix, *, items, weighted: bool = True) -> np.ndarray:
+        """The exact ``G`` (``M × M``, float64) of the binarised ``X`` on ``items`` (unweighted if not ``weighted``)."""
+        items = np.asarray(items, dtype=np.int64)
+        Xb = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)[:, items].tocsr()
+        Xb.sum_duplicates()
+        Xb.data[:] = 1.0
+        if weighted:
+            w = np.minimum(1.0, np.sqrt(self.k / np.maximum(np.diff(Xb.indptr), 1)))
+            Xb = sp.diags(w) @ Xb
+        return np.asarray((Xb.T @ Xb).todense(), dtype=np.float64)
+
+    @staticmethod
+    def unpack(vec: np.ndarray, m: int) -> np.ndarray:
+        """The symmetric ``M × M`` matrix from its released upper triangle (row-major, diagonal included)."""
+        G = np.zeros((m, m))
+        iu = np.triu_indices(m)
+        G[iu] = vec
+        G[(iu[1], iu[0])] = vec
+        return G
