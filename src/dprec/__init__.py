@@ -17,6 +17,7 @@ from .errors import (
     DPRecError,
     LedgerError,
     NotFittedError,
+    RankingWarning,
     UnknownIdError,
 )
 from .metrics import evaluate
@@ -49,6 +50,7 @@ __all__ = [
     "CorruptFileError",
     "BudgetExceededError",
     "LedgerError",
+    "RankingWarning",
     # subpackages
     "datasets",
     "privacy",

@@ -18,6 +18,7 @@ __all__ = [
     "BudgetExceededError",
     "LedgerError",
     "did_you_mean",
+    "RankingWarning",
 ]
 
 
@@ -51,6 +52,11 @@ class BudgetExceededError(DPRecError):
 
 class LedgerError(DPRecError):
     """The privacy ledger cannot be used (unreadable, locked, mismatched dataset). Training must not proceed."""
+
+
+class RankingWarning(UserWarning):
+    """``recommend()`` on a model that the committed top-N benchmarks show ranking worse than DP popularity
+    (the explicit-rating DP models); the message names the ranking models to use instead."""
 
 
 def did_you_mean(word: str, choices) -> str:

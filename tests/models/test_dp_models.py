@@ -616,3 +616,23 @@ def test_delta_at_least_one_over_n_warns(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PrivacyWarning)  # a small δ on the same data: no warning
         cls(epsilon=5.0, delta=1e-5).fit(data)
+
+
+def test_rating_models_advise_ranking_models_once(syn):
+    """recommend() on an explicit-rating DP model says once that it ranks worse than DP popularity (committed
+    top-N benchmark) and names the ranking models; ranking models stay silent."""
+    import warnings
+
+    from dprec.errors import RankingWarning
+
+    for cls in (DPGlobalEffects, DPALS):
+        cls._ranking_advice_given = False
+        m = cls(epsilon=1.0, delta=DELTA, rng=0).fit(syn)
+        with pytest.warns(RankingWarning, match="dp-itemitem"):
+            m.recommend(syn.user_ids[0], n=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RankingWarning)
+            m.recommend(syn.user_ids[1], n=5)  # once per class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankingWarning)
+        DPPopularity(epsilon=1.0, delta=DELTA, rng=0).fit(syn).recommend(syn.user_ids[0], n=5)

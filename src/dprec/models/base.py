@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions, _key, as_interactions, lookup
-from ..errors import ConfigError, CorruptFileError, NotFittedError
+from ..errors import ConfigError, CorruptFileError, NotFittedError, RankingWarning
 from . import registry as _registry
 from .config import ModelConfig, validate_config
 from .io import (
@@ -139,6 +139,10 @@ class Recommender:
     feedback: str = "any"
     #: the frozen configuration class of the model's parameters
     Config: type[ModelConfig] = ModelConfig
+    #: for models that rank worse than DP popularity on the committed top-N benchmarks: the advice that
+    #: ``recommend()`` gives once (a :class:`~dprec.errors.RankingWarning`); empty for models that rank well
+    ranking_advice: str = ""
+    _ranking_advice_given = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -308,6 +312,9 @@ class Recommender:
         self._require_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
+        if self.ranking_advice and not type(self)._ranking_advice_given:
+            type(self)._ranking_advice_given = True  # once per class and process
+            warnings.warn(self.ranking_advice, RankingWarning, stacklevel=2)
         single = np.ndim(user) == 0
         users = np.atleast_1d(np.asarray(user, dtype=object))
         rows = self._rows(users)

@@ -17,6 +17,7 @@ from .base import Recommender, deprecated_alias
 from .config import Int, PrivateConfig, Real
 from .global_effects import (
     BIAS_RESIDUAL_BOUND,
+    RATING_MODEL_RANKING_ADVICE,
     bias_releases,
     default_k,
     local_user_biases,
@@ -88,6 +89,7 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     predicts_ratings = True
     feedback = "explicit"
     Config = DPGlobalEffectsConfig
+    ranking_advice = RATING_MODEL_RANKING_ADVICE.format(name="DPGlobalEffects")
 
     def __init__(self, **params):
         super().__init__(**params)

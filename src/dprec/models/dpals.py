@@ -58,7 +58,13 @@ from . import _spectral as S
 from ._dp import DPModelMixin
 from .base import Recommender, deprecated_alias
 from .config import Int, PrivateConfig, Real
-from .global_effects import BIAS_RESIDUAL_BOUND, bias_releases, default_k, release_biases
+from .global_effects import (
+    BIAS_RESIDUAL_BOUND,
+    RATING_MODEL_RANKING_ADVICE,
+    bias_releases,
+    default_k,
+    release_biases,
+)
 from .registry import register_model
 from .releases import FactorStats, SpectralMoment
 
@@ -301,6 +307,7 @@ class DPALS(DPModelMixin, Recommender):
     predicts_ratings = True
     feedback = "explicit"
     Config = DPALSConfig
+    ranking_advice = RATING_MODEL_RANKING_ADVICE.format(name="DPALS")
 
     def __init__(self, **params):
         super().__init__(**params)
