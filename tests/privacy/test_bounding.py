@@ -14,6 +14,7 @@ from dprec.privacy.bounding import (
     effective_k,
     sample_per_user,
     selection_threshold,
+    weighted_item_counts,
 )
 
 K, B, GAMMA, D = 7, 2.0, 1.5, 5
@@ -110,12 +111,13 @@ def test_dp_item_selection():
     X = sample_per_user(X, 3, 0)
     sel = dp_item_selection(X, rho=0.5, delta_sel=1e-6, k=3, rng=1)
     assert set(sel.items.tolist()) == set(range(30))  # popular items survive, singletons do not
-    assert sel.delta == 1e-6 and sel.rho <= 0.5
+    assert sel.delta == 1e-6 and sel.rho <= 0.5 and sel.sensitivity == 1.0
     assert sel.threshold == pytest.approx(selection_threshold(sel.sigma, 3, 1e-6))
-    # the threshold bounds the release probability of a singleton item: k * P(1 + N > tau) = delta_sel
+    # the threshold bounds the release probability of a new unit's n <= k items: n * P(1/√n + N > tau) <= delta_sel
     from scipy.stats import norm
 
-    assert 3 * norm.sf((sel.threshold - 1) / sel.sigma) == pytest.approx(1e-6, rel=1e-6)
+    worst = max(n * norm.sf((sel.threshold - n**-0.5) / sel.sigma) for n in (1, 2, 3))
+    assert worst == pytest.approx(1e-6, rel=1e-6)
     with pytest.raises(ValueError, match="sample_per_user"):
         dp_item_selection(sp.csr_matrix(np.ones((2, 5))), rho=1.0, delta_sel=1e-6, k=3)
 
@@ -146,3 +148,59 @@ def test_dp_item_selection_through_the_noise_source():
     s, src_s = run(secure=True)
     assert set(s.items.tolist()) == set(range(20))
     assert "opendp" in src_s.samplers["item_selection"]
+
+
+def test_weighted_item_counts_have_unit_norm_rows():
+    X = sample_per_user(sp.random(40, 30, density=0.3, format="csr", random_state=0), 5, 0)
+    c = weighted_item_counts(X)
+    n = np.diff(X.indptr)
+    np.testing.assert_allclose(c.sum(), np.sqrt(n).sum())  # n entries of 1/√n per row
+    for i in range(X.shape[0]):  # each row's contribution has L2 norm exactly 1
+        if n[i]:
+            assert np.linalg.norm(c - weighted_item_counts(X[np.arange(X.shape[0]) != i])) == pytest.approx(1.0)
+
+
+def test_selection_threshold_is_the_exact_worst_case_and_monotone():
+    """τ = max_n [1/√n + σ Φ⁻¹(1 − δ/n)]: every n ≤ k satisfies n Φ̄((τ − 1/√n)/σ) ≤ δ, one with equality;
+    τ increases in σ and k and decreases in δ."""
+    from scipy.stats import norm
+
+    for sigma in (0.3, 1.0, 5.0, 40.0):
+        for k in (1, 2, 7, 256):
+            for d in (1e-9, 1e-5, 0.05):
+                t = selection_threshold(sigma, k, d)
+                p = np.array([n * norm.sf((t - n**-0.5) / sigma) for n in range(1, k + 1)])
+                assert p.max() <= d * (1 + 1e-9) and p.max() >= d * (1 - 1e-6), (sigma, k, d)
+    assert selection_threshold(2.0, 1, 1e-5) == pytest.approx(1 + 2.0 * norm.isf(1e-5))
+    sig = [0.1, 0.5, 1, 2, 10, 100]
+    assert np.all(np.diff([selection_threshold(s, 50, 1e-5) for s in sig]) > 0)
+    assert np.all(np.diff([selection_threshold(3.0, k, 1e-5) for k in (1, 2, 10, 100, 1000)]) > 0)
+    assert np.all(np.diff([selection_threshold(3.0, 50, d) for d in (1e-9, 1e-6, 1e-3, 0.1)]) < 0)
+
+
+@pytest.mark.parametrize("n_new", [1, 2, 8])
+def test_selection_delta_bound_holds_for_a_user_whose_items_are_all_new(n_new):
+    """The worst case: the added user owns ``n_new`` items nobody else has (count 1/√n_new each). Over T runs the
+    fraction in which any of them is released must be ≤ δ_sel = 0.05: checked at δ_sel + 4 standard errors
+    (one-sided false-failure rate ≈ 3e-5 per case; the seeds are fixed, so the test is deterministic). At the
+    n that attains the maximum in τ the empirical rate must also be ≥ half of δ_sel (τ is not loose)."""
+    from scipy.stats import norm
+
+    k, d, rho, T = 8, 0.05, 2.0, 4000
+    base = sp.csr_matrix((np.ones(60), (np.repeat(np.arange(20), 3), np.tile([0, 1, 2], 20))), shape=(21, 12))
+    rows = np.full(n_new, 20)
+    cols = 3 + np.arange(n_new)
+    X = (base + sp.csr_matrix((np.ones(n_new), (rows, cols)), shape=(21, 12))).tocsr()
+    g = np.random.default_rng(12345 + n_new)
+    hits = 0
+    for _ in range(T):
+        sel = dp_item_selection(X, rho=rho, delta_sel=d, k=k, rng=g)
+        hits += bool(np.isin(cols, sel.items).any())
+    rate = hits / T
+    assert rate <= d + 4 * np.sqrt(d * (1 - d) / T), rate
+    t, s = sel.threshold, sel.sigma
+    terms = [n * norm.sf((t - n**-0.5) / s) for n in range(1, k + 1)]
+    exact = 1 - norm.cdf((t - n_new**-0.5) / s) ** n_new  # P(any of the n_new independent items passes)
+    assert exact <= terms[n_new - 1] <= d * (1 + 1e-9)
+    if n_new == int(np.argmax(terms)) + 1:
+        assert rate >= d / 2, rate

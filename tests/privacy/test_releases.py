@@ -210,10 +210,14 @@ def _cases() -> list[Case]:
         pairs += _neighbours_rating(rows, [(50, 4.0), (2, 3.0)], 3, 5.0, [1.0])  # an item outside S
         cases.append(Case(f"item_cooccurrence/rating/k={ck}", rel, stat, pairs, 1.0))
 
-    # ---- DP item selection (counts of the bounded matrix)
+    # ---- DP item selection (L2-normalised weighted counts of the bounded matrix): a user above the cap (sampled
+    # to k items), one at the cap, one with a single item (weight 1) and one whose items nobody else has: Δ = 1
     rel = R.ItemSelection("user", k=k)
     stat = lambda X, rel=rel: rel.statistic(sample_per_user(X, k, np.random.default_rng(0)))  # noqa: E731
-    cases.append(Case("item_selection/user", rel, stat, _neighbours_user(rows, heavy_user), 1.0))
+    pairs = []
+    for u in (heavy_user, exact_k_user, [(3, 4.0)], [(j, 2.0) for j in range(N_ITEMS - 3, N_ITEMS)]):
+        pairs += _neighbours_user([[(j, v) for j, v in r if j < N_ITEMS - 3] for r in rows], u)
+    cases.append(Case("item_selection/user", rel, stat, pairs, 1.0))
     rel = R.ItemSelection("rating", k=k)
     cases.append(Case("item_selection/rating", rel, rel.statistic, rating_pairs, 1.0))
     return cases

@@ -39,12 +39,56 @@ from .base import config_from_file
 from .io import dprec_version, read_npz_with_manifest, write_npz_with_manifest
 from .releases import ItemSelection, Release, UserCount, contribution_weights
 
-__all__ = ["DPModelMixin", "contribution_weights", "open_ledger", "COUNT_SHARE", "SELECTION_SHARE"]
+__all__ = [
+    "DPModelMixin",
+    "contribution_weights",
+    "open_ledger",
+    "COUNT_SHARE",
+    "SELECTION_SHARE",
+    "SELECTION_TARGET",
+    "SELECTION_MAX_ITEMS",
+]
 
 #: share of the (post-selection) budget spent on the DP user count: σ ≈ 90 users at ε = 1
 COUNT_SHARE = 0.002
-#: share of ρ (and half of δ) spent on DP item selection when there is no public catalog
-SELECTION_SHARE = 0.1
+#: bounds of the share of ρ (after half of δ) spent on DP item selection when there is no public catalog
+SELECTION_SHARE = (0.1, 0.6)
+#: the budget rule's target: the selection threshold τ, in weighted users (§4.7); the share is what it takes to
+#: bring τ down to this, within SELECTION_SHARE (tuned on synthetic data and an unreported ML-100K split)
+SELECTION_TARGET = 25.0
+#: public cap on the items one user spreads its selection weight over (users above it: a uniform sample)
+SELECTION_MAX_ITEMS = 256
+
+
+def selection_cap(unit: str) -> int:
+    """The public cap on the items of one unit in DP item selection (one item per rating under ``"rating"``)."""
+    return 1 if unit == "rating" else SELECTION_MAX_ITEMS
+
+
+def selection_rho(rho_total: float, delta_sel: float, unit: str) -> float:
+    """The budget rule of DP item selection (§4.7), from public inputs only (ρ, δ_sel, the unit's cap).
+
+    ``ρ_sel`` is the budget at which the selection threshold ``τ(σ)`` equals :data:`SELECTION_TARGET`
+    (``σ = 1/√(2ρ_sel)``; ``τ`` increases in ``σ``, so bisection), clipped to ``SELECTION_SHARE`` of ``ρ``: at
+    small ε the selection gets up to 60% (without items nothing can be recommended), at large ε 10%.
+    """
+    from ..privacy.bounding import selection_threshold
+
+    lo, hi = SELECTION_SHARE[0] * rho_total, SELECTION_SHARE[1] * rho_total
+    cap = selection_cap(unit)
+
+    def tau(rho):
+        return selection_threshold(1.0 / math.sqrt(2.0 * rho), cap, delta_sel)
+
+    if tau(hi) >= SELECTION_TARGET:
+        return hi
+    if tau(lo) <= SELECTION_TARGET:
+        return lo
+    a, b = lo, hi  # tau(a) > target >= tau(b)
+    for _ in range(100):
+        m = 0.5 * (a + b)
+        a, b = (m, b) if tau(m) > SELECTION_TARGET else (a, m)
+    return b
 
 
 def open_ledger(ledger, *, dataset: str):
@@ -116,8 +160,8 @@ class DPModelMixin:
             return 0.0, 0.0, self.epsilon, self.delta
         delta_sel = self.delta / 2
         rho_total = acc.epsilon_to_rho(self.epsilon, self.delta - delta_sel)
-        rho_sel = SELECTION_SHARE * rho_total
-        eps_rest = acc.rho_to_epsilon((1 - SELECTION_SHARE) * rho_total, self.delta - delta_sel)
+        rho_sel = selection_rho(rho_total, delta_sel, self.privacy_unit)
+        eps_rest = acc.rho_to_epsilon(rho_total - rho_sel, self.delta - delta_sel)
         return rho_sel, delta_sel, eps_rest, self.delta - delta_sel
 
     def _start_private_fit(self, data, candidates: Sequence[Sequence[tuple[Release, float]]], *, ledger, k: int):
@@ -208,7 +252,7 @@ class DPModelMixin:
     def _select_items(self, data, *, k: int, rho: float, delta_sel: float) -> np.ndarray:
         from ..privacy.bounding import dp_item_selection, sample_per_user
 
-        kk = 1 if self.privacy_unit == "rating" else k
+        kk = selection_cap(self.privacy_unit)
         if self.privacy_unit == "rating":
             # each rating is its own unit: one row per rating (counts per item are unchanged)
             nnz = data.matrix.nnz

@@ -400,31 +400,42 @@ class FactorStats(Release):
 
 @dataclass(frozen=True)
 class ItemSelection(Release):
-    """DP item selection without a public catalog: noisy counts of the items present, released above a threshold.
+    """DP item selection without a public catalog: noisy L2-normalised weighted counts, released above a threshold.
 
-    Input: the ratings bounded to ``≤ k`` per user (``sample_per_user``; one row per rating under the rating
-    unit), each contributing ≤ 1 per item. On items present in both neighbours the counts change by ≤ 1 on
-    ≤ k coordinates: ``Δ = √k``, ``ρ``-zCDP. The ≤ k items present only because of the extra user have count
-    1 and pass the threshold ``τ = 1 + σ Φ⁻¹(1 − δ_sel/k)`` with total probability ≤ ``δ_sel`` (union
-    bound): the mechanism is ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6), so it costs an
-    extra ``δ_sel``, charged with it. See :func:`dprec.privacy.bounding.dp_item_selection`.
+    Input: the ratings bounded to ``n_i ≤ k`` items per user (``sample_per_user`` with the public cap ``k``, a
+    sample only for users above it; one row per rating under the rating unit, ``k = 1``). User ``i`` gives
+    weight ``1/√n_i`` to each of its ``n_i`` items, so its weight vector has L2 norm exactly 1; no user's
+    weight depends on another user. Adding or removing user ``i`` changes, on the items present in both
+    neighbours, ``≤ n_i`` coordinates by ``1/√n_i``: ``Δ = 1`` (attained when all its items are shared),
+    ``ρ``-zCDP. Under the rating unit one rating changes one count by 1: ``Δ = 1``; changing a rating's value
+    changes nothing. The ``≤ n_i`` items present only because of the extra user have count ``1/√n_i`` and pass
+    ``τ = max_{1≤n≤k} [1/√n + σ Φ⁻¹(1 − δ_sel/n)]`` with total probability ``≤ n_i Φ̄((τ − 1/√n_i)/σ) ≤ δ_sel``
+    (union bound): the mechanism is ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6), so it
+    costs an extra ``δ_sel``, charged with it. See :func:`dprec.privacy.bounding.dp_item_selection`.
     """
 
     name: ClassVar[str] = "item_selection"
-    what: ClassVar[str] = "noisy counts of the items present, thresholded"
+    what: ClassVar[str] = "noisy L2-normalised weighted counts of the items present, thresholded"
     extra_delta: ClassVar[bool] = True
 
     k: int = 1
 
     def sensitivity(self) -> float:
-        return math.sqrt(1 if self.unit == "rating" else self.k)
+        return 1.0
 
     def size(self, n_items: int) -> int:
         return n_items
 
     def statistic(self, Xs: sp.csr_matrix) -> np.ndarray:
-        """Counts of every column of the already bounded matrix ``Xs`` (the present items are those > 0)."""
-        return np.bincount(Xs.indices, minlength=Xs.shape[1]).astype(np.float64)
+        """Weighted counts of every column of the already bounded ``Xs`` (the present items are those > 0).
+
+        User unit: row ``i`` weighs ``1/√n_i``. Rating unit: every rating weighs 1 (one row per rating)."""
+        from ..privacy.bounding import weighted_item_counts
+
+        Xs = sp.csr_matrix(Xs)
+        if self.unit == "rating":
+            return np.bincount(Xs.indices, minlength=Xs.shape[1]).astype(np.float64)
+        return weighted_item_counts(Xs)
 
 
 @dataclass(frozen=True)

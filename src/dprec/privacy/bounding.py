@@ -40,6 +40,7 @@ __all__ = [
     "effective_k",
     "ItemSelection",
     "selection_threshold",
+    "weighted_item_counts",
     "dp_item_selection",
 ]
 
@@ -171,10 +172,10 @@ def clip_rows_l2(U, gamma) -> np.ndarray:
 class ItemSelection:
     """Result of :func:`dp_item_selection`.
 
-    ``items``: selected column indices (sorted); ``noisy_counts``: their noisy counts (a DP release,
-    usable for least-popular sampling and frequency-scaled regularisation); ``rho`` and ``delta``:
-    the cost (``delta``-approximate ``rho``-zCDP) that **must** be charged to the ledger and
-    listed in the privacy report; ``sigma``, ``threshold``, ``sensitivity``: the mechanism.
+    ``items``: selected column indices (sorted); ``noisy_counts``: their noisy *weighted* counts (a DP release);
+    ``rho`` and ``delta``: the cost (``delta``-approximate ``rho``-zCDP) that **must** be charged to the ledger
+    and listed in the privacy report; ``sigma``, ``threshold``, ``sensitivity``: the mechanism; ``k``: the public
+    cap on the number of items one unit contributes to.
     """
 
     items: np.ndarray
@@ -188,7 +189,7 @@ class ItemSelection:
 
     def to_dict(self) -> dict:
         return {
-            "mechanism": "gaussian_threshold",
+            "mechanism": "weighted_gaussian_threshold",
             "n_selected": int(self.items.size),
             "sigma": self.sigma,
             "threshold": self.threshold,
@@ -199,65 +200,91 @@ class ItemSelection:
         }
 
 
-def selection_threshold(sigma, k, delta_sel) -> float:
-    """Threshold ``τ = 1 + σ · Φ⁻¹(1 − δ_sel / k)``.
+def weighted_item_counts(X) -> np.ndarray:
+    """``c_j = Σ_i w_i 1[X_ij ≠ 0]`` with ``w_i = 1/√n_i`` and ``n_i`` the number of stored entries of row ``i``.
 
-    An item rated by a single user has exact count 1; the removed user owns at most ``k`` such
-    items, so the probability that any of them is released is at most
-    ``k · P(1 + N(0, σ²) > τ) = δ_sel`` (union bound).
+    Every row's weight vector has L2 norm exactly 1 (``n_i`` entries of ``1/√n_i``). Explicit zeros count as
+    entries (the stored pattern is the interaction set). Under the rating unit pass one row per rating: weight 1.
+    """
+    X = _as_csr(X).copy()
+    X.sum_duplicates()
+    n = np.diff(X.indptr)
+    w = np.repeat(1.0 / np.sqrt(np.maximum(n, 1)), n)
+    return np.bincount(X.indices, weights=w, minlength=X.shape[1]).astype(np.float64)
+
+
+def selection_threshold(sigma, k, delta_sel) -> float:
+    """Threshold ``τ = max_{1 ≤ n ≤ k} [1/√n + σ Φ⁻¹(1 − δ_sel/n)]`` of the weighted selection.
+
+    An item that exists only because of the added unit has weighted count ``1/√n`` if that unit has ``n ≤ k``
+    items, and the unit has ``n`` such items at most; so the probability that any of them is released is at
+    most ``n Φ̄((τ − 1/√n)/σ)`` (union bound). Each term is ``≤ δ_sel`` iff ``τ ≥ 1/√n + σ Φ⁻¹(1 − δ_sel/n)``,
+    so the maximum over the ``k`` possible ``n`` is the smallest ``τ`` that bounds the worst case by ``δ_sel``
+    (exact, no numerical search). For ``k = 1`` it is ``1 + σ Φ⁻¹(1 − δ_sel)``. It increases in ``σ`` and ``k``
+    and decreases in ``δ_sel``.
     """
     s = check_number(sigma, "sigma", low_inclusive=True, allow_inf=True)
-    k = check_int(k, "k (max_ratings_per_user)", minimum=1)
+    k = check_int(k, "k (max items per unit)", minimum=1)
     d = check_fraction(delta_sel, "delta_sel")
-    return 1.0 + s * float(-ndtri(d / k))
+    n = np.arange(1, k + 1, dtype=np.float64)
+    if math.isinf(s):
+        return math.inf
+    return float(np.max(1.0 / np.sqrt(n) - s * ndtri(d / n)))
 
 
 def dp_item_selection(X, *, rho, delta_sel, k, noise=None, rng=None) -> ItemSelection:
-    """Select the items to model when no public catalog exists (Gaussian noisy-count thresholding).
+    """Select the items to model when no public catalog exists (weighted Gaussian partition selection).
 
-    Mechanism: for each column ``j`` with at least one stored entry, ``c̃_j = c_j + N(0, σ²)`` with
-    ``c_j`` the number of users who rated ``j`` and ``σ = √k / √(2ρ)``; release ``{(j, c̃_j) :
-    c̃_j > τ}`` with ``τ`` from :func:`selection_threshold`.
+    Mechanism: each row ``i`` (a user, or one rating under the rating unit) with ``n_i ≤ k`` items gives weight
+    ``1/√n_i`` to every one of its items (L2 norm 1: the whole unit budget spread over all its items, not ``k``
+    sampled items with weight 1 each); for each column ``j`` with at least one stored entry,
+    ``c̃_j = c_j + N(0, σ²)`` with ``c_j`` the weighted count (:func:`weighted_item_counts`) and
+    ``σ = 1/√(2ρ)``; release ``{(j, c̃_j) : c̃_j > τ}`` with ``τ`` from :func:`selection_threshold`. This is
+    the weighted Gaussian mechanism of Gopi et al. 2020 ("Differentially Private Set Union", L2 weights) in a
+    single round, with an exact threshold for the cap ``k``.
 
-    Privacy (add/remove one user with ``<= k`` ratings, each contributing ``<= 1`` per item):
-    on the items present in both neighbours the counts change by ``<= 1`` on ``<= k`` coordinates,
-    L2 sensitivity ``√k``, so that part is ``ρ``-zCDP; the ``<= k`` items present only because of
-    the extra user have count 1 and are released with total probability ``<= δ_sel``. The mechanism
-    is therefore ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6; same accounting as
-    OpenDP's ``make_gaussian_threshold``), i.e. ``(ε(ρ, δ'), δ' + δ_sel)``-DP for every ``δ'``.
-    **It costs an extra δ**: charge ``ledger.charge(rho=rho, delta=delta_sel, ...)`` and list it in
-    the report. The selection itself (which items exist) is data-dependent and is covered by this
-    cost; nothing else may use the exact set of columns of ``X``.
+    Privacy (add/remove one row with ``n ≤ k`` items): on the items present in both neighbours the weighted
+    counts change by ``1/√n`` on ``≤ n`` coordinates (no other row's weight depends on this row), L2
+    sensitivity ``≤ 1``, so that part is ``ρ``-zCDP; the ``≤ n`` items present only because of the extra row
+    have count ``1/√n`` and independent noise, and are released with total probability
+    ``≤ n Φ̄((τ − 1/√n)/σ) ≤ δ_sel``. Conditioned on none of them being released, the output is that of the
+    Gaussian mechanism on the common items. The mechanism is therefore ``δ_sel``-approximate ``ρ``-zCDP (Bun &
+    Steinke 2016, Def. 1.6; same accounting as OpenDP's ``make_gaussian_threshold``), i.e.
+    ``(ε(ρ, δ'), δ' + δ_sel)``-DP for every ``δ'``. **It costs an extra δ**: charge
+    ``ledger.charge(rho=rho, delta=delta_sel, ...)`` and list it in the report. The selection itself (which
+    items exist) is data-dependent and is covered by this cost; nothing else may use the exact set of columns
+    of ``X``. Rows with more than ``k`` items must first be reduced with :func:`sample_per_user` (a sample
+    drawn from the row's own items and randomness, so the argument holds for each draw and hence for the mix).
 
     Parameters
     ----------
     X : scipy.sparse matrix (n_users, n_items)
-        Already bounded to ``<= k`` entries per user (checked).
+        Already bounded to ``<= k`` entries per row (checked).
     rho : float
         zCDP budget of the noisy counts (> 0).
     delta_sel : float
-        Probability bound of releasing an item owned by the removed user (0 < δ_sel < 1).
+        Probability bound of releasing an item owned by the removed unit (0 < δ_sel < 1).
     k : int
-        Contribution bound (1 under rating-level DP).
+        Public cap on the items of one row (1 under rating-level DP, one row per rating).
     noise : dprec.privacy.NoiseSource, optional
         The fit's noise source (its ``item_selection`` stream; secure mode passes the counts through OpenDP).
         Without it, numpy noise from ``rng``.
     """
     X = _as_csr(X)
-    k = check_int(k, "k (max_ratings_per_user)", minimum=1)
+    k = check_int(k, "k (max items per unit)", minimum=1)
     r = check_number(rho, "rho")
     row_len = np.diff(X.indptr)
     if row_len.size and row_len.max() > k:
         raise ValueError(
             f"X has a user with {int(row_len.max())} ratings > k={k}; bound contributions with sample_per_user first"
         )
-    sens = math.sqrt(k)
+    sens = 1.0
     sigma = sens / math.sqrt(2.0 * r)
     while (sens / sigma) ** 2 / 2 > r:
         sigma = math.nextafter(sigma, math.inf)
     tau = selection_threshold(sigma, k, delta_sel)
-    counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
-    present = np.flatnonzero(counts > 0)
+    counts = weighted_item_counts(X)
+    present = np.flatnonzero(np.bincount(X.indices, minlength=X.shape[1]) > 0)
     if noise is not None:
         noisy = noise.release(counts[present], step="item_selection", sigma=sigma, sensitivity=sens)
     else:
