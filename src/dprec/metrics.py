@@ -25,6 +25,11 @@ hit rate@k            ``1[hits_u > 0]``
 catalog coverage      ``|⋃_u topk_u| / n_items`` (over all rows given, padding ignored)
 ====================  =======================================================================
 
+Two top-N protocols (``docs/conventions.md``): the per-user holdout (:func:`evaluate` on a
+:func:`~dprec.split.user_holdout` split) and strong generalisation (:func:`evaluate_strong` on a
+:func:`~dprec.split.strong_generalization` split: held-out users' histories are folded in, their targets are
+the test items). Both report ``recall_at_20`` beside the @k metrics.
+
 The core functions take ``(topk, test)`` arrays so that they can be checked exactly by hand; :func:`evaluate`
 runs a fitted model over a train/test split and returns all of them at once.
 """
