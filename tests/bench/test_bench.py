@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dprec.bench import ConfigError, read_results, run_bench, strip_timing, summarize_dir
@@ -605,3 +606,19 @@ def test_shipped_ml20m_config_is_the_paper_protocol():
     assert cfg.run.strong["heldout_users"] == cfg.run.strong["validation_users"] == 10000
     assert cfg.run.strong["positive_threshold"] == 3.5 and cfg.run.strong["history_fraction"] == 0.8
     assert cfg.run.cutoffs() == (20, 50, 100)
+
+
+@pytest.mark.skipif(not _has("implicit"), reason="needs the implicit package ([bench] extra)")
+def test_implicit_adapter_serves_heldout_users_without_changing_itself():
+    from dprec.bench.adapters import ImplicitALS
+    from dprec.datasets import synthetic
+    from dprec.metrics import evaluate_strong
+    from dprec.split import strong_generalization
+
+    data = synthetic(n_users=200, n_items=60, rank=3, rng=0)
+    s = strong_generalization(data, n_heldout_users=20, positive_threshold=3.5, rng=0)
+    model = ImplicitALS(factors=4, iterations=2, rng=0).fit(s.train)
+    before = model._model.user_factors.copy()
+    res = evaluate_strong(model, s, k=5)
+    assert res["n_users_evaluated"] == 20 and 0 <= res["recall_at_20"] <= 1
+    assert np.array_equal(model._model.user_factors, before) and len(model._user_index) == s.train.n_users
