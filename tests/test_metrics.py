@@ -296,6 +296,7 @@ def test_evaluate_fake_model_exact():
         "ndcg_at_k",
         "map_at_k",
         "hit_rate_at_k",
+        "recall_at_20",
         "coverage",
         "k",
         "n_users_evaluated",
@@ -369,3 +370,86 @@ def test_evaluate_validation():
 
 def test_evaluate_exported_at_package_level():
     assert dprec.evaluate is evaluate
+
+
+# ---------------------------------------------------------------------------------------------- strong protocol
+def _strong_case():
+    from dprec.split import StrongSplit
+
+    items = ["a", "b", "c", "d", "e"]
+    kw = dict(item_catalog=items, rating_bounds=(0, 1))
+
+    def make(pairs, users):
+        df = pd.DataFrame(pairs, columns=["user", "item"]).assign(rating=1.0)
+        return Interactions.from_pandas(df, users=users, **kw)
+
+    # popularity in train: a 4, b 3, c 2, d 1, e 0
+    train = make(
+        [("t1", i) for i in "abcd"] + [("t2", i) for i in "abc"] + [("t3", i) for i in "ab"] + [("t4", "a")],
+        ["t1", "t2", "t3", "t4"],
+    )
+    history = make([("h1", "a"), ("h2", "b"), ("h2", "c")], ["h1", "h2"])
+    targets = make([("h1", "b"), ("h1", "d"), ("h2", "e")], ["h1", "h2"])
+    empty = Interactions(sp.csr_matrix((0, 5)), np.array([], dtype=object), np.array(items), rating_bounds=(0, 1))
+    return StrongSplit(train, history, targets, empty, empty, 0.8, None)
+
+
+def test_evaluate_strong_popularity_exact():
+    split = _strong_case()
+    model = dprec.Popularity().fit(split.train)
+    res = dprec.metrics.evaluate_strong(model, split, k=2)
+    # h1: history {a} → list [b, c] (top-20: b c d e), targets {b, d} → 1 hit at rank 1; top-20 recall 2/2.
+    # h2: history {b, c} → list [a, d] (top-20: a d e), targets {e} → no hit; top-20 recall 1/1.
+    ndcg_h1 = 1.0 / (1.0 + 1.0 / math.log2(3))
+    assert res["precision_at_k"] == pytest.approx(0.25)
+    assert res["recall_at_k"] == pytest.approx(0.25)
+    assert res["ndcg_at_k"] == pytest.approx(ndcg_h1 / 2)
+    assert res["hit_rate_at_k"] == pytest.approx(0.5)
+    assert res["recall_at_20"] == pytest.approx(1.0)
+    assert res["n_users_evaluated"] == 2 and res["k"] == 2
+    assert res["coverage"] == pytest.approx(4 / 5)  # {a, b, c, d}
+    assert len(model.user_ids) == 4  # the model itself was not modified
+
+
+def test_evaluate_reports_recall_at_20_and_extra_k():
+    train, test = _split()
+    model = FixedScores().fit(train)
+    res = evaluate(model, train, test, k=1, extra_k=(2, 3))
+    assert "recall_at_2" in res and "recall_at_3" in res and "recall_at_20" not in res
+    assert res["recall_at_2"] == pytest.approx(evaluate(model, train, test, k=2)["recall_at_k"])
+
+
+def test_evaluate_strong_needs_fold_in_and_a_strong_split():
+    split = _strong_case()
+    model = dprec.Popularity().fit(split.train)
+    with pytest.raises(TypeError, match="StrongSplit"):
+        dprec.metrics.evaluate_strong(model, (split.train, split.targets))
+    with pytest.raises(ValueError, match="no validation users"):
+        dprec.metrics.evaluate_strong(model, split, on="validation")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dprec.ALS(factors=3, iterations=2, rng=0),
+        lambda: dprec.ALS(factors=3, iterations=2, feedback="implicit", rng=0),
+        lambda: dprec.DPALS(epsilon=float("inf"), delta=1e-6, factors=3, rng=0),
+        lambda: dprec.DPGlobalEffects(epsilon=float("inf"), delta=1e-6, rng=0),
+    ],
+)
+def test_fold_in_many_matches_fold_in(make):
+    from dprec.split import strong_generalization
+
+    data = dprec.datasets.synthetic(n_users=120, n_items=40, rank=3, rng=0)
+    split = strong_generalization(data, n_heldout_users=15, rng=0)
+    one, many = make().fit(split.train), make().fit(split.train)
+    for u in split.history.user_ids:
+        items, vals = split.history.user_ratings(u)
+        one.fold_in((items, vals), user=u)
+    many.fold_in_many(split.history)
+    users = split.history.user_ids
+    a, b = one.recommend(users, 5), many.recommend(users, 5)
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+    assert (one._seen != many._seen).nnz == 0
+    with pytest.raises(ValueError, match="already known"):
+        many.fold_in_many(split.history)

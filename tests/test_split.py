@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dprec.datasets import synthetic
-from dprec.split import leave_k_out, random_split, temporal_split, user_holdout
+from dprec.split import binarize, leave_k_out, random_split, strong_generalization, temporal_split, user_holdout
 
 
 def _pairs(d):
@@ -151,3 +151,73 @@ def test_argument_validation(small_data):
         random_split(small_data.matrix, 0.2, rng=0)
     with pytest.raises(TypeError):
         random_split(small_data, 0.2)  # rng is required: splits are reproducible by default
+
+
+# --------------------------------------------------------------------------- strong generalisation
+def _user_items(d, u):
+    row = d.user_inner([u])[0]
+    m = d.matrix
+    return set(d.item_ids[m.indices[m.indptr[row] : m.indptr[row + 1]]].tolist())
+
+
+def test_binarize_keeps_ratings_above_threshold_as_ones():
+    data = synthetic(n_users=80, n_items=40, rank=3, rng=0)
+    b = binarize(data, 3.5)
+    assert b.shape == data.shape and b.rating_bounds == (0.0, 1.0)
+    assert b.nnz == int((data.matrix.data > 3.5).sum()) and np.all(b.matrix.data == 1.0)
+    assert np.array_equal((data.matrix > 3.5).astype(float).toarray(), b.matrix.toarray())
+    assert b.dataset_id == data.dataset_id
+    with pytest.raises(ValueError, match="no rating"):
+        binarize(data, 100)
+
+
+def test_strong_generalization_invariants():
+    data = synthetic(n_users=300, n_items=60, rank=3, rng=0)
+    s = strong_generalization(data, n_heldout_users=40, n_validation_users=20, rng=0, positive_threshold=3.5)
+    pos = binarize(data, 3.5)
+    held = set(s.heldout_users.tolist())
+    val = set(s.validation_users.tolist())
+    assert len(held) == 40 and len(val) == 20 and not held & val
+    assert not (held | val) & set(s.train.user_ids.tolist())  # held-out users absent from train
+    assert s.train.n_users == data.n_users - 60
+    assert np.array_equal(s.train.item_ids, data.item_ids) and np.array_equal(s.history.item_ids, data.item_ids)
+    assert np.array_equal(s.history.user_ids, s.targets.user_ids)
+    # train users keep all their positives; held-out users: history ∪ targets = positives, disjoint, 80/20
+    for u in s.train.user_ids[:20]:
+        assert _user_items(s.train, u) == _user_items(pos, u)
+    for hist, tgt in ((s.history, s.targets), (s.val_history, s.val_targets)):
+        for u in hist.user_ids:
+            h, t = _user_items(hist, u), _user_items(tgt, u)
+            assert h | t == _user_items(pos, u) and not h & t and h and t
+            n = len(h) + len(t)
+            assert len(t) == min(max(int(np.floor(0.2 * n + 0.5)), 1), n - 1)
+    assert s.train.nnz + s.history.nnz + s.targets.nnz + s.val_history.nnz + s.val_targets.nnz == pos.nnz
+    assert s.train.dataset_id == data.dataset_id
+
+
+def test_strong_generalization_seeded_and_fractions():
+    data = synthetic(n_users=200, n_items=50, rank=3, rng=1)
+    a = strong_generalization(data, heldout_fraction=0.1, rng=3)
+    b = strong_generalization(data, n_heldout_users=0.1, rng=3)
+    c = strong_generalization(data, heldout_fraction=0.1, rng=4)
+    eligible = int((np.diff(data.matrix.indptr) >= 2).sum())
+    assert a.history.n_users == round(0.1 * eligible)
+    assert np.array_equal(a.heldout_users, b.heldout_users)
+    assert (a.targets.matrix != b.targets.matrix).nnz == 0
+    assert not np.array_equal(a.heldout_users, c.heldout_users)
+    assert a.positive_threshold is None and a.history.rating_bounds == data.rating_bounds
+    d = strong_generalization(data, n_heldout_users=20, history_fraction=0.5, rng=0)
+    n = np.diff(d.history.matrix.indptr) + np.diff(d.targets.matrix.indptr)
+    assert np.array_equal(np.diff(d.targets.matrix.indptr), np.clip(np.floor(0.5 * n + 0.5), 1, n - 1))
+
+
+def test_strong_generalization_errors():
+    data = synthetic(n_users=50, n_items=20, rank=2, rng=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        strong_generalization(data, rng=0)
+    with pytest.raises(ValueError, match="hold out fewer"):
+        strong_generalization(data, n_heldout_users=40, n_validation_users=10, rng=0)
+    with pytest.raises(ValueError, match="history_fraction"):
+        strong_generalization(data, n_heldout_users=5, history_fraction=1.0, rng=0)
+    with pytest.raises(ValueError, match="min_ratings"):
+        strong_generalization(data, n_heldout_users=5, min_ratings=1, rng=0)

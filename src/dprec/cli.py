@@ -5,6 +5,7 @@
     dprec datasets list [--data-home DIR] [--format table|json]
     dprec evaluate (--dataset NAME | --ratings FILE [column options]) --model NAME [hyperparameters]
                    [--split random|user --test-fraction 0.2 --split-seed 0 --seed 0 --k 10]
+                   [--split strong --heldout-users N --history-fraction 0.8 --positive-threshold T --min-ratings 2]
                    [--epsilon E --delta D --privacy-unit user|rating --ledger PATH] [--format table|json]
     dprec demo [--seed 0] [--ledger PATH] [--format table|json]
     dprec budget init (--dataset NAME | --ratings FILE [column options]) --epsilon E --delta D [--ledger PATH]
@@ -284,8 +285,21 @@ def _message(exc: BaseException) -> str:
 
 
 def _split(data, args):
-    from .split import random_split, user_holdout
+    from .split import random_split, strong_generalization, user_holdout
 
+    if args.split == "strong":
+        n = args.heldout_users
+        try:
+            return strong_generalization(
+                data,
+                n_heldout_users=int(n) if float(n).is_integer() and n >= 1 else float(n),
+                history_fraction=args.history_fraction,
+                positive_threshold=args.positive_threshold,
+                min_ratings=args.min_ratings,
+                rng=args.split_seed,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--split strong: {exc}") from None
     fn = random_split if args.split == "random" else user_holdout
     return fn(data, args.test_fraction, rng=args.split_seed)
 
@@ -318,7 +332,7 @@ EVALUATE_NOTICE = (
 
 def _cmd_evaluate(args) -> int:
     from . import __version__
-    from .metrics import evaluate
+    from .metrics import evaluate, evaluate_strong
 
     if args.k < 1:
         raise ConfigError(f"--k must be a positive integer, got {args.k}")
@@ -334,10 +348,25 @@ def _cmd_evaluate(args) -> int:
             f"model {args.model!r} is differentially private and needs the public bounds of the rating "
             "scale: pass --rating-bounds LO,HI (e.g. 1,5)"
         )
-    train, test = _split(data, args)
+    if args.split != "strong" and any(
+        getattr(args, o) is not None for o in ("heldout_users", "history_fraction", "positive_threshold")
+    ):
+        raise ConfigError("--heldout-users, --history-fraction and --positive-threshold apply to --split strong only")
+    if args.split == "strong":
+        if args.heldout_users is None:
+            raise ConfigError("--split strong needs --heldout-users N (a count, or a fraction in (0, 1))")
+        if args.history_fraction is None:
+            args.history_fraction = 0.8
+        split = _split(data, args)
+        train, test = split.train, split.targets
+    else:
+        train, test = _split(data, args)
     fit_seconds = _fit(model, train, args.ledger if private else None)
     t0 = time.perf_counter()
-    res = evaluate(model, train, test, k=args.k)
+    if args.split == "strong":
+        res = evaluate_strong(model, split, k=args.k)
+    else:
+        res = evaluate(model, train, test, k=args.k)
     eval_seconds = time.perf_counter() - t0
 
     get_params = getattr(model, "get_params", None)
@@ -362,6 +391,17 @@ def _cmd_evaluate(args) -> int:
         "split": args.split,
         "test_fraction": args.test_fraction,
         "split_seed": args.split_seed,
+        **(
+            {
+                "heldout_users": args.heldout_users,
+                "history_fraction": args.history_fraction,
+                "positive_threshold": args.positive_threshold,
+                "min_ratings": args.min_ratings,
+                "n_history": split.history.nnz,
+            }
+            if args.split == "strong"
+            else {}
+        ),
         "seed": args.seed,
         "k": args.k,
         "dprec_version": __version__,
@@ -375,6 +415,7 @@ def _cmd_evaluate(args) -> int:
         "ndcg_at_k": res["ndcg_at_k"],
         "map_at_k": res["map_at_k"],
         "hit_rate_at_k": res["hit_rate_at_k"],
+        "recall_at_20": res["recall_at_20"],
         "coverage": res["coverage"],
         "n_users_evaluated": res["n_users_evaluated"],
         "k": args.k,
@@ -394,10 +435,14 @@ def _cmd_evaluate(args) -> int:
         if not private
         else f", ε = {_fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
     )
-    print(
-        f"dprec evaluate: {args.model} on {src} ({args.split} split, test fraction {args.test_fraction}, "
-        f"split seed {args.split_seed}{eps})"
-    )
+    if args.split == "strong":
+        how = (
+            f"strong generalisation: {split.history.n_users} held-out users, history fraction "
+            f"{args.history_fraction}, folded in at no privacy cost"
+        )
+    else:
+        how = f"{args.split} split, test fraction {args.test_fraction}"
+    print(f"dprec evaluate: {args.model} on {src} ({how}, split seed {args.split_seed}{eps})")
     rows = [
         ["RMSE", _fmt(out["rmse"])],
         ["MAE", _fmt(out["mae"])],
@@ -406,6 +451,7 @@ def _cmd_evaluate(args) -> int:
         [f"NDCG@{k}", _fmt(out["ndcg_at_k"])],
         [f"MAP@{k}", _fmt(out["map_at_k"])],
         [f"hit rate@{k}", _fmt(out["hit_rate_at_k"])],
+        *([["recall@20", _fmt(out["recall_at_20"])]] if k != 20 else []),
         ["coverage", _fmt(out["coverage"])],
         ["users evaluated", str(out["n_users_evaluated"])],
         ["fit time", f"{fit_seconds:.2f} s"],
@@ -651,11 +697,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = e.add_argument_group("evaluation")
     s.add_argument(
         "--split",
-        choices=("random", "user"),
+        choices=("random", "user", "strong"),
         default="random",
-        help="random: random split of ratings; user: per-user holdout (default: random)",
+        help="random: random split of ratings; user: per-user holdout; strong: held-out users whose history "
+        "is folded in (Liang et al. 2018) (default: random)",
     )
     s.add_argument("--test-fraction", type=float, default=0.2)
+    s.add_argument(
+        "--heldout-users", type=float, help="--split strong: held-out users, a count or a fraction in (0, 1)"
+    )
+    s.add_argument(
+        "--history-fraction", type=float, help="--split strong: share of a held-out user's items folded in (0.8)"
+    )
+    s.add_argument(
+        "--positive-threshold", type=float, help="--split strong: keep ratings > this as positives (e.g. 3.5)"
+    )
+    s.add_argument("--min-ratings", type=int, default=2, help="--split strong: minimum ratings of a held-out user")
     s.add_argument("--split-seed", type=int, default=0)
     s.add_argument("--seed", type=int, default=0, help="model seed (rng)")
     s.add_argument("--k", type=int, default=10, help="length of recommendation lists")

@@ -25,6 +25,11 @@ hit rate@k            ``1[hits_u > 0]``
 catalog coverage      ``|⋃_u topk_u| / n_items`` (over all rows given, padding ignored)
 ====================  =======================================================================
 
+Two top-N protocols (``docs/conventions.md``): the per-user holdout (:func:`evaluate` on a
+:func:`~dprec.split.user_holdout` split) and strong generalisation (:func:`evaluate_strong` on a
+:func:`~dprec.split.strong_generalization` split: held-out users' histories are folded in, their targets are
+the test items). Both report ``recall_at_20`` beside the @k metrics.
+
 The core functions take ``(topk, test)`` arrays so that they can be checked exactly by hand; :func:`evaluate`
 runs a fitted model over a train/test split and returns all of them at once.
 """
@@ -50,6 +55,7 @@ __all__ = [
     "catalog_coverage",
     "ranking_metrics",
     "evaluate",
+    "evaluate_strong",
 ]
 
 
@@ -341,7 +347,10 @@ def _default_batch_size(n_items: int) -> int:
     return int(max(1, min(1024, (16 * 2**20) // max(n_items, 1))))
 
 
-def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | None = None) -> dict:
+_RANKING = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k")
+
+
+def evaluate(model, train, test, k: int = 10, *, extra_k=(20,), users=None, batch_size: int | None = None) -> dict:
     """Evaluate a fitted recommender on held-out data: rating error and top-k ranking quality.
 
     Parameters
@@ -356,6 +365,10 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
         them with ``train``). A plain sparse matrix means raw ids ``0..n-1``.
     k : int, default 10
         Length of the recommendation lists.
+    extra_k : sequence of int, default (20,)
+        Further cut-offs at which recall is reported as ``recall_at_<c>`` (``recall_at_20`` by default, the
+        DP-ALS paper's headline metric), from the same ranked lists (computed once at ``max(k, *extra_k)``;
+        the top-``c`` of a longer list is the top-``c`` list, by the one tie rule of ``topk_rows``).
     users : sequence of raw user ids, optional
         Restrict the evaluation (both rating error and ranking) to these users. Users without test items are
         excluded from the ranking metrics either way.
@@ -369,16 +382,31 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
         ``NaN`` when the model does not predict ratings (implicit feedback, popularity; see
         ``predicts_ratings``) or there is no test rating. ``precision_at_k``, ``recall_at_k``, ``ndcg_at_k``,
         ``map_at_k``, ``hit_rate_at_k``: means over users with at least one test item (formulas in the module
-        docstring); ``coverage``: :func:`catalog_coverage` of their lists over the training catalog;
-        ``k``; ``n_users_evaluated``: the number of users in the ranking averages.
+        docstring); ``recall_at_<c>`` for each ``c`` of ``extra_k``; ``coverage``: :func:`catalog_coverage` of
+        their lists over the training catalog; ``k``; ``n_users_evaluated``: the number of users in the ranking
+        averages.
     """
+    k = check_int(k, "k", minimum=1)
+    extra = [check_int(c, "extra_k", minimum=1) for c in (extra_k or ())]
+    err, at, n_eval = _evaluate_at(model, train, test, [k, *extra], users=users, batch_size=batch_size)
+    out = {"rmse": err["rmse"], "mae": err["mae"], **{name: at[k][name] for name in _RANKING}}
+    for c in extra:
+        out[f"recall_at_{c}"] = at[c]["recall_at_k"]
+    out.update(coverage=at[k]["coverage"], k=k, n_users_evaluated=n_eval)
+    return out
+
+
+def _evaluate_at(model, train, test, ks, *, users=None, batch_size=None, rating_error: bool = True):
+    """Rating error and, for every cut-off in ``ks``, the ranking metrics and coverage, from one pass of
+    ``recommend`` at ``max(ks)``. Returns ``(err, {k: metrics}, n_users_evaluated)``."""
     import pandas as pd
 
     from .data import as_interactions
 
     train = as_interactions(train, what="train")
     test = as_interactions(test, what="test")
-    k = check_int(k, "k", minimum=1)
+    ks = sorted({check_int(c, "k", minimum=1) for c in ks})
+    K = ks[-1]
     if batch_size is None:
         batch_size = _default_batch_size(train.n_items)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -393,31 +421,31 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
         rows = np.unique(test.user_inner(np.atleast_1d(np.asarray(users, dtype=object))))
 
     # ---- rating error over every test rating of the selected users
-    sub = m[rows]
-    coo = sub.tocoo()
     err = {"rmse": math.nan, "mae": math.nan}
-    if coo.nnz and _predicts_ratings(model):
-        try:
-            pred = model.predict(test.user_ids[rows[coo.row]], test.item_ids[coo.col])
-        except NotImplementedError:
-            pred = None
-        if pred is not None:
-            err = {"rmse": rmse(coo.data, pred), "mae": mae(coo.data, pred)}
+    if rating_error:
+        coo = m[rows].tocoo()
+        if coo.nnz and _predicts_ratings(model):
+            try:
+                pred = model.predict(test.user_ids[rows[coo.row]], test.item_ids[coo.col])
+            except NotImplementedError:
+                pred = None
+            if pred is not None:
+                err = {"rmse": rmse(coo.data, pred), "mae": mae(coo.data, pred)}
 
     # ---- ranking over the selected users that have test items
     rank_rows = rows[n_test[rows] > 0]
     test_index = pd.Index(test.item_ids)
     catalog_index = test_index if train.item_ids is test.item_ids else pd.Index(train.item_ids)
-    topk = np.full((len(rank_rows), k), -1, dtype=np.int64)  # test columns, for hits
-    topk_cat = np.full((len(rank_rows), k), -1, dtype=np.int64)  # training-catalog columns, for coverage
+    topk = np.full((len(rank_rows), K), -1, dtype=np.int64)  # test columns, for hits
+    topk_cat = np.full((len(rank_rows), K), -1, dtype=np.int64)  # training-catalog columns, for coverage
     for start in range(0, len(rank_rows), batch_size):
         batch = rank_rows[start : start + batch_size]
-        ids, scores = model.recommend(test.user_ids[batch], k, filter_seen=True)
+        ids, scores = model.recommend(test.user_ids[batch], K, filter_seen=True)
         ids, scores = np.asarray(ids), np.asarray(scores, dtype=np.float64)
-        if ids.ndim != 2 or ids.shape[0] != len(batch) or ids.shape[1] > k:
+        if ids.ndim != 2 or ids.shape[0] != len(batch) or ids.shape[1] > K:
             raise ValueError(
                 f"{type(model).__name__}.recommend returned ids of shape {ids.shape} for a batch of {len(batch)} "
-                f"users and n={k}; expected ({len(batch)}, ≤{k})"
+                f"users and n={K}; expected ({len(batch)}, ≤{K})"
             )
         flat = ids.ravel()
         pad = ~np.isfinite(scores.ravel())
@@ -429,24 +457,75 @@ def evaluate(model, train, test, k: int = 10, *, users=None, batch_size: int | N
         topk[start : start + len(batch), :w] = cols.reshape(len(batch), w)
         topk_cat[start : start + len(batch), :w] = cat.reshape(len(batch), w)
 
-    if len(rank_rows):
-        ranking = ranking_metrics(topk, m[rank_rows])
-        coverage = catalog_coverage(topk_cat, train.n_items)
-    else:
-        ranking = {
-            name: math.nan for name in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k")
-        }
-        ranking["n_users_evaluated"] = 0
-        coverage = math.nan
-    return {
-        "rmse": err["rmse"],
-        "mae": err["mae"],
-        "precision_at_k": ranking["precision_at_k"],
-        "recall_at_k": ranking["recall_at_k"],
-        "ndcg_at_k": ranking["ndcg_at_k"],
-        "map_at_k": ranking["map_at_k"],
-        "hit_rate_at_k": ranking["hit_rate_at_k"],
-        "coverage": coverage,
-        "k": k,
-        "n_users_evaluated": ranking["n_users_evaluated"],
-    }
+    at = {}
+    sub_test = m[rank_rows]
+    for c in ks:
+        if len(rank_rows):
+            ranking = ranking_metrics(topk[:, :c], sub_test)
+            ranking["coverage"] = catalog_coverage(topk_cat[:, :c], train.n_items)
+        else:
+            ranking = {name: math.nan for name in (*_RANKING, "coverage")}
+        at[c] = ranking
+    return err, at, int(len(rank_rows))
+
+
+def _serve_heldout(model, split, on: str):
+    """A shallow copy of ``model`` with the held-out users' histories folded in (the model is not modified),
+    and the targets to rank: ``(served, targets)``."""
+    import copy
+
+    from .split import StrongSplit
+
+    if not isinstance(split, StrongSplit):
+        raise TypeError(
+            f"split must be a dprec.split.StrongSplit (from strong_generalization), got {type(split).__name__}"
+        )
+    if on not in ("test", "validation"):
+        raise ValueError(f'on must be "test" or "validation", got {on!r}')
+    history, targets = (split.history, split.targets) if on == "test" else (split.val_history, split.val_targets)
+    if history.n_users == 0:
+        raise ValueError(f"the split has no {on} users")
+    if not getattr(model, "_fitted", True):
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet: call model.fit(split.train) first")
+    if not hasattr(model, "fold_in_many"):
+        raise TypeError(
+            f"{type(model).__name__} cannot serve new users (no fold_in_many), so it cannot be evaluated with the "
+            "strong-generalisation protocol; use the per-user holdout (split user) for it"
+        )
+    served = copy.copy(model)
+    served.fold_in_many(history)
+    return served, targets
+
+
+def evaluate_strong(
+    model, split, *, k: int = 10, extra_k=(20,), on: str = "test", batch_size: int | None = None
+) -> dict:
+    """Evaluate under strong generalisation (Liang et al. 2018): rank items for users the model never saw.
+
+    ``model`` must be fitted on ``split.train`` (by the caller; nothing is refitted here). Every held-out
+    user's history is folded in (:meth:`~dprec.models.base.Recommender.fold_in_many`, one batch: the user
+    state is solved from the released item side and the user's own history only, so under joint DP this
+    costs **no privacy budget** — it is how a joint-DP model serves a new user), then the catalog is ranked
+    with the history items excluded (``filter_seen``) and scored against the user's targets with the
+    formulas of the module docstring: ``recall@k = hits/min(k, |targets|)``, NDCG@k, precision@k, ….
+    The fold-in happens on a shallow copy: ``model`` itself is left as it was.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted on ``split.train``; needs ``fold_in_many`` (every dprec model, and the bench's implicit-als).
+    split : StrongSplit
+        From :func:`dprec.split.strong_generalization`.
+    k, extra_k, batch_size
+        As in :func:`evaluate` (``recall_at_20`` is reported by default).
+    on : {"test", "validation"}
+        Which held-out users to evaluate.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`evaluate`. RMSE/MAE compare ``predict`` with the target ratings (NaN for ranking
+        models and after binarisation they are not meaningful).
+    """
+    served, targets = _serve_heldout(model, split, on)
+    return evaluate(served, split.train, targets, k, extra_k=extra_k, batch_size=batch_size)

@@ -9,6 +9,10 @@ The evaluation conventions of ``docs/conventions.md`` ("Evaluation") are::
 
     train, test = random_split(data, 0.2, rng=0)   # explicit ratings: RMSE / MAE
     train, test = user_holdout(data, 0.2, rng=0)   # top-N: per-user 20% holdout
+    s = strong_generalization(data, n_heldout_users=10_000, rng=0)   # top-N: held-out *users* (Liang et al.)
+
+:func:`strong_generalization` is the exception to the shared-vocabulary rule: its training part drops the
+held-out users (they are new to a model fitted on it) and its history/target parts hold only them.
 
 Privacy note: a split is a pre-processing step on private data done by the experimenter; nothing about
 it is released. Models trained on ``train`` are accounted as usual; the user vocabulary is shared so that
@@ -17,6 +21,8 @@ the privacy unit (one user with all their ratings) is the same in both parts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -24,7 +30,15 @@ from ._rng import as_generator
 from ._validation import check_fraction, check_int
 from .data import Interactions
 
-__all__ = ["random_split", "user_holdout", "temporal_split", "leave_k_out"]
+__all__ = [
+    "random_split",
+    "user_holdout",
+    "temporal_split",
+    "leave_k_out",
+    "binarize",
+    "StrongSplit",
+    "strong_generalization",
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -257,3 +271,220 @@ def _descending_key(ts: np.ndarray) -> np.ndarray:
     """A key whose ascending order is the descending order of ``ts`` (any sortable dtype)."""
     ranks = np.unique(ts, return_inverse=True)[1].reshape(-1)
     return -ranks.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- strong generalisation
+def _rows_subset(data: Interactions, rows: np.ndarray, *, name: str) -> Interactions:
+    """The users ``rows`` (inner ids, in that order) of ``data`` with all their ratings; same item vocabulary."""
+    m = data.matrix
+    rows = np.asarray(rows, dtype=np.int64)
+    sub = m[rows]
+    ts = None
+    if data.timestamps is not None:
+        lens = (m.indptr[rows + 1] - m.indptr[rows]).astype(np.int64)
+        before = np.concatenate(([0], np.cumsum(lens)[:-1])) if len(rows) else np.zeros(0, np.int64)
+        idx = np.repeat(m.indptr[rows].astype(np.int64) - before, lens) + np.arange(int(lens.sum()))
+        ts = data.timestamps[idx]
+    out = Interactions(
+        sub,
+        data.user_ids[rows],
+        data.item_ids,
+        rating_bounds=data.rating_bounds,
+        public_items=data.public_items,
+        timestamps=ts,
+        name=name,
+        side=data.side,
+    )
+    out._item_index = data._item_index
+    out._dataset_id = data.dataset_id  # a subset is charged against its source's budget
+    return out
+
+
+def binarize(data: Interactions, threshold: float) -> Interactions:
+    """Keep the ratings ``> threshold`` as positives (value 1.0) and drop the others.
+
+    ``r_ui > threshold`` ⇒ ``x_ui = 1``; ``r_ui <= threshold`` ⇒ no entry. Vocabularies (users left without
+    positives keep an empty row), timestamps of the kept entries, name and side tables travel; the declared
+    rating bounds become ``(0.0, 1.0)`` (binary implicit feedback). The DP-ALS paper's ML-20M protocol (after
+    Liang et al. 2018) uses ``threshold=3.5``: ratings of 4 and above are positives.
+    """
+    data = _check_data(data)
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise TypeError(f"threshold must be a number, got {threshold!r}") from None
+    if not np.isfinite(t):
+        raise ValueError(f"threshold must be finite, got {threshold!r}")
+    m = data.matrix
+    keep = m.data > t
+    if not keep.any():
+        raise ValueError(f"binarize: no rating is > {t} ({data.nnz} ratings); lower the threshold")
+    rows = _row_of_entry(m)
+    counts = np.bincount(rows[keep], minlength=m.shape[0])
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    sub = sp.csr_matrix((np.ones(int(keep.sum())), m.indices[keep], indptr), shape=m.shape)
+    out = Interactions(
+        sub,
+        data.user_ids,
+        data.item_ids,
+        rating_bounds=(0.0, 1.0),
+        public_items=data.public_items,
+        timestamps=None if data.timestamps is None else data.timestamps[keep],
+        name=data.name,
+        side=data.side,
+    )
+    out._user_index, out._item_index = data._user_index, data._item_index
+    out._dataset_id = data.dataset_id
+    return out
+
+
+@dataclass
+class StrongSplit:
+    """A strong-generalisation split (:func:`strong_generalization`).
+
+    ``train`` holds every user except the held-out ones (their rows are gone from its user vocabulary, so a
+    model fitted on it has never seen them); ``history`` and ``targets`` hold the test users (same user
+    order, same item vocabulary as ``train``); ``val_history`` / ``val_targets`` the validation users (empty
+    vocabularies when there are none). For every held-out user, history ∪ targets is that user's (positive)
+    items and the two are disjoint.
+    """
+
+    train: Interactions
+    history: Interactions
+    targets: Interactions
+    val_history: Interactions
+    val_targets: Interactions
+    history_fraction: float
+    positive_threshold: float | None
+
+    @property
+    def heldout_users(self) -> np.ndarray:
+        """Raw ids of the test users."""
+        return self.history.user_ids
+
+    @property
+    def validation_users(self) -> np.ndarray:
+        """Raw ids of the validation users."""
+        return self.val_history.user_ids
+
+
+def _count(value, n_eligible: int, what: str) -> int:
+    """A number of users given as an int (exact) or a float fraction in (0, 1) of the eligible users."""
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"{what} must be an int or a fraction in (0, 1), got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ValueError(f"{what} must be >= 0, got {value}")
+        return int(value)
+    f = check_fraction(value, what)
+    return max(int(np.floor(f * n_eligible + 0.5)), 1)
+
+
+def strong_generalization(
+    data: Interactions,
+    *,
+    n_heldout_users=None,
+    heldout_fraction: float | None = None,
+    n_validation_users=0,
+    history_fraction: float = 0.8,
+    rng,
+    min_ratings: int = 2,
+    positive_threshold: float | None = None,
+) -> StrongSplit:
+    """Strong generalisation (Liang et al. 2018, "Variational autoencoders for collaborative filtering"):
+    hold out whole *users*; each held-out user's items split into a folded-in history and targets.
+
+    1. With ``positive_threshold`` set, ``data = binarize(data, positive_threshold)`` first (ratings
+       ``> threshold`` become positives with value 1, the rest are dropped).
+    2. Users with at least ``min_ratings`` (positive) ratings are *eligible*. A seeded uniform permutation of
+       them gives the first ``n_val`` as validation users and the next ``n_test`` as test users, where each
+       count is an int, or a fraction ``f`` of the ``E`` eligible users giving ``max(round(f · E), 1)``
+       (``round`` rounds halves up). ``n_val + n_test`` must be below the number of users with ratings, so
+       that ``train`` keeps someone.
+    3. ``train`` is every other user with all their ratings (the held-out users leave its user vocabulary).
+    4. A held-out user with ``n`` items puts ``t = clip(round((1 − history_fraction) · n), 1, n − 1)`` of them,
+       uniformly at random, in ``targets`` and the other ``n − t`` in ``history`` (both non-empty).
+
+    Under joint DP the model is trained on ``train`` only; serving a held-out user folds in that user's
+    history from the released item side (no privacy cost) and ranks the catalog without the history items:
+    :func:`dprec.metrics.evaluate_strong`. The DP-ALS paper's ML-20M protocol is ``positive_threshold=3.5,
+    n_validation_users=10_000, n_heldout_users=10_000, history_fraction=0.8``.
+
+    Parameters
+    ----------
+    data : Interactions
+    n_heldout_users : int or float, optional
+        Test users: a count or a fraction of the eligible users. Give this or ``heldout_fraction``.
+    heldout_fraction : float, optional
+        Same as a float ``n_heldout_users``.
+    n_validation_users : int or float, default 0
+        Validation users (also removed from ``train``; evaluated with ``evaluate_strong(on="validation")``).
+    history_fraction : float, default 0.8
+        Fraction of each held-out user's items folded in, in (0, 1).
+    rng : int, numpy.random.Generator, SeedSequence or None
+        Randomness (keyword-only, required).
+    min_ratings : int, default 2
+        Minimum (positive) ratings of an eligible user (>= 2, so history and targets are both non-empty).
+    positive_threshold : float, optional
+        Binarise first (see :func:`binarize`).
+
+    Returns
+    -------
+    StrongSplit
+    """
+    data = _check_data(data)
+    if (n_heldout_users is None) == (heldout_fraction is None):
+        raise ValueError("give exactly one of n_heldout_users and heldout_fraction to strong_generalization")
+    if heldout_fraction is not None:
+        heldout_fraction = check_fraction(heldout_fraction, "heldout_fraction")
+    h = check_fraction(history_fraction, "history_fraction")
+    min_ratings = check_int(min_ratings, "min_ratings", minimum=2)
+    gen = as_generator(rng)
+    if positive_threshold is not None:
+        data = binarize(data, positive_threshold)
+    m = data.matrix
+    n_u = np.diff(m.indptr).astype(np.int64)
+    eligible = np.flatnonzero(n_u >= min_ratings)
+    E = len(eligible)
+    n_test = _count(n_heldout_users if heldout_fraction is None else heldout_fraction, E, "n_heldout_users")
+    n_val = _count(n_validation_users, E, "n_validation_users")
+    if n_test < 1:
+        raise ValueError("n_heldout_users must be >= 1")
+    with_ratings = int((n_u > 0).sum())
+    if n_val + n_test > E or n_val + n_test >= with_ratings:
+        raise ValueError(
+            f"strong_generalization: {n_val} validation + {n_test} test users requested, but only {E} users have "
+            f">= {min_ratings} ratings (and {with_ratings} have any; train must keep at least one); "
+            "hold out fewer users or lower min_ratings"
+        )
+    perm = eligible[gen.permutation(E)]
+    val_rows, test_rows = perm[:n_val], perm[n_val : n_val + n_test]
+    held = np.zeros(m.shape[0], dtype=bool)
+    held[perm[: n_val + n_test]] = True
+    train = _rows_subset(data, np.flatnonzero(~held), name=data.name)
+
+    def parts(sel_rows, suffix):
+        # t_u = clip(round((1 - h) n_u), 1, n_u - 1) targets per user, chosen by a random rank within the row
+        sub = _rows_subset(data, sel_rows, name=data.name)
+        sm = sub.matrix
+        n = np.diff(sm.indptr).astype(np.int64)
+        n_tgt = np.clip(np.floor((1.0 - h) * n + 0.5).astype(np.int64), 1, n - 1)
+        r = _row_of_entry(sm)
+        rank = _rank_within_rows(r, gen.random(sm.nnz), sm.indptr)
+        tgt = rank < n_tgt[r]
+        hist, targets = _take(sub, ~tgt, r), _take(sub, tgt, r)
+        hist.name, targets.name = f"{data.name}:{suffix}history", f"{data.name}:{suffix}targets"
+        return hist, targets
+
+    history, targets = parts(test_rows, "")
+    val_history, val_targets = parts(val_rows, "val_")
+    return StrongSplit(
+        train=train,
+        history=history,
+        targets=targets,
+        val_history=val_history,
+        val_targets=val_targets,
+        history_fraction=h,
+        positive_threshold=None if positive_threshold is None else float(positive_threshold),
+    )

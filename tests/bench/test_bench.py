@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dprec.bench import ConfigError, read_results, run_bench, strip_timing, summarize_dir
@@ -527,3 +528,97 @@ def test_committed_summaries_regenerate_identically(tmp_path, sweep):
     summarize_dir(tmp_path, plots=False)
     assert (tmp_path / "summary.csv").read_text() == (src / "summary.csv").read_text()
     assert (tmp_path / "summary.md").read_text() == (src / "summary.md").read_text()
+
+
+STRONG = """
+[run]
+name = "strong"
+seeds = [0]
+split = "strong"
+heldout_users = 30
+validation_users = 10
+history_fraction = 0.8
+positive_threshold = 3.5
+split_seed = 0
+k = 5
+metrics = ["precision_at_k", "recall_at_k", "ndcg_at_k", "recall@20"]
+
+[[datasets]]
+label = "syn"
+synthetic = { n_users = 200, n_items = 60, rank = 3, mean_ratings_per_user = 15, seed = 0 }
+
+[[models]]
+name = "popularity"
+
+[[models]]
+name = "als"
+params = { factors = 4, iterations = 2, feedback = "implicit" }
+
+[[models]]
+name = "dp-popularity"
+epsilons = [1]
+"""
+
+
+def test_strong_protocol_sweep(tmp_path):
+    from dprec.datasets import synthetic
+    from dprec.metrics import evaluate_strong
+    from dprec.models import Popularity
+    from dprec.split import strong_generalization
+
+    rows = run_bench(_config(tmp_path, STRONG), tmp_path / "out", progress=False)
+    assert len(rows) == 3
+    r = next(x for x in rows if x["model"]["name"] == "popularity")
+    assert set(r["metrics"]) == {"precision@5", "recall@5", "ndcg@5", "recall@20"}
+    assert r["split"]["protocol"] == "strong" and r["split"]["heldout_users"] == 30
+    assert r["split"]["positive_threshold"] == 3.5 and r["config"]["run"]["validation_users"] == 10
+    # the same numbers as evaluate_strong on the same split
+    data = synthetic(n_users=200, n_items=60, rank=3, mean_ratings_per_user=15, rng=0)
+    s = strong_generalization(data, n_heldout_users=30, n_validation_users=10, positive_threshold=3.5, rng=0)
+    assert r["dataset"]["n_train"] == s.train.nnz and r["dataset"]["n_test"] == s.targets.nnz
+    ref = evaluate_strong(Popularity().fit(s.train), s, k=5)
+    assert r["metrics"]["recall@20"] == pytest.approx(ref["recall_at_20"])
+    assert r["metrics"]["ndcg@5"] == pytest.approx(ref["ndcg_at_k"])
+    for x in rows:
+        assert all(0 <= v <= 1 for v in x["metrics"].values())
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (("heldout_users = 30\n", ""), "needs heldout_users"),
+        (("heldout_users = 30", "heldout_users = -3"), r"\[run\] heldout_users"),
+        (("history_fraction = 0.8", "history_fraction = 1.5"), r"\[run\] history_fraction"),
+        (("positive_threshold = 3.5", 'positive_threshold = "high"'), r"\[run\] positive_threshold"),
+        (('split = "strong"', 'split = "user"'), r'applies to split = "strong" only'),
+        (('"recall@20"', '"recall@x"'), r"\[run\] metrics: 'recall@x'"),
+        (("split_seed = 0", "split_seed = 0\ntest_fraction = 0.3"), "test_fraction does not apply"),
+    ],
+)
+def test_strong_config_errors(tmp_path, edit, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(_config(tmp_path, STRONG.replace(*edit)))
+
+
+def test_shipped_ml20m_config_is_the_paper_protocol():
+    cfg = load_config(Path(__file__).parents[2] / "benchmarks/configs/dpals-ml20m.toml", check_data=False)
+    assert cfg.run.split == "strong"
+    assert cfg.run.strong["heldout_users"] == cfg.run.strong["validation_users"] == 10000
+    assert cfg.run.strong["positive_threshold"] == 3.5 and cfg.run.strong["history_fraction"] == 0.8
+    assert cfg.run.cutoffs() == (20, 50, 100)
+
+
+@pytest.mark.skipif(not _has("implicit"), reason="needs the implicit package ([bench] extra)")
+def test_implicit_adapter_serves_heldout_users_without_changing_itself():
+    from dprec.bench.adapters import ImplicitALS
+    from dprec.datasets import synthetic
+    from dprec.metrics import evaluate_strong
+    from dprec.split import strong_generalization
+
+    data = synthetic(n_users=200, n_items=60, rank=3, rng=0)
+    s = strong_generalization(data, n_heldout_users=20, positive_threshold=3.5, rng=0)
+    model = ImplicitALS(factors=4, iterations=2, rng=0).fit(s.train)
+    before = model._model.user_factors.copy()
+    res = evaluate_strong(model, s, k=5)
+    assert res["n_users_evaluated"] == 20 and 0 <= res["recall_at_20"] <= 1
+    assert np.array_equal(model._model.user_factors, before) and len(model._user_index) == s.train.n_users

@@ -449,3 +449,27 @@ def test_demo_table(capsys):
     code, out, err = _run(capsys, "demo")
     assert code == 0, err
     assert "NDCG@10" in out and "RMSE" in out and "Popularity" in out
+
+
+def test_evaluate_split_strong(capsys, ratings_csv):
+    args = ["evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "als", "--feedback"]
+    args += ["implicit", "--factors", "3", "--iterations", "2", "--split", "strong", "--heldout-users", "10"]
+    code, out, err = _run(capsys, *args, "--positive-threshold", "2.5", "--format", "json", "--k", "5")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["config"]["split"] == "strong" and res["config"]["heldout_users"] == 10
+    assert res["config"]["history_fraction"] == 0.8 and res["n_users_evaluated"] == 10
+    assert 0 <= res["recall_at_20"] <= 1 and 0 <= res["ndcg_at_k"] <= 1
+    code, out, err = _run(capsys, *args, "--history-fraction", "0.5")
+    assert code == 0, err
+    assert "strong generalisation: 10 held-out users" in out and "recall@20" in out
+
+
+def test_evaluate_strong_flags_need_split_strong(capsys, ratings_csv):
+    base = ["evaluate", "--ratings", ratings_csv, "--rating-bounds", "1,5", "--model", "popularity"]
+    code, _, err = _run(capsys, *base, "--heldout-users", "10")
+    assert code == 2 and "--split strong only" in err
+    code, _, err = _run(capsys, *base, "--split", "strong")
+    assert code == 2 and "--heldout-users" in err
+    code, _, err = _run(capsys, *base, "--split", "strong", "--heldout-users", "60")
+    assert code == 2 and "hold out fewer" in err

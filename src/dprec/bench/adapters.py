@@ -36,6 +36,12 @@ class ImplicitALSConfig(ModelConfig):
         return v
 
 
+def threadpool_limits_blas():
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 @register_model("implicit-als")
 class ImplicitALS:
     """Adapter over ``implicit.cpu.als.AlternatingLeastSquares`` (implicit >= 0.5: user×item CSR).
@@ -114,6 +120,41 @@ class ImplicitALS:
             keep = np.isfinite(scores[0])
             return raw[0][keep], scores[0][keep]
         return raw, scores
+
+    def fold_in_many(self, data):
+        """Add new users from their own ratings (implicit's ``recalculate_user``: the least-squares user solve
+        against the fitted item factors), for the strong-generalisation protocol. Replaces (not mutates) the
+        wrapped model's state, so a shallow copy of this adapter can fold in without touching the original."""
+        import copy
+
+        import pandas as pd
+
+        from dprec.data import as_interactions
+
+        if not self._fitted:
+            raise NotFittedError("ImplicitALS is not fitted yet: call fit(data) first")
+        data = as_interactions(data, what="fold_in_many data")
+        new = [u.item() if isinstance(u, np.generic) else u for u in data.user_ids]
+        if any(u in self._user_index for u in new):
+            raise ValueError("fold_in_many adds new users only; some users are already known")
+        cols = pd.Index(self._item_ids).get_indexer(data.item_ids)
+        X = data.matrix
+        if (cols[X.indices] < 0).any():
+            raise ValueError("fold_in_many: some items are not in the model's catalog")
+        m = sp.csr_matrix((X.data, cols[X.indices], X.indptr), shape=(data.n_users, len(self._item_ids)))
+        m.sort_indices()
+        m = m.astype(np.float32)
+        if self.binarize:
+            m.data[:] = 1.0
+        n_old = self._user_items.shape[0]
+        with threadpool_limits_blas():
+            factors = self._model.recalculate_user(np.arange(n_old, n_old + data.n_users), m)
+        inner = copy.copy(self._model)
+        inner.user_factors = np.vstack([self._model.user_factors, factors])
+        self._model = inner
+        self._user_items = sp.vstack([self._user_items, m], format="csr")
+        self._user_index = {**self._user_index, **{u: n_old + i for i, u in enumerate(new)}}
+        return data.user_ids
 
     def predict(self, users, items):
         raise NotImplementedError("implicit's ALS scores preferences; it does not predict ratings (RMSE = NaN)")

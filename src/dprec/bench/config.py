@@ -5,11 +5,18 @@ Format (every key is checked; a typo is an error that names the key and suggests
     [run]
     name = "quick"                 # label of the sweep (default: the file's stem)
     seeds = [0, 1]                 # one cell per seed; the seed is the model's / noise's ``rng``
-    split = "random"               # "random" (ratings, the explicit protocol of docs/conventions.md) or "user" (per-user holdout, top-N)
-    test_fraction = 0.2
+    split = "random"               # "random" (ratings, the explicit protocol of docs/conventions.md), "user" (per-user holdout, top-N)
+                                   # or "strong" (held-out users, Liang et al. 2018; the keys below apply to it only)
+    test_fraction = 0.2            # random / user
+    heldout_users = 10000          # strong: test users, a count or a fraction in (0, 1) of the eligible users
+    validation_users = 0           # strong: validation users, also removed from training (count or fraction)
+    history_fraction = 0.8         # strong: share of a held-out user's items folded in (the rest are targets)
+    positive_threshold = 3.5       # strong, optional: keep ratings > threshold as positives (value 1), drop the rest
+    min_ratings = 2                # strong: minimum (positive) ratings of a held-out user
     split_seed = 0                 # the split is computed once per dataset with this seed
     k = 10                         # list length for ranking metrics; a list (e.g. [20, 50]) evaluates each
-    metrics = ["rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k"]
+    metrics = ["rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "recall@20"]
+                                   # "<base>@<c>" asks for one metric at one fixed cut-off c (beside the k list)
     delta = 1e-6                   # δ of every DP model (0 < δ < 1)
     privacy_unit = "user"          # "user" or "rating"
 
@@ -89,7 +96,8 @@ _METRIC_ALIASES = {
     "hr": "hit_rate_at_k",
     "catalog_coverage": "coverage",
 }
-SPLITS = ("random", "user")
+SPLITS = ("random", "user", "strong")
+_STRONG_KEYS = ("heldout_users", "validation_users", "history_fraction", "positive_threshold", "min_ratings")
 
 
 def metric_names(metrics, ks) -> list[str]:
@@ -97,12 +105,12 @@ def metric_names(metrics, ks) -> list[str]:
     ``<base>_at_k`` (or ``<base>``) as ``<base>@<k>`` for each cut-off in ``ks``, in that order."""
     names = []
     for m in metrics:
-        if m in RATING_METRICS:
+        if m in RATING_METRICS or "@" in m:  # a fixed cut-off ("recall@20") is its own name
             names.append(m)
         else:
             base = m[: -len("_at_k")] if m.endswith("_at_k") else m
             names.extend(f"{base}@{k}" for k in ks)
-    return names
+    return list(dict.fromkeys(names))  # "recall_at_k" with k = 20 and "recall@20" name one column
 
 
 def split_metric_name(name: str) -> tuple[str, str]:
@@ -112,7 +120,18 @@ def split_metric_name(name: str) -> tuple[str, str]:
 
 
 _TOP_KEYS = ("run", "datasets", "models")
-_RUN_KEYS = ("name", "seeds", "split", "test_fraction", "split_seed", "k", "metrics", "delta", "privacy_unit")
+_RUN_KEYS = (
+    "name",
+    "seeds",
+    "split",
+    "test_fraction",
+    "split_seed",
+    "k",
+    "metrics",
+    "delta",
+    "privacy_unit",
+    *_STRONG_KEYS,
+)
 _DATASET_KEYS = ("name", "label", "data_home", "ratings", "columns", "sep", "rating_bounds", "synthetic")
 _COLUMN_KEYS = ("user", "item", "rating", "timestamp")
 _MODEL_KEYS = ("name", "label", "params", "epsilons")
@@ -141,6 +160,13 @@ class RunSpec:
     metrics: tuple[str, ...]
     delta: float
     privacy_unit: str
+    #: split = "strong" only: heldout_users, validation_users, history_fraction, positive_threshold, min_ratings
+    strong: dict = field(default_factory=dict)
+
+    def cutoffs(self) -> tuple[int, ...]:
+        """Every cut-off the metrics need: ``ks`` and those of fixed-cut-off metrics (``recall@20``)."""
+        extra = {int(m.partition("@")[2]) for m in self.metrics if "@" in m}
+        return tuple(sorted(set(self.ks) | extra))
 
 
 @dataclass
@@ -343,6 +369,7 @@ def parse_config(
             "metrics": list(run.metrics),
             "delta": run.delta,
             "privacy_unit": run.privacy_unit,
+            **run.strong,  # only for split = "strong" (older configs keep their hashes)
         },
         "datasets": [_dataset_raw(d) for d in datasets],
         "models": [
@@ -386,7 +413,10 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
         raise ConfigError(f"[run] seeds has duplicates {seeds}; each seed must appear once")
     split = r["split"]
     if split not in SPLITS:
-        raise ConfigError(f'[run] split = {split!r}; use "random" (ratings) or "user" (per-user holdout)')
+        raise ConfigError(
+            f'[run] split = {split!r}; use "random" (ratings), "user" (per-user holdout) or "strong" (held-out users)'
+        )
+    strong = _parse_strong(run, split)
     tf = r["test_fraction"]
     if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not (0 < tf < 1):
         raise ConfigError(f"[run] test_fraction = {tf!r}; it must lie strictly between 0 and 1 (e.g. 0.2)")
@@ -405,6 +435,20 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
     canon = []
     for m in metrics:
         c = _METRIC_ALIASES.get(m, m) if isinstance(m, str) else m
+        if isinstance(c, str) and "@" in c:
+            base, _, cut = c.partition("@")
+            base = _METRIC_ALIASES.get(base, base)
+            base = base[: -len("_at_k")] if base.endswith("_at_k") else base
+            if f"{base}_at_k" not in METRICS or base == "coverage" or not cut.isdigit() or int(cut) < 1:
+                ranking = [x[: -len("_at_k")] for x in METRICS if x.endswith("_at_k")]
+                raise ConfigError(
+                    f'[run] metrics: {m!r} is not <ranking metric>@<cut-off>; write e.g. "recall@20" with one of '
+                    + ", ".join(ranking)
+                )
+            c = f"{base}@{int(cut)}"
+            if c not in canon:
+                canon.append(c)
+            continue
         if c not in METRICS:
             hint = did_you_mean(m, list(METRICS) + list(_METRIC_ALIASES))
             raise ConfigError(f"[run] metrics: unknown metric {m!r}; {hint}known metrics: {', '.join(METRICS)}")
@@ -426,7 +470,46 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
         metrics=tuple(canon),
         delta=float(delta),
         privacy_unit=unit,
+        strong=strong,
     )
+
+
+def _parse_strong(run: dict, split: str) -> dict:
+    """The ``split = "strong"`` keys, validated (``{}`` for the other protocols, which refuse them)."""
+    given = [k for k in _STRONG_KEYS if k in run]
+    if split != "strong":
+        if given:
+            raise ConfigError(f'[run] {given[0]} applies to split = "strong" only (split is {split!r}); remove it')
+        return {}
+    if "test_fraction" in run:
+        raise ConfigError(
+            '[run] test_fraction does not apply to split = "strong"; use heldout_users and history_fraction'
+        )
+    if "heldout_users" not in run:
+        raise ConfigError('[run] split = "strong" needs heldout_users (a count, e.g. 10000, or a fraction in (0, 1))')
+    out = {}
+    for key, default in (("heldout_users", None), ("validation_users", 0)):
+        v = run.get(key, default)
+        ok = (_is_int(v) and v >= (1 if key == "heldout_users" else 0)) or (isinstance(v, float) and 0 < v < 1)
+        if not ok:
+            raise ConfigError(
+                f"[run] {key} = {v!r}; use a user count (e.g. 10000) or a fraction strictly between 0 and 1"
+            )
+        out[key] = v
+    hf = run.get("history_fraction", 0.8)
+    if isinstance(hf, bool) or not isinstance(hf, numbers.Real) or not (0 < hf < 1):
+        raise ConfigError(f"[run] history_fraction = {hf!r}; it must lie strictly between 0 and 1 (e.g. 0.8)")
+    out["history_fraction"] = float(hf)
+    if "positive_threshold" in run:
+        t = run["positive_threshold"]
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
+            raise ConfigError(f"[run] positive_threshold = {t!r}; use a number (ratings > it are positives), e.g. 3.5")
+        out["positive_threshold"] = float(t)
+    mr = run.get("min_ratings", 2)
+    if not _is_int(mr) or mr < 2:
+        raise ConfigError(f"[run] min_ratings = {mr!r}; use an integer >= 2 (history and targets both non-empty)")
+    out["min_ratings"] = int(mr)
+    return out
 
 
 def _parse_model(m: dict, i: int) -> ModelSpec:

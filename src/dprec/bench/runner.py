@@ -12,7 +12,8 @@ Row schema (``schema = "dprec-bench-row/1"``)::
     dataset        {label, source, name, checksum, checksum_kind, n_users, n_items, n_ratings, n_train, n_test}
     model          {label, name, params}
     epsilon        number or "inf";  delta, privacy_unit, seed
-    split          {protocol, test_fraction, split_seed}
+    split          {protocol, test_fraction, split_seed} (+ heldout_users, validation_users, history_fraction,
+                   positive_threshold, min_ratings for protocol "strong"; n_test then counts the test users' targets)
     k              list of cut-offs
     metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model)
     privacy_report the DP model's privacy_report() (null for non-private models)
@@ -93,7 +94,8 @@ def _cell_key(cfg: BenchConfig, dataset_label: str, model_index: int, eps: float
     spec = {
         "dataset": d,
         "model": {"name": m.name, "params": m.params},
-        "split": [r["split"], r["test_fraction"], r["split_seed"]],
+        "split": [r["split"], r["test_fraction"], r["split_seed"]]
+        + ([{k: r[k] for k in cfg.run.strong}] if cfg.run.strong else []),
         "k": r["k"],
         "metrics": r["metrics"],
         "delta": r["delta"] if m.is_dp else None,
@@ -115,25 +117,61 @@ def build_cells(cfg: BenchConfig) -> list[Cell]:
 
 
 def compute_splits(cfg: BenchConfig) -> dict:
-    """One (train, test) split per dataset, with the config's protocol and split_seed."""
-    from ..split import random_split, user_holdout
+    """One split per dataset, with the config's protocol and split_seed: ``(train, test)`` for "random" and
+    "user", a :class:`~dprec.split.StrongSplit` for "strong"."""
+    from ..split import random_split, strong_generalization, user_holdout
 
+    if cfg.run.split == "strong":
+        st = cfg.run.strong
+        return {
+            d.label: strong_generalization(
+                cfg.load_data(d.label),
+                n_heldout_users=st["heldout_users"],
+                n_validation_users=st["validation_users"],
+                history_fraction=st["history_fraction"],
+                positive_threshold=st.get("positive_threshold"),
+                min_ratings=st["min_ratings"],
+                rng=cfg.run.split_seed,
+            )
+            for d in cfg.datasets
+        }
     fn = random_split if cfg.run.split == "random" else user_holdout
     return {d.label: fn(cfg.load_data(d.label), cfg.run.test_fraction, rng=cfg.run.split_seed) for d in cfg.datasets}
 
 
-def _evaluate(cfg: BenchConfig, model, train, test) -> dict:
-    """The requested metrics of :func:`dprec.metrics.evaluate` (one pass per cut-off), named by
-    :func:`~dprec.bench.config.metric_names` (``rmse``, ``ndcg@10``, …)."""
-    from ..metrics import evaluate
+def _train_test(split) -> tuple:
+    """(train, test) of a split: for strong generalisation, the training users and the test users' targets."""
+    from ..split import StrongSplit
 
+    return (split.train, split.targets) if isinstance(split, StrongSplit) else split
+
+
+def _evaluate(cfg: BenchConfig, model, split) -> dict:
+    """The requested metrics, from one ranking pass at the largest cut-off (:func:`dprec.metrics.evaluate`'s
+    machinery), named by :func:`~dprec.bench.config.metric_names` (``rmse``, ``ndcg@10``, ``recall@20``, …).
+    Under split = "strong" the test users' histories are folded in first (:func:`dprec.metrics.evaluate_strong`)."""
+    from ..metrics import _evaluate_at, _serve_heldout
+    from ..split import StrongSplit
+
+    if isinstance(split, StrongSplit):
+        model, test = _serve_heldout(model, split, "test")
+        train = split.train
+    else:
+        train, test = split
     ranking = any(m not in RATING_METRICS for m in cfg.run.metrics)
+    cuts = cfg.run.cutoffs() if ranking else cfg.run.ks[:1]
+    err, at, _ = _evaluate_at(model, train, test, cuts)
     out: dict[str, float] = {}
-    for k in cfg.run.ks if ranking else cfg.run.ks[:1]:
-        res = evaluate(model, train, test, k=k)
-        for metric in cfg.run.metrics:
-            (name,) = metric_names([metric], [k])
-            out.setdefault(name, res[metric])
+    for metric in cfg.run.metrics:
+        if metric in RATING_METRICS:
+            out[metric] = err[metric]
+        elif "@" in metric:
+            base, _, c = metric.partition("@")
+            out[metric] = at[int(c)][f"{base}_at_k"]
+        else:
+            for k in cfg.run.ks:
+                (name,) = metric_names([metric], [k])
+                out[name] = at[k][metric]
     return {name: out[name] for name in metric_names(cfg.run.metrics, cfg.run.ks)}
 
 
@@ -155,7 +193,7 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     """Fit a fresh model for one cell, evaluate it, and return its result row."""
     t0 = time.perf_counter()
     spec = cfg.models[cell.model_index]
-    train, test = splits[cell.dataset]
+    train, _ = _train_test(splits[cell.dataset])
     model = spec.build(
         epsilon=cell.epsilon,
         delta=cfg.run.delta,
@@ -172,7 +210,7 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
     with warnings.catch_warnings():
         # a sweep ranks rating models on purpose (to measure exactly what the RankingWarning says)
         warnings.simplefilter("ignore", RankingWarning)
-        metrics = _evaluate(cfg, model, train, test)
+        metrics = _evaluate(cfg, model, splits[cell.dataset])
     t3 = time.perf_counter()
     report = model.privacy_report() if hasattr(model, "privacy_report") else None
     row = {
@@ -187,7 +225,12 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
         "private": spec.is_dp,
         "seed": cell.seed,
         "notice": NOT_FOR_RELEASE,
-        "split": {"protocol": cfg.run.split, "test_fraction": cfg.run.test_fraction, "split_seed": cfg.run.split_seed},
+        "split": {
+            "protocol": cfg.run.split,
+            "test_fraction": cfg.run.test_fraction,
+            "split_seed": cfg.run.split_seed,
+            **cfg.run.strong,
+        },
         "k": list(cfg.run.ks),
         "metrics": metrics,
         "privacy_report": report,
@@ -331,7 +374,7 @@ def run_bench(
     for d in cfg.datasets:
         data = cfg.load_data(d.label)
         checksum, kind = d.checksum(data)
-        train, test = splits[d.label]
+        train, test = _train_test(splits[d.label])
         base["datasets"][d.label] = {
             "label": d.label,
             "source": d.source,

@@ -405,6 +405,33 @@ class ALS(Recommender):
             raise ValueError("fold_in: the user's system is singular (set regularization > 0)")
         return x
 
+    def _reserve_users(self, n_new: int) -> None:
+        ft = self.user_factors_.dtype
+        self.user_factors_ = np.vstack([self.user_factors_, np.zeros((n_new, self.factors), ft)])
+        if self.feedback == "explicit":
+            self.user_bias_ = np.concatenate([self.user_bias_, np.zeros(n_new, ft)])
+
+    def _fold_in_rows(self, rows: np.ndarray, X) -> None:
+        """Batch fold-in: the item-side system (Y, G) is built once, then one small solve per user."""
+        k = self.factors
+        Y, _, _, G, _ = self._user_system(np.empty(0, np.int64), np.empty(0))
+        for i, row in enumerate(rows):
+            s, e = X.indptr[i], X.indptr[i + 1]
+            cols, vals = X.indices[s:e].astype(np.int64), X.data[s:e].astype(np.float64)
+            if self.feedback == "explicit":
+                wA, wb = np.ones(len(cols)), vals - self.global_mean_ - self.item_bias_[cols].astype(np.float64)
+            else:
+                wA, wb = self.alpha * vals, 1.0 + self.alpha * vals
+            reg = self._user_ridge(np.array([len(cols)]))[0]
+            x = np.empty(Y.shape[1])
+            n = max(len(cols), 1)
+            ok = K.row_gram_solve(cols, wA, wb, Y, G, reg, x, np.empty((n, Y.shape[1])), np.empty((n, Y.shape[1])))
+            if not ok:
+                raise ValueError("fold_in: the user's system is singular (set regularization > 0)")
+            self.user_factors_[row] = x[:k]
+            if self.feedback == "explicit":
+                self.user_bias_[row] = x[k]
+
     def _fold_in(self, row: int, cols: np.ndarray, vals: np.ndarray) -> None:
         x = self._solve_user(cols, vals)
         k = self.factors

@@ -443,6 +443,62 @@ class Recommender:
         self._replace_seen_row(row, cols, vals)
         return user
 
+    def fold_in_many(self, data) -> np.ndarray:
+        """Add many **new** users at once, each from that user's own ratings (a batch :meth:`fold_in`).
+
+        ``data`` is an :class:`~dprec.data.Interactions` whose users are unknown to the model and whose item ids
+        are in the model's catalog (e.g. the ``history`` of :func:`dprec.split.strong_generalization`). Each
+        user's state is what :meth:`fold_in` would give; the per-user arrays and the seen-item matrix grow once
+        for the whole batch (not once per user). Under joint DP only the released item side and each user's
+        own data are used: no privacy cost. Returns the raw ids of the added users.
+        """
+        self._require_fitted()
+        data = as_interactions(data, what="fold_in_many data")
+        if data.n_users == 0:
+            return data.user_ids
+        known = self._rows(data.user_ids)
+        if (known >= 0).any():
+            first = data.user_ids[np.flatnonzero(known >= 0)[0]]
+            raise ValueError(f"fold_in_many adds new users only; user {first!r} is already known (use fold_in)")
+        if self._user_ids.dtype.kind in "iu" and data.user_ids.dtype.kind not in "iu":
+            raise ValueError("fold_in_many: the model's user ids are integers; the new users' ids are not")
+        X = data.matrix
+        if X.nnz and not np.all(np.isfinite(X.data)):
+            raise ValueError("fold_in_many: ratings contain NaN or infinite values")
+        if self.rating_bounds_ is not None and X.nnz:
+            lo, hi = self.rating_bounds_
+            if X.data.min() < lo or X.data.max() > hi:
+                raise ValueError(f"fold_in_many: ratings outside the model's rating_bounds {self.rating_bounds_}")
+        cols = lookup(self._item_index(), data.item_ids, what="item", missing="minus1")
+        used = np.zeros(data.n_items, dtype=bool)
+        used[X.indices] = True
+        if (cols[used] < 0).any():
+            self._cols([data.item_ids[np.flatnonzero(used & (cols < 0))[0]]])  # raises UnknownIdError
+        # the users' ratings in the model's item columns (sorted within rows)
+        Xm = sp.csr_matrix(
+            (X.data, np.where(cols >= 0, cols, 0)[X.indices], X.indptr), shape=(data.n_users, self.n_items)
+        )
+        Xm.sort_indices()
+        n_old = len(self._user_ids)
+        ids = data.user_ids
+        self._user_ids = np.concatenate(
+            [self._user_ids, ids.astype(self._user_ids.dtype) if self._user_ids.dtype.kind in "iu" else ids]
+        )
+        self._user_index_cache = None
+        self._seen = sp.vstack([self._seen, Xm], format="csr")
+        self._reserve_users(data.n_users)
+        self._fold_in_rows(np.arange(n_old, n_old + data.n_users), Xm)
+        return ids
+
+    def _reserve_users(self, n_new: int) -> None:
+        """Grow the per-user arrays by ``n_new`` rows (zeros), so that :meth:`_fold_in` updates them in place."""
+
+    def _fold_in_rows(self, rows: np.ndarray, X: sp.csr_matrix) -> None:
+        """Fold in row ``rows[i]`` from row ``i`` of ``X`` (model columns); default: :meth:`_fold_in` per row."""
+        for i, row in enumerate(rows):
+            s, e = X.indptr[i], X.indptr[i + 1]
+            self._fold_in(int(row), X.indices[s:e].astype(np.int64), X.data[s:e].astype(np.float64))
+
     def _replace_seen_row(self, row, cols, vals):
         lil = self._seen.tolil()
         lil.rows[row] = list(map(int, cols))

@@ -167,6 +167,9 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     def _fallback_scores(self):
         return self._mask_unreleased(self.global_mean_ + self.item_bias_)
 
+    def _reserve_users(self, n_new):
+        self.user_bias_ = np.concatenate([self.user_bias_, np.zeros(n_new)])
+
     def _fold_in(self, row, cols, vals):
         b = float(np.sum(vals - self.global_mean_ - self.item_bias_[cols]) / (len(vals) + self.bias_regularization))
         if row == len(self.user_bias_):

@@ -576,6 +576,15 @@ class DPALS(DPModelMixin, Recommender):
     def _fallback_scores(self):
         return self._mask_unreleased(self.global_mean_ + self.item_bias_)
 
+    def _reserve_users(self, n_new):
+        self.user_factors_ = np.vstack([self.user_factors_, np.zeros((n_new, self.user_factors_.shape[1]))])
+        self.user_bias_ = np.concatenate([self.user_bias_, np.zeros(n_new)])
+
+    def _fold_in_rows(self, rows, X):
+        # the user solve is per row of X already (one call for the whole batch)
+        u, b = self._user_solve(sp.csr_matrix(X), self.item_factors_)
+        self.user_factors_[rows], self.user_bias_[rows] = u, b
+
     def _fold_in(self, row, cols, vals):
         X1 = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, len(self._item_ids)))
         u, b = self._user_solve(X1, self.item_factors_)
