@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import io
 import shutil
 import time
@@ -15,9 +16,12 @@ import pooch
 import pytest
 import requests
 
+import dprec
 from dprec.datasets import DATASETS, dataset_checksum, list_datasets, load_dataset, loaders, synthetic
 from dprec.datasets.loaders import get_data_home
 from dprec.errors import CorruptFileError
+
+synthetic_module = importlib.import_module("dprec.datasets.synthetic")  # the name is shadowed by the function
 
 ML100K_U_DATA_SHA256 = "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
 
@@ -312,10 +316,90 @@ def test_synthetic_density_and_implicit():
     assert c.rating_bounds is None and c.matrix.data.min() >= 1 and c.matrix.data.max() > 1
 
 
+# fingerprints of the default (exposure="popularity") generator recorded before the exposure keyword was
+# added: committed sweeps depend on these exact draws
+_DEFAULT_FINGERPRINTS = [
+    ({"rng": 0}, "db5378887d036ac89fec9da10e30fd86004421cf0f59ac516ff11d5fd97d2401"),
+    ({"implicit": True, "rng": 1}, "c015710309129090f20f2313ca501280e3bee780eb94ecf89da6a6737c988cf2"),
+    (
+        {"implicit": "count", "timestamps": True, "rng": 2},
+        "140da9f03d8ca833cad1735f385ce1416e320e7a74ecc7426fcd249f1bf5a164",
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs, fingerprint", _DEFAULT_FINGERPRINTS)
+def test_synthetic_default_exposure_unchanged(kwargs, fingerprint):
+    assert synthetic(300, 200, 4, **kwargs).fingerprint() == fingerprint
+    assert synthetic(300, 200, 4, exposure="popularity", **kwargs).fingerprint() == fingerprint
+
+
+def _true_affinity(d, rows, cols):
+    t = d.side["truth"]
+    return np.einsum("ij,ij->i", t["user_factors"][rows], t["item_factors"][cols])
+
+
+def test_synthetic_affinity_exposure_reproducible_and_sized():
+    kw = dict(mean_ratings_per_user=30, implicit=True, exposure="affinity")
+    a = synthetic(600, 300, 6, rng=3, **kw)
+    b = synthetic(600, 300, 6, rng=np.random.default_rng(3), **kw)
+    c = synthetic(600, 300, 6, rng=4, **kw)
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    assert a.matrix.has_canonical_format and np.diff(a.matrix.indptr).min() >= 1
+    assert np.all(a.matrix.data == 1.0) and 0.9 * 30 < a.nnz / 600 < 1.1 * 30  # no thinning: counts on target
+    p = a.side["truth"]["params"]
+    assert p["exposure"] == "affinity" and p["affinity_strength"] == synthetic_module.AFFINITY_STRENGTH
+    # the default mode's truth is the same draw (factors come before exposure)
+    base = synthetic(600, 300, 6, rng=3, mean_ratings_per_user=30, implicit=True)
+    assert np.array_equal(a.side["truth"]["user_factors"], base.side["truth"]["user_factors"])
+    assert base.side["truth"]["params"]["affinity_strength"] is None
+    # explicit ratings and counts work too
+    e = synthetic(300, 200, 4, exposure="affinity", affinity_strength=1.0, rng=0)
+    assert e.rating_bounds == (1.0, 5.0) and set(np.unique(e.matrix.data)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    n = synthetic(300, 200, 4, implicit="count", exposure="affinity", rng=0)
+    assert n.matrix.data.min() >= 1 and n.matrix.data.max() > 1
+    # a heavy user is clipped at probability 1 (water-filling) and still gets their expected count
+    h = synthetic(50, 60, 4, mean_ratings_per_user=40, activity_exponent=0, exposure="affinity", rng=0)
+    assert 0.9 * 40 < h.nnz / 50 < 1.1 * 40
+
+
+def test_synthetic_affinity_exposure_follows_true_factors():
+    kw = dict(mean_ratings_per_user=30, implicit=True, rng=0)
+    rng = np.random.default_rng(0)
+    ru, ri = rng.integers(0, 1000, 20000), rng.integers(0, 400, 20000)
+    gaps = {}
+    for exposure in ("popularity", "affinity"):
+        d = synthetic(1000, 400, 8, exposure=exposure, **kw)
+        coo = d.matrix.tocoo()
+        sd = float(_true_affinity(d, ru, ri).std())
+        gaps[exposure] = (_true_affinity(d, coo.row, coo.col).mean() - _true_affinity(d, ru, ri).mean()) / sd
+    assert gaps["affinity"] > 0.9  # interacted items: ~1.2 sd above random items in true affinity
+    assert gaps["affinity"] > 2 * gaps["popularity"]
+    strong = synthetic(1000, 400, 8, exposure="affinity", affinity_strength=2.5, **kw)
+    none = synthetic(1000, 400, 8, exposure="affinity", affinity_strength=0.0, **kw)
+    g = [_true_affinity(x, *x.matrix.nonzero()).mean() for x in (none, strong)]
+    assert abs(g[0]) < 0.05 * sd < g[1]
+
+
+def test_synthetic_affinity_exposure_rewards_personalisation():
+    ratios = {}
+    for exposure in ("popularity", "affinity"):
+        d = synthetic(1000, 400, 8, mean_ratings_per_user=40, implicit=True, exposure=exposure, rng=0)
+        train, test = dprec.split.user_holdout(d, 0.2, rng=0)
+        pop = dprec.evaluate(dprec.Popularity().fit(train), train, test, k=10)["ndcg_at_k"]
+        als = dprec.ALS(feedback="implicit", factors=32, iterations=8, alpha=1.0, rng=0).fit(train)
+        ratios[exposure] = dprec.evaluate(als, train, test, k=10)["ndcg_at_k"] / pop
+        assert pop > 0.05  # popularity stays a real baseline
+    assert ratios["affinity"] > 1.2 and ratios["affinity"] > ratios["popularity"] + 0.5
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"n_users": 0}, "n_users"),
+        ({"exposure": "random"}, "exposure"),
+        ({"affinity_strength": 1.0}, "affinity_strength"),
+        ({"exposure": "affinity", "affinity_strength": -1}, "affinity_strength"),
         ({"rank": 2.5}, "rank"),
         ({"density": 0.05, "mean_ratings_per_user": 3}, "not both"),
         ({"density": 1.5}, "density"),
