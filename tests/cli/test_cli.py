@@ -437,18 +437,27 @@ def test_demo_runs(capsys):
     code, out, err = _run(capsys, "demo", "--seed", "0", "--format", "json")
     assert code == 0, err
     res = json.loads(out)
-    models = {r["model"] for r in res["results"]}
-    assert {"Popularity", "ALS"} <= models
-    assert res["data"]["n_users"] == 2000 and res["data"]["n_items"] == 1000
+    models = {(r["task"], r["model"]) for r in res["results"]}
+    assert {
+        ("ratings", "ALS"),
+        ("ratings", "DPALS"),
+        ("rankings", "DPPopularity"),
+        ("rankings", "DPItemItem"),
+    } <= models
+    assert res["data"]["ratings"]["n_users"] == 2000 and res["data"]["rankings"]["n_users"] == 5000
     als = next(r for r in res["results"] if r["model"] == "ALS")
     assert math.isfinite(als["rmse"]) and als["ndcg_at_10"] > 0
+    # the demo shows a DP ranker beating DP popularity at every finite ε it runs
+    ndcg = {(r["model"], r["epsilon"]): r["ndcg_at_10"] for r in res["results"] if r["task"] == "rankings"}
+    for eps in (1.0, 10.0):
+        assert ndcg[("DPItemItem", eps)] > ndcg[("DPPopularity", eps)]
     assert res["total_seconds"] < 60
 
 
 def test_demo_table(capsys):
     code, out, err = _run(capsys, "demo")
     assert code == 0, err
-    assert "NDCG@10" in out and "RMSE" in out and "Popularity" in out
+    assert "NDCG@10" in out and "RMSE" in out and "Popularity" in out and "DPItemItem" in out
 
 
 def test_evaluate_split_strong(capsys, ratings_csv):
