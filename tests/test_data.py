@@ -220,7 +220,7 @@ def test_public_api():
     import dprec.privacy
     from dprec import errors
 
-    for name in ("ALS", "DPALS", "DPGlobalEffects", "DPPopularity", "Popularity", "load_model"):
+    for name in ("ALS", "DPALS", "DPGlobalEffects", "DPItemItem", "DPPopularity", "Popularity", "load_model"):
         assert getattr(dprec, name) is getattr(dprec.models, name)
     for name in ("Interactions", "load_dataset", "evaluate", "split", "Ledger", "PrivacyWarning"):
         assert name in dprec.__all__

@@ -1,6 +1,6 @@
 """dprec: differentially private recommendation on commodity CPUs.
 
-The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPPopularity``,
+The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPItemItem``, ``dprec.DPPopularity``,
 ``dprec.Popularity``; ``dprec.load_model`` reads any saved one), the data container and loaders
 (``Interactions``, ``load_dataset``, the ``split`` module), ``evaluate``, the privacy ledger and the error
 classes. Everything else lives in the subpackages (``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
@@ -21,7 +21,7 @@ from .errors import (
     UnknownIdError,
 )
 from .metrics import evaluate
-from .models import ALS, DPALS, DPGlobalEffects, DPPopularity, Popularity, Recommender, load_model
+from .models import ALS, DPALS, DPGlobalEffects, DPItemItem, DPPopularity, Popularity, Recommender, load_model
 from .privacy import Ledger, PrivacyWarning
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ALS",
     "DPALS",
     "DPGlobalEffects",
+    "DPItemItem",
     "DPPopularity",
     "Popularity",
     "Recommender",

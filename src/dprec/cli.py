@@ -50,7 +50,6 @@ from .errors import (
     CorruptFileError,
     DPRecError,
     LedgerError,
-    RankingWarning,
     UnknownIdError,
 )
 from .models.registry import get_model as _model_class
@@ -556,9 +555,8 @@ def _cmd_demo(args) -> int:
                     if k not in HYPERPARAMETERS:
                         setattr(model, k, v)
                 with warnings.catch_warnings():
-                    # seeded on purpose (a measurement, as the output says); rating models are ranked on purpose
+                    # seeded on purpose (a measurement, as the output says)
                     warnings.filterwarnings("ignore", message=r".*reproducibility mode", category=PrivacyWarning)
-                    warnings.simplefilter("ignore", RankingWarning)
                     fit_s = _fit(model, train, args.ledger if private else None)
                     res = evaluate(model, train, test, k=10)
                 runs.append((res["rmse"], res["ndcg_at_k"], fit_s))

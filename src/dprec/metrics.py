@@ -37,12 +37,13 @@ runs a fitted model over a train/test split and returns all of them at once.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_int
-from .errors import NotFittedError
+from .errors import NotFittedError, RankingWarning
 
 __all__ = [
     "rmse",
@@ -440,7 +441,9 @@ def _evaluate_at(model, train, test, ks, *, users=None, batch_size=None, rating_
     topk_cat = np.full((len(rank_rows), K), -1, dtype=np.int64)  # training-catalog columns, for coverage
     for start in range(0, len(rank_rows), batch_size):
         batch = rank_rows[start : start + batch_size]
-        ids, scores = model.recommend(test.user_ids[batch], K, filter_seen=True)
+        with warnings.catch_warnings():  # measuring how a rating model ranks is what evaluate is for
+            warnings.simplefilter("ignore", RankingWarning)
+            ids, scores = model.recommend(test.user_ids[batch], K, filter_seen=True)
         ids, scores = np.asarray(ids), np.asarray(scores, dtype=np.float64)
         if ids.ndim != 2 or ids.shape[0] != len(batch) or ids.shape[1] > K:
             raise ValueError(
