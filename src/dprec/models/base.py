@@ -140,9 +140,8 @@ class Recommender:
     #: the frozen configuration class of the model's parameters
     Config: type[ModelConfig] = ModelConfig
     #: for models that rank worse than DP popularity on the committed top-N benchmarks: the advice that
-    #: ``recommend()`` gives once (a :class:`~dprec.errors.RankingWarning`); empty for models that rank well
+    #: ``recommend()`` gives (a :class:`~dprec.errors.RankingWarning`, once per calling line); empty for models that rank well
     ranking_advice: str = ""
-    _ranking_advice_given = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -312,8 +311,7 @@ class Recommender:
         self._require_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        if self.ranking_advice and not type(self)._ranking_advice_given:
-            type(self)._ranking_advice_given = True  # once per class and process
+        if self.ranking_advice:  # shown once per calling line (the default warning filter)
             warnings.warn(self.ranking_advice, RankingWarning, stacklevel=2)
         single = np.ndim(user) == 0
         users = np.atleast_1d(np.asarray(user, dtype=object))
