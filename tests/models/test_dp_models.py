@@ -623,9 +623,8 @@ def test_rating_models_advise_ranking_models_once(syn):
     top-N benchmark) and names the ranking models; ranking models stay silent."""
     import warnings
 
-    from dprec.errors import RankingWarning
-
     from dprec import evaluate
+    from dprec.errors import RankingWarning
 
     for cls in (DPGlobalEffects, DPALS):
         m = cls(epsilon=1.0, delta=DELTA, rng=0).fit(syn)
