@@ -164,7 +164,7 @@ class DPModelMixin:
         eps_rest = acc.rho_to_epsilon(rho_total - rho_sel, self.delta - delta_sel)
         return rho_sel, delta_sel, eps_rest, self.delta - delta_sel
 
-    def _start_private_fit(self, data, candidates: Sequence[Sequence[tuple[Release, float]]], *, ledger, k: int):
+    def _start_private_fit(self, data, candidates: Sequence[Sequence[tuple[Release, float]]], *, ledger):
         """Validate every candidate configuration, charge the ledger once, then run item selection and the user count.
 
         ``candidates``: every list of ``(release, weight)`` the fit may choose after the DP user count (one list
@@ -203,7 +203,7 @@ class DPModelMixin:
         self._charge(ledger, data, rho=total, delta_extra=delta_sel)
         mask = None
         if not self._catalog_public:
-            mask = self._select_items(data, k=k, rho=rho_sel, delta_sel=delta_sel)
+            mask = self._select_items(data, rho=rho_sel, delta_sel=delta_sel)
         # the DP user count: public rules and the δ check use ñ, never the exact count
         n_est = float(self._release(count, count.statistic(data.matrix), plan0["n_users"])[0])
         self.n_users_dp_ = n_est
@@ -249,7 +249,7 @@ class DPModelMixin:
         if not any(s["name"] == release.name for s in self._report_steps):
             self._report_steps.append(release.report(step, self._noise.samplers.get(release.name, "")))
 
-    def _select_items(self, data, *, k: int, rho: float, delta_sel: float) -> np.ndarray:
+    def _select_items(self, data, *, rho: float, delta_sel: float) -> np.ndarray:
         from ..privacy.bounding import dp_item_selection, sample_per_user
 
         kk = selection_cap(self.privacy_unit)

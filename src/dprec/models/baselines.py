@@ -121,7 +121,7 @@ class DPGlobalEffects(DPModelMixin, Recommender):
             contribution=self.contribution,
             mean_share=self.mean_share,
         )
-        self._item_mask = self._start_private_fit(data, [releases], ledger=ledger, k=k)
+        self._item_mask = self._start_private_fit(data, [releases], ledger=ledger)
         if self.private:
             plan = self._plan_releases(releases, n_items=data.n_items)
             mu, c, counts = release_biases(
@@ -264,7 +264,7 @@ class DPPopularity(DPModelMixin, Recommender):
         X = data.matrix
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
         release = ItemCounts(self.privacy_unit, k=k)
-        self._item_mask = self._start_private_fit(data, [[(release, 1.0)]], ledger=ledger, k=k)
+        self._item_mask = self._start_private_fit(data, [[(release, 1.0)]], ledger=ledger)
         if self.private:
             plan = self._plan_releases([(release, 1.0)], n_items=data.n_items)
             counts = self._release(release, release.statistic(X), plan["item_counts"])

@@ -329,7 +329,7 @@ class DPALS(DPModelMixin, Recommender):
         # every configuration the rules can choose once ñ is known, planned and checked before the charge
         probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon] if self.private else [float(data.n_users)]
         candidates = [self._releases_for(self._resolve(n, data.n_items, k), data) for n in probes]
-        mask = self._start_private_fit(data, candidates, ledger=ledger, k=k)
+        mask = self._start_private_fit(data, candidates, ledger=ledger)
         hp = self._resolve(self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items, k)
         hp = dataclasses.replace(hp, n_users_dp=self.n_users_dp_ if self.private else None)
         releases = self._releases_for(hp, data)

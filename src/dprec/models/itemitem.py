@@ -124,7 +124,7 @@ class DPItemItem(DPModelMixin, Recommender):
         personal = [(counts_rel, self.counts_share), (co_rel, 1.0 - self.counts_share)]
         fallback = [(counts_rel, 1.0)]
         # both candidate configurations are validated before the charge; the rule picks one from ñ
-        self._item_mask = self._start_private_fit(data, [personal, fallback], ledger=ledger, k=k)
+        self._item_mask = self._start_private_fit(data, [personal, fallback], ledger=ledger)
         if self.private:
             alpha = self.alpha if self.alpha is not None else default_alpha(self.epsilon, self.n_users_dp_)
             releases = personal if alpha > 0 else fallback
