@@ -12,7 +12,7 @@ from scipy import stats
 from dprec.audit import privacy as P
 from dprec.datasets import synthetic
 from dprec.errors import ConfigError
-from dprec.models import DPALS, DPPopularity
+from dprec.models import DPALS, DPItemItem, DPPopularity
 from dprec.privacy.noise import NoiseSource
 
 
@@ -140,20 +140,27 @@ def _no_noise(self, values, *, step, sigma, sensitivity, index=0):
     return np.asarray(values, dtype=np.float64).copy()
 
 
+FACTORIES = {
+    "dp-popularity": lambda: DPPopularity(epsilon=1.0, delta=1e-5, rng=0),
+    "dp-als": lambda: DPALS(epsilon=1.0, delta=1e-5, rng=0),
+    "dp-itemitem": lambda: DPItemItem(epsilon=1.0, delta=1e-5, n_selected=100, rng=0),
+}
+
+
 @pytest.mark.filterwarnings("ignore::dprec.privacy.units.PrivacyWarning")
-@pytest.mark.parametrize("cls", [DPPopularity, DPALS])
-def test_broken_mechanism_is_caught(cls, small, monkeypatch):
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_broken_mechanism_is_caught(name, small, monkeypatch):
     monkeypatch.setattr(NoiseSource, "release", _no_noise)
-    res = P.audit_model(cls(epsilon=1.0, delta=1e-5, rng=0), small, n_canaries=300, items_per_canary=20, rng=0)
+    res = P.audit_model(FACTORIES[name](), small, n_canaries=300, items_per_canary=20, rng=0)
     assert res.claimed_epsilon == 1.0
     assert res.epsilon_lower > 1.0 and res.violation
     assert "VIOLATION" in res.verdict and "claims ε = 1" in res.verdict
 
 
 @pytest.mark.filterwarnings("ignore::dprec.privacy.units.PrivacyWarning")
-@pytest.mark.parametrize("cls", [DPPopularity, DPALS])
-def test_honest_mechanism_passes(cls, small):
-    res = P.audit_model(cls(epsilon=1.0, delta=1e-5, rng=0), small, n_canaries=300, items_per_canary=20, rng=0)
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_honest_mechanism_passes(name, small):
+    res = P.audit_model(FACTORIES[name](), small, n_canaries=300, items_per_canary=20, rng=0)
     assert res.epsilon_lower <= 1.0 and not res.violation
     assert res.verdict.startswith("consistent")
 

@@ -179,8 +179,8 @@ def multi_run_epsilon(scores_in, scores_out, *, delta: float, alpha: float = 0.0
     alpha : float, default 0.05
         The bound holds with probability ≥ ``1 − alpha`` (``alpha/2`` for each Clopper–Pearson interval).
     threshold : float, optional
-        Say "in" when ``score ≥ threshold``. Default: chosen on the first half of each array (the point estimate
-        of ε is maximised there), and the bound computed on the second half only.
+        Say "in" when ``score ≥ threshold``. Default: chosen on the first half of each array (the threshold
+        with the largest Clopper–Pearson bound there), and the bound computed on the second half only.
 
     Returns
     -------
@@ -197,15 +197,12 @@ def multi_run_epsilon(scores_in, scores_out, *, delta: float, alpha: float = 0.0
             raise ConfigError("choosing the threshold needs at least 4 runs with and 4 without the canary")
         a_in, s_in = s_in[: s_in.size // 2], s_in[s_in.size // 2 :]
         a_out, s_out = s_out[: s_out.size // 2], s_out[s_out.size // 2 :]
+        # the threshold whose Clopper–Pearson bound is best on the selection half (robust to lucky tails)
         best, threshold = -math.inf, None
         for t in np.unique(np.concatenate([a_in, a_out])):
-            tpr, fpr = np.mean(a_in >= t), np.mean(a_out >= t)
-            # point estimate with a +½ correction so that empty cells do not give ±∞
-            n_i, n_o = a_in.size, a_out.size
-            e = max(
-                math.log((tpr * n_i + 0.5) / (n_i + 1) / ((fpr * n_o + 0.5) / (n_o + 1))),
-                math.log(((1 - fpr) * n_o + 0.5) / (n_o + 1) / (((1 - tpr) * n_i + 0.5) / (n_i + 1))),
-            )
+            ti = clopper_pearson(int(np.sum(a_in >= t)), a_in.size, alpha / 2)
+            fo = clopper_pearson(int(np.sum(a_out >= t)), a_out.size, alpha / 2)
+            e = _eps_from_rates(ti[0], ti[1], fo[0], fo[1], delta)
             if e > best:
                 best, threshold = e, float(t)
     elif s_in.size < 1 or s_out.size < 1:
