@@ -201,6 +201,14 @@ def _cells(bias):
     return out
 
 
+def _one_run_ceiling() -> float:
+    m = CANARIES["n_canaries"]
+    return max(
+        one_run_epsilon(m, r, r, DELTA, alpha=CANARIES["alpha"] / len(DEFAULT_GUESS_FRACTIONS))
+        for r in (2 * (int(f * m) // 2) for f in DEFAULT_GUESS_FRACTIONS)
+    )
+
+
 def _multi_ceiling(n_runs: int) -> float:
     return multi_run_epsilon(np.ones(n_runs), np.zeros(n_runs), delta=DELTA, alpha=0.05)["epsilon_lower"]
 
@@ -248,19 +256,30 @@ def summary_md(result) -> str:
             f"| {gap(rows, 'gender', 'ndcg_at_k')} | {gap(rows, 'age_band', 'ndcg_at_k')} "
             f"| {gap(rows, 'activity', 'ndcg_at_k')} | {gap(rows, 'occupation', 'ndcg_at_k')} |"
         )
+    cols = [("gender", g) for g in ("F", "M")] + [("age_band", a) for a in _AGE]
+    cols += [("activity", q) for q in ("Q1", "Q2", "Q3", "Q4")]
+    for metric, title, rating_only in (("rmse", "RMSE", True), ("ndcg_at_k", "NDCG@10", False)):
+        L += [
+            "",
+            f"{title} per group (gender; age band; activity quartile, Q1 = lightest users):",
+            "",
+            "| model | ε | " + " | ".join(g for _, g in cols) + " |",
+            "|---|---|" + "---|" * len(cols),
+        ]
+        for (name, eps), rows in cells.items():
+            if rating_only and all(r["overall"]["rmse"] is None or math.isnan(r["overall"]["rmse"]) for r in rows):
+                continue
+            L.append(
+                f"| {MODELS[name][0]} | {_eps(eps)} | " + " | ".join(grp(rows, a, g, metric) for a, g in cols) + " |"
+            )
     L += [
         "",
-        "Per age band (NDCG@10):",
-        "",
-        "| model | ε | " + " | ".join(_AGE) + " |",
-        "|---|---|" + "---|" * len(_AGE),
-    ]
-    for (name, eps), rows in cells.items():
-        L.append(
-            f"| {MODELS[name][0]} | {_eps(eps)} | "
-            + " | ".join(grp(rows, "age_band", a, "ndcg_at_k") for a in _AGE)
-            + " |"
+        "Group sizes (users): "
+        + ", ".join(
+            f"{g} {x['n_users']}" for a, g in cols for x in bias[0]["groups"] if x["attribute"] == a and x["group"] == g
         )
+        + ".",
+    ]
     L += [
         "",
         "## Popularity bias of the top-10 lists",
@@ -287,7 +306,9 @@ def summary_md(result) -> str:
         "stars, inserted with probability ½; score = sum of the released item counts of the canary's items, "
         "read from the `export_public` artifact; guesses on the top and bottom scores, ε̂ at confidence 95% "
         "(Bonferroni over 6 guess counts). ε̂ is a lower bound on the true ε: it must not exceed the claim. "
-        "It audits the counts release only, so a small ε̂ is not a proof of privacy.",
+        "It audits the counts release only, so a small ε̂ is not a proof of privacy. With "
+        f"{CANARIES['n_canaries']} canaries the most a run can certify (every guess right) is "
+        f"ε̂ = {_one_run_ceiling():.2f}.",
         "",
         "| model | claimed ε | ε̂ (seed 0, 1, 2) | guesses right (seed 0) | verdict |",
         "|---|---|---|---|---|",
@@ -386,10 +407,7 @@ def plots(result, out: Path) -> list[str]:
     xs = np.linspace(0, 11, 50)
     ax.plot(xs, xs, "k--", lw=1, label="ε̂ = claimed ε")
     m = CANARIES["n_canaries"]
-    ceiling = max(
-        one_run_epsilon(m, r, r, DELTA, alpha=CANARIES["alpha"] / len(DEFAULT_GUESS_FRACTIONS))
-        for r in (2 * (int(f * m) // 2) for f in DEFAULT_GUESS_FRACTIONS)
-    )
+    ceiling = _one_run_ceiling()
     ax.axhline(ceiling, color="gray", lw=1, ls=":", label=f"ceiling: every guess right ({m} canaries)")
     ax.set_xlim(0, 11)
     ax.set_ylim(-0.2, 11)

@@ -174,3 +174,21 @@ def test_audit_model_refuses_non_dp_and_fitted(small):
     fitted = DPPopularity(epsilon=1.0, delta=1e-5, rng=0).fit(small)
     with pytest.raises(ConfigError, match="unfitted"):
         P.audit_model(fitted, small, rng=0)
+
+
+def test_canaries_with_string_ids(small_data):
+    design = P.make_canaries(small_data, 6, 2, rng=1)
+    assert all(str(u).startswith("__canary_user_") for u in design.user_ids)
+    d = P.insert_canaries(small_data, design)
+    assert d.n_items == small_data.n_items + 12 and d.public_items
+    assert d.n_users == small_data.n_users + int(design.included.sum())
+
+
+@pytest.mark.realdata
+@pytest.mark.filterwarnings("ignore::dprec.privacy.units.PrivacyWarning")
+def test_ml100k_audit_within_claim(ml100k_dir):
+    from dprec.datasets import load_dataset
+
+    data = load_dataset("ml-100k", data_home=ml100k_dir.parent)
+    res = P.audit_model(DPPopularity(epsilon=1.0, delta=1e-5, rng=0), data, n_canaries=1000, rng=1000)
+    assert res.m == 1000 and res.epsilon_lower <= 1.0 and not res.violation
