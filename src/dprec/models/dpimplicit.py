@@ -58,7 +58,10 @@ __all__ = ["DPImplicitALS", "DPImplicitALSConfig", "user_solve", "head_stats"]
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 #: default contribution bound k (Σ_j ω_uj² ≤ k)
-DEFAULT_K = 20
+DEFAULT_K = 60
+#: defaults of a private fit (rank, sweeps) and of ε = ∞ (ALS's implicit benchmark settings)
+PRIVATE_FACTORS, PRIVATE_ITERATIONS = 16, 3
+NONPRIVATE_FACTORS, NONPRIVATE_ITERATIONS = 32, 15
 #: default budget weights of the counts, the global Gramian and the per-item statistics
 COUNTS_SHARE, GRAMIAN_SHARE = 0.2, 0.05
 #: τ = HEAD_NOISE · σ / ((1 + αP) Γ): the DP count at which an item's RHS signal reaches HEAD_NOISE noise sd's
@@ -66,33 +69,35 @@ HEAD_NOISE = 3.0
 #: the weight β of DP popularity in the private score
 POPULARITY_WEIGHT = 0.3
 #: below ε·ñ = MIN_SIGNAL the model releases only the counts (DP popularity)
-MIN_SIGNAL = 0.0
+MIN_SIGNAL = 1500.0
 
 
 class DPImplicitALSConfig(PrivateConfig):
     """Parameters of :class:`DPImplicitALS` (ALS's implicit names: ``factors``, ``iterations``,
     ``regularization``, ``alpha``, ``dtype``, ``solver``, ``cg_steps``, ``init_scale``)."""
 
-    factors: Int = Field(32, ge=1, description="latent dimension d")
-    iterations: Int = Field(10, ge=0, description="number of sweeps (item step, user step) T")
+    factors: Int | None = Field(None, ge=1, description="latent dimension d; None = 16 (private), 32 (ε = ∞)")
+    iterations: Int | None = Field(
+        None, ge=0, description="number of sweeps (item step, user step) T; None = 3 (private), 15 (ε = ∞)"
+    )
     regularization: Real = Field(0.01, ge=0, description="λ, the plain ridge on users and items (ALS's)")
     frequency_regularization: Real = Field(
         0.0, ge=0, description="λ_f: private fits add λ_f·max(ñ_j, 0) to item j's ridge"
     )
     noise_regularization: Real = Field(2.0, ge=0, description="c: private fits add c·σ√d to every item ridge")
-    alpha: Real = Field(40.0, ge=0, description="confidence slope: c = 1 + alpha·p")
+    alpha: Real = Field(1.0, ge=0, description="confidence slope: c = 1 + alpha·p")
     confidence: Literal["binary", "value"] = Field(
         "binary",
         description="p = 1 for every interaction (binary) or its value clipped to [0, upper rating bound] (value)",
     )
     max_ratings_per_user: Int | None = Field(
-        None, ge=1, description="k, the per-user bound Σ_j ω² ≤ k of the releases; None = 20"
+        None, ge=1, description="k, the per-user bound Σ_j ω² ≤ k of the releases; None = 60"
     )
     bounding: Literal["uniform", "least-popular", "adaptive"] = Field(
-        "least-popular", description="contribution bounding: uniform sample, least-popular first, adaptive weights"
+        "uniform", description="contribution bounding: uniform sample, least-popular first, adaptive weights"
     )
     adaptive_power: Real = Field(-0.5, description="μ of the adaptive weights ω ∝ ñ_j^μ")
-    clip_norm: Real = Field(1.0, gt=0, description="Γ, bound on the user-factor norms in the releases")
+    clip_norm: Real = Field(0.3, gt=0, description="Γ, bound on the user-factor norms in the releases")
     counts_share: Real = Field(COUNTS_SHARE, gt=0, lt=1, description="share of the budget on the DP counts")
     gramian_share: Real = Field(GRAMIAN_SHARE, gt=0, lt=1, description="share of the budget on the Gramians")
     head_threshold: Real | None = Field(
@@ -217,6 +222,20 @@ class DPImplicitALS(DPModelMixin, Recommender):
     def _k(self) -> int:
         return int(self.max_ratings_per_user or DEFAULT_K)
 
+    @property
+    def factors_(self) -> int:
+        """The rank in use: ``factors``, or 16 for a private fit and 32 at ε = ∞."""
+        if self.factors is not None:
+            return int(self.factors)
+        return PRIVATE_FACTORS if self.private else NONPRIVATE_FACTORS
+
+    @property
+    def iterations_(self) -> int:
+        """The number of sweeps in use: ``iterations``, or 3 for a private fit and 15 at ε = ∞."""
+        if self.iterations is not None:
+            return int(self.iterations)
+        return PRIVATE_ITERATIONS if self.private else NONPRIVATE_ITERATIONS
+
     def _value_bound(self, data) -> float:
         return float(data.rating_bounds[1]) if self.confidence == "value" and data.rating_bounds else 1.0
 
@@ -233,7 +252,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
     def _fit(self, data, *, ledger=None):
         X = data.matrix
         n_users, n_items = X.shape
-        d, T = int(self.factors), int(self.iterations)
+        d, T = self.factors_, self.iterations_
         ft = _DTYPES[self.dtype]
         k, P = self._k(), self._value_bound(data)
         counts_rel = ItemCounts(self.privacy_unit, k=k)
@@ -324,7 +343,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
         bufs = (np.empty((len(items), d, d)), np.empty((len(items), d)))
         Vh = np.empty((len(items), d), dtype=ft)
         user_kw = dict(alpha=self.alpha, regularization=lam, values=p, solver=self.solver, cg_steps=self.cg_steps)
-        for t in range(int(self.iterations)):
+        for t in range(self.iterations_):
             if self.private:
                 clip_rows(U, self.clip_norm, out=Uc)
                 Gv = self._release(gram_rel, K.gram(Uc)[iu], gstep, index=t)
@@ -466,7 +485,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
         }
 
     def _set_state(self, s):
-        n_i, d = len(self._item_ids), int(self.factors)
+        n_i, d = len(self._item_ids), self.factors_
         V = s["item_factors"]
         if V.shape != (n_i, d) or s["head"].shape != (n_i,) or s["item_counts"].shape != (n_i,):
             raise CorruptFileError("DPImplicitALS state arrays do not match the model's items and factors")
@@ -485,7 +504,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
 
     def _from_public_state(self, s):
         self._set_state(s)
-        self.user_factors_ = np.zeros((0, int(self.factors)), self.item_factors_.dtype)
+        self.user_factors_ = np.zeros((0, self.factors_), self.item_factors_.dtype)
 
     def _restore_manifest(self, manifest):
         super()._restore_manifest(manifest)
