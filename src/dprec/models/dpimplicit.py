@@ -84,7 +84,13 @@ class DPImplicitALSConfig(PrivateConfig):
     frequency_regularization: Real = Field(
         0.0, ge=0, description="λ_f: private fits add λ_f·max(ñ_j, 0) to item j's ridge"
     )
-    noise_regularization: Real = Field(2.0, ge=0, description="c: private fits add c·σ√d to every item ridge")
+    noise_regularization: Real = Field(4.0, ge=0, description="c: private fits add c·σ√d to every item ridge")
+    psd_floor: Real = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="φ: the noisy item matrix plus its ridge r is projected onto {X ⪰ φ·r I} (1 = P(M) + r I)",
+    )
     alpha: Real = Field(1.0, ge=0, description="confidence slope: c = 1 + alpha·p")
     confidence: Literal["binary", "value"] = Field(
         "binary",
@@ -336,7 +342,8 @@ class DPImplicitALS(DPModelMixin, Recommender):
                 + self.noise_regularization * sstep.sigma * math.sqrt(d)
             )
             Uc = np.empty_like(U)
-            iu = np.triu_indices(d)
+            iu, diag = np.triu_indices(d), np.arange(d)
+            floor = self.psd_floor * float(np.min(reg)) if len(reg) else 0.0
         else:
             hc = HeadCSR(X, None, items, alpha=self.alpha, values=p, dtype=ft)
             reg = np.full((len(items), d), lam)
@@ -350,7 +357,8 @@ class DPImplicitALS(DPModelMixin, Recommender):
                 G = psd_project(ImplicitGramian.unpack(Gv, d))
                 A, b = hc.stats(Uc, out=bufs)
                 A += G[None]
-                Vh[:] = self._noisy_item_solve(A, b, reg, stats_rel, sstep, t)
+                A[:, diag, diag] += reg[:, None]  # the ridge goes in before the projection (see _noisy_item_solve)
+                Vh[:] = self._noisy_item_solve(A, b, floor, stats_rel, sstep, t)
             else:
                 A, b = hc.stats(U, out=bufs)
                 Vh, _ = K.solve_batched(A, b, reg, K.gram(U), out=Vh)
@@ -358,20 +366,27 @@ class DPImplicitALS(DPModelMixin, Recommender):
             user_solve(X, V, out=U, **user_kw)
         return V, U
 
-    def _noisy_item_solve(self, A, b, reg, rel, step, t):
+    def _noisy_item_solve(self, A, b, floor, rel, step, t):
         """The Gaussian mechanism on the stacked ``(triu A_j, b_j)`` (fused into the PSD solve, or through
-        OpenDP in secure mode), then ``(P(·) + λ_j I)⁻¹`` (post-processing)."""
+        OpenDP in secure mode), then ``v_j = P_f(M_j + N_j)⁻¹ (b_j + n_j)`` (post-processing).
+
+        ``A`` holds ``M_j = A_j + G̃ + λ_j I``: the released Gramian and the ridge are public and added before the
+        noise. ``P_f`` clips eigenvalues below ``f = φ·min_j λ_j``; with ``φ = 1`` (and one ridge for all items)
+        this is ``P(A_j + G̃ + N_j) + λ_j I``, the PSD projection followed by the ridge. With ``φ < 1`` noise
+        eigenvalues down to ``−(1 − φ)λ`` are kept, and most matrices pass the kernel's Cholesky test without an
+        eigendecomposition."""
         n, d = b.shape
+        zero = np.zeros(n)
         if self.secure_noise:
             from .releases import FactorStats
 
             # the released matrices already include G̃ (a released value): subtracting it is post-processing
             A_n, b_n = FactorStats.unpack(self._release(rel, FactorStats.pack(A, b), step, index=t), n, d)
-            return noisy_psd_solve(A_n, b_n, np.zeros((n, d * (d + 1) // 2)), np.zeros((n, d)), reg)
+            return noisy_psd_solve(A_n, b_n, np.zeros((n, d * (d + 1) // 2)), np.zeros((n, d)), zero, floor)
         noise_tri = self._noise.draw((n, d * (d + 1) // 2), step=rel.name, sigma=step.sigma, index=t)
         noise_b = self._noise.draw((n, d), step=rel.name, sigma=step.sigma, index=t)
         self._record(rel, step)
-        return noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+        return noisy_psd_solve(A, b, noise_tri, noise_b, zero, floor)
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self):
