@@ -20,8 +20,11 @@ Fit (``T`` iterations, each an item step then a user step, from a data-independe
    and ``b_j = Σ_u ω_uj (1 + α p_uj) ū`` (contribution weights ``ω`` with ``Σ_j ω_uj² ≤ k``, see
    :func:`~dprec.models.releases.implicit_weights`: ``uniform`` sampling, ``least-popular`` first, or
    ``adaptive`` weights ``∝ ñ_j^μ``) with Gaussian noise, then
-   ``v_j = (P(G̃ + A_j + N_j) + λ_j I)⁻¹ (b_j + n_j)`` by the numba PSD solve
-   (:func:`dprec.kernels.psd.noisy_psd_solve`, post-processing), ridge ``λ_j = λ + λ_f·max(ñ_j, 0) + c·σ√d``.
+   ``v_j = P_f(G̃ + A_j + N_j + λ_j I)⁻¹ (b_j + n_j)`` by the numba PSD solve
+   (:func:`dprec.kernels.psd.noisy_psd_solve`, post-processing), ridge ``λ_j = λ + λ_f·max(ñ_j, 0) + c·σ√d``;
+   ``P_f`` clips eigenvalues below ``f = φ·min_j λ_j`` (``φ = 1``: the PSD projection of the noisy matrix, then
+   the ridge; the default ``φ = 0.3`` keeps noise eigenvalues down to ``−0.7λ``, so that most items pass the
+   kernel's Cholesky test and skip the eigendecomposition).
 4. User step (local, exact Cholesky or warm-started CG): ``u = (VᵀV + Σ_j α p_uj v_j v_jᵀ + λI)⁻¹ Σ_j c_uj v_j``.
 
 Serving: ``s_uj = (1 − β)·u_uᵀv_j / max_l |u_uᵀv_l| + β·ñ_j / max ñ`` (``β = 0``: the raw ``u_uᵀ v_j``); users
