@@ -8,8 +8,9 @@ Run (needs ``DPREC_DATA`` holding ``ml-100k/``; ≈ 2 minutes on 2 cores)::
 Protocol (``benchmarks/configs/ml100k-topn.toml``): per-user holdout of 20% of each user's items
 (``dprec.split.user_holdout``), training items excluded, ``dprec.evaluate(..., k=10)``; user-level DP,
 δ = 1e-5; mean ± sample std over noise seeds 0, 1, 2. Non-private references: ``ALS(feedback="implicit",
-factors=32, iterations=15, alpha=1)`` with its default CG solver and with ``solver="cholesky"`` (which
-``DPImplicitALS(epsilon=inf)`` equals with its defaults, for the same seed).
+factors=32, iterations=15, alpha=1)`` on the ratings (confidence 1 + r), with its default CG solver and with
+``solver="cholesky"`` (which ``DPImplicitALS(epsilon=inf, confidence="value")`` equals for the same seed; the
+default ``confidence="binary"`` is the same ALS on the binarised matrix).
 Writes ``benchmarks/results/dp_implicit_ml100k[_splitN].json``.
 """
 
