@@ -33,7 +33,8 @@ the model does not know get the DP popularity ``ñ``.
 At ``epsilon=math.inf`` nothing is bounded, clipped or noised and every item is in the head: the item step
 is ``solve_batched(A, b, λ, UᵀU)`` on ``item_stats``, the user step ``solve_rows`` — the calls of
 ``ALS(feedback="implicit", solver="cholesky")``, with the same initial factors for the same seed, so both
-fit the same factors (tests/models/test_dp_implicit_als.py).
+fit the same factors (tests/models/test_dp_implicit_als.py): with ``confidence="value"`` on any data, with the
+default ``confidence="binary"`` on binary data (ALS's confidence uses the stored values).
 """
 
 from __future__ import annotations
