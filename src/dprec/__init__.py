@@ -21,7 +21,17 @@ from .errors import (
     UnknownIdError,
 )
 from .metrics import evaluate
-from .models import ALS, DPALS, DPGlobalEffects, DPItemItem, DPPopularity, Popularity, Recommender, load_model
+from .models import (
+    ALS,
+    DPALS,
+    DPGlobalEffects,
+    DPImplicitALS,
+    DPItemItem,
+    DPPopularity,
+    Popularity,
+    Recommender,
+    load_model,
+)
 from .privacy import Ledger, PrivacyWarning
 
 __all__ = [
@@ -30,6 +40,7 @@ __all__ = [
     "ALS",
     "DPALS",
     "DPGlobalEffects",
+    "DPImplicitALS",
     "DPItemItem",
     "DPPopularity",
     "Popularity",

@@ -44,7 +44,10 @@ __all__ = [
     "FactorStats",
     "ItemSelection",
     "ItemCooccurrence",
+    "ImplicitGramian",
+    "ImplicitItemStats",
     "contribution_weights",
+    "implicit_weights",
     "segment_sums",
 ]
 
@@ -501,3 +504,185 @@ class ItemCooccurrence(Release):
         G[iu] = vec
         G[(iu[1], iu[0])] = vec
         return G
+
+
+# ---------------------------------------------------------------------------------------------- DP implicit ALS
+#: the contribution-bounding methods of DP implicit ALS (:func:`implicit_weights`)
+IMPLICIT_BOUNDING = ("uniform", "least-popular", "adaptive")
+
+
+def implicit_weights(
+    X: sp.csr_matrix, k: int, *, method: str, counts=None, power: float = -0.5, rng=None
+) -> np.ndarray:
+    """Per-interaction weights ``ω_uj`` (aligned with ``X.data``) with ``Σ_j ω_uj² ≤ k`` for every user.
+
+    A user's weights depend only on that user's own row and on the released DP counts ``ñ`` (``counts``), so
+    removing a user removes exactly its weighted terms (:class:`ImplicitItemStats`).
+
+    * ``"uniform"`` — keep ``min(k, n_u)`` of the user's items, uniformly at random (``rng``), weight 1;
+    * ``"least-popular"`` — keep the user's ``k`` items with the smallest DP counts (ties at random), weight 1:
+      rare items, whose statistics are the noisiest, keep every user they have (Chien et al. 2021, §5);
+    * ``"adaptive"`` — every item, ``ω_uj = q_uj · min(1/max_l q_ul, √k/‖q_u‖)`` with ``q_uj = max(ñ_j, 1)^power``:
+      the shape ``ñ_j^μ`` (μ = ``power``), scaled so that no weight exceeds 1 and ``Σ_j ω_uj² ≤ k``. ``power = 0``
+      is the uniform down-weighting ``min(1, √(k/n_u))`` of :func:`contribution_weights`.
+    """
+    n_u = np.diff(X.indptr)
+    rows = np.repeat(np.arange(X.shape[0]), n_u)
+    if method == "adaptive":
+        if counts is None:
+            raise ValueError('bounding="adaptive" needs the DP item counts')
+        q = np.maximum(np.asarray(counts, np.float64)[X.indices], 1.0) ** float(power)
+        qmax = np.zeros(X.shape[0])
+        np.maximum.at(qmax, rows, q)
+        qn = np.sqrt(segment_sums(q * q, X.indptr))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.minimum(1.0 / qmax, math.sqrt(k) / qn)
+        s[~np.isfinite(s)] = 0.0
+        w = q * s[rows]
+        # the float64 rounding of the scaling could put Σω² a few ulps above k: shrink those users by the excess
+        tot = segment_sums(w * w, X.indptr)
+        over = tot > k
+        if over.any():
+            fix = np.ones(X.shape[0])
+            fix[over] = np.sqrt(k / tot[over]) * (1.0 - 1e-12)
+            w *= fix[rows]
+        return w
+    if method not in ("uniform", "least-popular"):
+        raise ValueError(f"bounding must be one of {IMPLICIT_BOUNDING}, got {method!r}")
+    if rng is None:
+        raise ValueError(f'bounding="{method}" needs a random stream (ties and samples)')
+    key = rng.random(X.nnz)
+    if method == "least-popular":
+        if counts is None:
+            raise ValueError('bounding="least-popular" needs the DP item counts')
+        order = np.lexsort((key, np.asarray(counts, np.float64)[X.indices], rows))
+    else:
+        order = np.lexsort((key, rows))
+    rank = np.empty(X.nnz, np.int64)
+    rank[order] = np.arange(X.nnz) - np.repeat(X.indptr[:-1], n_u)
+    return (rank < k).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ImplicitGramian(Release):
+    """DP implicit ALS's global Gramian per iteration: the upper triangle (diagonal included) of
+    ``G = Σ_u ū_u ū_uᵀ`` with ``ū_u = u_u · min(1, Γ/‖u_u‖)`` (:func:`dprec.models._biased_als.clip_rows`, so
+    ``‖ū_u‖ ≤ Γ`` holds exactly for the values that enter the sum). It carries the unobserved-item term of the
+    item solve (Hu, Koren & Volinsky's ``YᵀY``; Chien et al. 2021).
+
+    User unit: each user's factor is solved from the released item factors and the user's own row (joint DP),
+    so removing user ``u`` removes exactly ``T = triu(ū ūᵀ)``: ``‖T‖² = (‖ū‖⁴ + Σ_a ū_a⁴)/2 ≤ ‖ū‖⁴ ≤ Γ⁴``, so
+    ``Δ = Γ²``, attained by a clipped user factor along a coordinate axis.
+
+    Rating unit: one rating moves its user's factor anywhere in the Γ-ball: ``M = ūūᵀ − ū'ū'ᵀ`` has
+    ``‖M‖_F² = ‖ū‖⁴ + ‖ū'‖⁴ − 2(ū·ū')² ≤ 2Γ⁴`` and ``‖triu(M)‖ ≤ ‖M‖_F``: ``Δ = √2 Γ²``.
+    """
+
+    name: ClassVar[str] = "implicit_gramian"
+    what: ClassVar[str] = "upper triangle of Σ_u ū_u ū_uᵀ (clipped user factors), per iteration"
+
+    clip_norm: float = 1.0
+    factors: int = 8
+    iterations: int = 1
+
+    @property
+    def count(self) -> int:
+        return self.iterations
+
+    def sensitivity(self) -> float:
+        g2 = self.clip_norm**2
+        return math.sqrt(2.0) * g2 if self.unit == "rating" else g2
+
+    def size(self, n_items: int) -> int:
+        return self.factors * (self.factors + 1) // 2
+
+    def from_user_factors(self, U: np.ndarray) -> np.ndarray:
+        """The released vector from the (unclipped) user factors ``U`` (clipped here, float64 sum)."""
+        from ..kernels import als as K
+        from ._biased_als import clip_rows
+
+        Uc = clip_rows(U, self.clip_norm, np.empty_like(U))
+        G = K.gram(Uc)
+        return G[np.triu_indices(G.shape[0])]
+
+    def statistic(self, X: sp.csr_matrix, *, item_factors, alpha: float, regularization: float, values=None):
+        """Every user solves against the released ``item_factors`` (:func:`dprec.models.dpimplicit.user_solve`,
+        the model's own code path), then :meth:`from_user_factors`."""
+        from .dpimplicit import user_solve
+
+        U = user_solve(X, item_factors, alpha=alpha, regularization=regularization, values=values)
+        return self.from_user_factors(U)
+
+    @staticmethod
+    def unpack(vec: np.ndarray, d: int) -> np.ndarray:
+        """The symmetric ``d × d`` matrix from its released upper triangle (row-major, diagonal included)."""
+        G = np.zeros((d, d))
+        iu = np.triu_indices(d)
+        G[iu] = vec
+        G[(iu[1], iu[0])] = vec
+        return G
+
+
+@dataclass(frozen=True)
+class ImplicitItemStats(Release):
+    """DP implicit ALS's per-item statistics per iteration, over the head items ``H`` (chosen from released
+    counts, held fixed): the upper triangle (diagonal included) of ``A_j = Σ_u ω_uj α p_uj ū_u ū_uᵀ`` and
+    ``b_j = Σ_u ω_uj (1 + α p_uj) ū_u``, stacked over ``H`` (:meth:`FactorStats.pack` layout).
+
+    ``p_uj ∈ [0, P]`` is the interaction's value (1 when binarised; else clipped to ``P``, the public upper
+    rating bound), ``α`` the confidence slope (Hu, Koren & Volinsky: confidence ``1 + α p``), ``ū_u`` the user
+    factor clipped to ``‖ū_u‖ ≤ Γ`` and ``ω_uj`` the contribution weights of :func:`implicit_weights`
+    (``Σ_j ω_uj² ≤ k``).
+
+    User unit: other users' factors depend on user ``u`` only through released item factors (joint DP), so
+    removing ``u`` removes exactly its terms. Per item, ``‖triu(ūūᵀ)‖ ≤ ‖ū‖² ≤ Γ²`` and ``‖ū‖ ≤ Γ``:
+    ``‖Δ‖² ≤ Σ_j ω_uj² (α² P² Γ⁴ + (1 + αP)² Γ²) ≤ k Γ² (α² P² Γ² + (1 + αP)²)``, so
+    ``Δ = √k Γ √(α²P²Γ² + (1 + αP)²)``, attained by a user with ``Σ ω² = k``, every value at ``P`` and a clipped
+    factor along a coordinate axis.
+
+    Rating unit: one rating changes its user's factor and weights and so all of its terms, but the user's whole
+    contribution is ≤ the user-level bound ``C`` before and after: ``Δ = 2C`` (user-level weights under both).
+    """
+
+    name: ClassVar[str] = "implicit_item_stats"
+    what: ClassVar[str] = "stacked (upper-tri A_j, b_j) of the head items, per iteration"
+
+    k: int = 20
+    alpha: float = 1.0
+    value_bound: float = 1.0
+    clip_norm: float = 1.0
+    factors: int = 8
+    iterations: int = 1
+    n_head: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.iterations
+
+    def sensitivity(self) -> float:
+        g, a, p = self.clip_norm, self.alpha, self.value_bound
+        c = math.sqrt(self.k) * g * math.sqrt(a * a * p * p * g * g + (1.0 + a * p) ** 2)
+        return 2.0 * c if self.unit == "rating" else c
+
+    def size(self, n_items: int) -> int:
+        d = self.factors
+        return min(self.n_head, n_items) * (d * (d + 1) // 2 + d)
+
+    def from_user_factors(self, X: sp.csr_matrix, U: np.ndarray, *, weights, items, values=None) -> np.ndarray:
+        """The released vector from the (unclipped) user factors ``U``, the weights ``ω`` (aligned with
+        ``X.data``) and the head items (sorted): the model's own kernels (:func:`dprec.models.dpimplicit.head_stats`)."""
+        from ._biased_als import clip_rows
+        from .dpimplicit import head_stats
+
+        Uc = clip_rows(U, self.clip_norm, np.empty_like(U))
+        A, b = head_stats(X, Uc, weights, items, alpha=self.alpha, values=values)
+        return FactorStats.pack(A, b)
+
+    def statistic(
+        self, X: sp.csr_matrix, *, item_factors, regularization: float, weights, items, values=None
+    ) -> np.ndarray:
+        """Every user solves against the released ``item_factors``, then :meth:`from_user_factors`."""
+        from .dpimplicit import user_solve
+
+        U = user_solve(X, item_factors, alpha=self.alpha, regularization=regularization, values=values)
+        return self.from_user_factors(X, U, weights=weights, items=items, values=values)

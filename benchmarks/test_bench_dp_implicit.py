@@ -1,0 +1,137 @@
+"""DP implicit ALS seconds per iteration against ``implicit``'s AlternatingLeastSquares, in the same run.
+
+Run::
+
+    python -m pytest benchmarks/test_bench_dp_implicit.py -s -p no:cacheprovider     # ≈ 5 minutes on 2 cores
+
+Data: ``dprec.datasets.synthetic`` (``N_USERS`` × ``N_ITEMS``, ≈3M interactions, seed 0), binarised.
+Models, same rank (64), regularization, confidence and threads:
+
+* ``DPImplicitALS(epsilon=10, delta=1e-5, factors=64, solver="cg", head_threshold=0)`` — every item in the
+  head, so every item pays its per-item noise (``d(d+1)/2 + d`` Gaussians) and its PSD solve: the most
+  expensive configuration; the local user step runs 3 CG steps like implicit's;
+* ``implicit.cpu.als.AlternatingLeastSquares`` (CG, 3 steps, float32) through ``dprec.bench.adapters``.
+
+Per round: fits at ``T1`` and ``T2`` iterations of both models back to back (ABBA: the order flips each round),
+per-iteration time = ``(t(T2) − t(T1)) / (T2 − T1)`` (one-time costs — data layout, DP counts, weights — cancel),
+ratio = DP / implicit of the same round; the summary is the median and range over rounds. Goal: ratio ≤ 1.3.
+Results go to ``benchmarks/results/dp_implicit_speed.json`` with configuration, machine and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
+
+pytest.importorskip("implicit")
+
+from dprec import Interactions  # noqa: E402
+from dprec._provenance import versions  # noqa: E402
+from dprec.bench.adapters import ImplicitALS  # noqa: E402
+from dprec.datasets import synthetic  # noqa: E402
+from dprec.models import DPImplicitALS  # noqa: E402
+from dprec.privacy import PrivacyWarning  # noqa: E402
+
+SEED, N_USERS, N_ITEMS, NNZ = 0, 100_000, 10_000, 3_000_000
+FACTORS, REG, ALPHA, EPSILON, DELTA = 64, 0.01, 1.0, 10.0, 1e-5
+T1, T2, ROUNDS = 1, 3, 3
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "dp_implicit_speed.json")
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = synthetic(N_USERS, N_ITEMS, 8, mean_ratings_per_user=NNZ / N_USERS, rng=SEED)
+    X = d.matrix.copy()
+    X.data[:] = 1.0
+    return Interactions(X, d.user_ids, d.item_ids, public_items=True, name="synthetic-3m")
+
+
+def _dp(T):
+    return DPImplicitALS(
+        epsilon=EPSILON,
+        delta=DELTA,
+        factors=FACTORS,
+        iterations=T,
+        regularization=REG,
+        alpha=ALPHA,
+        solver="cg",
+        head_threshold=0.0,
+        rng=SEED,
+    )
+
+
+def _implicit(T):
+    # implicit's confidence is alpha·r; dprec's 1 + alpha·r: on binary data implicit's alpha = 1 + dprec's
+    return ImplicitALS(factors=FACTORS, iterations=T, regularization=REG, alpha=1.0 + ALPHA, rng=SEED)
+
+
+def _seconds(make, data):
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        make().fit(data)
+    return time.perf_counter() - t
+
+
+def test_dp_implicit_seconds_per_iteration(data):
+    small = Interactions(data.matrix[:2000], data.user_ids[:2000], data.item_ids, public_items=True)
+    _dp(1).fit(small)  # compile / load the numba kernels outside the timing
+    _implicit(1).fit(small)
+    rounds = []
+    for r in range(ROUNDS):
+        order = ("dp", "implicit") if r % 2 == 0 else ("implicit", "dp")
+        per = {}
+        for name in order:
+            make = _dp if name == "dp" else _implicit
+            t1 = _seconds(lambda make=make: make(T1), data)
+            t2 = _seconds(lambda make=make: make(T2), data)
+            per[name] = {"t1": t1, "t2": t2, "s_per_iter": (t2 - t1) / (T2 - T1)}
+        per["ratio"] = per["dp"]["s_per_iter"] / per["implicit"]["s_per_iter"]
+        per["loadavg_1_5_15"] = list(os.getloadavg())
+        rounds.append(per)
+        print(
+            f"\nround {r}: DP {per['dp']['s_per_iter']:.3f} s/iter, implicit {per['implicit']['s_per_iter']:.3f} s/iter"
+        )
+    ratios = [p["ratio"] for p in rounds]
+    out = {
+        "config": {
+            "n_users": N_USERS,
+            "n_items": N_ITEMS,
+            "nnz": int(data.nnz),
+            "factors": FACTORS,
+            "regularization": REG,
+            "alpha_dprec": ALPHA,
+            "alpha_implicit": 1.0 + ALPHA,
+            "epsilon": EPSILON,
+            "delta": DELTA,
+            "dp_model": "DPImplicitALS(solver='cg', head_threshold=0: every item noised and PSD-solved)",
+            "iterations_timed": [T1, T2],
+            "rounds": ROUNDS,
+            "seed": SEED,
+            "method": "per round both models at T1 and T2 iterations back to back (ABBA); per-iteration time = "
+            "(t(T2) - t(T1)) / (T2 - T1); ratio = DP / implicit of the same round",
+        },
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "numba_threads": numba.get_num_threads()},
+        "versions": versions(),
+        "results": {
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "dp_s_per_iter_median": statistics.median(p["dp"]["s_per_iter"] for p in rounds),
+            "implicit_s_per_iter_median": statistics.median(p["implicit"]["s_per_iter"] for p in rounds),
+            "rounds": rounds,
+        },
+    }
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print(f"ratio DP / implicit per iteration: median {out['results']['ratio_median']:.2f} {sorted(ratios)}")
+    assert np.isfinite(out["results"]["ratio_median"])
