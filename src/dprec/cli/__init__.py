@@ -48,7 +48,20 @@ def _version() -> str:
     return __version__
 
 
-@click.group("dprec", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class DprecGroup(click.Group):
+    """The top-level group: runs a command with warnings as ``warning: …`` lines and maps dprec's errors to
+    their exit codes (so ``CliRunner`` and the installed ``dprec`` behave the same)."""
+
+    def invoke(self, ctx):
+        try:
+            return run_command(lambda: super(DprecGroup, self).invoke(ctx))
+        except tuple(EXIT_CODES) as exc:
+            code, prefix = next(v for cls, v in EXIT_CODES.items() if isinstance(exc, cls))
+            click.echo(f"dprec: {prefix}: {message(exc)}", err=True)
+            ctx.exit(code)
+
+
+@click.group("dprec", cls=DprecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(_version(), "--version", prog_name="dprec", message="%(prog)s %(version)s")
 def cli():
     """Differentially private recommendation: train, serve and report on DP recommenders.
@@ -95,7 +108,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         try:
-            result = run_command(lambda: cli.main(args=args, prog_name="dprec", standalone_mode=False))
+            result = cli.main(args=args, prog_name="dprec", standalone_mode=False)
             sys.stdout.flush()
         except click.exceptions.Exit as exc:
             return int(exc.exit_code or 0)
@@ -105,10 +118,6 @@ def main(argv=None) -> int:
         except click.exceptions.Abort:
             click.echo("dprec: aborted", err=True)
             return 1
-        except tuple(EXIT_CODES) as exc:
-            code, prefix = next(v for cls, v in EXIT_CODES.items() if isinstance(exc, cls))
-            click.echo(f"dprec: {prefix}: {message(exc)}", err=True)
-            return code
     except BrokenPipeError:
         return _quiet_broken_pipe()
     return int(result or 0) if isinstance(result, int) else EXIT_OK
