@@ -90,7 +90,7 @@ def budget():
 
 @budget.command("init", cls=o.GroupedCommand)
 @o.data_source_options(required=True)
-@o.option("--epsilon", type=o.EPSILON, required=True, group="budget", help="total ε (finite); " + o.EPSILON_HELP)
+@o.option("--epsilon", type=o.EPSILON, required=True, group="budget", help="total ε (finite) of everything released from this data; how to choose it: " + o.CHOOSING_EPSILON)
 @o.option("--delta", type=o.TOTAL_DELTA, required=True, group="budget", help="total δ in (0, 1), e.g. 1e-5")
 @LEDGER
 @FORMAT

@@ -32,7 +32,7 @@ from ..errors import ConfigError, did_you_mean
 from ..models.registry import MODELS, get_model, model_names
 from ..privacy.units import check_delta, check_epsilon
 from . import _app
-from ._app import CHOOSING_EPSILON, flag_name
+from ._app import CHOOSING_EPSILON, flag_name  # noqa: F401  (CHOOSING_EPSILON: used by the commands)
 
 
 # ============================================================================ grouped help
