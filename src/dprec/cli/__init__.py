@@ -61,7 +61,9 @@ class DprecGroup(click.Group):
             ctx.exit(code)
 
 
-@click.group("dprec", cls=DprecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    "dprec", cls=DprecGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(_version(), "--version", prog_name="dprec", message="%(prog)s %(version)s")
 def cli():
     """Differentially private recommendation: train, serve and report on DP recommenders.

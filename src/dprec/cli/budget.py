@@ -70,7 +70,15 @@ def print_budget(led, fmt_: str) -> None:
         echo(line)
     if d["charges"]:
         rows = [
-            [str(i), str(c["model"]), str(c["mechanism"]), fmt(c["rho"], 6), fmt(c["epsilon"]), f"{c['delta']:g}", str(c["label"])]
+            [
+                str(i),
+                str(c["model"]),
+                str(c["mechanism"]),
+                fmt(c["rho"], 6),
+                fmt(c["epsilon"]),
+                f"{c['delta']:g}",
+                str(c["label"]),
+            ]
             for i, c in enumerate(d["charges"], 1)
         ]
         echo()
@@ -79,7 +87,15 @@ def print_budget(led, fmt_: str) -> None:
         echo("  no charges yet")
 
 
-FORMAT = o.option("--format", "fmt_", type=click.Choice(["table", "json"]), default="table", show_default=True, group="output", help="output format")
+FORMAT = o.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    group="output",
+    help="output format",
+)
 LEDGER = o.option("--ledger", metavar="PATH", group="ledger", help="ledger file  [default: the dataset's default path]")
 
 
@@ -90,7 +106,13 @@ def budget():
 
 @budget.command("init", cls=o.GroupedCommand)
 @o.data_source_options(required=True)
-@o.option("--epsilon", type=o.EPSILON, required=True, group="budget", help="total ε (finite) of everything released from this data; how to choose it: " + o.CHOOSING_EPSILON)
+@o.option(
+    "--epsilon",
+    type=o.EPSILON,
+    required=True,
+    group="budget",
+    help="total ε (finite) of everything released from this data; how to choose it: " + o.CHOOSING_EPSILON,
+)
 @o.option("--delta", type=o.TOTAL_DELTA, required=True, group="budget", help="total δ in (0, 1), e.g. 1e-5")
 @LEDGER
 @FORMAT

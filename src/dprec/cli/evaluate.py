@@ -72,13 +72,37 @@ E = "evaluation"
     "folded in (Liang et al. 2018)",
 )
 @o.option("--test-fraction", type=float, default=0.2, show_default=True, group=E, help="share of ratings held out")
-@o.option("--heldout-users", type=float, group=E, help="--split strong: held-out users, a count or a fraction in (0, 1)")
-@o.option("--history-fraction", type=float, group=E, help="--split strong: share of a held-out user's items folded in  [default: 0.8]")
-@o.option("--positive-threshold", type=float, group=E, help="--split strong: keep ratings > this as positives (e.g. 3.5)")
-@o.option("--min-ratings", type=int, default=2, show_default=True, group=E, help="--split strong: minimum ratings of a held-out user")
+@o.option(
+    "--heldout-users", type=float, group=E, help="--split strong: held-out users, a count or a fraction in (0, 1)"
+)
+@o.option(
+    "--history-fraction",
+    type=float,
+    group=E,
+    help="--split strong: share of a held-out user's items folded in  [default: 0.8]",
+)
+@o.option(
+    "--positive-threshold", type=float, group=E, help="--split strong: keep ratings > this as positives (e.g. 3.5)"
+)
+@o.option(
+    "--min-ratings",
+    type=int,
+    default=2,
+    show_default=True,
+    group=E,
+    help="--split strong: minimum ratings of a held-out user",
+)
 @o.option("--split-seed", type=int, default=0, show_default=True, group=E, help="seed of the split")
 @o.option("--k", type=int, default=10, show_default=True, group=E, help="length of recommendation lists")
-@o.option("--format", "fmt_", type=click.Choice(["table", "json"]), default="table", show_default=True, group=E, help="output format")
+@o.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    group=E,
+    help="output format",
+)
 @o.privacy_options(ledger_help="privacy ledger charged by the fit")
 @click.pass_context
 def evaluate(ctx, **kw):
@@ -122,7 +146,11 @@ def evaluate(ctx, **kw):
         model.fit(train, ledger=kw["ledger"]) if private and kw["ledger"] else model.fit(train)
     fit_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = evaluate_strong(model, split, k=kw["k"]) if kw["split"] == "strong" else run_evaluate(model, train, test, k=kw["k"])
+    res = (
+        evaluate_strong(model, split, k=kw["k"])
+        if kw["split"] == "strong"
+        else run_evaluate(model, train, test, k=kw["k"])
+    )
     eval_seconds = time.perf_counter() - t0
 
     config = {
@@ -179,7 +207,11 @@ def evaluate(ctx, **kw):
         echo(json.dumps(to_jsonable(out), indent=2))
         return
     k = kw["k"]
-    eps = "" if not private else f", ε = {fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
+    eps = (
+        ""
+        if not private
+        else f", ε = {fmt(config['epsilon'], 3)}, δ = {config['delta']}, unit = {config['privacy_unit']}"
+    )
     if kw["split"] == "strong":
         how = (
             f"strong generalisation: {split.history.n_users} held-out users, history fraction "

@@ -160,9 +160,7 @@ def _source_check(required: bool):
         def wrapper(*args, **kwargs):
             src = [k for k in ("dataset", "ratings", "synthetic") if kwargs.get(k) is not None]
             if len(src) > 1:
-                raise click.UsageError(
-                    f"--{src[0]} and --{src[1]} are not allowed together: give one data source"
-                )
+                raise click.UsageError(f"--{src[0]} and --{src[1]} are not allowed together: give one data source")
             if required and not src:
                 raise click.UsageError("give a data source: --dataset NAME, --ratings FILE or --synthetic KIND")
             return f(*args, **kwargs)
@@ -301,15 +299,14 @@ def model_options(*, seed_default=None, seed_help=None):
             "--model",
             metavar="NAME",
             group=g,
-            help=f"registered model: {', '.join(names)}  (DP: "
-            f"{', '.join(n for n in names if MODELS[n].is_private)})",
+            help=f"registered model: {', '.join(names)}  (DP: {', '.join(n for n in names if MODELS[n].is_private)})",
         ),
         option(
             "--config",
             "model_config",
             metavar="TOML",
             group=g,
-            help="model config file: `model = \"NAME\"` and a [params] table of the model's Config fields "
+            help='model config file: `model = "NAME"` and a [params] table of the model\'s Config fields '
             "(flags given on the command line override it)",
         ),
         option(
@@ -340,10 +337,10 @@ def hyperparameter_names() -> list[str]:
 def read_model_config(path: str) -> tuple[str | None, dict]:
     """(model name or None, params) from a TOML model config::
 
-        model = "dpals"          # optional: --model overrides nothing, they must agree
-        [params]                 # any field of the model's Config (the library's names)
-        factors = 8
-        max_ratings_per_user = 20
+    model = "dpals"          # optional: --model overrides nothing, they must agree
+    [params]                 # any field of the model's Config (the library's names)
+    factors = 8
+    max_ratings_per_user = 20
     """
     if not os.path.isfile(path):
         raise ConfigError(f"--config: file not found: {path}")
@@ -398,9 +395,7 @@ def build_model(ctx: click.Context, kwargs: dict, *, seed=None, privacy: bool = 
         if field in kwargs and given(ctx, field):
             if field not in accepted:
                 takes = [m for m in model_names() if field in MODELS[m].Config.model_fields]
-                raise ConfigError(
-                    f"model {name!r} does not take {flag_name(field)} (it applies to {', '.join(takes)})"
-                )
+                raise ConfigError(f"model {name!r} does not take {flag_name(field)} (it applies to {', '.join(takes)})")
             params[field] = kwargs[field]
             origin[field] = flag_name(field)
     if privacy:
@@ -451,13 +446,15 @@ def _check_privacy_flags(ctx, kwargs, cls) -> None:
 def _warn_ignored(cls, config, origin: dict) -> None:
     """A flag the chosen model accepts but will not use is a warning naming the flag."""
     if "num_threads" in origin and not (cls.name in THREADED_MODELS or getattr(cls, "uses_threads", False)):
-        _app.warn(f"{origin['num_threads']} is ignored by model {cls.name!r} (its fit does not run the parallel kernels)")
+        _app.warn(
+            f"{origin['num_threads']} is ignored by model {cls.name!r} (its fit does not run the parallel kernels)"
+        )
     feedback = getattr(config, "feedback", None)
     if feedback in ("explicit", "implicit"):
         other = "implicit" if feedback == "explicit" else "explicit"
         for field, info in cls.Config.model_fields.items():
             desc = (info.description or "").lower()
-            if field in origin and desc.startswith(other):
+            if field in origin and field != "feedback" and desc.startswith(other):
                 _app.warn(
                     f"{origin[field]} is ignored by model {cls.name!r} with feedback={feedback} "
                     f"(it applies to --feedback {other})"

@@ -55,7 +55,9 @@ def _markdown(r: dict) -> list[str]:
     c, p = r["contents"], r["privacy"]
     lines = [f"# Privacy report: `{r['file']}`", ""]
     lines += [f"- model: {r['model_class']} (`{r['model']}`), written by dprec {r['dprec_version']}"]
-    lines += [f"- file: {c['format']}, {c['n_items']} items" + ("" if c["n_users"] is None else f", {c['n_users']} users")]
+    lines += [
+        f"- file: {c['format']}, {c['n_items']} items" + ("" if c["n_users"] is None else f", {c['n_users']} users")
+    ]
     if p is None or not p["is_private"]:
         why = "the model is not private" if p is None else "ε = ∞: the non-private reference, no noise"
         lines += [
@@ -112,7 +114,15 @@ def _markdown(r: dict) -> list[str]:
 @click.command("report", cls=o.GroupedCommand)
 @click.argument("model_file", metavar="MODEL.npz")
 @o.option("--ledger", metavar="PATH", group="options", help="also show this ledger's state (public summary)")
-@o.option("--format", "fmt_", type=click.Choice(["md", "json"]), default="md", show_default=True, group="options", help="output format")
+@o.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    group="options",
+    help="output format",
+)
 def report(model_file, ledger, fmt_):
     """A model file's privacy report: unit, ε/δ and per-step mechanisms, public assumptions, what the file contains
     and which parts are a DP artifact, noise origin and ledger state."""

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from .._json import to_jsonable
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownIdError
 from . import options as o
 from ._app import echo, table, warn
 from .source import read_table
@@ -73,13 +73,17 @@ def _fold_in(model, kw) -> list:
     rcol = None if rcol.lower() in ("none", "") else rcol
     missing = [c for c in (ucol, icol, rcol) if c is not None and c not in df.columns]
     if missing:
-        raise ConfigError(f"--fold-in {path}: column(s) {missing} not found (columns: {list(df.columns)}); name them with --user-col/--item-col/--rating-col")
+        raise ConfigError(
+            f"--fold-in {path}: column(s) {missing} not found (columns: {list(df.columns)}); name them with --user-col/--item-col/--rating-col"
+        )
     df = df.copy()
     df[icol] = _as_model_ids(df[icol].tolist(), model.item_ids, "--fold-in: item")
     users = df[ucol].tolist()
-    df[ucol] = _as_model_ids(users, model.user_ids, "--fold-in: user") if len(model.user_ids) else [
-        int(u) if model.item_ids.dtype.kind in "iu" and str(u).lstrip("-").isdigit() else str(u) for u in users
-    ]
+    df[ucol] = (
+        _as_model_ids(users, model.user_ids, "--fold-in: user")
+        if len(model.user_ids)
+        else [int(u) if model.item_ids.dtype.kind in "iu" and str(u).lstrip("-").isdigit() else str(u) for u in users]
+    )
     known_items = set(model.item_ids.tolist())
     unknown = ~df[icol].isin(known_items)
     if unknown.any():
@@ -111,12 +115,24 @@ def _fold_in(model, kw) -> list:
 @o.option("--users-file", metavar="FILE", group="users", help="user ids, one per line")
 @o.option("--fold-in", metavar="RATINGS", group="users", help="ratings of new users (columns as for --ratings): "
           "they are folded into the model from their own ratings (no privacy cost) and served")  # fmt: skip
-@o.option("-n", "--n", "n", type=click.IntRange(min=1), default=10, show_default=True, group="output", help="list length")
+@o.option(
+    "-n", "--n", "n", type=click.IntRange(min=1), default=10, show_default=True, group="output", help="list length"
+)
 @o.option("--include-seen", is_flag=True, group="output", help="also recommend items the user already rated")
-@o.option("--format", "fmt_", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True, group="output", help="output format")
+@o.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    group="output",
+    help="output format",
+)
 @o.option("--user-col", metavar="NAME", group="--fold-in file", help="user id column  [default: user]")
 @o.option("--item-col", metavar="NAME", group="--fold-in file", help="item id column  [default: item]")
-@o.option("--rating-col", metavar="NAME", group="--fold-in file", help="rating column, 'none' = implicit  [default: rating]")
+@o.option(
+    "--rating-col", metavar="NAME", group="--fold-in file", help="rating column, 'none' = implicit  [default: rating]"
+)
 @o.option("--sep", metavar="SEP", group="--fold-in file", help="field separator  [default: ',' or tab for .tsv]")
 @o.option("--no-header", is_flag=True, group="--fold-in file", help="the file has no header")
 def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **kw):
@@ -144,6 +160,14 @@ def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **k
         ids = folded
     else:
         ids = _as_model_ids(ids, model.user_ids, "--user")
+        known = set(model.user_ids.tolist())
+        unknown = [u for u in ids if u not in known]
+        if unknown:  # the library would serve its fallback list; on the command line that hides a typo
+            raise UnknownIdError(
+                f"--user {unknown[0]!r} is not in {model_file}"
+                + (" (a public artifact holds no users)" if kind == "dprec-public" else "")
+                + "; serve a new user from their own ratings with --fold-in RATINGS"
+            )
     results = []
     for u in ids:
         items, scores = model.recommend(u, n=n, filter_seen=not include_seen)
@@ -159,5 +183,9 @@ def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **k
                 w.writerow([r["user"], rank, it["item"], f"{it['score']:.6g}"])
         echo(buf.getvalue().rstrip("\n"))
     else:
-        rows = [[str(r["user"]), str(rank), str(it["item"]), f"{it['score']:.4f}"] for r in results for rank, it in enumerate(r["items"], 1)]
+        rows = [
+            [str(r["user"]), str(rank), str(it["item"]), f"{it['score']:.4f}"]
+            for r in results
+            for rank, it in enumerate(r["items"], 1)
+        ]
         echo(table(["user", "rank", "item", "score"], rows))

@@ -43,7 +43,9 @@ def read_table(path: str, *, flag: str, sep=None, no_header=False):
         else:
             sep = sep if sep is not None else ("\t" if lower.endswith((".tsv", ".data")) else ",")
             sep = "\t" if sep in ("\\t", "tab") else sep
-            df = pd.read_csv(path, sep=sep, header=None if no_header else "infer", engine="python" if len(sep) > 1 else "c")
+            df = pd.read_csv(
+                path, sep=sep, header=None if no_header else "infer", engine="python" if len(sep) > 1 else "c"
+            )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ImportError) as exc:
         raise ConfigError(f"{flag}: cannot read ratings file {path}: {exc}") from None
     if no_header:

@@ -15,7 +15,9 @@ from ._app import echo, fmt, warn
 from .source import load_data, source_label
 
 #: what the privacy report says when a DP fit ran with --no-ledger
-NO_LEDGER_STATE = "no ledger: trained with `dprec train --no-ledger`; this fit's privacy cost is not tracked by any ledger"
+NO_LEDGER_STATE = (
+    "no ledger: trained with `dprec train --no-ledger`; this fit's privacy cost is not tracked by any ledger"
+)
 #: DP item selection that keeps less than this share of the items the data names warns (pointing to --items)
 FEW_ITEMS_SHARE = 0.5
 
@@ -26,9 +28,28 @@ O = "output"
 @o.data_source_options()
 @o.model_options()
 @o.privacy_options(no_ledger=True)
-@o.option("--out", required=True, metavar="MODEL.npz", group=O, help="model file to write (holds per-user state: not a DP artifact)")
-@o.option("--export-public", metavar="PUBLIC.npz", group=O, help="also write the DP artifact: the released item side only (DP models)")
-@o.option("--format", "fmt_", type=click.Choice(["text", "json"]), default="text", show_default=True, group=O, help="output format")
+@o.option(
+    "--out",
+    required=True,
+    metavar="MODEL.npz",
+    group=O,
+    help="model file to write (holds per-user state: not a DP artifact)",
+)
+@o.option(
+    "--export-public",
+    metavar="PUBLIC.npz",
+    group=O,
+    help="also write the DP artifact: the released item side only (DP models)",
+)
+@o.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    group=O,
+    help="output format",
+)
 @click.pass_context
 def train(ctx, **kw):
     """Fit a model on all the data, charge the privacy ledger, save it.
