@@ -100,8 +100,11 @@ def _markdown(r: dict) -> list[str]:
                      "public item ids, no per-user data. It may be shared; serve new users from it with "
                      "`dprec recommend FILE --fold-in RATINGS`.")  # fmt: skip
     elif c["contains_user_data"]:
-        lines.append("This file holds **per-user state** (user parameters, seen items): it is **not** a DP artifact, keep "
-                     "it private." + (" Its DP part is what `dprec train --export-public` writes." if p and p["is_private"] else ""))  # fmt: skip
+        dp_part = " Its DP part is what `dprec train --export-public` writes." if p and p["is_private"] else ""
+        lines.append(
+            "This file holds **per-user state** (user parameters, seen items): it is **not** a DP artifact, keep "
+            "it private." + dp_part
+        )
     else:
         lines.append("This file holds no per-user data.")
     lines += ["", "| array | shape |", "|---|---|"] + [f"| {k} | {v} |" for k, v in c["arrays"].items()]

@@ -74,7 +74,8 @@ def _fold_in(model, kw) -> list:
     missing = [c for c in (ucol, icol, rcol) if c is not None and c not in df.columns]
     if missing:
         raise ConfigError(
-            f"--fold-in {path}: column(s) {missing} not found (columns: {list(df.columns)}); name them with --user-col/--item-col/--rating-col"
+            f"--fold-in {path}: column(s) {missing} not found (columns: {list(df.columns)}); name them with "
+            "--user-col/--item-col/--rating-col"
         )
     df = df.copy()
     df[icol] = _as_model_ids(df[icol].tolist(), model.item_ids, "--fold-in: item")

@@ -21,7 +21,7 @@ NO_LEDGER_STATE = (
 #: DP item selection that keeps less than this share of the items the data names warns (pointing to --items)
 FEW_ITEMS_SHARE = 0.5
 
-O = "output"
+OUT = "output"
 
 
 @click.command("train", cls=o.GroupedCommand)
@@ -32,13 +32,13 @@ O = "output"
     "--out",
     required=True,
     metavar="MODEL.npz",
-    group=O,
+    group=OUT,
     help="model file to write (holds per-user state: not a DP artifact)",
 )
 @o.option(
     "--export-public",
     metavar="PUBLIC.npz",
-    group=O,
+    group=OUT,
     help="also write the DP artifact: the released item side only (DP models)",
 )
 @o.option(
@@ -47,7 +47,7 @@ O = "output"
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    group=O,
+    group=OUT,
     help="output format",
 )
 @click.pass_context
