@@ -388,3 +388,35 @@ def test_bench_is_a_group_and_old_forms_work(shop):
     assert res.exit_code == 2
     res = run("bench", "nowhere.toml", "--out", "o")  # `dprec bench CONFIG --out DIR` still means `bench run`
     assert res.exit_code == 2 and "nowhere.toml" in res.output
+
+
+def test_a_model_registered_after_the_cli_gets_its_flags(shop, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "models"))
+    import item_mean_model  # noqa: F401  (registers "item-mean", whose Config has `shrinkage`)
+
+    res = run("evaluate", *SRC, "--model", "item-mean", "--shrinkage", "3", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["config"]["model_params"]["shrinkage"] == 3.0
+    assert "--shrinkage" in run("train", "--help").output
+    res = run("evaluate", *SRC, "--model", "popularity", "--shrinkage", "3")
+    assert res.exit_code == 2 and "does not take --shrinkage (it applies to item-mean)" in res.output
+
+
+def test_models_list_and_show():
+    res = run("models", "list", "--format", "json")
+    assert res.exit_code == 0 and {r["name"] for r in json.loads(res.output)} == set(MODELS)
+    res = run("models", "show", "dpals", "--format", "json")
+    rows = {r["key"]: r for r in json.loads(res.output)["parameters"]}
+    assert rows["max_ratings_per_user"]["flag"] == "--max-ratings-per-user" and rows["epsilon"]["required"]
+    assert rows["clip_norm"]["default"] == 1.0 and "rng" not in rows
+    res = run("models", "show", "dpalz")
+    assert res.exit_code == 2 and "did you mean 'dpals'" in res.output
+
+
+def test_report_carries_no_user_count_seed_or_fingerprint(shop):
+    res = train("--model", "dpals", *DP, "--no-ledger", "--seed", "4242", "--out", "m.npz")
+    assert res.exit_code == 0, res.output
+    for fmt in ("md", "json"):
+        text = run("report", "m.npz", "--format", fmt).output
+        assert "150" not in text and "4242" not in text  # 150 users in the data
+        assert "per-user rows" in text

@@ -10,6 +10,7 @@
     dprec budget     init (source) --epsilon E --delta D [--ledger PATH] | show [source] [--ledger PATH]
     dprec evaluate   (source) --model M [hyperparameters] [--split random|user|strong ...] [privacy options]
     dprec demo       [--seed 0] [--ledger PATH] [--format table|json]
+    dprec models     list | show NAME [--format table|json]
     dprec datasets   list [--data-home DIR] [--format table|json]
     dprec bench      run CONFIG.toml --out DIR [--resume] [--jobs N] | summary DIR
 
@@ -79,11 +80,12 @@ def _register() -> None:
     from .datasets import datasets
     from .demo import demo
     from .evaluate import evaluate
+    from .models import models
     from .report import report
     from .serve import recommend
     from .train import train
 
-    for cmd in (train, recommend, report, budget, evaluate, demo, datasets, bench, bench_summary_alias):
+    for cmd in (train, recommend, report, budget, evaluate, models, demo, datasets, bench, bench_summary_alias):
         cli.add_command(cmd)
 
 

@@ -69,6 +69,7 @@ def cli_terms(message: str) -> str:
     text = text.replace("pass rng=None (fresh OS entropy)", "omit --seed (fresh OS entropy)")
     text = text.replace("a caller-given rng", "--seed")
     text = text.replace("rng=None", "no --seed")
+    text = text.replace("epsilon=math.inf", "--epsilon inf")
 
     def sub(m: re.Match) -> str:
         name = m.group(1)
@@ -84,9 +85,10 @@ _KNOWN_PARAMS: set[str] = set()
 
 
 def message(exc: BaseException) -> str:
-    """An exception's message (a KeyError's without the quotes ``str`` adds), in CLI terms."""
+    """An exception's message (a KeyError's without the quotes ``str`` adds); input errors in CLI terms (the
+    ledger's and the file checks' messages state amounts and facts, not arguments, and are kept as they are)."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return cli_terms(text)
+    return cli_terms(text) if isinstance(exc, (ConfigError, UnknownIdError)) else " ".join(text.split())
 
 
 class WarningPrinter:

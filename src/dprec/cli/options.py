@@ -45,7 +45,21 @@ class GroupedOption(click.Option):
 
 
 class GroupedCommand(click.Command):
-    """A command whose ``--help`` lists its options by section (data source, privacy, model, …)."""
+    """A command whose ``--help`` lists its options by section (data source, privacy, model, …).
+
+    A command with :func:`model_options` also gets flags for the hyperparameters of models registered after
+    the CLI was imported (a plugin's ``@register_model``): they are added when the command parses.
+    """
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        if getattr(self.callback, "_dprec_hyperparameters", False):
+            have = {p.name for p in params}
+            extra = [opt for field, opt in _hyperparameter_options() if field not in have]
+            if extra:
+                self.params[-1:-1] = extra  # before --help; kept for the next parse
+                params = super().get_params(ctx)
+        return params
 
     def format_options(self, ctx, formatter):
         sections: dict[str, list] = {}
@@ -299,7 +313,8 @@ def model_options(*, seed_default=None, seed_help=None):
             "--model",
             metavar="NAME",
             group=g,
-            help=f"registered model: {', '.join(names)}  (DP: {', '.join(n for n in names if MODELS[n].is_private)})",
+            help=f"registered model: {', '.join(names)}  (DP: {', '.join(n for n in names if MODELS[n].is_private)}); "
+            "one model's flags and defaults: `dprec models show NAME`",
         ),
         option(
             "--config",
@@ -326,7 +341,24 @@ def model_options(*, seed_default=None, seed_help=None):
             opts.append(option(f"{flag}/--no-{flag[2:]}", field, default=None, group=h, help=s["help"]))
         else:
             opts.append(option(flag, field, type=s["type"], group=h, help=s["help"]))
-    return apply(opts)
+
+    def deco(f):
+        f = apply(opts)(f)
+        f._dprec_hyperparameters = True
+        return f
+
+    return deco
+
+
+def _hyperparameter_options():
+    """(field, click.Option) for every hyperparameter of the currently registered models."""
+    h = "hyperparameters (each applies to the models listed; 'auto' = the model's documented rule)"
+    for field, s in hyperparameter_specs().items():
+        flag = flag_name(field)
+        if s["type"] is bool:
+            yield field, GroupedOption([f"{flag}/--no-{flag[2:]}", field], default=None, group=h, help=s["help"])
+        else:
+            yield field, GroupedOption([flag, field], type=s["type"], group=h, help=s["help"])
 
 
 def hyperparameter_names() -> list[str]:

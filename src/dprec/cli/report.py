@@ -3,7 +3,9 @@
 It says: the privacy unit; ε, δ and the per-step mechanisms (statistic, sensitivity, σ, ρ); the public
 assumptions; what the file contains and which parts are a DP artifact; the noise origin and the ledger state.
 Everything comes from the model's :meth:`~dprec.models._dp.DPModelMixin.privacy_report` (stored in the file's
-manifest) and the manifest itself; ``--ledger`` adds the ledger's public summary.
+manifest) and the manifest itself; ``--ledger`` adds the ledger's public summary. Like the privacy report, it
+carries no seed, no data fingerprint and no exact user count (per-user arrays are listed without their shape),
+so it can be published as the start of a model card.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ def build_report(path: str, ledger: str | None = None) -> dict:
         "format": kind,
         "contains_user_data": bool(manifest.get("contains_user_data", not public)),
         "is_dp_artifact": bool(rep and rep["is_private"] and public),
-        "arrays": {k: v.get("shape") for k, v in sorted(manifest.get("arrays", {}).items()) if not k.startswith("__")},
+        # per-user arrays without their shape: a report may be published, an exact user count may not
+        "arrays": {
+            k: "per-user rows" if "user" in k else v.get("shape")
+            for k, v in sorted(manifest.get("arrays", {}).items())
+            if not k.startswith("__")
+        },
         "n_items": int(len(model.item_ids)),
-        "n_users": None if public else int(len(model.user_ids)),
     }
     out = {
         "file": path,
@@ -55,9 +61,7 @@ def _markdown(r: dict) -> list[str]:
     c, p = r["contents"], r["privacy"]
     lines = [f"# Privacy report: `{r['file']}`", ""]
     lines += [f"- model: {r['model_class']} (`{r['model']}`), written by dprec {r['dprec_version']}"]
-    lines += [
-        f"- file: {c['format']}, {c['n_items']} items" + ("" if c["n_users"] is None else f", {c['n_users']} users")
-    ]
+    lines += [f"- file: {c['format']}, {c['n_items']} items"]
     if p is None or not p["is_private"]:
         why = "the model is not private" if p is None else "ε = ∞: the non-private reference, no noise"
         lines += [
