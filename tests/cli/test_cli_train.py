@@ -420,3 +420,20 @@ def test_report_carries_no_user_count_seed_or_fingerprint(shop):
         text = run("report", "m.npz", "--format", fmt).output
         assert "150" not in text and "4242" not in text  # 150 users in the data
         assert "per-user rows" in text
+
+
+def test_epsilon_inf_is_labelled_non_private(shop):
+    res = train("--model", "dp-popularity", "--epsilon", "inf", "--out", "m.npz", "--export-public", "p.npz")
+    assert res.exit_code == 0, res.output
+    assert "none: ε = ∞" in res.output and "NOT a DP artifact" in res.output and "the DP artifact" not in res.output
+    assert "**None: ε = ∞" in run("report", "p.npz").output
+    res = train("--model", "dp-popularity", "--epsilon", "inf", "--ledger", "shop.sqlite", "--out", "m.npz")
+    assert res.exit_code == 2 and "non-private fit" in res.output
+
+
+def test_library_hints_become_commands(shop):
+    res = train("--model", "dp-popularity", *DP, "--ledger", "missing.sqlite", "--out", "m.npz")
+    assert res.exit_code == 3 and "`dprec budget init`" in res.output and "Ledger.create" not in res.output
+    (shop / "x.npz").write_text("not a model")
+    res = run("recommend", "x.npz", "--user", "1")
+    assert res.exit_code == 4 and "not a dprec model file" in res.output and "pickle" not in res.output

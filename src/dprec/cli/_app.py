@@ -88,7 +88,19 @@ def message(exc: BaseException) -> str:
     """An exception's message (a KeyError's without the quotes ``str`` adds); input errors in CLI terms (the
     ledger's and the file checks' messages state amounts and facts, not arguments, and are kept as they are)."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return cli_terms(text) if isinstance(exc, (ConfigError, UnknownIdError)) else " ".join(text.split())
+    text = cli_terms(text) if isinstance(exc, (ConfigError, UnknownIdError)) else " ".join(text.split())
+    for python, command in API_HINTS.items():
+        text = text.replace(python, command)
+    return text
+
+
+#: library hints that name a Python call → the command that does it
+API_HINTS = {
+    "create one with Ledger.create(...)": "create one with `dprec budget init`",
+    ", or Ledger.create(other_path, ...)": "",
+    "Pass ledger=None to train the non-private reference deliberately": "Drop --ledger to train the non-private "
+    "reference deliberately",
+}
 
 
 class WarningPrinter:

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from .._json import to_jsonable
-from ..errors import ConfigError, UnknownIdError
+from ..errors import ConfigError, CorruptFileError, UnknownIdError
 from . import options as o
 from ._app import echo, table, warn
 from .source import read_table
@@ -43,6 +43,10 @@ def load_model_file(path: str, *, flag: str = "MODEL"):
 
     if not os.path.isfile(path):
         raise ConfigError(f"{flag}: model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CorruptFileError(
+            f"{path} is not a dprec model file (`dprec train` writes them with --out / --export-public)"
+        )
     kind = file_format(path)
     if kind == "dprec-public":
         return DPModelMixin.load_public(path), kind

@@ -109,13 +109,17 @@ def train(ctx, **kw):
         "files": written,
         "privacy": None
         if report is None
-        else {k: report.get(k) for k in ("unit", "epsilon", "delta", "verified_epsilon", "noise", "ledger")},
+        else {
+            k: report.get(k) for k in ("is_private", "unit", "epsilon", "delta", "verified_epsilon", "noise", "ledger")
+        },
     }
     if kw["fmt_"] == "json":
         echo(json.dumps(to_jsonable(out), indent=2))
         return
     echo(f"dprec train: {cls.name} on {source_label(source)} ({data.n_users} users × {data.n_items} items)")
-    if report is not None:
+    if report is not None and not report["is_private"]:
+        echo("  privacy:  none: ε = ∞ is the non-private reference of this model (no noise; not a DP artifact)")
+    elif report is not None:
         echo(
             f"  privacy:  {report['unit']}-level DP, ε = {fmt(report['epsilon'], 3)}, δ = {report['delta']:g} "
             f"(verified ε = {fmt(report['verified_epsilon'], 4)})"
@@ -124,5 +128,6 @@ def train(ctx, **kw):
         echo(f"  ledger:   {report['ledger']}" + (f" ({kw['ledger']})" if kw["ledger"] else ""))
     echo(f"  model:    {written['model']} (holds per-user state: keep it private; not a DP artifact)")
     if "public" in written:
-        echo(f"  public:   {written['public']} (the DP artifact: shareable, no per-user data)")
+        what = "the DP artifact: shareable" if private else "item side only, NOT a DP artifact (ε = ∞)"
+        echo(f"  public:   {written['public']} ({what}, no per-user data)")
     echo(f"  next:     dprec report {written['model']}")
