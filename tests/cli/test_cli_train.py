@@ -437,3 +437,37 @@ def test_library_hints_become_commands(shop):
     (shop / "x.npz").write_text("not a model")
     res = run("recommend", "x.npz", "--user", "1")
     assert res.exit_code == 4 and "not a dprec model file" in res.output and "pickle" not in res.output
+
+
+def test_warnings_are_one_line_on_stderr_and_json_stays_clean(shop):
+    res = train(
+        "--model",
+        "dpals",
+        "--epsilon",
+        "1",
+        "--delta",
+        "0.5",
+        "--seed",
+        "1",
+        "--no-ledger",
+        "--out",
+        "m.npz",
+        "--format",
+        "json",
+    )
+    assert res.exit_code == 0, res.output
+    json.loads(res.stdout)  # stdout is only the JSON document
+    warns = res.stderr.splitlines()
+    assert len(warns) >= 2 and all(w.startswith("warning: ") for w in warns)
+    assert any("--delta 0.5" in w for w in warns) and any("--seed" in w for w in warns)
+    assert "warning: " not in res.stdout and "PrivacyWarning" not in res.stderr
+    res = run("recommend", "m.npz", "--user", "1", "--user", "2", "--format", "json")
+    assert res.stderr.count("warning: ") == 1 and "RankingWarning" not in res.stderr  # once per command
+    assert len(json.loads(res.stdout)["recommendations"]) == 2
+
+
+def test_evaluate_with_items_and_synthetic(shop):
+    res = run("evaluate", *SRC, "--model", "dp-popularity", *DP, "--format", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["config"]["public_items"] is True
+    res = run("evaluate", "--synthetic", "ratings", "--model", "popularity", "--format", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["config"]["n_users"] == 2000
