@@ -120,9 +120,7 @@ def _fold_in(model, kw) -> list:
 @o.option("--users-file", metavar="FILE", group="users", help="user ids, one per line")
 @o.option("--fold-in", metavar="RATINGS", group="users", help="ratings of new users (columns as for --ratings): "
           "they are folded into the model from their own ratings (no privacy cost) and served")  # fmt: skip
-@o.option(
-    "-n", "--n", "n", type=click.IntRange(min=1), default=10, show_default=True, group="output", help="list length"
-)
+@o.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True, group="output", help="list length")
 @o.option("--include-seen", is_flag=True, group="output", help="also recommend items the user already rated")
 @o.option(
     "--format",
