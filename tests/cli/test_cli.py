@@ -288,7 +288,7 @@ def test_evaluate_budget_exceeded_exit_3(capsys, ratings_csv, tmp_path):
         (["--model", "popularity", "--user-col", "nope"], "not found"),
         (["--model", "popularity", "--k", "0"], "--k"),
         (["--model", "popularity", "--test-fraction", "1.5"], "test-fraction"),
-        (["--model", "popularity", "--split", "nope"], "invalid choice"),
+        (["--model", "popularity", "--split", "nope"], "is not one of"),
         (["--model", "popularity", "--factors", "8"], "does not take --factors"),
         ([], "--model"),
     ],
@@ -359,18 +359,21 @@ def test_dprec_errors_map_to_documented_exit_codes(monkeypatch, capsys, tmp_path
         (LedgerError("locked"), 3),
         (CorruptFileError("tampered"), 4),
     ]
+    import dprec.cli.datasets as cmd
+
     for exc, code in cases:
 
-        def raise_it(args, exc=exc):
+        def raise_it(data_home, exc=exc):
             raise exc
 
-        monkeypatch.setattr(cli, "_cmd_datasets_list", raise_it)
+        monkeypatch.setattr(cmd, "dataset_rows", raise_it)
         assert main(["datasets", "list", "--data-home", str(tmp_path)]) == code
         err = capsys.readouterr().err
         assert err.startswith("dprec: ") and str(exc) in err and "Traceback" not in err and err.count("\n") == 1
-    monkeypatch.setattr(cli, "_cmd_datasets_list", lambda args: (_ for _ in ()).throw(NotFittedError("a bug")))
+    monkeypatch.setattr(cmd, "dataset_rows", lambda data_home: (_ for _ in ()).throw(NotFittedError("a bug")))
     with pytest.raises(NotFittedError):  # a dprec error the CLI should never hit is a bug too
         main(["datasets", "list", "--data-home", str(tmp_path)])
+    assert cli.EXIT_CODES
 
 
 def test_usage_error_is_config_error():
@@ -388,7 +391,7 @@ def test_missing_file_exit_2(capsys, tmp_path):
 
 def test_dataset_and_ratings_are_exclusive(capsys, ratings_csv):
     code, _, err = _run(capsys, "evaluate", "--ratings", ratings_csv, "--dataset", "ml-100k", "--model", "popularity")
-    assert code == 2 and "not allowed with" in err
+    assert code == 2 and "not allowed together" in err
 
 
 def test_file_options_rejected_with_dataset(capsys):

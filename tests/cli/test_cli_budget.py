@@ -37,12 +37,9 @@ def _run(capsys, *argv):
 
 
 def _file_id(path):
-    from dprec.cli import _load_data, build_parser
+    from dprec.cli.source import load_data
 
-    args = build_parser().parse_args(
-        ["evaluate", "--ratings", path, "--rating-bounds", "1,5", "--model", "dp-baseline"]
-    )
-    return _load_data(args)[0].dataset_id
+    return load_data({"ratings": path, "rating_bounds": "1,5"})[0].dataset_id
 
 
 SRC = lambda f: ("--ratings", f, "--rating-bounds", "1,5")  # noqa: E731
