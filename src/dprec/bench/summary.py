@@ -311,7 +311,7 @@ def summarize_dir(out, *, plots: bool = True) -> dict:
     """Regenerate summary and plots of a results directory from its ``results.jsonl``."""
     path = os.path.join(os.fspath(out), RESULTS_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no {RESULTS_FILE} in {out!r}: run `dprec bench CONFIG --out {out}` first")
+        raise FileNotFoundError(f"no {RESULTS_FILE} in {out!r}: run `dprec bench run CONFIG --out {out}` first")
     return write_summary(out, read_results(path), plots=plots)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
+import time
 
 import click
+
+from ..errors import ConfigError
 
 
 class _BenchGroup(click.Group):
@@ -32,9 +35,27 @@ def bench():
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def bench_run(config, out, resume, jobs, no_progress):
     """Run an accuracy-versus-privacy sweep from a TOML config (e.g. benchmarks/configs/quick.toml)."""
-    from .. import bench as _bench
+    from ..bench import run_bench
+    from ..bench.runner import NOT_FOR_RELEASE
 
-    return _bench.run_cli(SimpleNamespace(config=config, out=out, resume=resume, jobs=jobs, no_progress=no_progress))
+    t0 = time.perf_counter()
+    try:
+        rows = run_bench(config, out, resume=resume, jobs=jobs, progress=not no_progress)
+    except FileExistsError as exc:  # results already in --out: a usage error
+        raise ConfigError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(
+            f"\ndprec bench: interrupted; finished cells are kept in {out}/results.jsonl — continue with "
+            f"`dprec bench run {config} --out {out} --resume`",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{len(rows)} cells in {out}/results.jsonl ({time.perf_counter() - t0:.1f} s); "
+        f"summary: {out}/summary.md, {out}/summary.csv, {out}/plots/"
+    )
+    print(f"note: {NOT_FOR_RELEASE}")
+    return 0
 
 
 @bench.command("summary")
@@ -42,9 +63,17 @@ def bench_run(config, out, resume, jobs, no_progress):
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
 def bench_summary(dir, no_plots):  # noqa: A002
     """Regenerate a sweep's summary.md/.csv and plots from DIR/results.jsonl."""
-    from .. import bench as _bench
+    from ..bench import summarize_dir
 
-    return _bench.run_summary_cli(SimpleNamespace(dir=dir, no_plots=no_plots))
+    try:
+        paths = summarize_dir(dir, plots=not no_plots)
+    except FileNotFoundError as exc:  # no results.jsonl in DIR
+        raise ConfigError(str(exc)) from None
+    print(
+        f"wrote {paths['md']}, {paths['csv']}"
+        + (f" and {len(paths.get('plots', []))} plots" if "plots" in paths else "")
+    )
+    return 0
 
 
 #: ``dprec bench-summary DIR``: hidden alias of ``dprec bench summary DIR``
