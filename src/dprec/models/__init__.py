@@ -1,7 +1,8 @@
 """dprec models: non-private references, DP baselines, DP-ALS.
 
 Every model registers under a name (:mod:`dprec.models.registry`: ``"als"``, ``"popularity"``,
-``"dp-baseline"``, ``"dp-popularity"``, ``"dpals"``, ``"dp-itemitem"``) with a frozen config class (:mod:`dprec.models.config`).
+``"dp-baseline"``, ``"dp-popularity"``, ``"dpals"``, ``"dp-itemitem"``, ``"dp-ranker"``) with a frozen config class
+(:mod:`dprec.models.config`).
 Layers: :mod:`.io` (model files) → :mod:`.base` (the protocol) → :mod:`.releases` (every DP release) →
 :mod:`.global_effects` and :mod:`._biased_als` (shared estimators and the ALS engine) → the model modules.
 """
@@ -13,6 +14,7 @@ from .config import ModelConfig, PrivateConfig, validate_config
 from .dpals import DPALS, DPALSConfig, ResolvedDPALS
 from .itemitem import DPItemItem, DPItemItemConfig
 from .popularity import Popularity, PopularityConfig
+from .ranker import DPRanker, DPRankerConfig
 from .registry import MODELS, get_model, model_class_by_name, model_names, register_model
 
 __all__ = [
@@ -24,12 +26,14 @@ __all__ = [
     "DPPopularity",
     "DPALS",
     "DPItemItem",
+    "DPRanker",
     "ALSConfig",
     "PopularityConfig",
     "DPGlobalEffectsConfig",
     "DPPopularityConfig",
     "DPALSConfig",
     "DPItemItemConfig",
+    "DPRankerConfig",
     "ResolvedDPALS",
     "ModelConfig",
     "PrivateConfig",
