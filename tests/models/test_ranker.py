@@ -35,7 +35,9 @@ def test_rule_uses_public_inputs_and_falls_back_to_popularity():
     assert hi.name == "dp-itemitem" and 0 < hi.params["alpha"] <= 1
     assert R.default_ranker(math.inf, 1e-5, 900.0, 1682).params == {"alpha": 1.0}
     # monotone in the signal ε·ñ: once personalised, α grows with ε·ñ and reaches 1
-    alphas = [R.default_ranker(e, 1e-5, 1000.0, 500).params.get("alpha", 0.0) for e in (0.1, 1, 2, 5, 50, 500)]
+    alphas = [R.default_ranker(e, 1e-5, 1000.0, 500).params.get("alpha", 0.0) for e in (0.1, 1, 2, 3, 5, 50, 500)]
+    ridges = [R.default_ranker(e, 1e-5, 1000.0, 500).params.get("noise_regularization", 16.0) for e in (0.1, 2, 5, 50)]
+    assert ridges == sorted(ridges, reverse=True) and 4.0 <= min(ridges) and max(ridges) <= 16.0
     assert alphas == sorted(alphas) and alphas[0] == 0.0 and alphas[-1] == 1.0
     s_edge = R.RANKER_MIN_SIGNAL
     assert R.default_ranker(s_edge * 0.999 / 1000, 1e-5, 1000.0, 500).name == "dp-popularity"

@@ -42,16 +42,22 @@ from .config import PrivateConfig
 from .itemitem import DPItemItem
 from .registry import register_model
 
-__all__ = ["DPRanker", "DPRankerConfig", "RankerChoice", "default_ranker", "CANDIDATES"]
+__all__ = ["DPRanker", "DPRankerConfig", "RankerChoice", "default_ranker", "ranker_signal", "CANDIDATES"]
 
 #: the candidate models by registered name
 CANDIDATES: dict[str, type] = {"dp-popularity": DPPopularity, "dp-itemitem": DPItemItem}
 #: below this signal s = ε·ñ the ranker is DP popularity (personalisation cannot pay)
-RANKER_MIN_SIGNAL = 700.0
-#: α = min(1, √(s / RANKER_ALPHA_SCALE)) for DP item-item
+RANKER_MIN_SIGNAL = 1500.0
+#: α = min(1, s / RANKER_ALPHA_SCALE): the blend weight of DP item-item's personalised term
 RANKER_ALPHA_SCALE = 5000.0
-#: c of λ = c·σ√M + λ₀ for DP item-item
-RANKER_NOISE_RIDGE = 8.0
+#: c = clip(RANKER_RIDGE · √(RANKER_ALPHA_SCALE / s), RANKER_RIDGE_RANGE): the noise ridge λ = c·σ√M + λ₀
+RANKER_RIDGE = 8.0
+RANKER_RIDGE_RANGE = (4.0, 16.0)
+
+
+def ranker_signal(epsilon: float, n_users_dp: float) -> float:
+    """The rule's one input besides the item count: ``s = ε·ñ`` (∞ at ε = ∞)."""
+    return math.inf if math.isinf(epsilon) else float(epsilon) * max(float(n_users_dp), 0.0)
 
 
 @dataclass(frozen=True)
@@ -68,20 +74,22 @@ def default_ranker(epsilon: float, delta: float, n_users_dp: float, n_items: int
     """The ranker and its hyperparameters from public inputs only: ``ε``, ``δ``, the DP user count ``ñ`` and the
     (public or DP-selected) item count.
 
-    With the signal ``s = ε·ñ`` (users' worth of unit-sensitivity signal per unit noise, the scale at which the
-    noise of the co-occurrence matrix falls below the co-occurrences themselves):
+    With the signal ``s = ε·ñ`` (:func:`ranker_signal`; the noise of every release scales as ``1/ε`` and the
+    statistics as ``ñ``):
 
     - ``ε = ∞``: DP item-item at ε = ∞, the non-private EASE (``α = 1``);
-    - ``s < RANKER_MIN_SIGNAL``: DP popularity (the whole budget on the item counts);
-    - otherwise DP item-item with ``α = min(1, √(s / RANKER_ALPHA_SCALE))`` and ``c = RANKER_NOISE_RIDGE``;
-      ``M = min(n_items, 2000)`` items and ``k = 20`` (DP item-item's own defaults).
+    - ``s < RANKER_MIN_SIGNAL`` (1,500), or fewer than 2 items: DP popularity (the whole budget on the counts);
+    - otherwise DP item-item with the blend weight ``α = min(1, s/5000)`` and the noise ridge
+      ``c = clip(8·√(5000/s), 4, 16)`` (more shrinkage of the noisy Gram matrix when the signal is weak);
+      ``M = min(n_items, 2000)``, ``k = 20`` and the counts' share 0.2 are DP item-item's own defaults, so the
+      release lists do not depend on ñ.
 
-    ``δ`` enters only through the accounting of the chosen model. Constants: chosen on synthetic data
-    (``docs/tuning.md``).
+    ``δ`` enters only through the accounting of the chosen model. The constants were chosen on synthetic data
+    (``docs/tuning.md``, "The default DP ranker").
     """
     if math.isinf(epsilon):
         return RankerChoice("dp-itemitem", {"alpha": 1.0}, "ε = ∞: the non-private item-item (EASE) ranker")
-    s = float(epsilon) * max(float(n_users_dp), 0.0)
+    s = ranker_signal(epsilon, n_users_dp)
     if s < RANKER_MIN_SIGNAL or n_items < 2:
         return RankerChoice(
             "dp-popularity",
@@ -89,11 +97,14 @@ def default_ranker(epsilon: float, delta: float, n_users_dp: float, n_items: int
             f"ε·ñ = {s:.0f} < {RANKER_MIN_SIGNAL:.0f}: too little signal for a personalised ranker to beat DP "
             "popularity",
         )
-    alpha = float(min(1.0, math.sqrt(s / RANKER_ALPHA_SCALE)))
+    alpha = float(min(1.0, s / RANKER_ALPHA_SCALE))
+    lo, hi = RANKER_RIDGE_RANGE
+    ridge = float(min(hi, max(lo, RANKER_RIDGE * math.sqrt(RANKER_ALPHA_SCALE / s))))
     return RankerChoice(
         "dp-itemitem",
-        {"alpha": alpha, "noise_regularization": RANKER_NOISE_RIDGE},
-        f"ε·ñ = {s:.0f} ≥ {RANKER_MIN_SIGNAL:.0f}: DP item-item, blend α = min(1, √(ε·ñ/{RANKER_ALPHA_SCALE:.0f}))",
+        {"alpha": alpha, "noise_regularization": ridge},
+        f"ε·ñ = {s:.0f} ≥ {RANKER_MIN_SIGNAL:.0f}: DP item-item with blend α = min(1, ε·ñ/{RANKER_ALPHA_SCALE:.0f}) "
+        f"and noise ridge c = clip({RANKER_RIDGE:g}·√({RANKER_ALPHA_SCALE:.0f}/(ε·ñ)), {lo:g}, {hi:g})",
     )
 
 
@@ -142,8 +153,9 @@ class DPRanker(DPModelMixin, Recommender):
 
     def _fit(self, data, *, ledger=None):
         names = list(CANDIDATES) if self.ranker == "auto" else [self.ranker]
-        # every release list of every candidate (at its most demanding hyperparameters) is validated before the
-        # one charge; the rule then picks one after ñ
+        # every release list of every candidate is validated before the one charge; the rule then picks one after
+        # ñ. The rule sets only post-processing hyperparameters (α, c), so these lists are the ones that can run;
+        # a rule branch that changes a candidate's releases (k, M, shares) must list those variants here too.
         candidate_lists = []
         for name in names:
             candidate_lists += self._make_delegate(name, {})._private_candidates(data)
