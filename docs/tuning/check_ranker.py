@@ -7,7 +7,7 @@ Run from the repository root:
     PYTHONPATH=src python docs/tuning/check_ranker.py table                  # the rule-choosing tables
     PYTHONPATH=src DPREC_DATA=... python docs/tuning/check_ranker.py ml100k  # held out: the rule on ML-100K
     PYTHONPATH=src DPREC_DATA=... python docs/tuning/check_ranker.py nocatalog  # ML-100K read as a ratings file
-    PYTHONPATH=src python docs/tuning/check_ranker.py selection             # DP-SIPS rounds vs one round
+    PYTHONPATH=src DPREC_DATA=... python docs/tuning/check_ranker.py selection  # DP-SIPS rounds vs one round
 
 ``grid`` only looks at synthetic data (``exposure="affinity"``). For each shape, ε and noise seed it fits DP
 popularity, and DP item-item once with α = 1; the other blend weights α and noise ridges c are post-processing
@@ -53,6 +53,7 @@ def _data(shape):
 
 
 def grid():
+    warnings.simplefilter("ignore")
     OUT.mkdir(exist_ok=True)
     path = OUT / "ranker_grid.csv"
     fields = ["shape", "epsilon", "seed", "eps_n", "model", "alpha", "ridge", "ndcg10"]
@@ -97,18 +98,31 @@ def grid():
 def table():
     import pandas as pd
 
+    from dprec.models.ranker import default_ranker
+
     df = pd.read_csv(OUT / "ranker_grid.csv")
-    df["eps_n"] = df.groupby(["shape", "epsilon"])["eps_n"].transform("mean")
     pop = df[df.model == "dp-popularity"].groupby(["shape", "epsilon"])["ndcg10"].mean()
     ii = df[df.model == "dp-itemitem"].groupby(["shape", "epsilon", "ridge", "alpha"])["ndcg10"].mean()
     en = df.groupby(["shape", "epsilon"])["eps_n"].mean()
-    print("| shape | ε | ε·ñ | DP popularity | best item-item (c, α) | item-item c=8 at α = 0.25 / 0.5 / 0.75 / 1 |")
-    print("|---|---|---|---|---|---|")
-    for (shape, eps), p in pop.items():
-        sub = ii.loc[(shape, eps)]
-        (c, a), best = sub.idxmax(), sub.max()
-        row = " / ".join(f"{sub.loc[(8.0, x)]:.4f}" for x in ALPHAS)
-        print(f"| {shape} | {eps:g} | {en.loc[(shape, eps)]:.0f} | {p:.4f} | {best:.4f} ({c:g}, {a:g}) | {row} |")
+    print(
+        "| shape | ε | ε·ñ | DP popularity | best item-item (c, α) | the rule: choice (nearest grid cell) | NDCG@10 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for shape in [s for s in SHAPES if s in set(df["shape"])]:
+        for eps in EPSILONS:
+            p, sub = pop.loc[(shape, eps)], ii.loc[(shape, eps)]
+            (c, a), best = sub.idxmax(), sub.max()
+            ch = default_ranker(eps, DELTA, en.loc[(shape, eps)] / eps, 2)
+            if ch.name == "dp-popularity":
+                rule, val = "DP popularity", p
+            else:
+                ra = min(ALPHAS, key=lambda x: abs(x - ch.params["alpha"]))
+                rc = min(RIDGES, key=lambda x: abs(math.log(x / ch.params["noise_regularization"])))
+                rule, val = f"item-item ({rc:g}, {ra:g})", sub.loc[(rc, ra)]
+            print(
+                f"| {shape} | {eps:g} | {en.loc[(shape, eps)]:.0f} | {p:.4f} | {best:.4f} ({c:g}, {a:g}) | {rule} | "
+                f"{val:.4f} |"
+            )
 
 
 def _ml100k(public: bool):
@@ -158,9 +172,12 @@ def selection():
     warnings.simplefilter("ignore")
     print("| data | ε | rounds, growth | items released | DP popularity NDCG@10 |")
     print("|---|---|---|---|---|")
+    sets = {"ML-100K (ratings file)": _ml100k(False)} if os.environ.get("DPREC_DATA") else {}
     for shape in ("1k x 1.7k", "10k x 5k"):
         tr, te = _data(shape)
         tr = Interactions(tr.matrix, tr.user_ids, tr.item_ids, rating_bounds=tr.rating_bounds, public_items=False)
+        sets[f"synthetic {shape}"] = (tr, te)
+    for shape, (tr, te) in sets.items():
         for eps in (1.0, 10.0):
             for rounds, growth in ((1, 1.0), (2, 2.0), (3, 2.0), (3, 3.0)):
                 _dp.SELECTION_ROUNDS, _dp.SELECTION_GROWTH = rounds, growth
