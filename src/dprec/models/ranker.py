@@ -20,7 +20,7 @@ lists) and ``_fit_after_start(data)``. Adding one (e.g. a DP implicit ALS) is on
 and one branch in :func:`default_ranker`.
 
 The rule's constants were chosen on synthetic data only (``dprec.datasets.synthetic(..., exposure="affinity")``,
-1,000 to 30,000 users); ``docs/tuning.md`` ("The default DP ranker") has the grid and the held-out MovieLens
+1,000 to 10,000 users); ``docs/tuning.md`` ("The default DP ranker") has the grid and the held-out MovieLens
 numbers.
 """
 

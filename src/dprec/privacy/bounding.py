@@ -383,7 +383,8 @@ def dp_sips_selection(
     move by ``1/√n`` on ``≤ n`` coordinates (L2 ``≤ 1``, attained when all of the row's remaining items are
     shared), and the ``≤ n`` columns present only because of the row have count ``1/√n`` and pass ``τ_r`` with
     probability ``≤ n Φ̄((τ_r − 1/√n)/σ_r) ≤ δ_r``. Approximate zCDP composes adaptively, ρ's and δ's adding
-    (Bun & Steinke 2016, Def. 1.6 and Lemma 8.2; the composition Swanberg et al. 2023 use for DP-SIPS): the whole selection is
+    (Bun & Steinke 2016, §8; Swanberg et al. 2023 state the composition they use for DP-SIPS with an
+    equivalent definition of approximate zCDP): the whole selection is
     ``(Σδ_r)``-approximate ``(Σρ_r)``-zCDP ``= δ_sel``-approximate ``ρ``-zCDP — the same cost as one round with
     ``(ρ, δ_sel)``, charged the same way (``ledger.charge(rho=rho, delta=delta_sel)``). Released items are dropped
     from later rounds, so a row's unit budget in round ``r`` goes to the items still unreleased: the popular items
