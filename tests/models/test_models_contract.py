@@ -33,7 +33,7 @@ class TestPopularityContract(ModelContract):
 # --------------------------------------------------------------------------- DP models (appended)
 
 from dprec import Interactions  # noqa: E402
-from dprec.models import DPALS, DPGlobalEffects, DPItemItem, DPPopularity  # noqa: E402
+from dprec.models import DPALS, DPGlobalEffects, DPItemItem, DPPopularity, DPRanker  # noqa: E402
 from dprec.testing import contract_data  # noqa: E402
 
 
@@ -90,6 +90,19 @@ class TestDPItemItemContract(_DPContract):
 
     def test_predict_shapes_and_scalar(self, fitted, data):
         """DPItemItem ranks and does not predict ratings: predict returns its ranking score, finite per pair."""
+        assert fitted.predicts_ratings is False
+        out = fitted.predict(data.user_ids[:3], data.item_ids[:3])
+        assert out.shape == (3,) and np.all(np.isfinite(out))
+
+
+class TestDPRankerContract(_DPContract):
+    supports_similar_items = False
+
+    def make_model(self):
+        return DPRanker(epsilon=4.0, delta=1e-5, rng=0)
+
+    def test_predict_shapes_and_scalar(self, fitted, data):
+        """DPRanker ranks and does not predict ratings: predict returns its delegate's score, finite per pair."""
         assert fitted.predicts_ratings is False
         out = fitted.predict(data.user_ids[:3], data.item_ids[:3])
         assert out.shape == (3,) and np.all(np.isfinite(out))

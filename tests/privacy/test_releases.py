@@ -23,7 +23,7 @@ import pytest
 import scipy.sparse as sp
 
 from dprec.models import releases as R
-from dprec.privacy.bounding import sample_per_user
+from dprec.privacy.bounding import sample_per_user, sips_round_matrix
 
 BOUNDS = (1.0, 5.0)
 MU = 3.0
@@ -218,6 +218,11 @@ def _cases() -> list[Case]:
     for u in (heavy_user, exact_k_user, [(3, 4.0)], [(j, 2.0) for j in range(N_ITEMS - 3, N_ITEMS)]):
         pairs += _neighbours_user([[(j, v) for j, v in r if j < N_ITEMS - 3] for r in rows], u)
     cases.append(Case("item_selection/user", rel, stat, pairs, 1.0))
+    # a later DP-SIPS round: the items released earlier (public) are dropped row by row, then the cap: Δ = 1
+    released = np.zeros(N_ITEMS, bool)
+    released[::4] = True
+    stat = lambda X, rel=rel: rel.statistic(sips_round_matrix(X, released, k, np.random.default_rng(0)))  # noqa: E731
+    cases.append(Case("item_selection/user/sips-round", rel, stat, pairs, 1.0))
     rel = R.ItemSelection("rating", k=k)
     cases.append(Case("item_selection/rating", rel, rel.statistic, rating_pairs, 1.0))
     return cases

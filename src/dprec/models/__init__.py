@@ -1,8 +1,8 @@
 """dprec models: non-private references, DP baselines, DP-ALS.
 
 Every model registers under a name (:mod:`dprec.models.registry`: ``"als"``, ``"popularity"``,
-``"dp-baseline"``, ``"dp-popularity"``, ``"dpals"``, ``"dp-itemitem"``,
-``"dp-implicit-als"``) with a frozen config class (:mod:`dprec.models.config`).
+``"dp-baseline"``, ``"dp-popularity"``, ``"dpals"``, ``"dp-itemitem"``, ``"dp-implicit-als"``, ``"dp-ranker"``)
+with a frozen config class (:mod:`dprec.models.config`).
 Layers: :mod:`.io` (model files) → :mod:`.base` (the protocol) → :mod:`.releases` (every DP release) →
 :mod:`.global_effects` and :mod:`._biased_als` (shared estimators and the ALS engine) → the model modules.
 """
@@ -15,6 +15,7 @@ from .dpals import DPALS, DPALSConfig, ResolvedDPALS
 from .dpimplicit import DPImplicitALS, DPImplicitALSConfig
 from .itemitem import DPItemItem, DPItemItemConfig
 from .popularity import Popularity, PopularityConfig
+from .ranker import DPRanker, DPRankerConfig
 from .registry import MODELS, get_model, model_class_by_name, model_names, register_model
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "DPALS",
     "DPItemItem",
     "DPImplicitALS",
+    "DPRanker",
     "ALSConfig",
     "PopularityConfig",
     "DPGlobalEffectsConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "DPALSConfig",
     "DPItemItemConfig",
     "DPImplicitALSConfig",
+    "DPRankerConfig",
     "ResolvedDPALS",
     "ModelConfig",
     "PrivateConfig",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +48,9 @@ __all__ = [
     "SELECTION_SHARE",
     "SELECTION_TARGET",
     "SELECTION_MAX_ITEMS",
+    "SELECTION_ROUNDS",
+    "SELECTION_GROWTH",
+    "SelectionWarning",
 ]
 
 #: share of the (post-selection) budget spent on the DP user count: σ ≈ 90 users at ε = 1
@@ -58,6 +62,17 @@ SELECTION_SHARE = (0.1, 0.6)
 SELECTION_TARGET = 25.0
 #: public cap on the items one user spreads its selection weight over (users above it: a uniform sample)
 SELECTION_MAX_ITEMS = 256
+#: rounds of DP item selection (> 1: DP-SIPS, :func:`~dprec.privacy.bounding.dp_sips_selection`; 1: one
+#: threshold, the default — DP-SIPS released fewer items at ML-100K's size and at ε = 1, see docs/tuning.md)
+SELECTION_ROUNDS = 1
+#: ratio of consecutive rounds' budgets ρ_{r+1}/ρ_r
+SELECTION_GROWTH = 2.0
+#: below this many released items a fit without a public catalog warns (:class:`SelectionWarning`)
+SELECTION_FEW_ITEMS = 20
+
+
+class SelectionWarning(UserWarning):
+    """DP item selection (no public catalog) released no or very few items: declare the catalog public."""
 
 
 def selection_cap(unit: str) -> int:
@@ -250,16 +265,30 @@ class DPModelMixin:
             self._report_steps.append(release.report(step, self._noise.samplers.get(release.name, "")))
 
     def _select_items(self, data, *, rho: float, delta_sel: float) -> np.ndarray:
-        from ..privacy.bounding import dp_item_selection, sample_per_user
+        from ..privacy.bounding import dp_item_selection, dp_sips_selection, sample_per_user
 
         kk = selection_cap(self.privacy_unit)
         if self.privacy_unit == "rating":
             # each rating is its own unit: one row per rating (counts per item are unchanged)
             nnz = data.matrix.nnz
-            Xs = sp.csr_matrix((np.ones(nnz), data.matrix.indices, np.arange(nnz + 1)), shape=(nnz, data.n_items))
+            X = sp.csr_matrix((np.ones(nnz), data.matrix.indices, np.arange(nnz + 1)), shape=(nnz, data.n_items))
         else:
-            Xs = sample_per_user(data.matrix, kk, self._noise.generator("item_selection_sampling"))
-        sel = dp_item_selection(Xs, rho=rho, delta_sel=delta_sel, k=kk, noise=self._noise)
+            X = data.matrix
+        sampling = self._noise.generator("item_selection_sampling")
+        if SELECTION_ROUNDS > 1:
+            sel = dp_sips_selection(
+                X,
+                rho=rho,
+                delta_sel=delta_sel,
+                k=kk,
+                rounds=SELECTION_ROUNDS,
+                growth=SELECTION_GROWTH,
+                noise=self._noise,
+                sample_rng=sampling,
+            )
+        else:
+            Xs = X if self.privacy_unit == "rating" else sample_per_user(X, kk, sampling)
+            sel = dp_item_selection(Xs, rho=rho, delta_sel=delta_sel, k=kk, noise=self._noise)
         mask = np.zeros(data.n_items, bool)
         mask[sel.items] = True
         self._selection = dict(
@@ -271,6 +300,16 @@ class DPModelMixin:
             sampler=self._noise.samplers.get(ItemSelection.name, ""),
         )
         self._selection.pop("n_selected", None)  # the number of released items is in the artifact itself
+        n_sel = int(sel.items.size)
+        if n_sel < SELECTION_FEW_ITEMS:
+            warnings.warn(
+                f"{type(self).__name__}: DP item selection released {n_sel} of the items (no public catalog was "
+                f"given, so items must be selected privately at ε = {self.epsilon}); only these can be recommended. "
+                "Declare the item catalog as public (public_items=... when building the Interactions; --items on "
+                "the CLI) to skip the selection and its cost",
+                SelectionWarning,
+                stacklevel=5,  # the caller's fit()
+            )
         return mask
 
     def _charge(self, ledger, data, *, rho: float, delta_extra: float = 0.0):

@@ -261,10 +261,19 @@ class DPPopularity(DPModelMixin, Recommender):
         """Popularity needs no rating bounds (it counts interactions)."""
 
     def _fit(self, data, *, ledger=None):
+        self._item_mask = self._start_private_fit(data, self._private_candidates(data), ledger=ledger)
+        self._fit_after_start(data)
+
+    def _private_candidates(self, data):
+        """The one release list (validated before the charge; a ranker fitting this model passes it too)."""
+        k = int(self.max_ratings_per_user or default_k(self.epsilon))
+        return [[(ItemCounts(self.privacy_unit, k=k), 1.0)]]
+
+    def _fit_after_start(self, data):
+        """The fit after :meth:`_start_private_fit` (item selection and ñ done, the ledger charged)."""
         X = data.matrix
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
         release = ItemCounts(self.privacy_unit, k=k)
-        self._item_mask = self._start_private_fit(data, [[(release, 1.0)]], ledger=ledger)
         if self.private:
             plan = self._plan_releases([(release, 1.0)], n_items=data.n_items)
             counts = self._release(release, release.statistic(X), plan["item_counts"])

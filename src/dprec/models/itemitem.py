@@ -115,16 +115,29 @@ class DPItemItem(DPModelMixin, Recommender):
         return int(self.max_ratings_per_user or DEFAULT_K)
 
     def _fit(self, data, *, ledger=None):
-        X = data.matrix
-        n_items = data.n_items
+        self._item_mask = self._start_private_fit(data, self._private_candidates(data), ledger=ledger)
+        self._fit_after_start(data)
+
+    def _release_lists(self, n_items: int):
         k = self._k()
         m = int(min(self.n_selected or default_n_selected(n_items), n_items))
         counts_rel = ItemCounts(self.privacy_unit, k=k)
         co_rel = ItemCooccurrence(self.privacy_unit, k=k, n_selected=m)
         personal = [(counts_rel, self.counts_share), (co_rel, 1.0 - self.counts_share)]
         fallback = [(counts_rel, 1.0)]
-        # both candidate configurations are validated before the charge; the rule picks one from ñ
-        self._item_mask = self._start_private_fit(data, [personal, fallback], ledger=ledger)
+        return k, m, counts_rel, co_rel, personal, fallback
+
+    def _private_candidates(self, data):
+        """Every release list the fit may choose after ñ (the personalised one and the DP popularity fallback);
+        validated before the charge by :meth:`_start_private_fit` (a ranker fitting this model passes them too)."""
+        *_, personal, fallback = self._release_lists(data.n_items)
+        return [personal, fallback]
+
+    def _fit_after_start(self, data):
+        """The fit after :meth:`_start_private_fit` (item selection and ñ done, the ledger charged)."""
+        X = data.matrix
+        n_items = data.n_items
+        k, m, counts_rel, co_rel, personal, fallback = self._release_lists(n_items)
         if self.private:
             alpha = self.alpha if self.alpha is not None else default_alpha(self.epsilon, self.n_users_dp_)
             releases = personal if alpha > 0 else fallback

@@ -415,6 +415,11 @@ class ItemSelection(Release):
     ``τ = max_{1≤n≤k} [1/√n + σ Φ⁻¹(1 − δ_sel/n)]`` with total probability ``≤ n_i Φ̄((τ − 1/√n_i)/σ) ≤ δ_sel``
     (union bound): the mechanism is ``δ_sel``-approximate ``ρ``-zCDP (Bun & Steinke 2016, Def. 1.6), so it
     costs an extra ``δ_sel``, charged with it. See :func:`dprec.privacy.bounding.dp_item_selection`.
+
+    DP-SIPS rounds (:func:`dprec.privacy.bounding.dp_sips_selection`): round ``r`` applies this statistic to
+    :func:`~dprec.privacy.bounding.sips_round_matrix` — the rows without the items released in earlier rounds
+    (public), then the cap — so each round has ``Δ = 1`` and its own ``(ρ_r, δ_r)``; the rounds compose to
+    ``(Σρ_r, Σδ_r) = (ρ, δ_sel)``, the one-round cost.
     """
 
     name: ClassVar[str] = "item_selection"

@@ -42,7 +42,17 @@ __all__ = [
     "selection_threshold",
     "weighted_item_counts",
     "dp_item_selection",
+    "dp_sips_selection",
+    "sips_budgets",
+    "sips_round_matrix",
+    "SIPS_ROUNDS",
+    "SIPS_GROWTH",
 ]
+
+#: default number of rounds of :func:`dp_sips_selection`
+SIPS_ROUNDS = 3
+#: default ratio ρ_{r+1}/ρ_r of consecutive rounds' budgets (increasing: the last round gets the most)
+SIPS_GROWTH = 2.0
 
 
 def _as_csr(X, name: str = "X") -> sp.csr_matrix:
@@ -186,9 +196,13 @@ class ItemSelection:
     rho: float
     delta: float
     k: int
+    #: per-round ``{"rho", "delta", "sigma", "threshold"}`` of a multi-round selection (empty: one round)
+    rounds: tuple = ()
+    #: the round (0-based) in which each of ``items`` was released (multi-round only; not reported)
+    item_rounds: np.ndarray | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "mechanism": "weighted_gaussian_threshold",
             "n_selected": int(self.items.size),
             "sigma": self.sigma,
@@ -198,6 +212,10 @@ class ItemSelection:
             "delta": self.delta,
             "k": self.k,
         }
+        if self.rounds:
+            out["mechanism"] = f"dp_sips ({len(self.rounds)} rounds of weighted_gaussian_threshold)"
+            out["rounds"] = [dict(r) for r in self.rounds]
+        return out
 
 
 def weighted_item_counts(X) -> np.ndarray:
@@ -299,4 +317,134 @@ def dp_item_selection(X, *, rho, delta_sel, k, noise=None, rng=None) -> ItemSele
         rho=(sens / sigma) ** 2 / 2,
         delta=float(delta_sel),
         k=k,
+    )
+
+
+def sips_budgets(rho, delta_sel, rounds: int = SIPS_ROUNDS, growth: float = SIPS_GROWTH):
+    """Per-round budgets of :func:`dp_sips_selection`: ``ρ_r = ρ·g^(r−1)(g − 1)/(g^R − 1)`` (``ρ/R`` for
+    ``g = 1``) and ``δ_r = δ_sel/R``, ``r = 1…R``; ``Σρ_r = ρ`` and ``Σδ_r = δ_sel`` exactly (the last round takes
+    the rounding remainder). Returns two float64 arrays of length ``R``."""
+    r = check_number(rho, "rho")
+    d = check_fraction(delta_sel, "delta_sel")
+    R = check_int(rounds, "rounds", minimum=1)
+    g = check_number(growth, "growth")
+    w = g ** np.arange(R, dtype=np.float64)
+    rhos = r * w / w.sum()
+    rhos[-1] = r - math.fsum(rhos[:-1])
+    deltas = np.full(R, d / R)
+    deltas[-1] = d - math.fsum(deltas[:-1])
+    return rhos, deltas
+
+
+def sips_round_matrix(X, released, k, rng=None) -> sp.csr_matrix:
+    """The bounded input of one DP-SIPS round: ``X`` without the columns already ``released`` (a boolean mask,
+    public), then :func:`sample_per_user` to ``≤ k`` items per row (a sample of the row's remaining items).
+
+    Row by row: row ``i``'s result depends on row ``i``, the public mask and ``rng`` only, so neighbouring inputs
+    give neighbouring round inputs."""
+    X = _as_csr(X)
+    drop = np.asarray(released, dtype=bool)
+    if drop.shape != (X.shape[1],):
+        raise ValueError(f"released must be a boolean mask of shape ({X.shape[1]},), got {drop.shape}")
+    keep = ~drop[X.indices]
+    n = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[keep], minlength=X.shape[0])
+    indptr = np.concatenate(([0], np.cumsum(n))).astype(X.indptr.dtype, copy=False)
+    return sample_per_user(sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape), k, rng)
+
+
+def dp_sips_selection(
+    X,
+    *,
+    rho,
+    delta_sel,
+    k,
+    rounds: int = SIPS_ROUNDS,
+    growth: float = SIPS_GROWTH,
+    noise=None,
+    rng=None,
+    sample_rng=None,
+) -> ItemSelection:
+    """DP-SIPS (Swanberg, Desfontaines & Haney 2023): ``R`` rounds of :func:`dp_item_selection`, each on the items
+    not released yet, with geometrically increasing budgets (:func:`sips_budgets`).
+
+    Mechanism. ``A_0 = ∅``. In round ``r = 1…R``, every row ``i`` keeps its items outside ``A_{r−1}`` (the items
+    released so far), reduced to at most ``k`` by :func:`sample_per_user` (a uniform sample from the row's own
+    remaining items and ``sample_rng``; rows at or below the cap keep all of them), and gives weight
+    ``1/√n_i^(r)`` to each of its ``n_i^(r)`` kept items (L2 norm 1). For each column with at least one kept entry
+    release ``c̃_j = c_j^(r) + N(0, σ_r²)``, ``σ_r = 1/√(2ρ_r)``, and add to ``A_r`` the columns with
+    ``c̃_j > τ_r = max_{1≤n≤k}[1/√n + σ_r Φ⁻¹(1 − δ_r/n)]`` (:func:`selection_threshold`). Output: ``A_R`` and the
+    noisy counts of its items at the round each was released.
+
+    Privacy (add/remove one row). Round ``r`` is the single-round mechanism of :func:`dp_item_selection` run on
+    a dataset that is a function of the data and of the *public* earlier output ``A_{r−1}`` alone: removing
+    ``A_{r−1}``'s columns is done row by row, so neighbouring inputs stay neighbouring (they differ by the same
+    row, now restricted to its remaining items, ``≤ k`` of them after the sample). Given ``A_{r−1}``, round ``r``
+    is therefore ``δ_r``-approximate ``ρ_r``-zCDP: on the columns present in both neighbours the weighted counts
+    move by ``1/√n`` on ``≤ n`` coordinates (L2 ``≤ 1``, attained when all of the row's remaining items are
+    shared), and the ``≤ n`` columns present only because of the row have count ``1/√n`` and pass ``τ_r`` with
+    probability ``≤ n Φ̄((τ_r − 1/√n)/σ_r) ≤ δ_r``. Approximate zCDP composes adaptively, ρ's and δ's adding
+    (Bun & Steinke 2016, §8; Swanberg et al. 2023 state the composition they use for DP-SIPS with an
+    equivalent definition of approximate zCDP): the whole selection is
+    ``(Σδ_r)``-approximate ``(Σρ_r)``-zCDP ``= δ_sel``-approximate ``ρ``-zCDP — the same cost as one round with
+    ``(ρ, δ_sel)``, charged the same way (``ledger.charge(rho=rho, delta=delta_sel)``). Released items are dropped
+    from later rounds, so a row's unit budget in round ``r`` goes to the items still unreleased: the popular items
+    cost little budget in the cheap first round, and the tail gets larger weights and less noise later.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix (n_rows, n_items)
+        The interactions; rows above ``k`` items are sampled each round (from their remaining items).
+    rho, delta_sel : float
+        Total zCDP budget and total threshold δ of the selection.
+    k : int
+        Public cap on the items one row contributes per round (1 under the rating unit, one row per rating).
+    rounds, growth : int, float
+        ``R`` and ``g`` of :func:`sips_budgets` (public constants). ``rounds=1`` is :func:`dp_item_selection`
+        on a sample.
+    noise : dprec.privacy.NoiseSource, optional
+        The fit's noise source: round ``r`` draws from its ``item_selection`` stream with index ``r − 1``.
+    rng : seed or Generator
+        numpy noise when ``noise`` is None.
+    sample_rng : seed or Generator
+        The per-round sampling of rows above ``k``.
+    """
+    X = _as_csr(X)
+    k = check_int(k, "k (max items per unit)", minimum=1)
+    rhos, deltas = sips_budgets(rho, delta_sel, rounds, growth)
+    gen = None if noise is not None else as_generator(rng)
+    sgen = as_generator(sample_rng)
+    n_items = X.shape[1]
+    released = np.zeros(n_items, bool)
+    noisy_at = np.zeros(n_items)
+    round_of = np.full(n_items, -1, dtype=np.int64)
+    info = []
+    for r, (rho_r, d_r) in enumerate(zip(rhos, deltas)):
+        Xr = sips_round_matrix(X, released, k, sgen)
+        sigma = 1.0 / math.sqrt(2.0 * rho_r)
+        while 1.0 / sigma**2 / 2 > rho_r:
+            sigma = math.nextafter(sigma, math.inf)
+        tau = selection_threshold(sigma, k, d_r)
+        counts = weighted_item_counts(Xr)
+        present = np.flatnonzero(np.bincount(Xr.indices, minlength=n_items) > 0)
+        if noise is not None:
+            noisy = noise.release(counts[present], step="item_selection", sigma=sigma, sensitivity=1.0, index=r)
+        else:
+            noisy = counts[present] + sigma * gen.standard_normal(present.size)
+        new = present[noisy > tau]
+        released[new] = True
+        noisy_at[new] = noisy[noisy > tau]
+        round_of[new] = r
+        info.append({"rho": 1.0 / sigma**2 / 2, "delta": float(d_r), "sigma": sigma, "threshold": tau})
+    items = np.flatnonzero(released)
+    return ItemSelection(
+        items=items,
+        noisy_counts=noisy_at[items],
+        sigma=info[-1]["sigma"],
+        threshold=info[-1]["threshold"],
+        sensitivity=1.0,
+        rho=math.fsum(i["rho"] for i in info),
+        delta=math.fsum(i["delta"] for i in info),
+        k=k,
+        rounds=tuple(info),
+        item_rounds=round_of[items],
     )
