@@ -31,7 +31,7 @@ DEMO_MODELS = (
     ("rankings", "popularity", "Popularity", False),
     ("rankings", "als", "ALS (implicit)", False),
     ("rankings", "dp-popularity", "DPPopularity", True),
-    ("rankings", "dp-itemitem", "DPItemItem", True),
+    ("rankings", "dp-ranker", "DPRanker (default)", True),
 )
 DEMO_HYPERPARAMETERS = {
     ("ratings", "als"): {"factors": DEMO_SHAPE["rank"], "iterations": 10},
@@ -137,7 +137,7 @@ def demo(seed, threads, ledger, fmt_):
         ]
         head = ["model", "ε"] + (["RMSE"] if task == "ratings" else []) + ["NDCG@10", "fit s"]
         echo(table(head, rows) + "\n")
-    echo("For rankings use a ranking model (DPItemItem); rating models (DPALS) rank poorly.")
+    echo("For rankings use the default DP ranker (DPRanker, `--model dp-ranker`); rating models (DPALS) rank poorly.")
     echo(f"\nε = ∞ is the same code path without noise or clipping (non-private reference). Total {total:.1f} s.")
     echo("Figures are computed on raw held-out data (not DP); the demo's models are for measurement, not for release.")
     echo("Train, save and serve a model: `dprec train --help`; choosing ε: docs/choosing-epsilon.md.")

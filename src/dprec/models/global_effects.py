@@ -25,11 +25,12 @@ __all__ = [
 BIAS_RESIDUAL_BOUND = 1.5
 
 
-#: what ``recommend()`` says once on an explicit-rating DP model (docs: README "For rankings use DP item-item")
+#: what ``recommend()`` says once on an explicit-rating DP model (docs: README "For rankings use the DP ranker")
 RATING_MODEL_RANKING_ADVICE = (
     "{name} is an explicit-rating model: on the committed top-N benchmark (ML-100K, per-user holdout) the "
     "explicit-rating DP models rank worse than DP popularity at every ε tested (NDCG@10 0.04–0.12 against "
-    "0.18–0.21). For rankings use DPItemItem ('dp-itemitem') or DPPopularity ('dp-popularity')."
+    "0.18–0.21). For rankings use the default DP ranker DPRanker ('dp-ranker'), "
+    "which picks DP item-item or DP popularity from ε and the DP user count."
 )
 
 
