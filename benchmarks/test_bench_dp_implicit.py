@@ -5,9 +5,9 @@ Run::
     python -m pytest benchmarks/test_bench_dp_implicit.py -s -p no:cacheprovider     # ≈ 5 minutes on 2 cores
 
 Data: ``dprec.datasets.synthetic`` (``N_USERS`` × ``N_ITEMS``, ≈3M interactions, seed 0), binarised.
-Models, same rank (64), regularization, confidence and threads:
+Models, same rank (16, the DP model's default, and 64), regularization, confidence and threads:
 
-* ``DPImplicitALS(epsilon=10, delta=1e-5, factors=64, solver="cg", head_threshold=0)`` — every item in the
+* ``DPImplicitALS(epsilon=10, delta=1e-5, factors=d, solver="cg", head_threshold=0)`` — every item in the
   head, so every item pays its per-item noise (``d(d+1)/2 + d`` Gaussians) and its PSD solve: the most
   expensive configuration; the local user step runs 3 CG steps like implicit's;
 * ``implicit.cpu.als.AlternatingLeastSquares`` (CG, 3 steps, float32) through ``dprec.bench.adapters``.
@@ -15,7 +15,7 @@ Models, same rank (64), regularization, confidence and threads:
 Per round: fits at ``T1`` and ``T2`` iterations of both models back to back (ABBA: the order flips each round),
 per-iteration time = ``(t(T2) − t(T1)) / (T2 − T1)`` (one-time costs — data layout, DP counts, weights — cancel),
 ratio = DP / implicit of the same round; the summary is the median and range over rounds. Goal: ratio ≤ 1.3.
-Results go to ``benchmarks/results/dp_implicit_speed.json`` with configuration, machine and versions.
+Results go to ``benchmarks/results/dp_implicit_speed_d{16,64}.json`` with configuration, machine and versions.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ from dprec.models import DPImplicitALS  # noqa: E402
 from dprec.privacy import PrivacyWarning  # noqa: E402
 
 SEED, N_USERS, N_ITEMS, NNZ = 0, 100_000, 10_000, 3_000_000
-FACTORS, REG, ALPHA, EPSILON, DELTA = 64, 0.01, 1.0, 10.0, 1e-5
+REG, ALPHA, EPSILON, DELTA = 0.01, 1.0, 10.0, 1e-5
+#: the model's default rank (16) and the rank of the other speed benchmarks (64)
+FACTORS = (16, 64)
 T1, T2, ROUNDS = 1, 3, 3
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "dp_implicit_speed.json")
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "dp_implicit_speed_d{factors}.json")
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +56,11 @@ def data():
     return Interactions(X, d.user_ids, d.item_ids, public_items=True, name="synthetic-3m")
 
 
-def _dp(T):
+def _dp(T, factors):
     return DPImplicitALS(
         epsilon=EPSILON,
         delta=DELTA,
-        factors=FACTORS,
+        factors=factors,
         iterations=T,
         regularization=REG,
         alpha=ALPHA,
@@ -68,9 +70,9 @@ def _dp(T):
     )
 
 
-def _implicit(T):
+def _implicit(T, factors):
     # implicit's confidence is alpha·r; dprec's 1 + alpha·r: on binary data implicit's alpha = 1 + dprec's
-    return ImplicitALS(factors=FACTORS, iterations=T, regularization=REG, alpha=1.0 + ALPHA, rng=SEED)
+    return ImplicitALS(factors=factors, iterations=T, regularization=REG, alpha=1.0 + ALPHA, rng=SEED)
 
 
 def _seconds(make, data):
@@ -81,18 +83,19 @@ def _seconds(make, data):
     return time.perf_counter() - t
 
 
-def test_dp_implicit_seconds_per_iteration(data):
+@pytest.mark.parametrize("factors", FACTORS)
+def test_dp_implicit_seconds_per_iteration(data, factors):
     small = Interactions(data.matrix[:2000], data.user_ids[:2000], data.item_ids, public_items=True)
-    _dp(1).fit(small)  # compile / load the numba kernels outside the timing
-    _implicit(1).fit(small)
+    _dp(1, factors).fit(small)  # compile / load the numba kernels outside the timing
+    _implicit(1, factors).fit(small)
     rounds = []
     for r in range(ROUNDS):
         order = ("dp", "implicit") if r % 2 == 0 else ("implicit", "dp")
         per = {}
         for name in order:
             make = _dp if name == "dp" else _implicit
-            t1 = _seconds(lambda make=make: make(T1), data)
-            t2 = _seconds(lambda make=make: make(T2), data)
+            t1 = _seconds(lambda make=make: make(T1, factors), data)
+            t2 = _seconds(lambda make=make: make(T2, factors), data)
             per[name] = {"t1": t1, "t2": t2, "s_per_iter": (t2 - t1) / (T2 - T1)}
         per["ratio"] = per["dp"]["s_per_iter"] / per["implicit"]["s_per_iter"]
         per["loadavg_1_5_15"] = list(os.getloadavg())
@@ -106,7 +109,7 @@ def test_dp_implicit_seconds_per_iteration(data):
             "n_users": N_USERS,
             "n_items": N_ITEMS,
             "nnz": int(data.nnz),
-            "factors": FACTORS,
+            "factors": factors,
             "regularization": REG,
             "alpha_dprec": ALPHA,
             "alpha_implicit": 1.0 + ALPHA,
@@ -130,8 +133,9 @@ def test_dp_implicit_seconds_per_iteration(data):
             "rounds": rounds,
         },
     }
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as fh:
+    path = RESULTS.format(factors=factors)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
     print(f"ratio DP / implicit per iteration: median {out['results']['ratio_median']:.2f} {sorted(ratios)}")
     assert np.isfinite(out["results"]["ratio_median"])
