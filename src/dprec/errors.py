@@ -17,8 +17,11 @@ __all__ = [
     "CorruptFileError",
     "BudgetExceededError",
     "LedgerError",
+    "PathError",
     "did_you_mean",
     "RankingWarning",
+    "DataWarning",
+    "IgnoredParameterWarning",
 ]
 
 
@@ -46,6 +49,12 @@ class CorruptFileError(DPRecError, ValueError):
     """A model, ledger or results file that cannot be trusted (truncated, tampered, wrong format)."""
 
 
+class PathError(DPRecError, OSError):
+    """A file path that cannot be used as given: a missing file or folder, or a directory where a file is
+    expected. The message names the path as the caller passed it. (An :class:`OSError`, like the built-in
+    ``FileNotFoundError`` / ``IsADirectoryError`` it replaces.)"""
+
+
 class BudgetExceededError(DPRecError):
     """A privacy charge refused because it would exceed the ledger's total budget. Nothing was charged."""
 
@@ -57,6 +66,17 @@ class LedgerError(DPRecError):
 class RankingWarning(UserWarning):
     """``recommend()`` on a model that the committed top-N benchmarks show ranking worse than DP popularity
     (the explicit-rating DP models); the message names the ranking models to use instead."""
+
+
+class DataWarning(UserWarning):
+    """Legal input that is almost surely a mistake and would give a meaningless result without an error: a rating
+    model on data whose values are all equal (implicit data), every user with one rating, a matrix that looks
+    transposed, or an RMSE worse than predicting the training mean. The message says what to do instead."""
+
+
+class IgnoredParameterWarning(UserWarning):
+    """A parameter passed explicitly that the model ignores (e.g. ``alpha`` with ``ALS(feedback="explicit")``,
+    ``num_threads`` on a model that runs no threaded kernel)."""
 
 
 def did_you_mean(word: str, choices) -> str:
