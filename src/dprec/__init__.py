@@ -14,9 +14,12 @@ from .errors import (
     BudgetExceededError,
     ConfigError,
     CorruptFileError,
+    DataWarning,
     DPRecError,
+    IgnoredParameterWarning,
     LedgerError,
     NotFittedError,
+    PathError,
     RankingWarning,
     UnknownIdError,
 )
@@ -52,6 +55,9 @@ __all__ = [
     "BudgetExceededError",
     "LedgerError",
     "RankingWarning",
+    "PathError",
+    "DataWarning",
+    "IgnoredParameterWarning",
     # subpackages
     "datasets",
     "privacy",

@@ -543,14 +543,14 @@ def _warn_if_transposed(shape, stacklevel: int = 4) -> None:
 def as_interactions(
     data, *, rating_bounds=None, what: str = "data", user_axis=None, require_user_axis: bool = False
 ) -> Interactions:
-    """Accept an :class:`Interactions`, or a raw scipy sparse / 2-D numpy matrix (wrapped with ids 0..n-1).
+    """Accept an :class:`Interactions`, or a raw scipy sparse matrix (wrapped with ids 0..n-1).
 
     Parameters
     ----------
     user_axis : {0, 1}, optional
         For a raw matrix: the axis that indexes users (0: rows are users, the user×item orientation; 1: columns
         are users, an item×user matrix, transposed here). An :class:`Interactions` is user×item by construction
-        (``user_axis`` must then be None or 0). A dense numpy matrix stores its nonzero entries.
+        (``user_axis`` must then be None or 0).
     require_user_axis : bool
         Refuse a raw matrix without ``user_axis`` (DP fits: the user axis is the privacy unit, so it must be
         declared, never guessed).
@@ -564,13 +564,6 @@ def as_interactions(
                 "drop user_axis, or build the Interactions from the transposed matrix"
             )
         return data
-    if isinstance(data, np.ndarray) and not sp.issparse(data):
-        if data.ndim != 2:
-            raise ValueError(f"{what} must be a 2-D matrix, got a numpy array of shape {data.shape}")
-        try:
-            data = sp.csr_matrix(np.asarray(data, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise TypeError(f"{what} must hold numbers, got a numpy array of dtype {data.dtype}") from None
     if sp.issparse(data):
         if user_axis is None and require_user_axis:
             raise ValueError(
@@ -586,6 +579,11 @@ def as_interactions(
             _warn_if_transposed(data.shape)
             user_axis = 0
         return Interactions.from_csr(data, user_ids=np.arange(data.shape[0]), rating_bounds=rating_bounds)
+    hint = (
+        " (a dense numpy matrix: wrap it with scipy.sparse.csr_matrix(X), whose stored entries are its nonzeros)"
+        if isinstance(data, np.ndarray)
+        else ""
+    )
     raise TypeError(
-        f"{what} must be a dprec.Interactions or a user×item scipy.sparse.csr_matrix, got {type(data).__name__}"
+        f"{what} must be a dprec.Interactions or a user×item scipy.sparse.csr_matrix, got {type(data).__name__}" + hint
     )

@@ -49,10 +49,10 @@ class CorruptFileError(DPRecError, ValueError):
     """A model, ledger or results file that cannot be trusted (truncated, tampered, wrong format)."""
 
 
-class PathError(DPRecError, OSError):
+class PathError(DPRecError, FileNotFoundError):
     """A file path that cannot be used as given: a missing file or folder, or a directory where a file is
-    expected. The message names the path as the caller passed it. (An :class:`OSError`, like the built-in
-    ``FileNotFoundError`` / ``IsADirectoryError`` it replaces.)"""
+    expected. The message names the path as the caller passed it. A :class:`FileNotFoundError` (there is no
+    usable file at that path), so code catching the built-in keeps working."""
 
 
 class BudgetExceededError(DPRecError):

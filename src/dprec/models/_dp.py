@@ -370,7 +370,9 @@ class DPModelMixin:
         if not isinstance(priv, dict):
             raise CorruptFileError("the file's privacy report is not an object")
         steps = priv.get("steps") or []
-        if not isinstance(steps, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps):
+        if not isinstance(steps, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps
+        ):
             raise CorruptFileError("the file's privacy report has malformed steps")
         self._selection = next((s for s in steps if s.get("name") == ItemSelection.name), None)
         self._report_steps = [s for s in steps if s.get("name") != ItemSelection.name]
@@ -433,9 +435,7 @@ class DPModelMixin:
         except CorruptFileError:
             raise
         except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
-            raise CorruptFileError(
-                f"{path}: public model file is inconsistent ({type(exc).__name__}: {exc})"
-            ) from None
+            raise CorruptFileError(f"{path}: public model file is inconsistent ({type(exc).__name__}: {exc})") from None
         model._fitted = True
         return model
 

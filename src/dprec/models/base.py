@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import warnings
 
 import numpy as np
@@ -239,7 +238,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ fit
     def fit(self, data, *, user_axis=None, rating_bounds=None, **kwargs) -> Recommender:
-        """Learn from a user×item :class:`~dprec.data.Interactions`, or a raw scipy.sparse / numpy matrix.
+        """Learn from a user×item :class:`~dprec.data.Interactions`, or a raw scipy.sparse matrix.
 
         Parameters
         ----------
@@ -253,7 +252,7 @@ class Recommender:
         **kwargs
             Passed to the model's fit (DP models: ``ledger=``).
         """
-        if rating_bounds is not None and not sp.issparse(data) and not isinstance(data, np.ndarray):
+        if rating_bounds is not None and not sp.issparse(data):
             raise ValueError(
                 "rating_bounds= applies to a raw matrix; an Interactions declares its own "
                 "(Interactions.from_pandas(df, rating_bounds=(lo, hi)))"
@@ -307,6 +306,7 @@ class Recommender:
                 DataWarning,
                 stacklevel=3,
             )
+
     @contextlib.contextmanager
     def _thread_limits(self):
         """Run numba kernels on ``num_threads`` cores and keep BLAS single-threaded meanwhile.
