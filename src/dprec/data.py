@@ -516,7 +516,7 @@ def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labe
         first = np.flatnonzero(dup.to_numpy())[:2]
         raise ValueError(
             f"{int(dup.sum())} rows repeat a (user, item) pair, e.g. rows {[labels[j] for j in first]} "
-            f"(user {work['u'].iloc[first[0]]!r}, item {work['i'].iloc[first[0]]!r}). "
+            f"(user {_key(work['u'].iloc[first[0]])!r}, item {_key(work['i'].iloc[first[0]])!r}). "
             'Pass duplicates="mean", "last", "first" or "sum" to combine them.'
         )
     if policy in ("last", "first"):

@@ -498,8 +498,8 @@ def _rating_error(truth: np.ndarray, pred, train, name: str) -> dict:
         if out["rmse"] > const:
             warnings.warn(
                 f"{name} has RMSE {out['rmse']:.4f}, worse than predicting the training mean {mu:.3f} for every "
-                f"rating (RMSE {const:.4f}): it predicts worse than ignoring users and items (at small epsilon, "
-                "noise can do that: try a larger epsilon, DPGlobalEffects, or fewer factors)",
+                f"rating (RMSE {const:.4f}): it predicts worse than ignoring users and items (under DP, the noise at "
+                "a small epsilon can do that: a larger epsilon or a simpler model helps)",
                 DataWarning,
                 stacklevel=4,
             )
