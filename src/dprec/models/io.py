@@ -249,7 +249,8 @@ def _parse_manifest(path: str, raw: np.ndarray, expected_format: str) -> dict:
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise CorruptFileError(f"{path}: manifest is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
-        raise CorruptFileError(f"{path}: manifest is a JSON {type(manifest).__name__}, not an object: not a dprec file")
+        kind = {list: "array", str: "string", type(None): "null", bool: "boolean"}.get(type(manifest), "number")
+        raise CorruptFileError(f"{path}: manifest is a JSON {kind}, not an object: not a dprec file")
     fmt = manifest.get("format")
     if fmt != expected_format:
         raise CorruptFileError(f"{path}: expected a {expected_format} file, found {fmt!r}")
