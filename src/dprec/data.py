@@ -437,8 +437,6 @@ class Interactions:
             )
         if matrix.nnz == 0:
             raise ValueError("the matrix has no stored ratings: nothing to build a recommender from")
-        if user_ids is None and item_ids is None:
-            _warn_if_transposed(matrix.shape, stacklevel=3)
         return cls(
             matrix,
             np.arange(n_users) if user_ids is None else np.asarray(user_ids),
@@ -541,7 +539,13 @@ def _warn_if_transposed(shape, stacklevel: int = 4) -> None:
 
 
 def as_interactions(
-    data, *, rating_bounds=None, what: str = "data", user_axis=None, require_user_axis: bool = False
+    data,
+    *,
+    rating_bounds=None,
+    what: str = "data",
+    user_axis=None,
+    require_user_axis: bool = False,
+    warn_transposed: bool = False,
 ) -> Interactions:
     """Accept an :class:`Interactions`, or a raw scipy sparse matrix (wrapped with ids 0..n-1).
 
@@ -554,6 +558,10 @@ def as_interactions(
     require_user_axis : bool
         Refuse a raw matrix without ``user_axis`` (DP fits: the user axis is the privacy unit, so it must be
         declared, never guessed).
+    warn_transposed : bool
+        Warn (:class:`~dprec.errors.DataWarning`) when a raw matrix without ``user_axis`` has fewer than
+        1/:data:`TRANSPOSED_RATIO` as many rows as columns (``fit`` sets it; a batch of new users in
+        ``fold_in_many`` is legitimately short).
     """
     if user_axis is not None and (isinstance(user_axis, bool) or user_axis not in (0, 1)):
         raise ValueError(f"user_axis must be 0 (rows are users) or 1 (columns are users), got {user_axis!r}")
@@ -575,9 +583,8 @@ def as_interactions(
         if user_axis == 1:
             data = data.T
         data = data.tocsr()
-        if user_axis is None:
+        if user_axis is None and warn_transposed:
             _warn_if_transposed(data.shape)
-            user_axis = 0
         return Interactions.from_csr(data, user_ids=np.arange(data.shape[0]), rating_bounds=rating_bounds)
     hint = (
         " (a dense numpy matrix: wrap it with scipy.sparse.csr_matrix(X), whose stored entries are its nonzeros)"

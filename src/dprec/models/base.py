@@ -263,6 +263,7 @@ class Recommender:
             what=f"{type(self).__name__}.fit data",
             user_axis=user_axis,
             require_user_axis=self.is_private,
+            warn_transposed=True,
         )
         self._check_fit_data(data)
         self._warn_fit_data(data)
