@@ -359,6 +359,13 @@ CASES = [
     Case("Ratings and ids", "mixed int/str ids", _mixed_ids, ValueError, ("mix id types", "astype(str)")),
     Case(
         "Ratings and ids",
+        "`fold_in(user='new')` on a model with integer user ids",
+        lambda d: Popularity().fit(_data()).fold_in({0: 3.0}, user="new"),
+        ValueError,
+        ("str id", "ints"),
+    ),
+    Case(
+        "Ratings and ids",
         "an unknown item id in `predict`",
         lambda d: Popularity().fit(_data()).predict([0], ["no-such-item"]),
         UnknownIdError,

@@ -68,6 +68,25 @@ class _RatingsUnlessImplicit:
         return True if obj is None else obj.feedback != "implicit"
 
 
+def _append_id(ids: np.ndarray, new) -> np.ndarray:
+    """``ids`` with one more raw id, in the vocabulary's own kind (never silently mixing ints and strings)."""
+    from ..data import _id_kinds
+
+    kind = "int" if ids.dtype.kind in "iu" else "str" if ids.dtype.kind == "U" else None
+    new_kind = _id_kinds([new]).pop()
+    if kind is not None and len(ids) and new_kind != kind:
+        raise ValueError(
+            f"fold_in: user={new!r} is a {new_kind} id but the model's user ids are {kind}s; "
+            f"pass an {kind} id{' (or leave user=None for the next integer)' if kind == 'int' else ''}"
+        )
+    if kind == "int":
+        info = np.iinfo(ids.dtype)
+        if not info.min <= int(new) <= info.max:
+            return np.append(ids.astype(object), np.asarray([int(new)], dtype=object))
+        return np.append(ids, np.asarray([new], dtype=ids.dtype))
+    return np.append(ids, [new])
+
+
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside the dprec package (the caller's line),
     whatever the depth of constructors in between."""
@@ -521,12 +540,7 @@ class Recommender:
                     raise ValueError("fold_in: user ids are not integers; pass user= to name the new user")
                 user = int(self._user_ids.max()) + 1 if len(self._user_ids) else 0
             row = len(self._user_ids)
-            self._user_ids = np.append(
-                self._user_ids,
-                np.asarray([user], dtype=object).astype(self._user_ids.dtype)
-                if self._user_ids.dtype.kind in "iu"
-                else [user],
-            )
+            self._user_ids = _append_id(self._user_ids, user)
             self._user_index_cache = None
             self._seen = sp.vstack([self._seen, sp.csr_matrix((1, self.n_items))], format="csr")
         self._fold_in(row, cols, vals)
