@@ -28,6 +28,7 @@ from dprec.datasets import synthetic
 from dprec.errors import (
     ConfigError,
     CorruptFileError,
+    DataError,
     DataWarning,
     IgnoredParameterWarning,
     PathError,
@@ -236,7 +237,7 @@ CASES = [
         "Silent garbage",
         "a rating model fitted on implicit data (`rating_col=None`: every value 1)",
         _fit_rating_model_on_implicit,
-        ValueError,
+        DataError,
         ("implicit", "ranking model", "rating_col"),
     ),
     Case(
@@ -303,7 +304,7 @@ CASES = [
         "Orientation",
         "a raw scipy matrix passed to a DP fit without `user_axis`",
         _dp_fit_raw_matrix,
-        ValueError,
+        DataError,
         ("user_axis=0", "user_axis=1", "privacy unit"),
     ),
     Case(
@@ -313,12 +314,12 @@ CASES = [
         DataWarning,
         ("item×user", "X.T.tocsr()"),
     ),
-    Case("Orientation", "`user_axis=2`", _bad_user_axis, ValueError, ("user_axis must be 0",)),
+    Case("Orientation", "`user_axis=2`", _bad_user_axis, ConfigError, ("user_axis must be 0",)),
     Case(
         "Orientation",
         "`user_axis=1` with an `Interactions` (always user×item)",
         _user_axis_with_interactions,
-        ValueError,
+        DataError,
         ("always user×item",),
     ),
     # ---- ratings and ids
@@ -356,12 +357,12 @@ CASES = [
         ValueError,
         ("rating bounds",),
     ),
-    Case("Ratings and ids", "mixed int/str ids", _mixed_ids, ValueError, ("mix id types", "astype(str)")),
+    Case("Ratings and ids", "mixed int/str ids", _mixed_ids, DataError, ("mix id types", "astype(str)")),
     Case(
         "Ratings and ids",
         "`fold_in(user='new')` on a model with integer user ids",
         lambda d: Popularity().fit(_data()).fold_in({0: 3.0}, user="new"),
-        ValueError,
+        DataError,
         ("str id", "ints"),
     ),
     Case(
@@ -462,7 +463,7 @@ CASES = [
         ("carries no MAC",),
     ),
     Case("Model files", "the wrong key", _wrong_key, CorruptFileError, ("MAC check failed",)),
-    Case("Model files", "a key shorter than 16 bytes", _short_key, ValueError, ("at least 16 bytes",)),
+    Case("Model files", "a key shorter than 16 bytes", _short_key, ConfigError, ("at least 16 bytes",)),
     # ---- paths
     Case(
         "Paths",

@@ -14,6 +14,7 @@ from .errors import (
     BudgetExceededError,
     ConfigError,
     CorruptFileError,
+    DataError,
     DataWarning,
     DPRecError,
     IgnoredParameterWarning,
@@ -56,6 +57,7 @@ __all__ = [
     "LedgerError",
     "RankingWarning",
     "PathError",
+    "DataError",
     "DataWarning",
     "IgnoredParameterWarning",
     # subpackages

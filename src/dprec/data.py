@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._validation import check_choice
-from .errors import DataWarning, UnknownIdError
+from .errors import ConfigError, DataError, DataWarning, UnknownIdError
 
 __all__ = ["Interactions", "as_interactions", "TRANSPOSED_RATIO"]
 
@@ -78,7 +78,7 @@ def _normalize_ids(ids, what: str) -> np.ndarray:
             return np.asarray(vals, dtype=np.uint64).reshape(arr.shape)
         return arr
     if len(kinds) > 1:
-        raise ValueError(
+        raise DataError(
             f"{what} mix id types ({', '.join(sorted(kinds))}); raw ids must all be integers or all be strings. "
             "Convert them first, e.g. df[col] = df[col].astype(str)"
         )
@@ -564,17 +564,17 @@ def as_interactions(
         ``fold_in_many`` is legitimately short).
     """
     if user_axis is not None and (isinstance(user_axis, bool) or user_axis not in (0, 1)):
-        raise ValueError(f"user_axis must be 0 (rows are users) or 1 (columns are users), got {user_axis!r}")
+        raise ConfigError(f"user_axis must be 0 (rows are users) or 1 (columns are users), got {user_axis!r}")
     if isinstance(data, Interactions):
         if user_axis == 1:
-            raise ValueError(
+            raise DataError(
                 "user_axis=1 was given with an Interactions, which is always user×item (rows are users); "
                 "drop user_axis, or build the Interactions from the transposed matrix"
             )
         return data
     if sp.issparse(data):
         if user_axis is None and require_user_axis:
-            raise ValueError(
+            raise DataError(
                 f"{what} is a raw {type(data).__name__} of shape {data.shape}: declare which axis holds the users, "
                 "user_axis=0 (rows are users) or user_axis=1 (columns are users), or pass a dprec.Interactions. "
                 "Under user-level DP the user is the privacy unit, so a transposed matrix would protect items, "

@@ -18,6 +18,7 @@ __all__ = [
     "BudgetExceededError",
     "LedgerError",
     "PathError",
+    "DataError",
     "did_you_mean",
     "RankingWarning",
     "DataWarning",
@@ -47,6 +48,11 @@ class UnknownIdError(DPRecError, KeyError, ValueError):
 
 class CorruptFileError(DPRecError, ValueError):
     """A model, ledger or results file that cannot be trusted (truncated, tampered, wrong format)."""
+
+
+class DataError(DPRecError, ValueError):
+    """Data that cannot be used as given: a rating model on implicit data, a raw matrix whose user axis a DP fit
+    needs declared, ids that mix strings and numbers. The message names the argument and the fix."""
 
 
 class PathError(DPRecError, FileNotFoundError):

@@ -32,6 +32,7 @@ from ..data import Interactions, _key, as_interactions, lookup
 from ..errors import (
     ConfigError,
     CorruptFileError,
+    DataError,
     DataWarning,
     IgnoredParameterWarning,
     NotFittedError,
@@ -75,7 +76,7 @@ def _append_id(ids: np.ndarray, new) -> np.ndarray:
     kind = "int" if ids.dtype.kind in "iu" else "str" if ids.dtype.kind == "U" else None
     new_kind = _id_kinds([new]).pop()
     if kind is not None and len(ids) and new_kind != kind:
-        raise ValueError(
+        raise DataError(
             f"fold_in: user={new!r} is a {new_kind} id but the model's user ids are {kind}s; "
             f"pass an {kind} id{' (or leave user=None for the next integer)' if kind == 'int' else ''}"
         )
@@ -272,7 +273,7 @@ class Recommender:
             Passed to the model's fit (DP models: ``ledger=``).
         """
         if rating_bounds is not None and not sp.issparse(data):
-            raise ValueError(
+            raise DataError(
                 "rating_bounds= applies to a raw matrix; an Interactions declares its own "
                 "(Interactions.from_pandas(df, rating_bounds=(lo, hi)))"
             )
@@ -311,7 +312,7 @@ class Recommender:
         """
         values = data.matrix.data
         if self.predicts_ratings and self.feedback == "explicit" and values.size and values.min() == values.max():
-            raise ValueError(
+            raise DataError(
                 f"{type(self).__name__} predicts ratings, but every stored value of the training data is "
                 f"{values[0]:g}: this is implicit (interaction-only) data, e.g. built with rating_col=None, and a "
                 "rating model would learn the constant and report RMSE 0. Use a ranking model for it "

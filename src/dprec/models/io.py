@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from .._json import to_jsonable
-from ..errors import CorruptFileError, PathError
+from ..errors import ConfigError, CorruptFileError, DataError, PathError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -100,7 +100,7 @@ def ids_for_npz(ids: np.ndarray, what: str) -> tuple[np.ndarray, str]:
                 return np.asarray(ints, dtype=np.uint64), "native"
             return np.asarray([str(v) for v in ints], dtype=str), "int-text"
     kinds = sorted({type(v).__name__ for v in ids.tolist()}) if ids.dtype.kind == "O" else [str(ids.dtype)]
-    raise ValueError(
+    raise DataError(
         f"cannot save the {what} ids: they are of types {kinds}; ids must be all integers or all strings "
         f"(convert them, e.g. df[col].astype(str), before building Interactions)"
     )
@@ -272,10 +272,10 @@ def check_key(key, name: str = "key") -> bytes | None:
     if isinstance(key, str):
         key = key.encode()
     if not isinstance(key, (bytes, bytearray, memoryview)):
-        raise ValueError(f"{name} must be bytes or str (e.g. secrets.token_bytes(32)), got {type(key).__name__}")
+        raise ConfigError(f"{name} must be bytes or str (e.g. secrets.token_bytes(32)), got {type(key).__name__}")
     key = bytes(key)
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(
+        raise ConfigError(
             f"{name} must be at least {MIN_KEY_BYTES} bytes, got {len(key)}; use a random key kept outside the "
             "file, e.g. secrets.token_bytes(32)"
         )
