@@ -215,12 +215,14 @@ def _truncated(d):
     _load(path)
 
 
-def _public_privacy_steps_wrong(d):
+def _public_privacy_steps_wrong(d, edit=None):
     m = DPGlobalEffects(epsilon=1.0, delta=1e-5).fit(_data())
     path = m.export_public(d / "pub.npz")
 
-    def edit(man):
+    def default_edit(man):
         man["privacy"]["steps"] = "abc"
+
+    edit = edit or default_edit
 
     with np.load(path, allow_pickle=False) as z:
         payload = {k: z[k] for k in z.files}
@@ -439,6 +441,13 @@ CASES = [
         _public_privacy_steps_wrong,
         CorruptFileError,
         ("privacy.steps",),
+    ),
+    Case(
+        "Model files",
+        'a privacy-report step with `rho: "abc"`',
+        lambda d: _public_privacy_steps_wrong(d, lambda m: m["privacy"]["steps"][0].update(rho="abc")),
+        CorruptFileError,
+        ("privacy.steps.0.rho",),
     ),
     Case(
         "Model files",

@@ -138,10 +138,21 @@ class ArrayMeta(_Strict):
 
 
 class ReleaseStep(BaseModel):
-    """One step of a saved privacy report: only the fields a reader uses are checked; the rest are kept."""
+    """One step of a saved privacy report: the fields a loaded model's ``privacy_report()`` computes with are
+    checked (``rho`` a number ≥ 0 or ``"inf"``, ``count`` ≥ 1, ``delta`` in [0, 1)); the rest are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: StrictStr
+    rho: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["inf"]
+    count: Annotated[StrictInt, Field(ge=1)] = 1
+    delta: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    @field_validator("rho", "delta", mode="before")
+    @classmethod
+    def _number(cls, v):
+        if v == "inf" or _is_number(v):
+            return v
+        raise ValueError(f"must be a number, got {v!r}")
 
 
 class PrivacyManifest(BaseModel):
