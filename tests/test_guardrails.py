@@ -662,3 +662,52 @@ if __name__ == "__main__":
     DOC.write_text(render())
     print(f"wrote {DOC}", file=sys.stderr)
     os._exit(0)
+
+
+_JUNK = [None, "x", "", [], {}, 1.5, -1, True, [[["deep"]]], {"a": {"b": None}}, 2**80]
+
+
+@pytest.mark.parametrize("fmt", ["model", "public"])
+def test_every_manifest_field_replaced_by_junk_is_corrupt_or_harmless(tmp_path, fmt):
+    """Replace each manifest field (top level, the privacy report, DP-ALS's extra keys) by values of every JSON
+    type: loading either raises CorruptFileError or succeeds — never another exception."""
+    m = DPALS(epsilon=2.0, delta=1e-5, factors=2, iterations=1).fit(_data())
+    if fmt == "model":
+        path, load = m.save(tmp_path / "m.npz"), DPALS.load
+    else:
+        path, load = m.export_public(tmp_path / "p.npz"), DPALS.load_public
+    with np.load(path, allow_pickle=False) as z:
+        payload = {k: z[k] for k in z.files}
+    manifest = json.loads(payload["__manifest__"].tobytes())
+    targets = [(k,) for k in manifest if k != "arrays"]
+    targets += [("privacy", k) for k in manifest.get("privacy", {})]
+    targets += [("privacy", "steps", 0, k) for k in manifest["privacy"]["steps"][0]]
+    targets += [("params", k) for k in manifest["params"]]
+    targets += [
+        (k, kk)
+        for k, v in manifest.items()
+        if isinstance(v, dict) and k not in ("privacy", "params", "arrays")
+        for kk in v
+    ]
+    outcomes = {"corrupt": 0, "loaded": 0}
+    for where in targets:
+        for junk in _JUNK:
+            man = json.loads(json.dumps(manifest))
+            node = man
+            for p in where[:-1]:
+                node = node[p]
+            node[where[-1]] = junk
+            payload["__manifest__"] = np.frombuffer(json.dumps(man).encode(), dtype=np.uint8)
+            np.savez(tmp_path / "junk.npz", **payload)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    loaded = load(tmp_path / "junk.npz")
+                    loaded.privacy_report()  # the restored report must be usable too
+                    loaded.recommend(loaded.item_ids[:1] if fmt == "public" else loaded.user_ids[0], n=2)
+                outcomes["loaded"] += 1
+            except CorruptFileError:
+                outcomes["corrupt"] += 1
+            except Exception as exc:  # noqa: BLE001
+                pytest.fail(f"{where} = {junk!r}: {type(exc).__name__}: {exc}")
+    assert outcomes["corrupt"] > len(targets)  # most junk is refused
