@@ -104,6 +104,12 @@ def _fit_rating_model_on_implicit(d):
     ALS(factors=2, iterations=1, rng=0).fit(Interactions.from_pandas(_implicit_df(), rating_col=None))
 
 
+def _fit_rating_model_on_binary(d):
+    X = _data().matrix.copy()
+    X.data = (X.data > 3).astype(float)
+    ALS(factors=2, iterations=1, rng=0).fit(Interactions.from_csr(X))
+
+
 def _evaluate_rmse_on_implicit(d):
     train, test = _split()
     model = ALS(factors=2, iterations=2, rng=0).fit(train)
@@ -241,6 +247,13 @@ CASES = [
         _fit_rating_model_on_implicit,
         DataError,
         ("implicit", "ranking model", "rating_col"),
+    ),
+    Case(
+        "Silent garbage",
+        "a rating model fitted on 0/1 data without `rating_bounds`",
+        _fit_rating_model_on_binary,
+        DataWarning,
+        ("only 0 and 1", "rating_bounds=(0, 1)"),
     ),
     Case(
         "Silent garbage",

@@ -318,6 +318,21 @@ class Recommender:
                 "rating model would learn the constant and report RMSE 0. Use a ranking model for it "
                 '(DPItemItem, DPPopularity, ALS(feedback="implicit")), or pass the rating column'
             )
+        if (
+            self.predicts_ratings
+            and self.feedback == "explicit"
+            and data.rating_bounds is None
+            and values.size
+            and np.isin(values, (0.0, 1.0)).all()
+        ):
+            warnings.warn(
+                f"{type(self).__name__} predicts ratings, but the training values are only 0 and 1 and no "
+                "rating_bounds were declared: this looks like binary implicit feedback, on which RMSE is not "
+                "meaningful. For clicks/purchases use a ranking model (DPItemItem, DPPopularity, "
+                'ALS(feedback="implicit")); for like/dislike ratings declare rating_bounds=(0, 1)',
+                DataWarning,
+                stacklevel=3,
+            )
         counts = np.diff(data.matrix.indptr)
         if data.n_users > 1 and counts.size and counts.min() == 1 and counts.max() == 1:
             warnings.warn(
