@@ -50,9 +50,10 @@ class CorruptFileError(DPRecError, ValueError):
     """A model, ledger or results file that cannot be trusted (truncated, tampered, wrong format)."""
 
 
-class DataError(DPRecError, ValueError):
+class DataError(ConfigError):
     """Data that cannot be used as given: a rating model on implicit data, a raw matrix whose user axis a DP fit
-    needs declared, ids that mix strings and numbers. The message names the argument and the fix."""
+    needs declared, ids that mix strings and numbers. The message names the argument and the fix. A
+    :class:`ConfigError` (the combination of model and data cannot run), so also a ``ValueError``."""
 
 
 class PathError(DPRecError, FileNotFoundError):
