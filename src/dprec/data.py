@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,9 +24,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._validation import check_choice
-from .errors import UnknownIdError
+from .errors import ConfigError, DataError, DataWarning, UnknownIdError
 
-__all__ = ["Interactions", "as_interactions"]
+__all__ = ["Interactions", "as_interactions", "TRANSPOSED_RATIO"]
+
+#: a raw matrix with fewer than 1/TRANSPOSED_RATIO as many rows (users) as columns (items) looks transposed
+#: (recommendation data usually has more users than items; ML-100K, 943 × 1682, is well inside)
+TRANSPOSED_RATIO = 10
 
 _DUPLICATE_POLICIES = ("error", "mean", "last", "first", "sum")
 
@@ -35,6 +40,49 @@ def _orientation_hint(shape) -> str:
         f"dprec expects a user×item matrix (rows = users, columns = items); got shape {shape}. "
         "If you have an item×user matrix (implicit's old orientation), pass its transpose (X.T.tocsr())."
     )
+
+
+def _id_kinds(values) -> set[str]:
+    """The kinds of raw ids in an object array: ``"int"``, ``"str"``, ``"float"``, ``"bool"`` or a type name."""
+    kinds = set()
+    for v in values:
+        if isinstance(v, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(v, (int, np.integer)):
+            kinds.add("int")
+        elif isinstance(v, (float, np.floating)):
+            kinds.add("float")
+        elif isinstance(v, (str, np.str_)):
+            kinds.add("str")
+        else:
+            kinds.add(type(v).__name__)
+    return kinds
+
+
+def _normalize_ids(ids, what: str) -> np.ndarray:
+    """Raw ids as a 1-D array that is never of object dtype when it need not be: all strings → fixed-width
+    unicode, all integers → int64 (uint64 when they need it; beyond 64 bits they stay Python ints, which
+    model files store as text). Ids that mix strings and numbers raise a ValueError naming ``what``."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind != "O":
+        return arr
+    vals = arr.ravel().tolist()
+    kinds = _id_kinds(vals)
+    if kinds <= {"str"}:
+        return np.asarray(vals, dtype=str).reshape(arr.shape) if vals else np.asarray(vals, dtype=str)
+    if kinds == {"int"}:
+        lo, hi = min(vals), max(vals)
+        if -(2**63) <= lo and hi < 2**63:
+            return arr.astype(np.int64)
+        if lo >= 0 and hi < 2**64:
+            return np.asarray(vals, dtype=np.uint64).reshape(arr.shape)
+        return arr
+    if len(kinds) > 1:
+        raise DataError(
+            f"{what} mix id types ({', '.join(sorted(kinds))}); raw ids must all be integers or all be strings. "
+            "Convert them first, e.g. df[col] = df[col].astype(str)"
+        )
+    return arr
 
 
 def _check_bounds(bounds) -> tuple[float, float] | None:
@@ -112,8 +160,8 @@ class Interactions:
         m.sum_duplicates()
         m.sort_indices()
         self.matrix = m
-        self.user_ids = np.asarray(self.user_ids)
-        self.item_ids = np.asarray(self.item_ids)
+        self.user_ids = _normalize_ids(self.user_ids, "user_ids")
+        self.item_ids = _normalize_ids(self.item_ids, "item_ids")
         if self.user_ids.ndim != 1 or self.item_ids.ndim != 1:
             raise ValueError("user_ids and item_ids must be 1-D")
         if m.shape != (len(self.user_ids), len(self.item_ids)):
@@ -312,6 +360,9 @@ class Interactions:
         bounds = _check_bounds(rating_bounds)
         _validate_ratings(ratings, bounds, where=f"column {rating_col!r}", row_labels=df.index)
 
+        for c in (user_col, item_col):
+            if df[c].dtype == object:
+                _normalize_ids(df[c].to_numpy(), f"the ids in column {c!r}")  # raises on mixed int/str ids
         work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(), "r": ratings})
         if timestamp_col is not None:
             work["t"] = df[timestamp_col].to_numpy()
@@ -463,7 +514,7 @@ def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labe
         first = np.flatnonzero(dup.to_numpy())[:2]
         raise ValueError(
             f"{int(dup.sum())} rows repeat a (user, item) pair, e.g. rows {[labels[j] for j in first]} "
-            f"(user {work['u'].iloc[first[0]]!r}, item {work['i'].iloc[first[0]]!r}). "
+            f"(user {_key(work['u'].iloc[first[0]])!r}, item {_key(work['i'].iloc[first[0]])!r}). "
             'Pass duplicates="mean", "last", "first" or "sum" to combine them.'
         )
     if policy in ("last", "first"):
@@ -475,12 +526,71 @@ def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labe
     return work.groupby(["u", "i"], sort=False, as_index=False).agg(agg)
 
 
-def as_interactions(data, *, rating_bounds=None, what: str = "data") -> Interactions:
-    """Accept an :class:`Interactions` or a user×item scipy sparse matrix (wrapped with ids 0..n-1)."""
+def _warn_if_transposed(shape, stacklevel: int = 4) -> None:
+    n_rows, n_cols = shape
+    if n_rows * TRANSPOSED_RATIO < n_cols:
+        warnings.warn(
+            f"the matrix has {n_rows} rows (users) and {n_cols} columns (items): far fewer users than items, which "
+            "is what an item×user matrix looks like. dprec reads rows as users (the privacy unit of user-level DP). "
+            "If rows are items, pass X.T.tocsr() (or user_axis=1 to fit)",
+            DataWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def as_interactions(
+    data,
+    *,
+    rating_bounds=None,
+    what: str = "data",
+    user_axis=None,
+    require_user_axis: bool = False,
+    warn_transposed: bool = False,
+) -> Interactions:
+    """Accept an :class:`Interactions`, or a raw scipy sparse matrix (wrapped with ids 0..n-1).
+
+    Parameters
+    ----------
+    user_axis : {0, 1}, optional
+        For a raw matrix: the axis that indexes users (0: rows are users, the user×item orientation; 1: columns
+        are users, an item×user matrix, transposed here). An :class:`Interactions` is user×item by construction
+        (``user_axis`` must then be None or 0).
+    require_user_axis : bool
+        Refuse a raw matrix without ``user_axis`` (DP fits: the user axis is the privacy unit, so it must be
+        declared, never guessed).
+    warn_transposed : bool
+        Warn (:class:`~dprec.errors.DataWarning`) when a raw matrix without ``user_axis`` has fewer than
+        1/:data:`TRANSPOSED_RATIO` as many rows as columns (``fit`` sets it; a batch of new users in
+        ``fold_in_many`` is legitimately short).
+    """
+    if user_axis is not None and (isinstance(user_axis, bool) or user_axis not in (0, 1)):
+        raise ConfigError(f"user_axis must be 0 (rows are users) or 1 (columns are users), got {user_axis!r}")
     if isinstance(data, Interactions):
+        if user_axis == 1:
+            raise DataError(
+                "user_axis=1 was given with an Interactions, which is always user×item (rows are users); "
+                "drop user_axis, or build the Interactions from the transposed matrix"
+            )
         return data
     if sp.issparse(data):
-        return Interactions.from_csr(data, rating_bounds=rating_bounds)
+        if user_axis is None and require_user_axis:
+            raise DataError(
+                f"{what} is a raw {type(data).__name__} of shape {data.shape}: declare which axis holds the users, "
+                "user_axis=0 (rows are users) or user_axis=1 (columns are users), or pass a dprec.Interactions. "
+                "Under user-level DP the user is the privacy unit, so a transposed matrix would protect items, "
+                "not people"
+            )
+        if user_axis == 1:
+            data = data.T
+        data = data.tocsr()
+        if user_axis is None and warn_transposed:
+            _warn_if_transposed(data.shape)
+        return Interactions.from_csr(data, user_ids=np.arange(data.shape[0]), rating_bounds=rating_bounds)
+    hint = (
+        " (a dense numpy matrix: wrap it with scipy.sparse.csr_matrix(X), whose stored entries are its nonzeros)"
+        if isinstance(data, np.ndarray)
+        else ""
+    )
     raise TypeError(
-        f"{what} must be a dprec.Interactions or a user×item scipy.sparse.csr_matrix, got {type(data).__name__}"
+        f"{what} must be a dprec.Interactions or a user×item scipy.sparse.csr_matrix, got {type(data).__name__}" + hint
     )

@@ -17,8 +17,12 @@ __all__ = [
     "CorruptFileError",
     "BudgetExceededError",
     "LedgerError",
+    "PathError",
+    "DataError",
     "did_you_mean",
     "RankingWarning",
+    "DataWarning",
+    "IgnoredParameterWarning",
 ]
 
 
@@ -46,6 +50,18 @@ class CorruptFileError(DPRecError, ValueError):
     """A model, ledger or results file that cannot be trusted (truncated, tampered, wrong format)."""
 
 
+class DataError(ConfigError):
+    """Data that cannot be used as given: a rating model on implicit data, a raw matrix whose user axis a DP fit
+    needs declared, ids that mix strings and numbers. The message names the argument and the fix. A
+    :class:`ConfigError` (the combination of model and data cannot run), so also a ``ValueError``."""
+
+
+class PathError(DPRecError, FileNotFoundError):
+    """A file path that cannot be used as given: a missing file or folder, or a directory where a file is
+    expected. The message names the path as the caller passed it. A :class:`FileNotFoundError` (there is no
+    usable file at that path), so code catching the built-in keeps working."""
+
+
 class BudgetExceededError(DPRecError):
     """A privacy charge refused because it would exceed the ledger's total budget. Nothing was charged."""
 
@@ -57,6 +73,17 @@ class LedgerError(DPRecError):
 class RankingWarning(UserWarning):
     """``recommend()`` on a model that the committed top-N benchmarks show ranking worse than DP popularity
     (the explicit-rating DP models); the message names the ranking models to use instead."""
+
+
+class DataWarning(UserWarning):
+    """Legal input that is almost surely a mistake and would give a meaningless result without an error: a rating
+    model on data whose values are all equal (implicit data), every user with one rating, a matrix that looks
+    transposed, or an RMSE worse than predicting the training mean. The message says what to do instead."""
+
+
+class IgnoredParameterWarning(UserWarning):
+    """A parameter passed explicitly that the model ignores (e.g. ``alpha`` with ``ALS(feedback="explicit")``,
+    ``num_threads`` on a model that runs no threaded kernel)."""
 
 
 def did_you_mean(word: str, choices) -> str:

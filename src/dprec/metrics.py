@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_int
-from .errors import NotFittedError, RankingWarning
+from .errors import DataWarning, NotFittedError, RankingWarning
 
 __all__ = [
     "rmse",
@@ -381,7 +381,9 @@ def evaluate(model, train, test, k: int = 10, *, extra_k=(20,), users=None, batc
     dict
         ``rmse``, ``mae``: over every test rating of the evaluated users via ``model.predict`` (raw ids);
         ``NaN`` when the model does not predict ratings (implicit feedback, popularity; see
-        ``predicts_ratings``) or there is no test rating. ``precision_at_k``, ``recall_at_k``, ``ndcg_at_k``,
+        ``predicts_ratings``), there is no test rating, or every test value is the same (implicit data, with a
+        :class:`~dprec.errors.DataWarning`); an RMSE worse than the constant predictor (the training mean) also
+        warns. ``precision_at_k``, ``recall_at_k``, ``ndcg_at_k``,
         ``map_at_k``, ``hit_rate_at_k``: means over users with at least one test item (formulas in the module
         docstring); ``recall_at_<c>`` for each ``c`` of ``extra_k``; ``coverage``: :func:`catalog_coverage` of
         their lists over the training catalog; ``k``; ``n_users_evaluated``: the number of users in the ranking
@@ -431,7 +433,7 @@ def _evaluate_at(model, train, test, ks, *, users=None, batch_size=None, rating_
             except NotImplementedError:
                 pred = None
             if pred is not None:
-                err = {"rmse": rmse(coo.data, pred), "mae": mae(coo.data, pred)}
+                err = _rating_error(coo.data, pred, train, type(model).__name__)
 
     # ---- ranking over the selected users that have test items
     rank_rows = rows[n_test[rows] > 0]
@@ -470,6 +472,38 @@ def _evaluate_at(model, train, test, ks, *, users=None, batch_size=None, rating_
             ranking = {name: math.nan for name in (*_RANKING, "coverage")}
         at[c] = ranking
     return err, at, int(len(rank_rows))
+
+
+def _rating_error(truth: np.ndarray, pred, train, name: str) -> dict:
+    """RMSE and MAE, or NaN with a :class:`~dprec.errors.DataWarning` when they would mislead.
+
+    Test values that are all equal (implicit data: every entry 1) make any rating error meaningless — a
+    model that learned the constant scores 0 — so NaN is reported. An RMSE above that of the constant
+    predictor ``μ`` (the mean of the training values) warns: the model predicts worse than ignoring users
+    and items altogether.
+    """
+    if truth.min() == truth.max():
+        warnings.warn(
+            f"every test value is {truth[0]:g}: this is implicit (interaction-only) data, on which RMSE and MAE "
+            "measure nothing (a constant scores 0); they are reported as NaN. Compare ranking metrics instead",
+            DataWarning,
+            stacklevel=4,
+        )
+        return {"rmse": math.nan, "mae": math.nan}
+    out = {"rmse": rmse(truth, pred), "mae": mae(truth, pred)}
+    tr = train.matrix.data
+    if tr.size:
+        mu = float(tr.mean())
+        const = rmse(truth, np.full_like(truth, mu))
+        if out["rmse"] > const:
+            warnings.warn(
+                f"{name} has RMSE {out['rmse']:.4f}, worse than predicting the training mean {mu:.3f} for every "
+                f"rating (RMSE {const:.4f}): it predicts worse than ignoring users and items (under DP, the noise at "
+                "a small epsilon can do that: a larger epsilon or a simpler model helps)",
+                DataWarning,
+                stacklevel=4,
+            )
+    return out
 
 
 def _serve_heldout(model, split, on: str):
@@ -531,4 +565,6 @@ def evaluate_strong(
         models and after binarisation they are not meaningful).
     """
     served, targets = _serve_heldout(model, split, on)
-    return evaluate(served, split.train, targets, k, extra_k=extra_k, batch_size=batch_size)
+    with warnings.catch_warnings():  # binarised targets: RMSE is NaN, as documented above (no DataWarning)
+        warnings.filterwarnings("ignore", message="every test value is", category=DataWarning)
+        return evaluate(served, split.train, targets, k, extra_k=extra_k, batch_size=batch_size)

@@ -240,8 +240,8 @@ class ModelSpec:
         if self.is_dp:
             kwargs.update(epsilon=epsilon, delta=delta, privacy_unit=privacy_unit)
         kwargs["rng"] = seed
-        if num_threads is not None and "num_threads" not in kwargs:
-            kwargs["num_threads"] = num_threads
+        if num_threads is not None and "num_threads" not in kwargs and getattr(cls, "uses_threads", True):
+            kwargs["num_threads"] = num_threads  # (a model without threaded kernels would warn it is ignored)
         return cls(**kwargs)
 
 

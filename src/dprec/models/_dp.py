@@ -37,7 +37,7 @@ from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta
 from . import registry as _registry
 from .base import config_from_file
-from .io import dprec_version, read_npz_with_manifest, write_npz_with_manifest
+from .io import dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
 from .releases import ItemSelection, Release, UserCount, contribution_weights
 
 __all__ = [
@@ -404,8 +404,15 @@ class DPModelMixin:
         return {"privacy": self.privacy_report()}
 
     def _restore_manifest(self, manifest: dict) -> None:
+        # the manifest passed io.PrivacyManifest (steps are objects with a str name; noise, ledger str or null)
         priv = manifest.get("privacy") or {}
-        steps = priv.get("steps", [])
+        if not isinstance(priv, dict):
+            raise CorruptFileError("the file's privacy report is not an object")
+        steps = priv.get("steps") or []
+        if not isinstance(steps, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps
+        ):
+            raise CorruptFileError("the file's privacy report has malformed steps")
         self._selection = next((s for s in steps if s.get("name") == ItemSelection.name), None)
         self._report_steps = [s for s in steps if s.get("name") != ItemSelection.name]
         self._catalog_public = self._selection is None
@@ -413,16 +420,18 @@ class DPModelMixin:
         self._ledger_state = priv.get("ledger")
 
     # ------------------------------------------------------------------ public export
-    def export_public(self, path) -> str:
+    def export_public(self, path, *, key=None) -> str:
         """Write only the DP-released item side (and the public item ids) to ``path`` (``.npz``).
 
         This file is the model's DP artifact: it contains no per-user data. Serve a user from it with
         ``Model.load_public(path)`` followed by ``fold_in(that user's ratings)`` — which costs no budget.
+        Item ids are stored as integers or fixed-width unicode (never objects). ``key``: as in
+        :meth:`~dprec.models.base.Recommender.save`, a keyed MAC that ``load_public(path, key=key)`` checks.
         """
         self._require_fitted()
         arrays = {k: np.asarray(v) for k, v in self._public_state().items()}
         released = self._released_item_mask()
-        arrays["__item_ids"] = self._item_ids[released]
+        arrays["__item_ids"], item_enc = ids_for_npz(self._item_ids[released], "item")
         manifest = {
             "format": "dprec-public",
             "format_version": 1,
@@ -432,28 +441,40 @@ class DPModelMixin:
             "rating_bounds": self.rating_bounds_,
             "contains_user_data": False,
             "is_dp_artifact": self.private,
+            "ids": {"item": item_enc},
             **self._extra_manifest(),  # the privacy report and model-specific public facts (DP-ALS's resolved hyperparameters)
         }
-        return write_npz_with_manifest(path, arrays, manifest)
+        return write_npz_with_manifest(path, arrays, manifest, key=key)
 
     @classmethod
-    def load_public(cls, path):
-        """A model holding only the public item side of ``path``; add users with :meth:`fold_in`."""
-        arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-public")
-        target = _registry.model_class_by_name(manifest.get("class"))
+    def load_public(cls, path, *, key=None):
+        """A model holding only the public item side of ``path``; add users with :meth:`fold_in`.
+
+        ``key``: the secret the file was exported with (its MAC is then checked). Any inconsistency raises
+        :class:`~dprec.errors.CorruptFileError`.
+        """
+        arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-public", key=key)
+        target = _registry.model_class_by_name(manifest["class"])
         if target is None or not issubclass(target, cls):
-            raise CorruptFileError(f"{path}: holds a {manifest.get('class')}, not a {cls.__name__}")
-        model = target._from_config(config_from_file(target, manifest.get("params"), path))
-        model._item_ids = arrays.pop("__item_ids")
-        model._user_ids = np.array([], dtype=model._item_ids.dtype if model._item_ids.dtype.kind in "iu" else str)
-        model._user_index_cache = model._item_index_cache = None
-        model.rating_bounds_ = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
-        model._seen = sp.csr_matrix((0, len(model._item_ids)))
+            raise CorruptFileError(f"{path}: holds a {manifest['class']}, not a {cls.__name__}")
+        model = target._from_config(config_from_file(target, manifest["params"], path))
         try:
+            if "__item_ids" not in arrays:
+                raise CorruptFileError(f"{path}: public model file has no item ids")
+            model._item_ids = ids_from_npz(arrays.pop("__item_ids"), (manifest.get("ids") or {}).get("item", "native"))
+            if len(set(model._item_ids.tolist())) != len(model._item_ids):
+                raise CorruptFileError(f"{path}: the item ids repeat an id")
+            model._user_ids = np.array([], dtype=model._item_ids.dtype if model._item_ids.dtype.kind in "iu" else str)
+            model._user_index_cache = model._item_index_cache = None
+            bounds = manifest["rating_bounds"]
+            model.rating_bounds_ = (float(bounds[0]), float(bounds[1])) if bounds is not None else None
+            model._seen = sp.csr_matrix((0, len(model._item_ids)))
             model._from_public_state(arrays)
-        except (KeyError, ValueError, IndexError) as exc:
-            raise CorruptFileError(f"{path}: public model file is inconsistent ({exc})") from None
-        model._restore_manifest(manifest)
+            model._restore_manifest(manifest)
+        except CorruptFileError:
+            raise
+        except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+            raise CorruptFileError(f"{path}: public model file is inconsistent ({type(exc).__name__}: {exc})") from None
         model._fitted = True
         return model
 

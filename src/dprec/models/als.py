@@ -170,6 +170,14 @@ class ALS(Recommender):
         self.loss_history_: list[float] = []
         self._YtY = None  # cached VᵀV of the implicit user solve
 
+    def _ignored_parameters(self) -> dict[str, str]:
+        """Each mode's parameters that the other mode ignores (set to a non-default value, they warn)."""
+        if self.feedback == "explicit":
+            why = 'it is an implicit-feedback parameter and ALS(feedback="explicit") does not use it'
+            return {"alpha": why, "solver": why, "cg_steps": why}
+        why = 'it is an explicit-feedback parameter and ALS(feedback="implicit") does not use it'
+        return {k: why for k in ("user_regularization", "bias_regularization", "item_bias_regularization", "prior_var")}
+
     user_factors = deprecated_alias("user_factors_", "user_factors")
     item_factors = deprecated_alias("item_factors_", "item_factors")
     user_bias = deprecated_alias("user_bias_", "user_bias")

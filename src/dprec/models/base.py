@@ -29,7 +29,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions, _key, as_interactions, lookup
-from ..errors import ConfigError, CorruptFileError, NotFittedError, RankingWarning
+from ..errors import (
+    ConfigError,
+    CorruptFileError,
+    DataError,
+    DataWarning,
+    IgnoredParameterWarning,
+    NotFittedError,
+    RankingWarning,
+)
 from . import registry as _registry
 from .config import ModelConfig, validate_config
 from .io import (
@@ -59,6 +67,38 @@ class _RatingsUnlessImplicit:
 
     def __get__(self, obj, owner=None):
         return True if obj is None else obj.feedback != "implicit"
+
+
+def _append_id(ids: np.ndarray, new) -> np.ndarray:
+    """``ids`` with one more raw id, in the vocabulary's own kind (never silently mixing ints and strings)."""
+    from ..data import _id_kinds
+
+    kind = "int" if ids.dtype.kind in "iu" else "str" if ids.dtype.kind == "U" else None
+    new_kind = _id_kinds([new]).pop()
+    if kind is not None and len(ids) and new_kind != kind:
+        raise DataError(
+            f"fold_in: user={new!r} is a {new_kind} id but the model's user ids are {kind}s; "
+            f"pass an {kind} id{' (or leave user=None for the next integer)' if kind == 'int' else ''}"
+        )
+    if kind == "int":
+        info = np.iinfo(ids.dtype)
+        if not info.min <= int(new) <= info.max:
+            return np.append(ids.astype(object), np.asarray([int(new)], dtype=object))
+        return np.append(ids, np.asarray([new], dtype=ids.dtype))
+    return np.append(ids, [new])
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside the dprec package (the caller's line),
+    whatever the depth of constructors in between."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1  # the function that calls warnings.warn
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _signature(config_cls) -> inspect.Signature:
@@ -142,6 +182,8 @@ class Recommender:
     #: for models that rank worse than DP popularity on the committed top-N benchmarks: the advice that
     #: ``recommend()`` gives (a :class:`~dprec.errors.RankingWarning`, once per calling line); empty for models that rank well
     ranking_advice: str = ""
+    #: whether the fit runs threaded (numba) kernels; when False an explicit ``num_threads`` warns that it is ignored
+    uses_threads: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -160,6 +202,7 @@ class Recommender:
         config = validate_config(self.Config, params)
         object.__setattr__(self, "config", config)
         self.__dict__.update(dict(config))  # sklearn style: each parameter is an attribute
+        self._warn_ignored_parameters()
         self._fitted = False
         self._user_ids = self._item_ids = None
         self._user_index_cache = self._item_index_cache = None
@@ -177,6 +220,23 @@ class Recommender:
         object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ params
+    def _ignored_parameters(self) -> dict[str, str]:
+        """Parameter name → why this configured model ignores it (a subclass adds its own, e.g. ALS's ``alpha``
+        with ``feedback="explicit"``). An ignored parameter set to a non-default value warns."""
+        if self.uses_threads:
+            return {}
+        return {"num_threads": f"{type(self).__name__} runs no threaded kernel, so num_threads has no effect"}
+
+    def _warn_ignored_parameters(self) -> None:
+        fields = type(self).Config.model_fields
+        for name, why in self._ignored_parameters().items():
+            if name in fields and getattr(self.config, name) != fields[name].default:
+                warnings.warn(
+                    f"{name}={getattr(self.config, name)!r} is ignored: {why}; drop it",
+                    IgnoredParameterWarning,
+                    stacklevel=_caller_stacklevel(),
+                )
+
     def get_params(self) -> dict:
         """The parameters as JSON-able values (``rng`` as an int seed or None): the config's dump."""
         return self.config.model_dump()
@@ -197,10 +257,36 @@ class Recommender:
     rating_bounds = deprecated_alias("rating_bounds_", "rating_bounds")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, **kwargs) -> Recommender:
-        """Learn from a user×item :class:`~dprec.data.Interactions` or ``scipy.sparse.csr_matrix``."""
-        data = as_interactions(data)
+    def fit(self, data, *, user_axis=None, rating_bounds=None, **kwargs) -> Recommender:
+        """Learn from a user×item :class:`~dprec.data.Interactions`, or a raw scipy.sparse matrix.
+
+        Parameters
+        ----------
+        data : Interactions or matrix
+            A raw matrix is wrapped with ids ``0..n-1``.
+        user_axis : {0, 1}, optional
+            For a raw matrix: 0 when rows are users (user×item), 1 when columns are (item×user, transposed
+            here). **Required for DP models** given a raw matrix: the user axis is the privacy unit.
+        rating_bounds : (lo, hi), optional
+            For a raw matrix: the public bounds of the rating scale (an Interactions carries its own).
+        **kwargs
+            Passed to the model's fit (DP models: ``ledger=``).
+        """
+        if rating_bounds is not None and not sp.issparse(data):
+            raise DataError(
+                "rating_bounds= applies to a raw matrix; an Interactions declares its own "
+                "(Interactions.from_pandas(df, rating_bounds=(lo, hi)))"
+            )
+        data = as_interactions(
+            data,
+            rating_bounds=rating_bounds,
+            what=f"{type(self).__name__}.fit data",
+            user_axis=user_axis,
+            require_user_axis=self.is_private,
+            warn_transposed=True,
+        )
         self._check_fit_data(data)
+        self._warn_fit_data(data)
         self._user_ids = data.user_ids.copy()
         self._item_ids = data.item_ids.copy()
         self._user_index_cache = None
@@ -215,6 +301,47 @@ class Recommender:
 
     def _check_fit_data(self, data: Interactions) -> None:
         """Subclasses add model-specific checks (e.g. DP models need rating bounds)."""
+
+    def _warn_fit_data(self, data: Interactions) -> None:
+        """Refuse or warn on data that would fit without error but give a meaningless model.
+
+        A rating model (``predicts_ratings`` and ``feedback == "explicit"``) on data whose stored values are
+        all equal (implicit feedback, e.g. ``rating_col=None``) has nothing to learn and would report RMSE 0:
+        refused. Every user having exactly one rating warns (no per-user preference is learnable; often a
+        wrong ``user_col`` or a transposed matrix).
+        """
+        values = data.matrix.data
+        if self.predicts_ratings and self.feedback == "explicit" and values.size and values.min() == values.max():
+            raise DataError(
+                f"{type(self).__name__} predicts ratings, but every stored value of the training data is "
+                f"{values[0]:g}: this is implicit (interaction-only) data, e.g. built with rating_col=None, and a "
+                "rating model would learn the constant and report RMSE 0. Use a ranking model for it "
+                '(DPItemItem, DPPopularity, ALS(feedback="implicit")), or pass the rating column'
+            )
+        if (
+            self.predicts_ratings
+            and self.feedback == "explicit"
+            and data.rating_bounds is None
+            and values.size
+            and np.isin(values, (0.0, 1.0)).all()
+        ):
+            warnings.warn(
+                f"{type(self).__name__} predicts ratings, but the training values are only 0 and 1 and no "
+                "rating_bounds were declared: this looks like binary implicit feedback, on which RMSE is not "
+                "meaningful. For clicks/purchases use a ranking model (DPItemItem, DPPopularity, "
+                'ALS(feedback="implicit")); for like/dislike ratings declare rating_bounds=(0, 1)',
+                DataWarning,
+                stacklevel=3,
+            )
+        counts = np.diff(data.matrix.indptr)
+        if data.n_users > 1 and counts.size and counts.min() == 1 and counts.max() == 1:
+            warnings.warn(
+                f"every one of the {data.n_users} users has exactly one rating: nothing user-specific can be "
+                "learned, and a per-user split leaves each user with nothing. Check that rows are users "
+                "(user_col=, or the matrix orientation)",
+                DataWarning,
+                stacklevel=3,
+            )
 
     @contextlib.contextmanager
     def _thread_limits(self):
@@ -429,12 +556,7 @@ class Recommender:
                     raise ValueError("fold_in: user ids are not integers; pass user= to name the new user")
                 user = int(self._user_ids.max()) + 1 if len(self._user_ids) else 0
             row = len(self._user_ids)
-            self._user_ids = np.append(
-                self._user_ids,
-                np.asarray([user], dtype=object).astype(self._user_ids.dtype)
-                if self._user_ids.dtype.kind in "iu"
-                else [user],
-            )
+            self._user_ids = _append_id(self._user_ids, user)
             self._user_index_cache = None
             self._seen = sp.vstack([self._seen, sp.csr_matrix((1, self.n_items))], format="csr")
         self._fold_in(row, cols, vals)
@@ -553,16 +675,30 @@ class Recommender:
         return {}
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> str:
+    def save(self, path, *, key=None) -> str:
         """Save to ``path`` (``.npz`` appended if missing): arrays plus a JSON manifest, no pickle.
 
         The file holds per-user state (user factors, seen items) and is therefore **not** a DP artifact
         for a private model; use ``export_public`` for the shareable, DP part.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file path; its folder must exist. A directory is refused (:class:`~dprec.errors.PathError`).
+        key : bytes or str, optional
+            A secret kept outside the file (≥ 16 bytes, e.g. ``secrets.token_bytes(32)``): adds an
+            HMAC-SHA256 over the manifest and every array, which ``load(path, key=key)`` checks, so an edited
+            file (arrays swapped and checksums recomputed) is refused. See :mod:`dprec.models.io`.
+
+        Returns
+        -------
+        str
+            The path written.
         """
         self._require_fitted()
         arrays = {**self._get_state(), **self._common_state()}
-        arrays["__user_ids"] = ids_for_npz(self._user_ids, "user")
-        arrays["__item_ids"] = ids_for_npz(self._item_ids, "item")
+        arrays["__user_ids"], user_enc = ids_for_npz(self._user_ids, "user")
+        arrays["__item_ids"], item_enc = ids_for_npz(self._item_ids, "item")
         arrays["__seen_indptr"] = self._seen.indptr
         arrays["__seen_indices"] = self._seen.indices
         arrays["__seen_data"] = self._seen.data
@@ -576,47 +712,67 @@ class Recommender:
             "n_users": int(len(self._user_ids)),
             "n_items": int(self.n_items),
             "contains_user_data": True,
+            "ids": {"user": user_enc, "item": item_enc},
             **self._extra_manifest(),
         }
-        return write_npz_with_manifest(path, arrays, manifest)
+        return write_npz_with_manifest(path, arrays, manifest, key=key)
 
     @classmethod
-    def load(cls, path) -> Recommender:
-        """Load a model saved by :meth:`save`, verifying format, class, shapes and checksums."""
-        arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model")
-        name = manifest.get("class")
+    def load(cls, path, *, key=None) -> Recommender:
+        """Load a model saved by :meth:`save`, verifying format, manifest, class, shapes and checksums.
+
+        ``key``: the secret the file was saved with; the file's MAC is then checked too (a file saved without
+        a key, or edited since, raises :class:`~dprec.errors.CorruptFileError`). Any inconsistency raises
+        CorruptFileError.
+        """
+        arrays, manifest = read_npz_with_manifest(path, expected_format="dprec-model", key=key)
+        name = manifest["class"]
         target = _registry.model_class_by_name(name)
         if target is None:
             raise CorruptFileError(f"{path}: unknown model class {name!r} in manifest")
         if cls is not Recommender and not issubclass(target, cls):
             raise CorruptFileError(f"{path} holds a {name}, not a {cls.__name__}")
-        model = target._from_config(config_from_file(target, manifest.get("params"), path))
+        model = target._from_config(config_from_file(target, manifest["params"], path))
+        enc = manifest.get("ids") or {}
         try:
-            model._user_ids = ids_from_npz(arrays.pop("__user_ids"))
-            model._item_ids = ids_from_npz(arrays.pop("__item_ids"))
+            model._user_ids = ids_from_npz(arrays.pop("__user_ids"), enc.get("user", "native"))
+            model._item_ids = ids_from_npz(arrays.pop("__item_ids"), enc.get("item", "native"))
             n_u, n_i = len(model._user_ids), len(model._item_ids)
             if (n_u, n_i) != (manifest["n_users"], manifest["n_items"]):
                 raise CorruptFileError(f"{path}: id vocabularies do not match the manifest's sizes")
+            for what, ids in (("user", model._user_ids), ("item", model._item_ids)):
+                if len(set(ids.tolist())) != len(ids):
+                    raise CorruptFileError(f"{path}: the {what} ids repeat an id")
             model._seen = sp.csr_matrix(
                 (arrays.pop("__seen_data"), arrays.pop("__seen_indices"), arrays.pop("__seen_indptr")), shape=(n_u, n_i)
             )
             model._seen.check_format(full_check=True)
-            model.rating_bounds_ = tuple(manifest["rating_bounds"]) if manifest["rating_bounds"] else None
+            bounds = manifest["rating_bounds"]
+            model.rating_bounds_ = (float(bounds[0]), float(bounds[1])) if bounds is not None else None
+            seen = model._seen.data
+            if seen.size and (
+                not np.all(np.isfinite(seen))
+                or (bounds is not None and (seen.min() < bounds[0] or seen.max() > bounds[1]))
+            ):
+                raise CorruptFileError(f"{path}: the stored ratings are not finite or lie outside its rating_bounds")
             model._user_index_cache = model._item_index_cache = None
             model._set_common_state(arrays)
             model._set_state(arrays)
             model._restore_manifest(manifest)
         except CorruptFileError:
             raise
-        except (KeyError, ValueError, IndexError, TypeError) as exc:
+        except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
             raise CorruptFileError(f"{path}: model file is inconsistent ({type(exc).__name__}: {exc})") from None
         model._fitted = True
         return model
 
     @classmethod
     def _from_config(cls, config: ModelConfig) -> Recommender:
-        """A fresh (unfitted) model with an already validated config."""
-        return cls(**dict(config))
+        """A fresh (unfitted) model with an already validated config (a saved parameter the model ignores is
+        not the loader's fault: no IgnoredParameterWarning)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IgnoredParameterWarning)
+            return cls(**dict(config))
 
 
 def load_model(path) -> Recommender:

@@ -88,6 +88,7 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     is_private = True
     predicts_ratings = True
     feedback = "explicit"
+    uses_threads = False  # numpy only: num_threads has no effect
     Config = DPGlobalEffectsConfig
     ranking_advice = RATING_MODEL_RANKING_ADVICE.format(name="DPGlobalEffects")
 
@@ -249,6 +250,7 @@ class DPPopularity(DPModelMixin, Recommender):
     is_private = True
     predicts_ratings = False
     feedback = "any"
+    uses_threads = False  # numpy only: num_threads has no effect
     Config = DPPopularityConfig
 
     def __init__(self, **params):

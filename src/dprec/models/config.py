@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError, did_you_mean
-from ..privacy.units import check_delta, check_epsilon
+from ..privacy.units import check_delta, check_target_epsilon
 
 __all__ = ["ModelConfig", "PrivateConfig", "validate_config", "Int", "Real"]
 
@@ -119,7 +119,7 @@ class PrivateConfig(ModelConfig):
     @field_validator("epsilon", mode="before")
     @classmethod
     def _epsilon(cls, v):
-        return check_epsilon(v)
+        return check_target_epsilon(v)
 
     @model_validator(mode="after")
     def _delta(self):

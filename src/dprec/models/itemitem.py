@@ -99,6 +99,7 @@ class DPItemItem(DPModelMixin, Recommender):
     is_private = True
     predicts_ratings = False
     feedback = "implicit"
+    uses_threads = False  # numpy only: num_threads has no effect
     Config = DPItemItemConfig
 
     def __init__(self, **params):

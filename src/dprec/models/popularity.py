@@ -37,6 +37,7 @@ class Popularity(Recommender):
     is_private = False
     predicts_ratings = True
     feedback = "any"
+    uses_threads = False  # numpy only: num_threads has no effect
     Config = PopularityConfig
 
     def __init__(self, **params):

@@ -28,10 +28,19 @@ __all__ = [
     "PrivacyWarning",
     "check_privacy_unit",
     "check_epsilon",
+    "check_target_epsilon",
     "check_delta",
+    "EPSILON_RANGE",
 ]
 
 PRIVACY_UNITS = ("user", "rating")
+
+#: the finite target ε a caller may ask for, ``[lo, hi]``. Below ``lo`` the Gaussian noise on a count is
+#: ~1/ε ≥ 1000 units (every statistic drowns); above ``hi`` the bound e^ε ≥ e^1000 promises nothing. Values
+#: outside are surely a mistake (1e-300 for 1e-3, 1e308 for ``math.inf``); ``math.inf`` stays the
+#: non-private reference. Internal budget shares (after splitting a target) are checked by
+#: :func:`check_epsilon` only, since they may be smaller than ``lo``.
+EPSILON_RANGE = (1e-3, 1e3)
 
 
 class PrivacyWarning(UserWarning):
@@ -74,6 +83,24 @@ def check_epsilon(epsilon) -> float:
     eps = _as_real(epsilon, "epsilon")
     if eps <= 0:
         raise ValueError(f"epsilon must be > 0 (use epsilon=math.inf for the non-private reference); got {epsilon!r}")
+    return eps
+
+
+def check_target_epsilon(epsilon) -> float:
+    """:func:`check_epsilon` for a caller's target ε: also refuses finite values outside :data:`EPSILON_RANGE`.
+
+    Raises
+    ------
+    ValueError
+        naming ``epsilon``, the accepted range and ``math.inf`` (the non-private reference).
+    """
+    eps = check_epsilon(epsilon)
+    lo, hi = EPSILON_RANGE
+    if math.isfinite(eps) and not (lo <= eps <= hi):
+        raise ValueError(
+            f"epsilon={epsilon!r} is {'too small' if eps < lo else 'too large'} to be meant: dprec accepts a finite "
+            f"epsilon in [{lo:g}, {hi:g}] (typical: 0.1 to 20), or epsilon=math.inf for the non-private reference"
+        )
     return eps
 
 
