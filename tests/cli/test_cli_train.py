@@ -396,7 +396,7 @@ def test_a_model_registered_after_the_cli_gets_its_flags(shop, monkeypatch):
 
     res = run("evaluate", *SRC, "--model", "item-mean", "--shrinkage", "3", "--format", "json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["config"]["model_params"]["shrinkage"] == 3.0
+    assert json.loads(res.stdout)["config"]["model_params"]["shrinkage"] == 3.0
     assert "--shrinkage" in run("train", "--help").output
     res = run("evaluate", *SRC, "--model", "popularity", "--shrinkage", "3")
     assert res.exit_code == 2 and "does not take --shrinkage (it applies to item-mean)" in res.output

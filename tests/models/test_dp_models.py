@@ -631,7 +631,7 @@ def test_rating_models_advise_ranking_models_once(syn):
         with warnings.catch_warnings():  # measuring the ranking is what evaluate is for: no advice there
             warnings.simplefilter("error", RankingWarning)
             evaluate(m, syn, syn, k=5)
-        with pytest.warns(RankingWarning, match="dp-itemitem"):
+        with pytest.warns(RankingWarning, match="dp-ranker"):
             m.recommend(syn.user_ids[0], n=5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RankingWarning)
