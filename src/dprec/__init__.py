@@ -1,6 +1,6 @@
 """dprec: differentially private recommendation on commodity CPUs.
 
-The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPItemItem``, ``dprec.DPPopularity``,
+The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPItemItem``, ``dprec.DPImplicitALS``, ``dprec.DPRanker``, ``dprec.DPPopularity``,
 ``dprec.Popularity``; ``dprec.load_model`` reads any saved one), the data container and loaders
 (``Interactions``, ``load_dataset``, the ``split`` module), ``evaluate``, the privacy ledger and the error
 classes. Everything else lives in the subpackages (``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
@@ -31,6 +31,7 @@ from .models import (
     DPGlobalEffects,
     DPImplicitALS,
     DPItemItem,
+    DPRanker,
     DPPopularity,
     Popularity,
     Recommender,
@@ -46,6 +47,7 @@ __all__ = [
     "DPGlobalEffects",
     "DPImplicitALS",
     "DPItemItem",
+    "DPRanker",
     "DPPopularity",
     "Popularity",
     "Recommender",
