@@ -1,9 +1,10 @@
 """dprec: differentially private recommendation on commodity CPUs.
 
-The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPItemItem``, ``dprec.DPImplicitALS``, ``dprec.DPRanker``, ``dprec.DPPopularity``,
-``dprec.Popularity``; ``dprec.load_model`` reads any saved one), the data container and loaders
-(``Interactions``, ``load_dataset``, the ``split`` module), ``evaluate``, the privacy ledger and the error
-classes. Everything else lives in the subpackages (``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
+The public API: the models (``dprec.ALS``, ``dprec.DPALS``, ``dprec.DPGlobalEffects``, ``dprec.DPItemItem``,
+``dprec.DPImplicitALS``, ``dprec.DPRanker``, ``dprec.DPPopularity``, ``dprec.Popularity``; ``dprec.load_model``
+reads any saved one), the data container and loaders (``Interactions``, ``load_dataset``, the ``split``
+module), ``evaluate``, the privacy ledger and the error classes. Everything else lives in the subpackages
+(``dprec.privacy``, ``dprec.datasets``, ``dprec.models``).
 """
 
 from . import datasets, privacy, split
@@ -31,8 +32,8 @@ from .models import (
     DPGlobalEffects,
     DPImplicitALS,
     DPItemItem,
-    DPRanker,
     DPPopularity,
+    DPRanker,
     Popularity,
     Recommender,
     load_model,

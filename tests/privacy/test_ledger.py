@@ -95,6 +95,9 @@ def test_create_open_refusals(tmp_path):
     assert Ledger.open(path, dataset=DS).spent().rho == 0.001
     with pytest.raises(ValueError, match="finite"):
         Ledger.create(tmp_path / "x.sqlite", dataset=DS, epsilon=math.inf, delta=1e-6)
+    for eps, word in ((1e308, "too large"), (1e-300, "too small")):  # a total no one means: refused, nothing made
+        with pytest.raises(ValueError, match=f"{word} to be meant.*0.001, 1000"):
+            Ledger.create(tmp_path / "x.sqlite", dataset=DS, epsilon=eps, delta=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["l.sqlite"]  # no temp files left
 
 

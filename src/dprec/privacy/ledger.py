@@ -106,7 +106,7 @@ import platformdirs
 from .._validation import check_fraction, check_number
 from ..errors import BudgetExceededError, LedgerError
 from .accounting import epsilon_to_rho, rho_to_epsilon
-from .units import check_delta, check_epsilon
+from .units import check_delta, check_target_epsilon
 
 __all__ = ["Ledger", "Spent", "Remaining", "SeedReuseError", "LEDGER_SCHEMA_VERSION", "key_dir"]
 
@@ -490,7 +490,7 @@ class Ledger:
         not a valid ledger, :class:`LedgerError` is raised and nothing is changed.
         """
         _check_dataset(dataset)
-        eps = check_epsilon(epsilon)
+        eps = check_target_epsilon(epsilon)  # a total of 1e308 (or 1e-300) is surely a mistake, as for a fit
         if math.isinf(eps):
             raise ValueError(
                 "a ledger tracks a finite budget: epsilon must be finite (epsilon=inf training is "
