@@ -105,7 +105,19 @@ def test_non_private_model_refuses_privacy_flags_and_export(shop):
 
 def test_out_directory_must_exist(shop):
     res = train("--model", "popularity", "--out", "nowhere/m.npz")
-    assert res.exit_code == 2 and "--out" in res.output
+    assert res.exit_code == 2 and "--out nowhere/m.npz: the directory" in res.output and "mkdir -p" in res.output
+
+
+@pytest.mark.parametrize("flag", ["--out", "--export-public"])
+def test_bad_output_path_is_refused_before_the_ledger_is_charged(shop, flag):
+    """A directory (or a missing folder) as an output path is found before the DP fit, so no budget is spent."""
+    (shop / "adir").mkdir()
+    paths = {"--out": "m.npz", "--export-public": "p.npz", flag: "adir"}
+    res = train("--model", "dp-popularity", *DP, "--ledger", "shop.sqlite", *(x for kv in paths.items() for x in kv))
+    assert res.exit_code == 2 and f"{flag} adir: is a directory" in res.output and "Traceback" not in res.output
+    shown = run("budget", "show", "--ledger", "shop.sqlite", "--format", "json")
+    assert json.loads(shown.stdout)["charges"] == [], shown.output
+    assert not (shop / "m.npz").exists() and not (shop / "p.npz").exists()
 
 
 # --------------------------------------------------------------------------------------------- recommend

@@ -24,7 +24,7 @@ import warnings
 import click
 import numpy as np
 
-from ..errors import BudgetExceededError, ConfigError, CorruptFileError, LedgerError, UnknownIdError
+from ..errors import BudgetExceededError, ConfigError, CorruptFileError, LedgerError, PathError, UnknownIdError
 
 EXIT_OK, EXIT_USAGE, EXIT_BUDGET, EXIT_CORRUPT = 0, 2, 3, 4
 #: dprec's errors → (exit code, message prefix); anything else propagates
@@ -34,6 +34,7 @@ EXIT_CODES = {
     CorruptFileError: (EXIT_CORRUPT, "untrusted file"),
     ConfigError: (EXIT_USAGE, "error"),
     UnknownIdError: (EXIT_USAGE, "error"),
+    PathError: (EXIT_USAGE, "error"),
 }
 
 #: the page linked from every ``--epsilon`` help text

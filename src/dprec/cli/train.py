@@ -9,7 +9,8 @@ import os
 import click
 
 from .._json import to_jsonable
-from ..errors import ConfigError
+from ..errors import ConfigError, PathError
+from ..models.io import check_save_path
 from . import options as o
 from ._app import echo, fmt, warn
 from .source import load_data, source_label
@@ -73,9 +74,14 @@ def train(ctx, **kw):
         raise click.UsageError("--ledger and --no-ledger are not allowed together")
     if kw["export_public"] and not cls.is_private:
         raise ConfigError(f"--export-public: model {cls.name!r} is not private; only DP models have a public artifact")
+    # both output paths are checked before the fit: a DP fit charges the ledger, so a bad path found only at
+    # save time would spend budget for nothing
     for flag, path in (("--out", kw["out"]), ("--export-public", kw["export_public"])):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ConfigError(f"{flag}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
+        if path:
+            try:
+                check_save_path(path)
+            except PathError:
+                raise ConfigError(_path_problem(flag, path)) from None
 
     data, source = load_data(kw)
     if cls.is_private and data.rating_bounds is None:
@@ -131,3 +137,11 @@ def train(ctx, **kw):
         what = "the DP artifact: shareable" if private else "item side only, NOT a DP artifact (ε = ∞)"
         echo(f"  public:   {written['public']} ({what}, no per-user data)")
     echo(f"  next:     dprec report {written['model']}")
+
+
+def _path_problem(flag: str, path: str) -> str:
+    """What is wrong with an output path, in shell terms (the library's message speaks Python)."""
+    if os.path.isdir(path) or path.endswith(os.sep):
+        return f"{flag} {path}: is a directory; pass a file path such as {os.path.join(path, 'model.npz')}"
+    d = os.path.dirname(os.path.abspath(path))
+    return f"{flag} {path}: the directory {d} does not exist; create it first (mkdir -p {d})"
