@@ -23,6 +23,7 @@ from .errors import (
     NotFittedError,
     PathError,
     RankingWarning,
+    SelectionWarning,
     UnknownIdError,
 )
 from .metrics import evaluate
@@ -70,6 +71,7 @@ __all__ = [
     "BudgetExceededError",
     "LedgerError",
     "RankingWarning",
+    "SelectionWarning",
     "PathError",
     "DataError",
     "DataWarning",

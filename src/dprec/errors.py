@@ -23,6 +23,7 @@ __all__ = [
     "RankingWarning",
     "DataWarning",
     "IgnoredParameterWarning",
+    "SelectionWarning",
 ]
 
 
@@ -79,6 +80,11 @@ class DataWarning(UserWarning):
     """Legal input that is almost surely a mistake and would give a meaningless result without an error: a rating
     model on data whose values are all equal (implicit data), every user with one rating, a matrix that looks
     transposed, or an RMSE worse than predicting the training mean. The message says what to do instead."""
+
+
+class SelectionWarning(DataWarning):
+    """DP item selection (no public catalog) released no or very few items, so the model can recommend only
+    those: declare the item catalog public. A :class:`DataWarning` (a legal fit whose result is nearly empty)."""
 
 
 class IgnoredParameterWarning(UserWarning):

@@ -38,6 +38,7 @@ def shop(tmp_path, monkeypatch):
 
 
 SRC = ("--ratings", "ratings.csv", "--items", "items.txt", "--rating-bounds", "1,5")
+NO_CATALOG = ("--ratings", "ratings.csv", "--rating-bounds", "1,5")  # the same ratings without a public catalog
 DP = ("--epsilon", "1", "--delta", "1e-5")
 
 
@@ -268,19 +269,7 @@ def test_ignored_threads_and_alpha_warn_naming_the_flag(shop):
 
 def test_dp_item_selection_with_few_items_points_to_items(shop):
     # without --items: DP item selection on a small dataset keeps only the frequent items
-    res = run(
-        "train",
-        "--ratings",
-        "ratings.csv",
-        "--rating-bounds",
-        "1,5",
-        "--model",
-        "dp-popularity",
-        *DP,
-        "--no-ledger",
-        "--out",
-        "m.npz",
-    )
+    res = run("train", *NO_CATALOG, "--model", "dp-popularity", *DP, "--no-ledger", "--out", "m.npz")
     assert res.exit_code == 0, res.output
     lines = [ln for ln in res.output.splitlines() if ln.startswith("warning: DP item selection")]
     assert len(lines) == 1 and "--items CATALOG_FILE" in lines[0]
@@ -303,20 +292,7 @@ def test_items_as_a_csv_column_and_catalog_checks(shop):
 
 def test_budget_init_with_items_and_synthetic_sources(shop):
     # the catalog is part of the dataset's identity: the ledger of ratings+items refuses ratings alone
-    res = run(
-        "train",
-        "--ratings",
-        "ratings.csv",
-        "--rating-bounds",
-        "1,5",
-        "--model",
-        "dp-popularity",
-        *DP,
-        "--ledger",
-        "shop.sqlite",
-        "--out",
-        "m.npz",
-    )
+    res = run("train", *NO_CATALOG, "--model", "dp-popularity", *DP, "--ledger", "shop.sqlite", "--out", "m.npz")
     assert res.exit_code == 3 and "dataset" in res.output
     res = run("budget", "init", "--synthetic", "ratings", "--epsilon", "2", "--delta", "1e-5", "--ledger", "syn.sqlite")
     assert res.exit_code == 0, res.output
@@ -328,34 +304,8 @@ def test_budget_init_with_items_and_synthetic_sources(shop):
 
 
 def test_spent_and_remaining_delta_read_sensibly(shop):
-    run(
-        "budget",
-        "init",
-        "--ratings",
-        "ratings.csv",
-        "--rating-bounds",
-        "1,5",
-        "--epsilon",
-        "4",
-        "--delta",
-        "1e-5",
-        "--ledger",
-        "sel.sqlite",
-    )
-    res = run(
-        "train",
-        "--ratings",
-        "ratings.csv",
-        "--rating-bounds",
-        "1,5",
-        "--model",
-        "dp-popularity",
-        *DP,
-        "--ledger",
-        "sel.sqlite",
-        "--out",
-        "m.npz",
-    )
+    run("budget", "init", *NO_CATALOG, "--epsilon", "4", "--delta", "1e-5", "--ledger", "sel.sqlite")
+    res = run("train", *NO_CATALOG, "--model", "dp-popularity", *DP, "--ledger", "sel.sqlite", "--out", "m.npz")
     assert res.exit_code == 0, res.output
     out = run("budget", "show", "--ledger", "sel.sqlite").output
     lines = {ln.split(":")[0].strip(): ln for ln in out.splitlines() if ":" in ln}

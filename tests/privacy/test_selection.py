@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from dprec.data import Interactions
+from dprec.errors import SelectionWarning
 from dprec.models import _dp
 from dprec.models.baselines import DPPopularity
 from dprec.privacy.bounding import (
@@ -180,12 +181,12 @@ def test_a_model_with_multi_round_selection_reports_and_charges_it_like_one_roun
 
 def test_few_released_items_warn_with_the_count_and_the_catalog_fix():
     data = _no_catalog(60, 40)
-    with pytest.warns(_dp.SelectionWarning, match=r"released \d+ of the items.*public_items=.*--items") as rec:
+    with pytest.warns(SelectionWarning, match=r"released \d+ of the items.*public_items=.*--items") as rec:
         m = DPPopularity(epsilon=0.5, delta=1e-5).fit(data)
     n = int(m.released_item_mask_.sum())
     assert n < _dp.SELECTION_FEW_ITEMS
     assert any(f"released {n} of the items" in str(w.message) for w in rec)
     big = _no_catalog(20000, 40)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", _dp.SelectionWarning)
+        warnings.simplefilter("error", SelectionWarning)
         DPPopularity(epsilon=5.0, delta=1e-5).fit(big)  # 40 items released: no warning

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import click
 
 from .._json import to_jsonable
-from ..errors import ConfigError, PathError
+from ..errors import ConfigError, PathError, SelectionWarning
 from ..models.io import check_save_path
 from . import options as o
 from ._app import echo, fmt, warn
@@ -89,7 +90,9 @@ def train(ctx, **kw):
             f"model {cls.name!r} is differentially private and needs the public bounds of the rating scale: "
             "pass --rating-bounds LO,HI (e.g. 1,5)"
         )
-    model.fit(data, ledger=kw["ledger"]) if kw["ledger"] else model.fit(data)
+    with warnings.catch_warnings():  # the command's own warning below says it in flags (--items), once
+        warnings.simplefilter("ignore", SelectionWarning)
+        model.fit(data, ledger=kw["ledger"]) if kw["ledger"] else model.fit(data)
     if private and kw["no_ledger"]:
         # recorded in the privacy report (and so in both files' manifests) through the report's ledger field
         model._ledger_state = NO_LEDGER_STATE

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._json import to_jsonable
-from ..errors import CorruptFileError, LedgerError
+from ..errors import CorruptFileError, LedgerError, SelectionWarning
 from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta
@@ -69,10 +69,6 @@ SELECTION_ROUNDS = 1
 SELECTION_GROWTH = 2.0
 #: below this many released items a fit without a public catalog warns (:class:`SelectionWarning`)
 SELECTION_FEW_ITEMS = 20
-
-
-class SelectionWarning(UserWarning):
-    """DP item selection (no public catalog) released no or very few items: declare the catalog public."""
 
 
 def selection_cap(unit: str) -> int:
