@@ -299,6 +299,51 @@ class Interactions:
         s = slice(self.matrix.indptr[u], self.matrix.indptr[u + 1])
         return self.item_ids[self.matrix.indices[s]], self.matrix.data[s].copy()
 
+    def without_users(self, users) -> Interactions:
+        """This data without the given raw users: their rows, their vocabulary entries and (when the item
+        vocabulary was derived from the data, ``public_items`` False) the items only they rated.
+
+        The result equals :meth:`from_pandas` on the long table without those users' rows (same vocabularies,
+        same matrix, same timestamps), so a seeded fit on it is bitwise the fit that never saw them. It keeps
+        the source's :attr:`dataset_id` (a subset is charged against its dataset's one budget). Unknown ids
+        are ignored.
+        """
+        ids = _coerce_user_ids(users, self.user_ids, what="users")
+        drop = np.zeros(self.n_users, dtype=bool)
+        rows = self.user_inner(ids, missing="minus1")
+        drop[rows[rows >= 0]] = True
+        keep = np.flatnonzero(~drop)
+        m = self.matrix[keep]
+        ts = None
+        if self.timestamps is not None:
+            pos = np.concatenate([np.arange(self.matrix.indptr[r], self.matrix.indptr[r + 1]) for r in keep] or [[]])
+            ts = self.timestamps[pos.astype(np.int64)]
+        item_ids = self.item_ids
+        if not self.public_items:
+            used = np.zeros(self.n_items, dtype=bool)
+            used[m.indices] = True
+            if not used.all():
+                remap = np.cumsum(used) - 1
+                m = sp.csr_matrix(
+                    (m.data, remap[m.indices].astype(m.indices.dtype), m.indptr), shape=(len(keep), int(used.sum()))
+                )
+                item_ids = item_ids[used]
+        out = Interactions(
+            m,
+            self.user_ids[keep],
+            item_ids,
+            rating_bounds=self.rating_bounds,
+            public_items=self.public_items,
+            timestamps=ts,
+            name=self.name,
+            side=self.side,
+        )
+        out._dataset_id = self.dataset_id
+        return out
+
+    #: the same as :meth:`without_users` (erasure vocabulary)
+    forget = without_users
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_pandas(
@@ -314,6 +359,8 @@ class Interactions:
         users: Sequence | None = None,
         duplicates: str = "error",
         name: str = "interactions",
+        consent_col: str | None = None,
+        opted_out: Sequence | None = None,
     ) -> Interactions:
         """Build from a long table of (user, item[, rating][, timestamp]).
 
@@ -333,9 +380,29 @@ class Interactions:
         duplicates : {"error", "mean", "last", "first", "sum"}
             What to do with repeated (user, item) pairs. ``"last"``/``"first"`` follow ``timestamp_col`` when
             given, else row order. Default ``"error"``.
+        consent_col : str, optional
+            A column saying, per row, whether the user consents to their data being used for training:
+            booleans, or 0/1. A user with **any** row that is not a plain yes (False, 0 or missing) is treated
+            as not consenting, and **all** of that user's rows are dropped before anything else is built
+            (consent is never presumed).
+        opted_out : sequence of raw user ids, optional
+            Users who opted out: all their rows are dropped before anything else is built. Ids of the same
+            kind as the user column (integers read from a text file as strings are accepted when every one of
+            them is an integer). Ids absent from the table are ignored.
+
+        Notes
+        -----
+        Non-consenting and opted-out users never reach the returned Interactions: not their ratings, not an
+        empty row in the user vocabulary (they are removed from ``users=`` too), and, without a public
+        ``item_catalog``, not an item that only they rated. The result is exactly what this call returns on
+        the table without their rows (so a seeded fit on it is bitwise the fit without them).
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
+        if consent_col is not None or opted_out is not None:
+            df, users = _drop_non_consenting(
+                df, user_col=user_col, consent_col=consent_col, opted_out=opted_out, users=users
+            )
         check_choice(duplicates, "duplicates", _DUPLICATE_POLICIES)
         needed = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
         missing = [c for c in needed if c not in df.columns]
@@ -470,6 +537,91 @@ class Interactions:
         if p.endswith((".tsv", ".data")):
             kwargs.setdefault("sep", "\t")
         return cls.read_csv(path, **kwargs)
+
+
+def _coerce_user_ids(users, vocab, *, what: str) -> list:
+    """Raw user ids given by a caller (e.g. read from a text file) in the kind of ``vocab``'s ids.
+
+    Strings are accepted for integer ids when every one is an integer; any other mismatch raises a
+    :class:`~dprec.errors.DataError` (a silent mismatch would match nobody, and honour no opt-out).
+    """
+    if isinstance(users, (str, bytes)) or np.ndim(users) == 0:
+        raise DataError(f"{what} must be a sequence of raw user ids, got {users!r}")
+    vals = [_key(u) for u in np.asarray(list(users), dtype=object).ravel()]
+    if not vals:
+        return vals
+    kinds = _id_kinds(vals)
+    vkind = "int" if vocab.dtype.kind in "iu" else "str" if vocab.dtype.kind == "U" else None
+    if vkind is None and len(vocab):
+        vkind = next(iter(_id_kinds(vocab.tolist()[:1])))
+    if vkind == "int" and "str" in kinds and kinds <= {"str", "int"}:
+        try:
+            return [int(v) for v in vals]
+        except ValueError:
+            bad = next(v for v in vals if not _is_int_text(v))
+            raise DataError(f"{what}: {bad!r} is not an integer, but the user ids are integers") from None
+    if vkind is not None and kinds - {vkind}:
+        raise DataError(
+            f"{what} are {', '.join(sorted(kinds))} ids but the user ids are {vkind}s; give them in the same kind"
+        )
+    return vals
+
+
+def _is_int_text(v) -> bool:
+    try:
+        int(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _drop_non_consenting(df: pd.DataFrame, *, user_col, consent_col, opted_out, users):
+    """``df`` without the rows of users who do not consent (``consent_col``) or opted out, and the
+    ``users`` vocabulary without them (see :meth:`Interactions.from_pandas`)."""
+    if user_col not in df.columns:
+        raise ValueError(f"column {user_col!r} not found; the table has columns {list(df.columns)}")
+    col = df[user_col]
+    vocab = _normalize_ids(pd.unique(col.dropna()), f"the ids in column {user_col!r}")
+    excluded = []
+    if consent_col is not None:
+        if consent_col not in df.columns:
+            raise ValueError(f"consent column {consent_col!r} not found; the table has columns {list(df.columns)}")
+        c = df[consent_col]
+        ok = c.map(
+            lambda v: (
+                v is True
+                or (isinstance(v, (bool, np.bool_)) and bool(v))
+                or (
+                    isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, (bool, np.bool_))
+                    and v == 1
+                )
+            )
+        )
+        bad_values = c[~ok & c.notna()].map(
+            lambda v: (
+                not (
+                    isinstance(v, (bool, np.bool_))
+                    or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1))
+                )
+            )
+        )
+        if bad_values.any():
+            first = c[~ok & c.notna()][bad_values].iloc[0]
+            raise DataError(
+                f"consent column {consent_col!r} must hold booleans or 0/1 (missing means no consent), got {first!r}"
+            )
+        excluded.extend(pd.unique(col[~ok.to_numpy(dtype=bool)].dropna()).tolist())
+    if opted_out is not None:
+        excluded.extend(_coerce_user_ids(opted_out, vocab, what="opted_out"))
+    if not excluded:
+        return df, users
+    mask = col.isin(excluded).to_numpy()
+    df = df.loc[~mask]
+    if users is not None:
+        users = np.asarray(users)
+        users = users[~pd.Series(users).isin(excluded).to_numpy()]
+    return df, users
 
 
 def _key(x):

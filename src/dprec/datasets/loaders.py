@@ -293,7 +293,7 @@ def _read_users(spec: DatasetSpec, folder: Path) -> pd.DataFrame | None:
 
 
 # --------------------------------------------------------------------------- public API
-def load_dataset(name: str, *, data_home=None, download: bool = False) -> Interactions:
+def load_dataset(name: str, *, data_home=None, download: bool = False, opted_out=None) -> Interactions:
     """Load a registered dataset as :class:`~dprec.data.Interactions`.
 
     Parameters
@@ -308,6 +308,10 @@ def load_dataset(name: str, *, data_home=None, download: bool = False) -> Intera
         Fetch the archive from GroupLens when the dataset is not present (through :func:`pooch.retrieve`,
         which verifies the archive checksum; extracts to a temporary folder, then renames it into place
         atomically). Never done implicitly.
+    opted_out : sequence of raw user ids, optional
+        Users who opted out (or did not consent): their ratings, their place in the user vocabulary and their
+        row of ``side["users"]`` are dropped as the data is read, so they never reach training (see
+        :meth:`~dprec.data.Interactions.from_pandas`). Unknown ids are ignored.
 
     Returns
     -------
@@ -357,9 +361,15 @@ def load_dataset(name: str, *, data_home=None, download: bool = False) -> Intera
         item_catalog=np.sort(items.index.to_numpy()),
         users=user_vocab,
         name=spec.name,
+        opted_out=opted_out,
     )
     data.side["items"] = items.sort_index()
     if users is not None:
+        if opted_out is not None:  # the opted-out users' attributes go too
+            from ..data import _coerce_user_ids
+
+            gone = _coerce_user_ids(opted_out, users.index.to_numpy(), what="opted_out")
+            users = users.loc[~users.index.isin(gone)]
         data.side["users"] = users.sort_index()
     data.side["dataset"] = {
         "name": spec.name,

@@ -226,6 +226,8 @@ def _compose(total_eps: float, total_delta: float, charges: list[dict]) -> dict:
         if c["kind"] == "zcdp":
             rhos.append(c["rho"])
             dx.append(c["delta"])
+        elif c["kind"] == "erasure":  # an event, not a release: it costs nothing
+            continue
         else:
             ea.append(c["epsilon"])
             da.append(c["delta"])
@@ -819,6 +821,85 @@ class Ledger:
                 ) from e
         return _public_charge(body)
 
+    def record_erasure(self, *, model: str) -> dict:
+        """Record that users were erased from a served model of this dataset (``dprec forget``).
+
+        The record goes through the same authenticated chain as a charge (MAC-chained body, head and
+        anchor updated, schema and body validated on every read) and costs nothing (kind ``"erasure"``:
+        ``rho`` null, ``epsilon`` and ``delta`` 0, composed as nothing).
+
+        Publication hygiene: the body holds **only** the event and the model class (``model``, e.g.
+        ``"DPALS"``). It holds no user id, no rating, no count of erased users and no time: the number of
+        users erased is a data-derived figure (one erasure request can single out one person), and a ledger
+        summary is shown to others (:meth:`public_summary`). Which users were erased is the owner's own
+        record to keep, outside dprec's files.
+
+        A dprec that predates this kind refuses a ledger holding it (unknown kind: fail closed).
+
+        Returns
+        -------
+        dict
+            The record as shown publicly (as :meth:`charge` returns it).
+        """
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty string, got {model!r}")
+        body = {
+            "kind": "erasure",
+            "rho": None,
+            "epsilon": 0.0,
+            "delta": 0.0,
+            "model": model,
+            "mechanism": "erasure",
+            "label": "",
+            "params": {},
+            "seed_digest": None,
+        }
+        try:
+            con = _connect(self.path, create=False)
+        except sqlite3.Error as e:
+            raise LedgerError(_unreadable(self.path, str(e))) from e
+        try:
+            _begin_immediate(con, self.path)
+            try:
+                header, charges = _read_verified(con, self.path, self._key, self._anchor)
+                if header != self._header:
+                    raise LedgerError(f"the ledger header at {self.path} changed since it was opened; refusing")
+                seq = len(charges) + 1
+                prev = charges[-1]["mac"] if charges else header["_mac"]
+                body = dict(body, seq=seq)
+                text = _canonical(body)
+                m = _mac(self._key, "charge", prev, text)
+                con.execute(
+                    "INSERT INTO ledger_charges (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", (seq, text, prev, m)
+                )
+                cur = con.execute(
+                    "UPDATE ledger_head SET n_charges = ?, head_hash = ?, head_mac = ? "
+                    "WHERE id = 1 AND n_charges = ? AND head_hash = ?",
+                    (seq, m, _mac(self._key, "head", str(seq), m), len(charges), prev),
+                )
+                if cur.rowcount != 1:
+                    raise LedgerError(f"ledger head at {self.path} is inconsistent; refusing")
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+        except LedgerError:
+            raise
+        except sqlite3.Error as e:
+            raise LedgerError(f"could not record the erasure in the ledger at {self.path}: {e}") from e
+        finally:
+            con.close()
+        if self._anchor is not None:
+            try:
+                _write_anchor(self._anchor, self._key, seq, m)
+            except OSError as e:
+                raise LedgerError(
+                    f"the erasure was recorded in the ledger at {self.path}, but its rollback anchor {self._anchor} "
+                    f"could not be updated ({e}); refusing to continue"
+                ) from e
+        return _public_charge(body)
+
     def can_afford(self, *, rho=None, epsilon=None, delta=None, seed: int | None = None) -> bool:
         """Whether :meth:`charge` with these costs (and seed) would currently succeed (advisory:
         another process may charge in between; :meth:`charge` is the authoritative check)."""
@@ -950,6 +1031,8 @@ def _new_dataset_advice(header: dict, dataset: str) -> str:
 
 
 def _describe(body: dict) -> str:
+    if body["kind"] == "erasure":
+        return f"{body['model']}/erasure"
     if body["kind"] == "zcdp":
         s = f"rho={body['rho']:.6g}"
         if body["delta"]:
@@ -1098,6 +1181,10 @@ def _validate_body(b, seq: int) -> str | None:
     elif b["kind"] == "approx":
         if b["rho"] is not None or not _is_num(b["epsilon"]) or b["epsilon"] < 0:
             return "epsilon must be a finite number >= 0"
+    elif b["kind"] == "erasure":
+        why = _validate_erasure(b)
+        if why:
+            return why
     else:
         return f"unknown kind {b['kind']!r}"
     if not _is_num(b["delta"]) or not 0 <= b["delta"] < 1:
@@ -1112,6 +1199,15 @@ def _validate_body(b, seq: int) -> str | None:
     sd = b["seed_digest"]
     if sd is not None and (not isinstance(sd, str) or not _HEX64.fullmatch(sd)):
         return "bad seed digest"
+    return None
+
+
+def _validate_erasure(b: dict) -> str | None:
+    """An erasure record carries nothing but the event and the model class (see :meth:`Ledger.record_erasure`)."""
+    if b["rho"] is not None or b["epsilon"] != 0 or b["delta"] != 0 or isinstance(b["epsilon"], bool):
+        return "an erasure record costs nothing (rho null, epsilon and delta 0)"
+    if b["mechanism"] != "erasure" or b["label"] != "" or b["params"] != {} or b["seed_digest"] is not None:
+        return "an erasure record holds only its model class"
     return None
 
 
