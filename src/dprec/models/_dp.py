@@ -366,6 +366,7 @@ class DPModelMixin:
                 "noise": self._noise_origin,
                 "secure_noise": self.secure_noise,
                 "ledger": self._ledger_state,
+                **({"erasure": self._erasure} if getattr(self, "_erasure", None) else {}),
             }
         )
 

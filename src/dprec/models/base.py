@@ -15,6 +15,7 @@ selection, the unknown-user fallback, fold-in bookkeeping, thread control, and s
 ``_explain(row, col)``                 per-rated-item contributions to one score
 ``_item_vectors()``                    item embeddings for :meth:`similar_items` (or ``None``)
 ``_get_state()`` / ``_set_state(d)``   arrays to save / restore
+``_drop_users(keep, n_before)``        keep only rows ``keep`` of per-user state (:meth:`Recommender.forget`)
 
 Fitted attributes end in ``_`` and are declared (as ``None``) in the model's ``__init__``.
 """
@@ -28,7 +29,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import Interactions, _key, as_interactions, lookup
+from ..data import Interactions, _coerce_user_ids, _key, as_interactions, lookup
 from ..errors import (
     ConfigError,
     CorruptFileError,
@@ -37,6 +38,7 @@ from ..errors import (
     IgnoredParameterWarning,
     NotFittedError,
     RankingWarning,
+    UnknownIdError,
 )
 from . import registry as _registry
 from .config import ModelConfig, validate_config
@@ -207,6 +209,9 @@ class Recommender:
         self._user_ids = self._item_ids = None
         self._user_index_cache = self._item_index_cache = None
         self._seen = None
+        # erasure: the note saved with the model, and (in memory only, never saved) the ids forgotten here
+        self._erasure = None
+        self._forgotten: set = set()
         #: the public rating bounds of the training data (None for implicit data without bounds)
         self.rating_bounds_ = None
 
@@ -412,6 +417,7 @@ class Recommender:
         if users_a.shape != items_a.shape:
             raise ValueError(f"users and items must have the same length, got {users_a.shape} and {items_a.shape}")
         rows = self._rows(users_a)
+        self._refuse_forgotten(users_a, rows)
         cols = self._cols(items_a)
         out = np.asarray(self._predict(rows, cols), dtype=np.float64)
         return out[0] if np.ndim(users) == 0 and np.ndim(items) == 0 else out
@@ -443,6 +449,7 @@ class Recommender:
         single = np.ndim(user) == 0
         users = np.atleast_1d(np.asarray(user, dtype=object))
         rows = self._rows(users)
+        self._refuse_forgotten(users, rows)
         scores = self._batch_scores(rows)
         if items is not None:
             cand = np.unique(self._cols(items))
@@ -550,6 +557,8 @@ class Recommender:
         order = np.argsort(cols)
         cols, vals = cols[order], vals[order]
         row = int(self._rows([user])[0]) if user is not None else -1
+        if user is not None:
+            self._forgotten.discard(_key(user))  # the user came back with their own ratings
         if row < 0:
             if user is None:
                 if self._user_ids.dtype.kind not in "iu":
@@ -601,6 +610,7 @@ class Recommender:
         Xm.sort_indices()
         n_old = len(self._user_ids)
         ids = data.user_ids
+        self._forgotten.difference_update(_key(u) for u in ids.tolist())  # back with their own ratings
         self._user_ids = np.concatenate(
             [self._user_ids, ids.astype(self._user_ids.dtype) if self._user_ids.dtype.kind in "iu" else ids]
         )
@@ -618,6 +628,108 @@ class Recommender:
         for i, row in enumerate(rows):
             s, e = X.indptr[i], X.indptr[i + 1]
             self._fold_in(int(row), X.indices[s:e].astype(np.int64), X.data[s:e].astype(np.float64))
+
+    # ------------------------------------------------------------------ erasure
+    def forget(self, users) -> dict:
+        """Erase users from this served model: their ids, their user state and their stored ratings.
+
+        Removes, for each raw id in ``users`` that the model knows: the user's row of the user factors and
+        biases (every per-user array, hook :meth:`_drop_users`), the user's stored ratings (the seen items used
+        to filter recommendations, to explain and to fold in), and the id itself. A :meth:`save` afterwards
+        writes a file with no trace of them: not their id, not their ratings, not their factors. In this
+        session :meth:`recommend`/:meth:`predict` then refuse those ids (:class:`~dprec.errors.UnknownIdError`);
+        a reloaded file does not know them at all (they are then served as any unknown user: the fallback).
+        Unknown ids are ignored (e.g. users who opted out before the fit). It costs no privacy budget.
+
+        What it cannot remove: the **item side** was computed from every user's data at fit time. For a DP
+        model it is (ε, δ)-DP under the model's privacy unit, so it reflects any one erased user by at most the
+        claimed ε (user unit; under the rating unit, by group privacy over that user's ratings); for a
+        non-private model it reflects their ratings exactly. Either way a retrain on the data without them is
+        due before the next release of the item side (``export_public``); the returned note (also saved in the
+        file, :meth:`erasure_report`) says so. Record the erasure in the ledger with
+        :meth:`dprec.privacy.Ledger.record_erasure` (``dprec forget --ledger``).
+
+        Parameters
+        ----------
+        users : sequence of raw user ids
+            Of the same kind as the model's user ids (integer ids given as text are accepted).
+
+        Returns
+        -------
+        dict
+            The erasure note (:meth:`erasure_report`). It holds no id and no count.
+        """
+        self._require_fitted()
+        ids = _coerce_user_ids(users, self._user_ids, what="forget users")
+        rows = self._rows(ids) if ids else np.empty(0, np.int64)
+        n_before = len(self._user_ids)
+        drop = np.zeros(n_before, dtype=bool)
+        drop[rows[rows >= 0]] = True
+        keep = np.flatnonzero(~drop)
+        if drop.any():
+            self._drop_users(keep, n_before)
+            self._user_ids = self._user_ids[keep]
+            self._user_index_cache = None
+            self._seen = self._seen[keep]
+            self._seen.sort_indices()
+        self._forgotten.update(_key(u) for u in ids)
+        self._erasure = self._erasure_note()
+        return dict(self._erasure)
+
+    def _drop_users(self, keep: np.ndarray, n_before: int) -> None:
+        """Keep only rows ``keep`` of every per-user array (default: ``user_factors_`` and ``user_bias_``
+        when they have one row per user); a model with other per-user state extends it."""
+        for name in ("user_factors_", "user_bias_"):
+            arr = getattr(self, name, None)
+            if isinstance(arr, np.ndarray) and arr.ndim >= 1 and arr.shape[0] == n_before:
+                setattr(self, name, np.ascontiguousarray(arr[keep]))
+
+    def _erasure_note(self) -> dict:
+        """What the served model still reflects after :meth:`forget`, and why a retrain is due (no ids, no counts)."""
+        private = bool(getattr(self, "private", False))
+        if private:
+            unit = getattr(self, "privacy_unit", "user")
+            eps, delta = getattr(self, "epsilon", None), getattr(self, "delta", None)
+            bound = f"at most the claimed epsilon={eps:g} (delta={delta:g})"
+            if unit != "user":
+                bound += " per rating; for a whole user, the group-privacy bound over that user's ratings"
+            item_side = (
+                f"the item side was released under differential privacy (unit {unit!r}) from the data that still "
+                f"included the erased users; it reflects any one of them by {bound}, and nothing else of them is "
+                "in the model"
+            )
+        else:
+            item_side = (
+                "this model is not differentially private: its item side (item factors, counts, biases or "
+                "weights) was computed from the erased users' ratings and still reflects them exactly"
+            )
+        return {
+            "users_erased": True,
+            "removed": "the erased users' ids, user factors and biases, and stored ratings (seen items)",
+            "item_side": item_side,
+            "retrain_due": {
+                "due": True,
+                "reason": "retrain without the erased users (load the data with opted_out=, or --opted-out) "
+                "before the next release of the item side (export_public) and within the retention policy; "
+                + (
+                    "until then the item side reflects them only within the DP guarantee"
+                    if private
+                    else "until then the item side is not erased"
+                ),
+            },
+            "ledger": "record the erasure with Ledger.record_erasure (dprec forget --ledger); the record holds "
+            "no ids and no counts",
+        }
+
+    def erasure_report(self) -> dict | None:
+        """The note of the last :meth:`forget` (kept in the saved file), or None if nobody was erased."""
+        return None if self._erasure is None else dict(self._erasure)
+
+    def _refuse_forgotten(self, users, rows) -> None:
+        if self._forgotten and (rows < 0).any():
+            for u in np.asarray(users, dtype=object)[rows < 0]:
+                if _key(u) in self._forgotten:
+                    raise UnknownIdError(f"user {u!r} was erased from this model (forget); it is not served")
 
     def _replace_seen_row(self, row, cols, vals):
         lil = self._seen.tolil()
@@ -715,6 +827,8 @@ class Recommender:
             "ids": {"user": user_enc, "item": item_enc},
             **self._extra_manifest(),
         }
+        if self._erasure is not None:
+            manifest["erasure"] = self._erasure
         return write_npz_with_manifest(path, arrays, manifest, key=key)
 
     @classmethod
@@ -759,6 +873,10 @@ class Recommender:
             model._set_common_state(arrays)
             model._set_state(arrays)
             model._restore_manifest(manifest)
+            erasure = manifest.get("erasure")
+            if erasure is not None and not isinstance(erasure, dict):
+                raise CorruptFileError(f"{path}: the manifest's erasure note is not an object")
+            model._erasure = erasure
         except CorruptFileError:
             raise
         except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:

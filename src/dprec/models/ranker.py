@@ -238,6 +238,9 @@ class DPRanker(DPModelMixin, Recommender):
     def _fold_in_rows(self, rows, X):
         self._d()._fold_in_rows(rows, X)
 
+    def _drop_users(self, keep, n_before):
+        self._d()._drop_users(keep, n_before)  # the per-user state lives in the delegate
+
     def _explain(self, row, col):
         return self._d()._explain(row, col)
 
