@@ -394,15 +394,29 @@ class Interactions:
         -----
         Non-consenting and opted-out users never reach the returned Interactions: not their ratings, not an
         empty row in the user vocabulary (they are removed from ``users=`` too), and, without a public
-        ``item_catalog``, not an item that only they rated. The result is exactly what this call returns on
-        the table without their rows (so a seeded fit on it is bitwise the fit without them).
+        ``item_catalog``, not an item that only they rated. The result holds exactly what this call returns on
+        the table without their rows (same :meth:`fingerprint`, so a seeded fit on it is bitwise the fit
+        without them). Its :attr:`dataset_id` is the whole table's (:meth:`without_users`): a privacy ledger
+        charges the consenting part against the one budget of the table, whatever the opt-outs (otherwise every
+        new opt-out would make a "new" dataset with a fresh budget).
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
         if consent_col is not None or opted_out is not None:
-            df, users = _drop_non_consenting(
-                df, user_col=user_col, consent_col=consent_col, opted_out=opted_out, users=users
+            excluded = _non_consenting(df, user_col=user_col, consent_col=consent_col, opted_out=opted_out)
+            full = cls.from_pandas(
+                df,
+                user_col=user_col,
+                item_col=item_col,
+                rating_col=rating_col,
+                timestamp_col=timestamp_col,
+                rating_bounds=rating_bounds,
+                item_catalog=item_catalog,
+                users=users,
+                duplicates=duplicates,
+                name=name,
             )
+            return full.without_users(excluded) if excluded else full
         check_choice(duplicates, "duplicates", _DUPLICATE_POLICIES)
         needed = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
         missing = [c for c in needed if c not in df.columns]
@@ -575,53 +589,38 @@ def _is_int_text(v) -> bool:
         return False
 
 
-def _drop_non_consenting(df: pd.DataFrame, *, user_col, consent_col, opted_out, users):
-    """``df`` without the rows of users who do not consent (``consent_col``) or opted out, and the
-    ``users`` vocabulary without them (see :meth:`Interactions.from_pandas`)."""
+def _non_consenting(df: pd.DataFrame, *, user_col, consent_col, opted_out) -> list:
+    """The raw ids of the users of ``df`` who do not consent (``consent_col``) or opted out (see
+    :meth:`Interactions.from_pandas`)."""
     if user_col not in df.columns:
         raise ValueError(f"column {user_col!r} not found; the table has columns {list(df.columns)}")
     col = df[user_col]
-    vocab = _normalize_ids(pd.unique(col.dropna()), f"the ids in column {user_col!r}")
     excluded = []
     if consent_col is not None:
         if consent_col not in df.columns:
             raise ValueError(f"consent column {consent_col!r} not found; the table has columns {list(df.columns)}")
         c = df[consent_col]
-        ok = c.map(
-            lambda v: (
-                v is True
-                or (isinstance(v, (bool, np.bool_)) and bool(v))
-                or (
-                    isinstance(v, (int, float, np.integer, np.floating))
-                    and not isinstance(v, (bool, np.bool_))
-                    and v == 1
-                )
-            )
-        )
-        bad_values = c[~ok & c.notna()].map(
-            lambda v: (
-                not (
-                    isinstance(v, (bool, np.bool_))
-                    or (isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1))
-                )
-            )
-        )
-        if bad_values.any():
-            first = c[~ok & c.notna()][bad_values].iloc[0]
+        given = c.notna().to_numpy()
+        vals = c[given].tolist()
+        if not all(_is_flag(v) for v in vals):
+            first = next(v for v in vals if not _is_flag(v))
             raise DataError(
                 f"consent column {consent_col!r} must hold booleans or 0/1 (missing means no consent), got {first!r}"
             )
-        excluded.extend(pd.unique(col[~ok.to_numpy(dtype=bool)].dropna()).tolist())
+        yes = np.zeros(len(df), dtype=bool)
+        yes[np.flatnonzero(given)] = [bool(v == 1) for v in vals]
+        excluded.extend(_key(u) for u in pd.unique(col[~yes].dropna()).tolist())
     if opted_out is not None:
+        vocab = _normalize_ids(pd.unique(col.dropna()), f"the ids in column {user_col!r}")
         excluded.extend(_coerce_user_ids(opted_out, vocab, what="opted_out"))
-    if not excluded:
-        return df, users
-    mask = col.isin(excluded).to_numpy()
-    df = df.loc[~mask]
-    if users is not None:
-        users = np.asarray(users)
-        users = users[~pd.Series(users).isin(excluded).to_numpy()]
-    return df, users
+    return excluded
+
+
+def _is_flag(v) -> bool:
+    """A consent value: a boolean, or the number 0 or 1."""
+    if isinstance(v, (bool, np.bool_)):
+        return True
+    return isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)
 
 
 def _key(x):

@@ -7,6 +7,7 @@
                      (--ledger PATH | --no-ledger) [--seed N] --out MODEL.npz [--export-public PUBLIC.npz]
     dprec recommend  MODEL.npz (--user U ... | --users-file F | --fold-in RATINGS) [-n 10] [--format table|json|csv]
     dprec report     MODEL.npz [--ledger PATH] [--format md|json]
+    dprec forget     MODEL.npz --users FILE [--ledger PATH] [--out PATH] [--format text|json]
     dprec budget     init (source) --epsilon E --delta D [--ledger PATH] | show [source] [--ledger PATH]
     dprec evaluate   (source) --model M [hyperparameters] [--split random|user|strong ...] [privacy options]
     dprec demo       [--seed 0] [--ledger PATH] [--format table|json]
@@ -80,12 +81,13 @@ def _register() -> None:
     from .datasets import datasets
     from .demo import demo
     from .evaluate import evaluate
+    from .forget import forget
     from .models import models
     from .report import report
     from .serve import recommend
     from .train import train
 
-    for cmd in (train, recommend, report, budget, evaluate, models, demo, datasets, bench, bench_summary_alias):
+    for cmd in (train, recommend, report, forget, budget, evaluate, models, demo, datasets, bench, bench_summary_alias):
         cli.add_command(cmd)
 
 

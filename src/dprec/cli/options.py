@@ -120,7 +120,9 @@ EPSILON_HELP = f"privacy budget ε > 0 ('inf' = non-private reference); how to c
 
 
 # ============================================================================ data source
-FILE_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "rating_bounds", "sep", "no_header")
+FILE_OPTIONS = (
+    "user_col", "item_col", "rating_col", "timestamp_col", "rating_bounds", "sep", "no_header", "consent_col"
+)  # fmt: skip
 
 
 def data_source_options(*, required: bool = True, synthetic: bool = True):
@@ -159,6 +161,20 @@ def data_source_options(*, required: bool = True, synthetic: bool = True):
         option("--rating-bounds", metavar="LO,HI", group=f, help="public bounds of the rating scale (DP models)"),
         option("--sep", metavar="SEP", group=f, help="field separator  [default: ',' or tab for .tsv/.data]"),
         option("--no-header", is_flag=True, group=f, help="the file has no header; columns are named 0, 1, 2, …"),
+        option(
+            "--opted-out",
+            metavar="FILE",
+            group="consent",
+            help="users who opted out, one raw id per line ('#' comments): their rows are dropped as the data is "
+            "read and never reach training (any data source)",
+        ),
+        option(
+            "--consent-col",
+            metavar="NAME",
+            group="consent",
+            help="a --ratings column saying per row whether the user consents (booleans or 0/1; missing = no): "
+            "a user with any non-consenting row is dropped entirely",
+        ),
     ]
     opts.append(_source_check(required))
     return apply(opts)

@@ -12,11 +12,11 @@ import math
 import os
 
 from .._provenance import sha256_file
-from ..errors import ConfigError, DPRecError
+from ..errors import ConfigError, DataError, DPRecError
 from ._app import message
 from .options import FILE_OPTIONS
 
-__all__ = ["load_data", "read_table", "read_catalog", "parse_bounds"]
+__all__ = ["load_data", "read_table", "read_catalog", "read_user_list", "parse_bounds"]
 
 
 def parse_bounds(text: str) -> tuple[float, float]:
@@ -93,6 +93,21 @@ def read_catalog(path: str, *, column: str | None, item_col: str = "item") -> li
     return ids
 
 
+def read_user_list(path: str, *, flag: str) -> list[str]:
+    """Raw user ids of a text file, one per line; blank lines and lines starting with ``#`` are skipped.
+
+    The ids stay text here; :mod:`dprec.data` converts them to integers when the data's user ids are integers
+    (and refuses a mismatch, which would otherwise honour no opt-out)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag}: users file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            ids = [ln.strip() for ln in fh]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{flag} {path}: cannot read ({exc})") from None
+    return [v for v in ids if v and not v.startswith("#")]
+
+
 def _is_number(v: str) -> bool:
     try:
         float(v)
@@ -122,6 +137,7 @@ def load_data(kw: dict):
     from ..data import Interactions
 
     items = kw.get("items")
+    opted = read_user_list(kw["opted_out"], flag="--opted-out") if kw.get("opted_out") else None
     if kw.get("dataset") is not None or kw.get("synthetic") is not None:
         flag = "--dataset" if kw.get("dataset") is not None else "--synthetic"
         typed = [o for o in FILE_OPTIONS if kw.get(o) not in (None, False)]
@@ -136,13 +152,15 @@ def load_data(kw: dict):
         from .demo import demo_interactions
 
         data = demo_interactions(kw["synthetic"])
+        if opted:
+            data = _consent_errors(lambda: data.without_users(opted), "--opted-out")
         return data, {"synthetic": kw["synthetic"], "dataset": data.name}
     if kw.get("dataset") is not None:
         from ..datasets import dataset_checksum, load_dataset
 
         name = kw["dataset"]
         try:
-            data = load_dataset(name, data_home=kw.get("data_home"), download=bool(kw.get("download")))
+            data = load_dataset(name, data_home=kw.get("data_home"), download=bool(kw.get("download")), opted_out=opted)
             checksum = "sha256:" + dataset_checksum(name, data_home=kw.get("data_home"))
         except DPRecError:
             raise
@@ -175,8 +193,16 @@ def load_data(kw: dict):
                 )
     try:
         data = Interactions.from_pandas(
-            df, **columns, rating_bounds=bounds, item_catalog=catalog, name=os.path.basename(path)
+            df,
+            **columns,
+            rating_bounds=bounds,
+            item_catalog=catalog,
+            name=os.path.basename(path),
+            consent_col=kw.get("consent_col"),
+            opted_out=opted,
         )
+    except DataError as exc:  # consent input (e.g. --opted-out ids of the wrong kind)
+        raise ConfigError(f"--ratings {path}: {message(exc)}") from None
     except DPRecError:
         raise
     except (ValueError, KeyError) as exc:  # Interactions' validation: missing column, rating out of bounds, …
@@ -185,6 +211,15 @@ def load_data(kw: dict):
     if items is not None:
         desc["items_file"] = os.path.abspath(items)
     return data, desc
+
+
+def _consent_errors(func, flag: str):
+    from ..errors import DataError
+
+    try:
+        return func()
+    except DataError as exc:
+        raise ConfigError(f"{flag}: {message(exc)}") from None
 
 
 def source_label(desc: dict) -> str:
