@@ -25,8 +25,8 @@ from .serve import load_model_file
 from .source import read_user_list
 
 
-@click.command("forget")
-@click.argument("model_path", metavar="MODEL")
+@click.command("forget", cls=o.GroupedCommand)
+@click.argument("model_path", metavar="MODEL.npz")
 @o.option("--users", "users_file", metavar="FILE", required=True, group="erasure",
           help="the users to erase, one raw id per line ('#' comments)")  # fmt: skip
 @o.option("--ledger", metavar="PATH", group="erasure",
