@@ -150,3 +150,12 @@ def test_non_consenting_user_has_no_influence_on_the_fit(table, name):
     assert not _identical(_state(included), _state(never))  # the user would have had an influence
     if getattr(never, "private", False):
         assert math.isfinite(never.privacy_report()["verified_epsilon"])
+
+
+def test_the_consenting_part_is_charged_against_the_tables_one_budget(table):
+    # a new opt-out must not make a "new" dataset with a fresh budget: the ledger id is the whole table's
+    u = table.attrs["heavy"]
+    assert _build(table, opted_out=[u]).dataset_id == _build(table).dataset_id
+    assert _build(table, consent_col="consent").dataset_id == _build(table).dataset_id
+    assert _build(table).without_users([u]).dataset_id == _build(table).dataset_id
+    assert _build(table[table["user"] != u]).dataset_id != _build(table).dataset_id  # an edited table is another

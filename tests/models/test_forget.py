@@ -180,3 +180,39 @@ def test_a_bad_erasure_note_in_a_file_is_refused(data, tmp_path):
     write_npz_with_manifest(tmp_path / "bad.npz", arrays, manifest)
     with pytest.raises(CorruptFileError, match="erasure"):
         Recommender.load(tmp_path / "bad.npz")
+
+
+# ------------------------------------------------------------------ the ledger's erasure record
+def test_the_erasure_record_is_authenticated_and_holds_nothing_of_the_users(tmp_path):
+    from dprec.errors import LedgerError
+    from dprec.privacy import ledger as L
+
+    led = L.Ledger.create(tmp_path / "l.sqlite", dataset="shop:abc", epsilon=1.0, delta=1e-5)
+    led.charge(rho=0.01, model="DPALS", mechanism="gaussian")
+    spent = led.spent()
+    pub = led.record_erasure(model="DPALS")
+    assert pub == {
+        "kind": "erasure", "rho": None, "epsilon": 0.0, "delta": 0.0, "model": "DPALS", "mechanism": "erasure",
+        "label": "",
+    }  # fmt: skip
+    assert led.spent() == spent  # costs nothing
+    again = L.Ledger.open(tmp_path / "l.sqlite", dataset="shop:abc")  # the chain verifies with the record in it
+    assert [c["kind"] for c in again.charges()] == ["zcdp", "erasure"]
+    again.charge(rho=0.01, model="DPALS", mechanism="gaussian")  # and charges go on after it
+    # a record carrying anything more (ids, a count) is refused by the body validation: fail closed
+    base = {**pub, "params": {}, "seed_digest": None, "seq": 1}
+    assert L._validate_body(base, 1) is None
+    for bad in ({"params": {"users": [SECRET]}}, {"params": {"n": 1}}, {"label": "1 user"}, {"epsilon": 0.5}):
+        assert L._validate_body({**base, **bad}, 1) is not None, bad
+    # an edited row (the MAC chain) is detected as for any charge
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "l.sqlite")
+    body = con.execute("SELECT body FROM ledger_charges WHERE seq = 2").fetchone()[0]
+    con.execute("UPDATE ledger_charges SET body = ? WHERE seq = 2", (body.replace('"label":""', '"label":"x"'),))
+    con.commit()
+    con.close()
+    with pytest.raises(LedgerError):
+        L.Ledger.open(tmp_path / "l.sqlite")
+    with pytest.raises(ValueError, match="model"):
+        led.record_erasure(model="")
