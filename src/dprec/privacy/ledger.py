@@ -13,6 +13,8 @@ Charge kinds and composition
   parameters (Bun & Steinke 2016, §8): ``ρ_Σ = Σρ``, ``δ_X = Σδ_x``.
 * **(ε, δ) charges** ``charge(epsilon=ε, delta=δ)``: pure/approximate DP mechanisms, composed by
   basic composition: ``ε_A = Σε``, ``δ_A = Σδ``.
+* **Erasure records** :meth:`Ledger.record_erasure`: not a release; kind ``"erasure"`` costs
+  nothing and holds only the event and the model class (no ids, no counts).
 
 Spent budget. The δ left after the explicit δ's, ``δ_z = δ_T − δ_X − δ_A``, is used entirely for
 the zCDP→(ε, δ) conversion (this choice minimises the spent ε):
