@@ -315,9 +315,9 @@ class Interactions:
         keep = np.flatnonzero(~drop)
         m = self.matrix[keep]
         ts = None
-        if self.timestamps is not None:
-            pos = np.concatenate([np.arange(self.matrix.indptr[r], self.matrix.indptr[r + 1]) for r in keep] or [[]])
-            ts = self.timestamps[pos.astype(np.int64)]
+        if self.timestamps is not None:  # CSR order: the kept rows' entries, in order
+            entry_row = np.repeat(np.arange(self.n_users), np.diff(self.matrix.indptr))
+            ts = self.timestamps[~drop[entry_row]]
         item_ids = self.item_ids
         if not self.public_items:
             used = np.zeros(self.n_items, dtype=bool)
@@ -383,18 +383,18 @@ class Interactions:
         consent_col : str, optional
             A column saying, per row, whether the user consents to their data being used for training:
             booleans, or 0/1. A user with **any** row that is not a plain yes (False, 0 or missing) is treated
-            as not consenting, and **all** of that user's rows are dropped before anything else is built
-            (consent is never presumed).
+            as not consenting, and **all** of that user's rows are dropped (consent is never presumed).
         opted_out : sequence of raw user ids, optional
-            Users who opted out: all their rows are dropped before anything else is built. Ids of the same
-            kind as the user column (integers read from a text file as strings are accepted when every one of
-            them is an integer). Ids absent from the table are ignored.
+            Users who opted out: all their rows are dropped. Ids of the same kind as the user column
+            (integers read from a text file as strings are accepted when every one of them is an integer).
+            Ids absent from the table are ignored.
 
         Notes
         -----
-        Non-consenting and opted-out users never reach the returned Interactions: not their ratings, not an
-        empty row in the user vocabulary (they are removed from ``users=`` too), and, without a public
-        ``item_catalog``, not an item that only they rated. The result holds exactly what this call returns on
+        The whole table is first validated and indexed (its dataset id is needed, below), then the excluded
+        users are removed before anything is returned. They never reach the returned Interactions: not their
+        ratings, not an empty row in the user vocabulary (they are removed from ``users=`` too), and, without a
+        public ``item_catalog``, not an item that only they rated. The result holds exactly what this call returns on
         the table without their rows (same :meth:`fingerprint`, so a seeded fit on it is bitwise the fit
         without them). Its :attr:`dataset_id` is the whole table's (:meth:`without_users`): a privacy ledger
         charges the consenting part against the one budget of the table, whatever the opt-outs (otherwise every
@@ -575,8 +575,11 @@ def _coerce_user_ids(users, vocab, *, what: str) -> list:
             bad = next(v for v in vals if not _is_int_text(v))
             raise DataError(f"{what}: {bad!r} is not an integer, but the user ids are integers") from None
     if vkind is not None and kinds - {vkind}:
+        names = {"int": "integer", "str": "string"}
+        given = ", ".join(names.get(k, k) for k in sorted(kinds))
         raise DataError(
-            f"{what} are {', '.join(sorted(kinds))} ids but the user ids are {vkind}s; give them in the same kind"
+            f"{what} are {given} ids but the user ids are {names.get(vkind, vkind)}s; give them in the same kind "
+            "(an id of another kind matches nobody)"
         )
     return vals
 

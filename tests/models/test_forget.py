@@ -216,3 +216,14 @@ def test_the_erasure_record_is_authenticated_and_holds_nothing_of_the_users(tmp_
         L.Ledger.open(tmp_path / "l.sqlite")
     with pytest.raises(ValueError, match="model"):
         led.record_erasure(model="")
+
+
+def test_the_public_export_carries_no_erasure_note(data, tmp_path):
+    # whether someone asked to be erased is a fact about the users, not a DP release: kept out of the DP artifact
+    model = _fit("dp-ranker", data)
+    model.forget([SECRET])
+    assert "erasure" in model.privacy_report()
+    path = model.export_public(tmp_path / "pub.npz")
+    manifest = json.loads(bytes(np.load(path, allow_pickle=False)["__manifest__"]).decode())
+    assert "erasure" not in manifest and "erasure" not in manifest["privacy"] and manifest["privacy"]["steps"]
+    assert SECRET not in json.dumps(manifest)

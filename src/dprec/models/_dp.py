@@ -441,6 +441,8 @@ class DPModelMixin:
             "ids": {"item": item_enc},
             **self._extra_manifest(),  # the privacy report and model-specific public facts (DP-ALS's resolved hyperparameters)
         }
+        # whether anyone asked to be erased depends on the users, not on a DP release: not in the public artifact
+        manifest["privacy"] = {k: v for k, v in manifest["privacy"].items() if k != "erasure"}
         return write_npz_with_manifest(path, arrays, manifest, key=key)
 
     @classmethod
