@@ -90,7 +90,9 @@ def _load(path: str):
     if not os.path.isfile(path):
         raise ConfigError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise CorruptFileError(f"{path} is not a dprec model file (`dprec train` writes them with --out / --export-public)")
+        raise CorruptFileError(
+            f"{path} is not a dprec model file (`dprec train` writes them with --out / --export-public)"
+        )
     manifest = _read_manifest(path)
     if manifest.get("format") == "dprec-public":
         return DPModelMixin.load_public(path), manifest
@@ -161,7 +163,9 @@ def _audit_section(doc: dict, model_name: str, epsilon, what: str) -> dict:
         "source": "dprec audit",
         "split": doc.get("split", {}).get("protocol"),
         "k": bias.get("k"),
-        "popularity": {m: _r(v) for m, v in (bias.get("overall", {}).get("popularity") or {}).items() if m in _POPULARITY},
+        "popularity": {
+            m: _r(v) for m, v in (bias.get("overall", {}).get("popularity") or {}).items() if m in _POPULARITY
+        },
         "gaps": [
             {
                 "attribute": g.get("attribute"),
@@ -173,7 +177,11 @@ def _audit_section(doc: dict, model_name: str, epsilon, what: str) -> dict:
             for g in bias.get("gaps", [])
         ],
         "groups": [
-            {"attribute": g.get("attribute"), "group": g.get("group"), **{m: _r(g.get(m)) for m in _GROUP_METRICS if m in g}}
+            {
+                "attribute": g.get("attribute"),
+                "group": g.get("group"),
+                **{m: _r(g.get(m)) for m in _GROUP_METRICS if m in g},
+            }
             for g in bias.get("groups", [])
         ],
         "label": NOT_DP_LABEL,
@@ -196,7 +204,9 @@ def _audit_section(doc: dict, model_name: str, epsilon, what: str) -> dict:
 def _limitations(cls, rep: dict | None, contents: dict) -> list[str]:
     out = []
     if rep is None or not rep.get("is_private"):
-        out.append("not differentially private: nothing in the file may be shared beyond those who may see the raw data")
+        out.append(
+            "not differentially private: nothing in the file may be shared beyond those who may see the raw data"
+        )
     else:
         if "reproducibility mode" in str(rep.get("noise", "")):
             out.append("trained in reproducibility mode (a caller-given seed): for measurement, not for release")
@@ -222,8 +232,10 @@ def _limitations(cls, rep: dict | None, contents: dict) -> list[str]:
 
 
 def _intended_use(cls, rep: dict | None) -> str:
-    what = "rating prediction and top-N recommendation" if getattr(cls, "predicts_ratings", False) else (
-        "top-N recommendation"
+    what = (
+        "rating prediction and top-N recommendation"
+        if getattr(cls, "predicts_ratings", False)
+        else ("top-N recommendation")
     )
     if rep is not None and rep.get("is_private"):
         return (
@@ -376,7 +388,9 @@ def _ledger_lines(led: dict) -> list[str]:
         f"- remaining: ε = {_fmt(led['remaining_epsilon'], 4)}, δ = {led['remaining_delta']:g}",
     ]
     for c in led.get("charges", []):
-        lines.append(f"  - {c.get('model')}: {c.get('mechanism')}, ε = {_fmt(c.get('epsilon'), 4)}, δ = {c.get('delta')}")
+        lines.append(
+            f"  - {c.get('model')}: {c.get('mechanism')}, ε = {_fmt(c.get('epsilon'), 4)}, δ = {c.get('delta')}"
+        )
     return lines
 
 
@@ -388,7 +402,9 @@ def card_markdown(card: dict) -> str:
     lines += [f"- intended use: {card['intended_use']}"]
     lines += ["", "## Data", ""]
     lines += [f"- dataset: {d['dataset']}"]
-    lines += [f"- users: {'≈ ' + format(d['n_users_dp'], ',') if d['n_users_dp'] is not None else 'n/a'} ({d['n_users_note']})"]
+    lines += [
+        f"- users: {'≈ ' + format(d['n_users_dp'], ',') if d['n_users_dp'] is not None else 'n/a'} ({d['n_users_note']})"
+    ]
     lines += [f"- items: {d['n_items'] if d['n_items'] is not None else 'n/a'} ({d['items']})"]
     if d.get("rating_bounds"):
         lines += [f"- rating bounds: {d['rating_bounds'][0]:g}–{d['rating_bounds'][1]:g} (public, declared)"]
