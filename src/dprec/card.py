@@ -335,9 +335,11 @@ def model_card(
             "dataset": name or "not stated (pass the ledger or the dataset's public name)",
             "n_users_dp": round_count(n_dp) if private else None,
             "n_users_note": (
-                f"DP count ñ of users (a release of the fit), rounded to {COUNT_ROUNDING}"
-                if private
-                else "not released: the model is not private"
+                "not released: the model is not private"
+                if not private
+                else f"DP count ñ of users (a release of the fit), rounded to {COUNT_ROUNDING}"
+                if n_dp is not None
+                else "the DP user count ñ is not recorded in this model's file"
             ),
             "n_items": n_items,
             "items": items_text,
