@@ -39,7 +39,8 @@ A = "audit"
 P = "privacy (DP models only)"
 
 
-def _epsilon_label(eps: float) -> str:
+def _epsilon_label(eps) -> str:
+    eps = math.inf if eps in ("inf", "∞") else float(eps)  # JSON form: "inf"
     return "∞" if math.isinf(eps) else f"{eps:g}"
 
 
