@@ -405,9 +405,9 @@ def card_markdown(card: dict) -> str:
     lines += ["", "## Data", ""]
     lines += [f"- dataset: {d['dataset']}"]
     lines += [
-        f"- users: {'≈ ' + format(d['n_users_dp'], ',') if d['n_users_dp'] is not None else 'n/a'} ({d['n_users_note']})"
+        f"- users: {'≈ ' + format(d['n_users_dp'], ',') if d['n_users_dp'] is not None else 'n/a'} — {d['n_users_note']}"
     ]
-    lines += [f"- items: {d['n_items'] if d['n_items'] is not None else 'n/a'} ({d['items']})"]
+    lines += [f"- items: {d['n_items'] if d['n_items'] is not None else 'n/a'} — {d['items']}"]
     if d.get("rating_bounds"):
         lines += [f"- rating bounds: {d['rating_bounds'][0]:g}–{d['rating_bounds'][1]:g} (public, declared)"]
     lines += [f"- feedback: {d['feedback']}"]
@@ -474,8 +474,8 @@ def card_markdown(card: dict) -> str:
     if "evaluation" in card:
         e = card["evaluation"]
         lines += ["", "## Evaluation (not DP)", "", f"> {e['label']}.", ""]
-        lines += [f"Split: {e['split']}" + (f", test fraction {e['test_fraction']}" if e.get("test_fraction") else "")]
-        lines += [f"; k = {e['k']}.", "", "| metric | value |", "|---|---|"]
+        tf = f", test fraction {e['test_fraction']}" if e.get("test_fraction") else ""
+        lines += [f"Split: {e['split']}{tf}; k = {e['k']}.", "", "| metric | value |", "|---|---|"]
         lines += [f"| {m} | {_fmt(v, METRIC_DIGITS)} |" for m, v in e["metrics"].items()]
     if "audit" in card:
         a = card["audit"]
