@@ -289,11 +289,13 @@ def model_card(
         rep = dict(rep)
         bounds = dict(rep.get("bounds") or {})
         n_dp = bounds.pop("n_users_dp", None)  # exact at ε = ∞; a DP figure otherwise, shown rounded below
+        n_dp = rep.pop("n_users_dp", None) or n_dp  # every DP model's report carries ñ; shown rounded below
         rep["bounds"] = bounds
     else:
         n_dp = None
     if private and n_dp is None:
-        n_dp = getattr(model, "n_users_dp_", None) or (manifest.get("hyperparameters") or {}).get("n_users_dp")
+        hp = manifest.get("hyperparameters") or {}
+        n_dp = getattr(model, "n_users_dp_", None) or hp.get("n_users_dp")
 
     # items: the declared public catalog, or the items DP selection released (a DP output); for a non-private
     # model the item set is the raw data's, so no count is stated

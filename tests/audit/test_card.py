@@ -58,10 +58,9 @@ def test_dp_card_has_no_seed_fingerprint_or_exact_count(tmp_path, odd_data, cls)
             assert "sha256" not in text
         # the DP user count, rounded (post-processing), and the public catalog size
         n_dp = card["data"]["n_users_dp"]
-        if cls is DPALS:  # DP-ALS records ñ (its rules use it); the card shows it rounded
-            assert n_dp % COUNT_ROUNDING == 0 and abs(n_dp - N_USERS) < 400 and n_dp != N_USERS
-        else:
-            assert n_dp is None and "not recorded" in card["data"]["n_users_note"]
+        # every DP model's privacy report records ñ (a release of the fit); the card shows it rounded
+        assert n_dp % COUNT_ROUNDING == 0 and abs(n_dp - N_USERS) < 400 and n_dp != N_USERS
+        assert "n_users_dp" not in card["privacy"]  # the unrounded ñ is not repeated
         assert card["data"]["n_items"] == N_ITEMS and "public item catalog" in card["data"]["items"]
         assert card["data"]["dataset"] == odd_data.name  # the public part of the id only
         assert "n_users_dp" not in card["privacy"]["bounds"]  # the unrounded ñ is not repeated
