@@ -138,7 +138,21 @@ def clipped_item_gradient(indptr, indices, data, V, c, mu, user_reg, bias_reg, c
         res = np.empty(max(maxlen, 1))
         for i in range(lo, hi):
             norms[i] = _group_gradient(
-                indptr[i], indptr[i + 1], indices, data, V, c, mu, user_reg, bias_reg, clip_norm, parts[ch], A, rhs, x, res
+                indptr[i],
+                indptr[i + 1],
+                indices,
+                data,
+                V,
+                c,
+                mu,
+                user_reg,
+                bias_reg,
+                clip_norm,
+                parts[ch],
+                A,
+                rhs,
+                x,
+                res,
             )
     G = np.zeros((m, d + 1))
     for ch in range(n_chunks):

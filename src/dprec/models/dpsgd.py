@@ -61,7 +61,7 @@ from .releases import ClippedItemGradient, RatingCount, UserCount
 __all__ = ["DPSGD", "DPSGDConfig", "ResolvedDPSGD", "default_hyperparameters"]
 
 #: ε·ñ (protected units) below which DP-SGD runs no epoch and spends everything on the global effects
-MIN_EPSILON_UNITS = 15_000.0
+MIN_EPSILON_UNITS = 50_000.0
 #: smallest share of ε the zCDP part (counts + biases) gets; the counts are planned inside it
 MIN_BIAS_SHARE = 0.2
 #: floor of the DP item counts in the per-item step preconditioner (noise on rarer items is damped)
@@ -74,27 +74,25 @@ def default_hyperparameters(epsilon: float, n_units_est: float, unit: str) -> di
     """Rules for the hyperparameters left as ``None``, from public inputs only: ε, the unit and the DP count
     ``ñ`` of protected units (users, or ratings).
 
-    * ``ε · ñ < 15,000`` → no epoch: the whole budget goes to the DP global effects (DP-SGD *is* the DP
-      baseline). MovieLens-100K at the user unit (943 users) is here up to ε ≈ 16.
-    * otherwise → rank 8, ``bias_share = 0.3``, clip ``C = 1``, λ = 0.01, λ_u = 0.1, λ_b = 10 and, per unit,
-      user: ``q = 0.2``, 10 epochs, η = 2; rating: ``q = 0.05``, 10 epochs, η = 1 (``η`` multiplies the
-      averaged clipped gradient).
+    * ``ε · ñ < 50,000`` → no epoch: the whole budget goes to the DP global effects (DP-SGD *is* the DP
+      baseline). MovieLens-100K at the user unit (943 users) is here at every ε ≤ 50.
+    * otherwise → rank 8, ``bias_share = 0.5``, clip ``C = 1``, ``q = 0.2``, 10 epochs (50 steps), η = 20
+      (``η`` multiplies the clipped gradient averaged over the expected batch), λ = 0.01, λ_u = 0.1, λ_b = 10.
 
     At ε = ∞: rank 16, 20 epochs, no clipping matters (``C`` large), no noise. Where the values come from:
     docs/tuning.md (ML-100K split seed 1 and synthetic data, never the reported split).
     """
     base = {
         "factors": 8,
-        "bias_share": 0.3,
+        "bias_share": 0.5,
         "clip_norm": 1.0,
         "regularization": 0.01,
         "user_regularization": 0.1,
         "bias_regularization": 10.0,
+        "sampling_rate": 0.2,
+        "epochs": 10,
+        "learning_rate": 20.0,
     }
-    if unit == "user":
-        base.update(sampling_rate=0.2, epochs=10, learning_rate=2.0)
-    else:
-        base.update(sampling_rate=0.05, epochs=10, learning_rate=1.0)
     if math.isinf(epsilon):
         return {**base, "factors": 16, "epochs": 20, "bias_share": 1.0}
     if epsilon * max(n_units_est, 0.0) < MIN_EPSILON_UNITS:
@@ -213,9 +211,7 @@ class DPSGD(DPALS):
         if out["epochs"] == 0 and self.bias_share is None:
             out["bias_share"] = 1.0
         if self.private and out["epochs"] > 0 and out["bias_share"] >= 1.0:
-            raise ConfigError(
-                "bias_share=1 leaves no budget for the DP-SGD epochs: pass epochs=0 or a bias_share < 1"
-            )
+            raise ConfigError("bias_share=1 leaves no budget for the DP-SGD epochs: pass epochs=0 or a bias_share < 1")
         out["k"] = k
         return out
 
@@ -260,12 +256,18 @@ class DPSGD(DPALS):
         else:
             # refuse bad explicit settings before charging (both branches of the rules)
             for probe in (0.0, 2 * MIN_EPSILON_UNITS / self.epsilon):
-                self._resolve(probe, k)
+                hp_probe = self._resolve(probe, k)
+                if hp_probe["epochs"] > 0 and self.noise_multiplier is not None:
+                    q_p = float(hp_probe["sampling_rate"])
+                    eps_z, delta_z = self._zcdp_split(hp_probe["bias_share"], True)
+                    self._check_noise_multiplier(q_p, math.ceil(hp_probe["epochs"] / q_p), eps_z, delta_z)
             self._charge_approx(ledger, data)
             # the counts: a fixed slice of the smallest zCDP part any branch can have
             eps_z_min, delta_z_min = self._zcdp_split(min(self.bias_share or MIN_BIAS_SHARE, MIN_BIAS_SHARE), True)
             rho_c = COUNT_SHARE * acc.epsilon_to_rho(eps_z_min, delta_z_min)
-            count_steps = [unit_count.step(1.0)] + ([UserCount("rating").step(1.0)] if self.privacy_unit == "rating" else [])
+            count_steps = [unit_count.step(1.0)] + (
+                [UserCount("rating").step(1.0)] if self.privacy_unit == "rating" else []
+            )
             plan_c = acc.plan(acc.rho_to_epsilon(rho_c, delta_z_min), delta_z_min, count_steps)
             n_units = float(self._release(unit_count, unit_count.statistic(X), plan_c[unit_count.name])[0])
             if self.privacy_unit == "rating":
@@ -319,7 +321,12 @@ class DPSGD(DPALS):
             V, self.item_bias_ = self._sgd(X, V, self.item_bias_.copy(), T, z, max(n_units, 1.0))
         self.item_factors_ = V
         U, ub = E.user_solve(
-            X, V, self.global_mean_, self.item_bias_, self.resolved_.user_regularization, self.resolved_.bias_regularization
+            X,
+            V,
+            self.global_mean_,
+            self.item_bias_,
+            self.resolved_.user_regularization,
+            self.resolved_.bias_regularization,
         )
         self.user_factors_, self.user_bias_ = U.astype(np.float64), ub.astype(np.float64)
 
@@ -337,17 +344,22 @@ class DPSGD(DPALS):
         """The accountant's noise multiplier ``z`` for the DP-SGD part (given, or calibrated never to overshoot)."""
         if not self.private or T == 0:
             return 0.0
-        eps_s, delta_s = self._sgd_budget()
         if self.noise_multiplier is not None:
-            z = float(self.noise_multiplier)
-            got = acc.dpsgd_epsilon(z, q, T, delta_s, accountant=self.accountant)
-            if got > eps_s * (1 + 1e-12):
-                raise ConfigError(
-                    f"noise_multiplier={z} gives ε = {got:.4g} for the DP-SGD part, above its share {eps_s:.4g} "
-                    f"of epsilon={self.epsilon}: raise noise_multiplier or leave it None (calibrated)"
-                )
-            return z
+            return self._check_noise_multiplier(q, T, *self._zcdp_budget)
+        eps_s, delta_s = self._sgd_budget()
         return acc.dpsgd_noise_multiplier(eps_s, delta_s, q, T, accountant=self.accountant)
+
+    def _check_noise_multiplier(self, q: float, T: int, eps_z: float, delta_z: float) -> float:
+        """The given ``noise_multiplier`` if its accounted ε fits the DP-SGD part ``(ε − ε_z, δ − δ_z)``."""
+        eps_s, delta_s = self.epsilon - eps_z, self.delta - delta_z
+        z = float(self.noise_multiplier)
+        got = acc.dpsgd_epsilon(z, q, T, delta_s, accountant=self.accountant)
+        if got > eps_s * (1 + 1e-12):
+            raise ConfigError(
+                f"noise_multiplier={z} gives ε = {got:.4g} for the DP-SGD part, above its share {eps_s:.4g} "
+                f"of epsilon={self.epsilon}: raise noise_multiplier or leave it None (calibrated)"
+            )
+        return z
 
     def _gradient_release(self) -> ClippedItemGradient:
         hp = self.resolved_
@@ -441,7 +453,9 @@ class DPSGD(DPALS):
         event = None
         if hp.steps > 0:
             eps_s, delta_s = self.epsilon - eps_z, self.delta - delta_z
-            verified += acc.dpsgd_epsilon(hp.noise_multiplier, hp.sampling_rate, hp.steps, delta_s, accountant=hp.accountant)
+            verified += acc.dpsgd_epsilon(
+                hp.noise_multiplier, hp.sampling_rate, hp.steps, delta_s, accountant=hp.accountant
+            )
             event = {
                 "event": "SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(z)), T)",
                 "q": hp.sampling_rate,

@@ -581,9 +581,7 @@ class ClippedItemGradient(Release):
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[keep]
         return sp.csr_matrix((X.data[keep], (rows, X.indices[keep])), shape=X.shape)
 
-    def statistic(
-        self, Xb: sp.csr_matrix, *, item_factors, item_bias, mu: float, num_threads: int = 1
-    ) -> np.ndarray:
+    def statistic(self, Xb: sp.csr_matrix, *, item_factors, item_bias, mu: float, num_threads: int = 1) -> np.ndarray:
         """``G`` flattened (``n_items·(d+1)``, row-major: item ``j``'s ``[v_j; c_j]``) for the batch ``Xb``."""
         from ..kernels.sgd import clipped_item_gradient
 
