@@ -41,7 +41,9 @@ def test_exported_and_registered():
 
 def test_rules_switch_on_protected_units():
     assert default_hyperparameters(1.0, 943, "user")["epochs"] == 0
-    assert default_hyperparameters(1.0, 80_000, "rating")["epochs"] > 0
+    assert default_hyperparameters(1.0, 80_000, "rating")["epochs"] == 0
+    assert default_hyperparameters(20.0, 80_000, "rating")["epochs"] > 0
+    assert default_hyperparameters(20.0, 943, "user")["epochs"] == 0
     assert default_hyperparameters(math.inf, 10, "user")["epochs"] > 0
 
 
@@ -60,9 +62,10 @@ def test_report_recomputes_epsilon_within_target(accountant):
 
 def test_no_epoch_is_the_dp_baseline():
     data = _data()
-    m = DPSGD(epsilon=1.0, delta=1e-5, rng=3).fit(data)  # ε·ñ ≪ 50,000: biases only
+    m = DPSGD(epsilon=1.0, delta=1e-5, rng=3).fit(data)  # ε·ñ ≪ 1,000,000: biases only
     assert m.resolved_.steps == 0 and m.resolved_.bias_share == 1.0
-    assert "dpsgd" not in m.privacy_report() or m.privacy_report()["dpsgd"] is None
+    assert m.privacy_report()["dpsgd"] is None
+    assert not m.item_factors_.any()  # V = 0: the user solve is the local bias of the global effects
 
 
 def test_ledger_charged_once_as_epsilon_delta(tmp_path):

@@ -61,7 +61,9 @@ from .releases import ClippedItemGradient, RatingCount, UserCount
 __all__ = ["DPSGD", "DPSGDConfig", "ResolvedDPSGD", "default_hyperparameters"]
 
 #: ε·ñ (protected units) below which DP-SGD runs no epoch and spends everything on the global effects
-MIN_EPSILON_UNITS = 50_000.0
+MIN_EPSILON_UNITS = 1_000_000.0
+#: the rules' share of ε for the counts and biases when DP-SGD epochs run
+SGD_BIAS_SHARE = 0.5
 #: smallest share of ε the zCDP part (counts + biases) gets; the counts are planned inside it
 MIN_BIAS_SHARE = 0.2
 #: floor of the DP item counts in the per-item step preconditioner (noise on rarer items is damped)
@@ -74,8 +76,9 @@ def default_hyperparameters(epsilon: float, n_units_est: float, unit: str) -> di
     """Rules for the hyperparameters left as ``None``, from public inputs only: ε, the unit and the DP count
     ``ñ`` of protected units (users, or ratings).
 
-    * ``ε · ñ < 50,000`` → no epoch: the whole budget goes to the DP global effects (DP-SGD *is* the DP
-      baseline). MovieLens-100K at the user unit (943 users) is here at every ε ≤ 50.
+    * ``ε · ñ < 1,000,000`` → no epoch: the whole budget goes to the DP global effects (DP-SGD *is* the DP
+      baseline). MovieLens-100K is here at every ε ≤ 20 at the user unit (943 users) and up to ε ≈ 12 at
+      the rating unit (80,000 training ratings).
     * otherwise → rank 8, ``bias_share = 0.5``, clip ``C = 1``, ``q = 0.2``, 10 epochs (50 steps), η = 20
       (``η`` multiplies the clipped gradient averaged over the expected batch), λ = 0.01, λ_u = 0.1, λ_b = 10.
 
@@ -84,7 +87,7 @@ def default_hyperparameters(epsilon: float, n_units_est: float, unit: str) -> di
     """
     base = {
         "factors": 8,
-        "bias_share": 0.5,
+        "bias_share": SGD_BIAS_SHARE,
         "clip_norm": 1.0,
         "regularization": 0.01,
         "user_regularization": 0.1,
@@ -122,8 +125,9 @@ class DPSGDConfig(PrivateConfig):
     item_scaling: bool = Field(
         False,
         strict=True,
-        description="divide item j's noisy gradient by q·max(ñ_j, 20) (DP item counts) instead of q·ñ",
+        description="divide item j's noisy gradient by q·(ñ_j + F) (DP item counts) instead of q·ñ",
     )
+    item_scale_floor: Real = Field(200.0, gt=0, description="F of item_scaling: damps the noise on rare items")
     bias_share: Real | None = Field(
         None, gt=0, le=1, description="share of ε for the counts and DP global effects; None = the rules"
     )
@@ -206,10 +210,9 @@ class DPSGD(DPALS):
     def _resolve(self, n_units: float, k: int) -> dict:
         rules = default_hyperparameters(self.epsilon, n_units, self.privacy_unit)
         out = {name: (getattr(self, name) if getattr(self, name) is not None else rules[name]) for name in rules}
-        if self.epochs is None and rules["epochs"] == 0 and self.private:
-            out["bias_share"] = 1.0  # no epoch: everything on the biases
-        if out["epochs"] == 0 and self.bias_share is None:
-            out["bias_share"] = 1.0
+        if self.bias_share is None:
+            # no epoch: everything on the biases; epochs forced where the rules run none: the SGD band's share
+            out["bias_share"] = 1.0 if out["epochs"] == 0 else min(rules["bias_share"], SGD_BIAS_SHARE)
         if self.private and out["epochs"] > 0 and out["bias_share"] >= 1.0:
             raise ConfigError("bias_share=1 leaves no budget for the DP-SGD epochs: pass epochs=0 or a bias_share < 1")
         out["k"] = k
@@ -317,7 +320,11 @@ class DPSGD(DPALS):
         self.global_mean_, self.item_bias_, self.item_counts_ = float(mu), np.asarray(c, float), counts
         d = self.resolved_.factors
         V = E.random_item_factors(self._streams.init_generator(), data.n_items, d, self.init_scale).astype(np.float64)
-        if T > 0:
+        if T == 0:
+            # no epoch: no factor is learnt, and random factors would only add noise to the user solves;
+            # with V = 0 the user solve is the local user bias of the DP global effects
+            V = np.zeros_like(V)
+        else:
             V, self.item_bias_ = self._sgd(X, V, self.item_bias_.copy(), T, z, max(n_units, 1.0))
         self.item_factors_ = V
         U, ub = E.user_solve(
@@ -383,7 +390,7 @@ class DPSGD(DPALS):
         # by q·max(ñ_j, n_min) instead of q·ñ, so rarely and often rated items move at comparable speeds
         scale = denom * np.ones(m)
         if hp.item_scaling:
-            counts = np.maximum(np.asarray(self.item_counts_, float), ITEM_SCALE_FLOOR)
+            counts = np.maximum(np.asarray(self.item_counts_, float), 0.0) + self.item_scale_floor
             scale = hp.sampling_rate * counts
         sampler = self._noise.generator("sgd_batch_sampling")
         threads = self.num_threads or _cpu_count()
