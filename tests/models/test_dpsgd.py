@@ -99,3 +99,19 @@ def test_nonprivate_fits_better_than_biases():
     m = DPSGD(epsilon=math.inf, rng=0).fit(data)
     assert m.resolved_.noise_multiplier == 0.0
     assert np.isfinite(m.item_factors_).all()
+
+
+@pytest.mark.parametrize("epsilon", [3.0, math.inf])
+def test_public_export_and_file_keep_the_report(tmp_path, epsilon):
+    import scipy.sparse as sp
+
+    data = Interactions.from_csr(sp.csr_matrix(contract_data().matrix), rating_bounds=(1.0, 5.0), public_items=True)
+    m = DPSGD(epsilon=epsilon, delta=1e-5, factors=2, epochs=2, sampling_rate=0.5, bias_share=0.5, rng=0).fit(data)
+    m.save(tmp_path / "m.npz")
+    q = dprec.load_model(tmp_path / "m.npz")
+    np.testing.assert_allclose(q.predict(np.arange(5), np.arange(5)), m.predict(np.arange(5), np.arange(5)))
+    if math.isfinite(epsilon):
+        m.export_public(tmp_path / "p.npz")
+        p = DPSGD.load_public(tmp_path / "p.npz")
+        assert p.privacy_report()["verified_epsilon"] == pytest.approx(m.privacy_report()["verified_epsilon"])
+        assert p.privacy_report()["dpsgd"] == m.privacy_report()["dpsgd"]

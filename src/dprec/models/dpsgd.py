@@ -449,12 +449,21 @@ class DPSGD(DPALS):
         ``verified_epsilon`` = ε of the listed zCDP ρ's at ``δ_z`` + the accountant's ε of the DP-SGD event at
         ``δ − δ_z`` (basic composition), recomputed from the report's own numbers.
         """
-        rep = super().privacy_report()
+        self._require_fitted()
+        kept = self._report_steps
+        sgd_steps = [s for s in kept if s.get("name") == ClippedItemGradient.name]
+        if sgd_steps and self._sgd_report is None:  # a loaded model: the step comes from its manifest
+            self._sgd_report = {k: v for k, v in sgd_steps[0].items() if k != "dp_event"}
+        self._report_steps = [s for s in kept if s.get("name") != ClippedItemGradient.name]
+        try:
+            rep = super().privacy_report()
+        finally:
+            self._report_steps = kept
         hp = self.resolved_
         if not self.private:
             return rep
         eps_z, delta_z = self._zcdp_budget
-        steps = [s for s in rep["steps"] if s.get("name") != ClippedItemGradient.name]
+        steps = list(rep["steps"])
         total_rho = math.fsum(s["rho"] * s["count"] for s in steps)
         verified = acc.rho_to_epsilon(total_rho, delta_z)
         event = None
@@ -511,9 +520,16 @@ class DPSGD(DPALS):
             "the DP count of protected units"
         ]
 
+    def _extra_manifest(self) -> dict:
+        return {**super()._extra_manifest(), "zcdp_budget": list(self._zcdp_budget)}
+
     def _restore_manifest(self, manifest):
         super(DPALS, self)._restore_manifest(manifest)
         self.resolved_ = ResolvedDPSGD.from_dict(manifest.get("hyperparameters"))
+        budget = manifest.get("zcdp_budget")
+        if not isinstance(budget, list) or len(budget) != 2:
+            raise CorruptFileError("the model file's manifest lacks DP-SGD's zCDP budget split")
+        self._zcdp_budget = (float(budget[0]), float(budget[1]))
 
 
 def _cpu_count() -> int:
