@@ -46,6 +46,8 @@ __all__ = [
     "ItemCooccurrence",
     "ImplicitGramian",
     "ImplicitItemStats",
+    "RatingCount",
+    "ClippedItemGradient",
     "contribution_weights",
     "implicit_weights",
     "segment_sums",
@@ -789,6 +791,3 @@ class ClippedItemGradient(Release):
             max(1, int(num_threads)),
         )
         return G.ravel()
-
-
-__all__ += ["RatingCount", "ClippedItemGradient"]
