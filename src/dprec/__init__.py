@@ -80,3 +80,7 @@ __all__ = [
     "datasets",
     "privacy",
 ]
+
+from .models import DPSGD  # noqa: E402
+
+__all__ += ["DPSGD"]

@@ -72,9 +72,14 @@ def test_forget_command_removes_the_user_and_records_the_erasure(shop, capsys):
     text = json.dumps(led.public_summary())
     assert str(SECRET) not in text and '"erased"' not in text
 
-    # the report shows the note
+    # the report shows the note; the ledger views list the record
     rc, out, _ = _run(capsys, "report", "m.npz", "--format", "json")
     assert rc == 0 and json.loads(out)["privacy"]["erasure"]["item_side"]
+    rc, out, err = _run(capsys, "report", "m.npz", "--ledger", "l.sqlite")
+    assert rc == 0, err
+    assert "erasure" in out and str(SECRET) not in out
+    rc, out, err = _run(capsys, "budget", "show", "--ledger", "l.sqlite")
+    assert rc == 0 and "erasure" in out, err
 
 
 def test_forget_text_output_and_out_path(shop, capsys):

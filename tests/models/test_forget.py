@@ -30,6 +30,7 @@ from dprec.models import (
     DPRanker,
     Popularity,
     Recommender,
+    get_model,
 )
 
 SECRET = "erase-me-7731"  # a raw id that cannot occur by chance in any array or in the manifest
@@ -45,6 +46,7 @@ MODELS = {
     "dp-itemitem": lambda: DPItemItem(epsilon=2.0, delta=D, rng=1),
     "dp-implicit-als": lambda: DPImplicitALS(epsilon=2.0, delta=D, factors=4, iterations=2, rng=1),
     "dp-ranker": lambda: DPRanker(epsilon=2.0, delta=D, rng=1),
+    "dp-sgd": lambda: get_model("dp-sgd")(epsilon=2.0, delta=D, factors=4, rng=1),
 }
 
 

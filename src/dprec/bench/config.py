@@ -19,6 +19,11 @@ Format (every key is checked; a typo is an error that names the key and suggests
                                    # "<base>@<c>" asks for one metric at one fixed cut-off c (beside the k list)
     delta = 1e-6                   # δ of every DP model (0 < δ < 1)
     privacy_unit = "user"          # "user" or "rating"
+    audit = true                   # optional: add dprec.audit.audit_bias's BiasAudit.flat_metrics() as result
+                                   # columns "audit:<name>" (split random / user only); NOT DP (private test data)
+    audit_metrics = ["gini_exposure", "gap_ndcg_at_k"]   # optional: only these (implies audit = true); a gap
+                                   # name without "[attribute]" selects it for every attribute
+    audit_groups = ["gender"]      # optional: ML-100K user attributes to group by, beside activity quartiles
 
     [[datasets]]                   # exactly one of name / ratings / synthetic
     name = "ml-100k"               # registry dataset (dprec.datasets.load_dataset; must be present locally)
@@ -82,6 +87,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "format_epsilon",
+    "AUDIT_PREFIX",
 ]
 
 #: canonical metric names (keys of :func:`dprec.metrics.evaluate`) and accepted aliases.
@@ -131,7 +137,22 @@ _RUN_KEYS = (
     "delta",
     "privacy_unit",
     *_STRONG_KEYS,
+    "audit",
+    "audit_metrics",
+    "audit_groups",
 )
+#: BiasAudit.flat_metrics() names: the popularity-bias figures, and gap_<metric> (per attribute, "[attr]")
+AUDIT_POPULARITY = ("gini_exposure", "arp", "aplt", "coverage", "history_popularity", "popularity_lift", "n_tail_items")
+AUDIT_GAPS = tuple(
+    f"gap_{m}"
+    for m in (
+        "rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k", "arp", "aplt",
+        "popularity_lift",
+    )
+)  # fmt: skip
+AUDIT_GROUPS = ("gender", "age_band", "occupation", "age")
+#: prefix of the audit columns in result rows
+AUDIT_PREFIX = "audit:"
 _DATASET_KEYS = ("name", "label", "data_home", "ratings", "columns", "sep", "rating_bounds", "synthetic")
 _COLUMN_KEYS = ("user", "item", "rating", "timestamp")
 _MODEL_KEYS = ("name", "label", "params", "epsilons")
@@ -162,6 +183,16 @@ class RunSpec:
     privacy_unit: str
     #: split = "strong" only: heldout_users, validation_users, history_fraction, positive_threshold, min_ratings
     strong: dict = field(default_factory=dict)
+    #: audit columns: None = off, () = every BiasAudit.flat_metrics() name, else the selected names
+    audit: tuple[str, ...] | None = None
+    #: ML-100K user attributes the audit groups by (beside activity quartiles)
+    audit_groups: tuple[str, ...] = ()
+
+    def audit_selected(self, name: str) -> bool:
+        """True if the flat audit metric ``name`` (e.g. ``gap_ndcg_at_k[gender]``) is a column of this sweep."""
+        if self.audit is None:
+            return False
+        return not self.audit or name in self.audit or name.partition("[")[0] in self.audit
 
     def cutoffs(self) -> tuple[int, ...]:
         """Every cut-off the metrics need: ``ks`` and those of fixed-cut-off metrics (``recall@20``)."""
@@ -353,6 +384,12 @@ def parse_config(
         if labels.count(lab) > 1:
             raise ConfigError(f'two [[models]] share the label {lab!r}; give each a distinct label = "..."')
     datasets = [_parse_dataset(d, i, base_dir) for i, d in enumerate(datasets_doc)]
+    for i, d in enumerate(datasets):
+        if run.audit_groups and not (d.source == "registry" and d.name == "ml-100k"):
+            raise ConfigError(
+                f"[[datasets]] #{i + 1} ({d.label}): [run] audit_groups uses ML-100K's user attributes; this "
+                "dataset has none (remove audit_groups, or sweep ml-100k only)"
+            )
     dlabels = [d.label for d in datasets]
     for lab in dlabels:
         if dlabels.count(lab) > 1:
@@ -370,6 +407,8 @@ def parse_config(
             "delta": run.delta,
             "privacy_unit": run.privacy_unit,
             **run.strong,  # only for split = "strong" (older configs keep their hashes)
+            # only with audit columns (older configs keep their hashes)
+            **({"audit": list(run.audit), "audit_groups": list(run.audit_groups)} if run.audit is not None else {}),
         },
         "datasets": [_dataset_raw(d) for d in datasets],
         "models": [
@@ -460,6 +499,7 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
     unit = r["privacy_unit"]
     if unit not in PRIVACY_UNITS:
         raise ConfigError(f'[run] privacy_unit = {unit!r}; use "user" (default) or "rating"')
+    audit, audit_groups = _parse_audit(run, split)
     return RunSpec(
         name=name,
         seeds=tuple(int(s) for s in seeds),
@@ -471,7 +511,54 @@ def _parse_run(run: dict, default_name: str) -> RunSpec:
         delta=float(delta),
         privacy_unit=unit,
         strong=strong,
+        audit=audit,
+        audit_groups=audit_groups,
     )
+
+
+def _parse_audit(run: dict, split: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """``audit`` / ``audit_metrics`` / ``audit_groups`` of ``[run]``: (None = off | () = all | names, groups)."""
+    flag = run.get("audit", None)
+    if flag is not None and not isinstance(flag, bool):
+        raise ConfigError(f"[run] audit = {flag!r}; write audit = true (or false)")
+    names = run.get("audit_metrics")
+    groups = run.get("audit_groups", [])
+    if flag is False and (names is not None or groups):
+        raise ConfigError("[run] audit = false but audit_metrics / audit_groups are set; remove one or the other")
+    on = bool(flag) or names is not None or bool(groups)
+    if not on:
+        return None, ()
+    if split == "strong":
+        raise ConfigError(
+            '[run] audit columns need split = "random" or "user" (the bias audit compares train and test of the '
+            "same users); remove audit or change the split"
+        )
+    if names is None:
+        names = []
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or (run.get("audit_metrics") is not None and not names):
+        raise ConfigError('[run] audit_metrics must be a non-empty list, e.g. ["gini_exposure", "gap_ndcg_at_k"]')
+    known = list(AUDIT_POPULARITY) + list(AUDIT_GAPS)
+    for n in names:
+        base = n.partition("[")[0] if isinstance(n, str) else n
+        if not isinstance(n, str) or base not in known or ("[" in n and not (n.endswith("]") and base in AUDIT_GAPS)):
+            raise ConfigError(
+                f"[run] audit_metrics: unknown audit metric {n!r}; {did_you_mean(str(base), known)}known: "
+                + ", ".join(known)
+                + ' (a gap may name its attribute: "gap_ndcg_at_k[gender]")'
+            )
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list):
+        raise ConfigError('[run] audit_groups must be a list, e.g. ["gender", "age_band"]')
+    for g in groups:
+        if g not in AUDIT_GROUPS:
+            raise ConfigError(
+                f"[run] audit_groups: unknown attribute {g!r}; {did_you_mean(str(g), AUDIT_GROUPS)}ML-100K's are "
+                + ", ".join(AUDIT_GROUPS)
+            )
+    return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(groups))
 
 
 def _parse_strong(run: dict, split: str) -> dict:

@@ -15,7 +15,9 @@ Row schema (``schema = "dprec-bench-row/1"``)::
     split          {protocol, test_fraction, split_seed} (+ heldout_users, validation_users, history_fraction,
                    positive_threshold, min_ratings for protocol "strong"; n_test then counts the test users' targets)
     k              list of cut-offs
-    metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model)
+    metrics        {"rmse": …, "precision@10": …, …}   (null = NaN: undefined for this model); with ``audit`` in
+                   [run], also "audit:<name>" for the selected :meth:`dprec.audit.BiasAudit.flat_metrics`
+                   (at the first k; computed on private test data: not DP, like every metric here)
     privacy_report the DP model's privacy_report() (null for non-private models)
     fit_seconds, eval_seconds, wall_seconds   timings (excluded from identity comparisons: TIMING_FIELDS)
     versions       :func:`dprec._provenance.versions`: python, dprec (+ dprec_source_sha256: hash of its .py
@@ -42,7 +44,7 @@ from .._json import to_jsonable
 from .._provenance import versions
 from ..errors import ConfigError, CorruptFileError, DataWarning
 from ..privacy.units import PrivacyWarning
-from .config import RATING_METRICS, BenchConfig, format_epsilon, load_config, metric_names
+from .config import AUDIT_PREFIX, RATING_METRICS, BenchConfig, format_epsilon, load_config, metric_names
 
 __all__ = ["run_bench", "read_results", "strip_timing", "TIMING_FIELDS", "RESULTS_FILE", "SCHEMA", "Cell"]
 
@@ -101,6 +103,8 @@ def _cell_key(cfg: BenchConfig, dataset_label: str, model_index: int, eps: float
         "delta": r["delta"] if m.is_dp else None,
         "privacy_unit": r["privacy_unit"] if m.is_dp else None,
     }
+    if cfg.run.audit is not None:  # only then (the keys of sweeps without audit columns do not change)
+        spec["audit"] = [r["audit"], r["audit_groups"]]
     h = hashlib.sha256(json.dumps(to_jsonable(spec), sort_keys=True).encode()).hexdigest()[:12]
     return f"{dataset_label}|{m.label}|eps={format_epsilon(eps)}|seed={seed}#{h}"
 
@@ -179,6 +183,21 @@ def _evaluate(cfg: BenchConfig, model, split) -> dict:
     return {name: out[name] for name in metric_names(cfg.run.metrics, cfg.run.ks)}
 
 
+def _audit_columns(cfg: BenchConfig, model, split, dataset_label: str) -> dict:
+    """The selected ``BiasAudit.flat_metrics()`` of a fitted model, as ``"audit:<name>"`` columns (not DP)."""
+    from ..audit import audit_bias
+
+    train, test = split
+    groups = None
+    if cfg.run.audit_groups:
+        from ..datasets.attributes import load_user_attributes
+
+        spec = next(d for d in cfg.datasets if d.label == dataset_label)
+        groups = load_user_attributes("ml-100k", data_home=spec.data_home)[list(cfg.run.audit_groups)]
+    flat = audit_bias(model, train, test, groups=groups, k=cfg.run.ks[0]).flat_metrics()
+    return {AUDIT_PREFIX + n: v for n, v in flat.items() if cfg.run.audit_selected(n)}
+
+
 # ---------------------------------------------------------------------------------------------- one cell
 _WORKER: dict = {}
 
@@ -212,6 +231,8 @@ def run_cell(cfg: BenchConfig, splits: dict, cell: Cell, base: dict, *, num_thre
         model.fit(train)
     t2 = time.perf_counter()
     metrics = _evaluate(cfg, model, splits[cell.dataset])
+    if cfg.run.audit is not None:
+        metrics.update(_audit_columns(cfg, model, splits[cell.dataset], cell.dataset))
     t3 = time.perf_counter()
     report = model.privacy_report() if hasattr(model, "privacy_report") else None
     row = {

@@ -22,7 +22,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .config import metric_names, split_metric_name
+from .config import AUDIT_PREFIX, metric_names, split_metric_name
 from .runner import RESULTS_FILE, as_float, read_results
 
 __all__ = ["aggregate", "write_summary", "summarize_dir", "CSV_COLUMNS", "TIMING_COLUMNS", "fmt_mean_std"]
@@ -56,6 +56,8 @@ _METRIC_TITLES = {
 
 
 def metric_title(name: str) -> str:
+    if name.startswith(AUDIT_PREFIX):
+        return f"Audit: {name[len(AUDIT_PREFIX) :]} (not DP)"
     base, k = split_metric_name(name)
     t = _METRIC_TITLES.get(base, base)
     return f"{t}@{k}" if k else t
@@ -262,6 +264,12 @@ def write_summary(out, rows: list[dict] | None = None, *, plots: bool = True) ->
         if deltas:
             md.write(f"- DP models: δ = {', '.join(f'{x:g}' for x in deltas)}, privacy unit: {', '.join(units)}\n")
         md.write(f"- cells: {len(rows)}; mean ± sample std over seeds\n")
+        if any(n.startswith(AUDIT_PREFIX) for r in rows for n in r["metrics"]):
+            md.write(
+                "- `audit:` columns: dprec.audit.audit_bias at the first k (gaps: best − worst group; groups: "
+                "activity quartiles and the sweep's audit_groups). **Not DP**: computed on the private test data "
+                "(and user attributes), like every figure here\n"
+            )
         md.write(
             f"- dprec {v.get('dprec')}, numpy {v.get('numpy')}, numba {v.get('numba')}, "
             f"implicit {v.get('implicit')}, opendp {v.get('opendp')}, python {v.get('python')}; "

@@ -6,8 +6,10 @@
                      [hyperparameters] [--config model.toml] --epsilon E --delta D [--privacy-unit U]
                      (--ledger PATH | --no-ledger) [--seed N] --out MODEL.npz [--export-public PUBLIC.npz]
     dprec recommend  MODEL.npz (--user U ... | --users-file F | --fold-in RATINGS) [-n 10] [--format table|json|csv]
-    dprec report     MODEL.npz [--ledger PATH] [--format md|json]
+    dprec report     MODEL.npz [--ledger PATH] [--evaluation EVAL.json] [--audit AUDIT.json] [--format md|json]
     dprec forget     MODEL.npz --users FILE [--ledger PATH] [--out PATH] [--format text|json]
+    dprec audit      (source) --model M [--epsilon E ...] [--groups COL ...] [--privacy-audit] [--plot-dir DIR]
+                     [--format md|json]
     dprec budget     init (source) --epsilon E --delta D [--ledger PATH] | show [source] [--ledger PATH]
     dprec evaluate   (source) --model M [hyperparameters] [--split random|user|strong ...] [privacy options]
     dprec demo       [--seed 0] [--ledger PATH] [--format table|json]
@@ -76,6 +78,7 @@ def cli():
 
 
 def _register() -> None:
+    from .audit import audit
     from .bench import bench, bench_summary_alias
     from .budget import budget
     from .datasets import datasets
@@ -87,7 +90,9 @@ def _register() -> None:
     from .serve import recommend
     from .train import train
 
-    for cmd in (train, recommend, report, forget, budget, evaluate, models, demo, datasets, bench, bench_summary_alias):
+    for cmd in (
+        train, recommend, report, audit, forget, budget, evaluate, models, demo, datasets, bench, bench_summary_alias
+    ):  # fmt: skip
         cli.add_command(cmd)
 
 

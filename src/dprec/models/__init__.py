@@ -47,3 +47,7 @@ __all__ = [
     "model_class_by_name",
     "MODELS",
 ]
+
+from .dpsgd import DPSGD, DPSGDConfig, ResolvedDPSGD  # noqa: E402
+
+__all__ += ["DPSGD", "DPSGDConfig", "ResolvedDPSGD"]

@@ -356,6 +356,8 @@ class DPModelMixin:
                 "the tight conversion of Canonne, Kamath & Steinke 2020 (OpenDP)"
                 + ("; DP item selection adds its δ by composition" if d_extra > 0 else ""),
                 "steps": steps,
+                # the DP user count ñ is itself a release (its step is listed); None when non-private (exact)
+                "n_users_dp": round(float(self.n_users_dp_), 1) if self.private and self.n_users_dp_ else None,
                 "bounds": self._bounds_report(),
                 "public_assumptions": self._public_assumptions(),
                 "released": self._released_description(),
@@ -415,6 +417,8 @@ class DPModelMixin:
         self._catalog_public = self._selection is None
         self._noise_origin = priv.get("noise")
         self._ledger_state = priv.get("ledger")
+        if priv.get("n_users_dp") is not None and getattr(self, "n_users_dp_", None) is None:
+            self.n_users_dp_ = float(priv["n_users_dp"])  # validated by io.PrivacyManifest: a finite number
 
     # ------------------------------------------------------------------ public export
     def export_public(self, path, *, key=None) -> str:

@@ -95,6 +95,12 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     Where the thresholds come from (MovieLens-100K, a synthetic ML-10M shape, and a re-check with forced
     bands): docs/tuning.md. ``n_items`` caps the spectral item count.
 
+    Under ``privacy_unit="rating"`` the protected units of the *bias* releases are ratings, but those of the
+    factor part are still users: one rating moves its user's whole factor, so the spectral moment and the
+    factor statistics keep the user-level weights and pay twice the user-level sensitivity
+    (:class:`~dprec.models.releases.FactorStats`). The switch therefore stays on ``ε · ñ`` users at both units
+    (forced bands at the rating unit, ML-100K split seed 1: docs/tuning.md, "DP-SGD").
+
     At ε = ∞ (no noise): rank 64, 15 iterations from a random start, λ = 0.1 (items), 0.12 (users), bias
     damping 5 — the defaults of ``ALS(feedback="explicit")``.
     """

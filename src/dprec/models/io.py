@@ -162,6 +162,7 @@ class PrivacyManifest(BaseModel):
     steps: list[ReleaseStep] = []
     noise: StrictStr | None = None
     ledger: StrictStr | None = None
+    n_users_dp: Annotated[float, Field(allow_inf_nan=False)] | None = None  # a noisy count: any finite value
 
 
 class _Manifest(BaseModel):

@@ -46,6 +46,8 @@ __all__ = [
     "ItemCooccurrence",
     "ImplicitGramian",
     "ImplicitItemStats",
+    "RatingCount",
+    "ClippedItemGradient",
     "contribution_weights",
     "implicit_weights",
     "segment_sums",
@@ -691,3 +693,101 @@ class ImplicitItemStats(Release):
 
         U = user_solve(X, item_factors, alpha=self.alpha, regularization=regularization, values=values)
         return self.from_user_factors(X, U, weights=weights, items=items, values=values)
+
+
+# ---------------------------------------------------------------------------------------------- DP-SGD (appended)
+@dataclass(frozen=True)
+class RatingCount(Release):
+    """The number of ratings ``N = |Ω|``, the number of protected units under ``privacy_unit="rating"``.
+
+    Sensitivity: adding or removing one rating changes ``N`` by exactly 1 (``Δ = 1``, attained by every
+    neighbour). Used by DP-SGD at the rating unit for its public rules and its expected batch size.
+    """
+
+    name: ClassVar[str] = "n_ratings"
+    what: ClassVar[str] = "number of ratings"
+
+    def sensitivity(self) -> float:
+        if self.unit != "rating":
+            raise ValueError("RatingCount is a release of the rating unit (a user's count is unbounded)")
+        return 1.0
+
+    def size(self, n_items: int) -> int:
+        return 1
+
+    def statistic(self, X: sp.csr_matrix) -> np.ndarray:
+        return np.array([float(X.nnz)])
+
+
+@dataclass(frozen=True)
+class ClippedItemGradient(Release):
+    """One DP-SGD step: ``G = Σ_g clip_C(∇_θ ½ Σ_{j∈g} e_gj²)`` over the groups ``g`` of a Poisson batch.
+
+    ``θ = [V, c]`` are the item factors and item biases (``n_items × (d+1)``, flattened); for a group ``g`` (a
+    sampled user under the user unit; one user's sampled ratings under the rating unit) the user side
+    ``[u_g; b_g]`` is solved from the current (released) ``θ`` and the group's own ratings only, the residuals
+    are ``e_gj = r_gj − μ − c_j − b_g − u_gᵀ v_j`` and the group's gradient ``−e_gj [u_g; 1]`` on the rated
+    items is clipped to L2 norm ``C`` (:func:`dprec.kernels.sgd.clipped_item_gradient`).
+
+    Sensitivity (the batch is fixed; sampling is accounted by the DP-SGD accountant)
+    -------------------------------------------------------------------------------
+    * User unit: removing sampled user ``i`` removes its group, and no other group depends on user ``i``
+      (every other group's user solve reads only ``θ``, already released, and its own ratings):
+      ``‖G − G'‖ = ‖clip_C(g_i)‖ ≤ C``, attained by any user whose raw gradient norm exceeds ``C``.
+    * Rating unit: removing a sampled rating ``(i, j)`` changes only user ``i``'s group (its user solve uses only
+      its *sampled* ratings, so an unsampled rating changes nothing): ``G − G' = clip_C(g_i) − clip_C(g'_i)``,
+      ``‖·‖ ≤ 2C`` by the triangle inequality (``C`` when ``(i, j)`` was the group's only rating). Since the
+      privacy loss of the Poisson-subsampled Gaussian depends only on ``Δ/σ``, the accountant is run with the
+      effective noise multiplier ``σ / Δ``.
+    """
+
+    name: ClassVar[str] = "sgd_item_gradient"
+    what: ClassVar[str] = "summed per-unit clipped gradient of the item parameters [V, c]"
+
+    clip_norm: float = 1.0
+    factors: int = 8
+    user_regularization: float = 0.1
+    bias_regularization: float = 10.0
+    steps: int = 1
+
+    @property
+    def count(self) -> int:
+        return self.steps
+
+    def sensitivity(self) -> float:
+        return (1.0 if self.unit == "user" else 2.0) * self.clip_norm
+
+    def size(self, n_items: int) -> int:
+        return n_items * (self.factors + 1)
+
+    def sample_batch(self, X: sp.csr_matrix, rate: float, rng) -> sp.csr_matrix:
+        """The Poisson batch: every unit (user, or rating) kept independently with probability ``rate``.
+
+        Returns a CSR matrix of the same shape whose non-empty rows are the batch's groups.
+        """
+        if self.unit == "user":
+            keep = rng.random(X.shape[0]) < rate
+            return sp.csr_matrix(sp.diags(keep.astype(X.dtype)) @ X)
+        keep = rng.random(X.nnz) < rate
+        # by structure, not by value: a rating may be 0 on other scales
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[keep]
+        return sp.csr_matrix((X.data[keep], (rows, X.indices[keep])), shape=X.shape)
+
+    def statistic(self, Xb: sp.csr_matrix, *, item_factors, item_bias, mu: float, num_threads: int = 1) -> np.ndarray:
+        """``G`` flattened (``n_items·(d+1)``, row-major: item ``j``'s ``[v_j; c_j]``) for the batch ``Xb``."""
+        from ..kernels.sgd import clipped_item_gradient
+
+        Xb = sp.csr_matrix(Xb)
+        G, _ = clipped_item_gradient(
+            Xb.indptr.astype(np.int64),
+            Xb.indices.astype(np.int64),
+            Xb.data.astype(np.float64),
+            np.ascontiguousarray(item_factors, dtype=np.float64),
+            np.ascontiguousarray(item_bias, dtype=np.float64),
+            float(mu),
+            float(self.user_regularization),
+            float(self.bias_regularization),
+            float(self.clip_norm),
+            max(1, int(num_threads)),
+        )
+        return G.ravel()
