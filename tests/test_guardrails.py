@@ -464,6 +464,13 @@ CASES = [
     ),
     Case(
         "Model files",
+        "a privacy-report step without its `rho`",
+        lambda d: _public_privacy_steps_wrong(d, lambda m: m["privacy"]["steps"][0].pop("rho")),
+        CorruptFileError,
+        ("lacks rho for step",),
+    ),
+    Case(
+        "Model files",
         "an array edited (checksum no longer matches)",
         lambda d: _load(_rewrite(_saved(d), d, edit=lambda m: m["arrays"]["__seen_data"].update(sha256="0" * 64))),
         CorruptFileError,

@@ -129,6 +129,9 @@ class DPModelMixin:
     ``_released_description()``.
     """
 
+    #: release steps accounted outside zCDP (no ρ in the report), e.g. DP-SGD's subsampled Gaussian
+    _steps_outside_zcdp: frozenset[str] = frozenset()
+
     is_private = True
 
     def _init_private_state(self):
@@ -412,6 +415,9 @@ class DPModelMixin:
             isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps
         ):
             raise CorruptFileError("the file's privacy report has malformed steps")
+        missing = [s["name"] for s in steps if s.get("rho") is None and s["name"] not in self._steps_outside_zcdp]
+        if missing:  # every zCDP step carries its ρ, which privacy_report sums
+            raise CorruptFileError(f"the file's privacy report lacks rho for step(s) {missing}")
         self._selection = next((s for s in steps if s.get("name") == ItemSelection.name), None)
         self._report_steps = [s for s in steps if s.get("name") != ItemSelection.name]
         self._catalog_public = self._selection is None

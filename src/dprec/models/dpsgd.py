@@ -443,6 +443,8 @@ class DPSGD(DPALS):
         self._ledger_state = "charged to a privacy ledger (one (ε, δ) charge) before any noise was drawn"
 
     # ------------------------------------------------------------------ reporting
+    _steps_outside_zcdp = frozenset({ClippedItemGradient.name})  # accounted by dp-accounting, not in ρ
+
     def privacy_report(self) -> dict:
         """As :meth:`DPModelMixin.privacy_report`, with the DP-SGD part and its accountant's event.
 

@@ -139,11 +139,12 @@ class ArrayMeta(_Strict):
 
 class ReleaseStep(BaseModel):
     """One step of a saved privacy report: the fields a loaded model's ``privacy_report()`` computes with are
-    checked (``rho`` a number ≥ 0 or ``"inf"``, ``count`` ≥ 1, ``delta`` in [0, 1)); the rest are kept."""
+    checked (``rho`` a number ≥ 0 or ``"inf"`` — absent for a step accounted outside zCDP, DP-SGD's
+    subsampled Gaussian —, ``count`` ≥ 1, ``delta`` in [0, 1)); the rest are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: StrictStr
-    rho: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["inf"]
+    rho: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["inf"] | None = None
     count: Annotated[StrictInt, Field(ge=1)] = 1
     delta: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
