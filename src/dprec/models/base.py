@@ -558,7 +558,9 @@ class Recommender:
         cols, vals = cols[order], vals[order]
         row = int(self._rows([user])[0]) if user is not None else -1
         if user is not None:
-            self._forgotten.discard(_key(user))  # the user came back with their own ratings
+            self._forgotten = self._forgotten - {
+                _key(user)
+            }  # back with their own ratings (a new set: copies share none)
         if row < 0:
             if user is None:
                 if self._user_ids.dtype.kind not in "iu":
@@ -610,7 +612,7 @@ class Recommender:
         Xm.sort_indices()
         n_old = len(self._user_ids)
         ids = data.user_ids
-        self._forgotten.difference_update(_key(u) for u in ids.tolist())  # back with their own ratings
+        self._forgotten = self._forgotten - {_key(u) for u in ids.tolist()}  # back with their own ratings
         self._user_ids = np.concatenate(
             [self._user_ids, ids.astype(self._user_ids.dtype) if self._user_ids.dtype.kind in "iu" else ids]
         )
@@ -672,7 +674,7 @@ class Recommender:
             self._user_index_cache = None
             self._seen = self._seen[keep]
             self._seen.sort_indices()
-        self._forgotten.update(_key(u) for u in ids)
+        self._forgotten = self._forgotten | {_key(u) for u in ids}
         self._erasure = self._erasure_note()
         return dict(self._erasure)
 
