@@ -91,6 +91,18 @@ def test_forget_text_output_and_out_path(shop, capsys):
     assert SECRET not in Recommender.load("m2.npz").user_ids.tolist()
 
 
+def test_forget_of_unknown_users_changes_and_records_nothing(shop, capsys):
+    rc, _, err = _run(capsys, "budget", "init", *SRC, "--epsilon", "10", "--delta", "1e-5", "--ledger", "l.sqlite")
+    assert rc == 0, err
+    _train(capsys)
+    (shop / "strangers.txt").write_text("123456\n")
+    rc, out, err = _run(capsys, "forget", "m.npz", "--users", "strangers.txt", "--ledger", "l.sqlite")
+    assert rc == 0, err
+    assert "erased 0 of the 1 listed" in out and "nothing to record" in out
+    assert [c["kind"] for c in Ledger.open("l.sqlite").charges()] == []
+    assert Recommender.load("m.npz").erasure_report() is None
+
+
 def test_forget_refuses_bad_input(shop, capsys):
     _train(capsys, "--export-public", "pub.npz")
     rc, _, err = _run(capsys, "forget", "pub.npz", "--users", "gone.txt")

@@ -156,7 +156,8 @@ def test_forget_edge_cases(data):
     model = _fit("dp-als", data)
     n = len(model.user_ids)
     note = model.forget(["nobody-of-ours"])  # unknown ids are ignored (e.g. opted out before the fit)
-    assert len(model.user_ids) == n and note["retrain_due"]["due"]
+    assert len(model.user_ids) == n and note["users_erased"] is False and not note["retrain_due"]["due"]
+    assert model.erasure_report() is None
     with pytest.raises(DataError, match="same kind"):
         model.forget([7])  # an integer for string ids matches nobody: refused, never silently ignored
     with pytest.raises(DataError, match="sequence"):

@@ -64,7 +64,8 @@ def forget(model_path, users_file, ledger, out, fmt_):
     note = model.forget(users)
     n_erased = n_before - len(model.user_ids)
     written = model.save(target)
-    record = led.record_erasure(model=type(model).__name__) if led is not None else None
+    # nothing erased (none of the ids was a user of the model): nothing to record
+    record = led.record_erasure(model=type(model).__name__) if led is not None and n_erased else None
     result = {
         "model": written,
         # shown to the model's owner only (never saved): how many of the listed users the model knew
@@ -78,6 +79,10 @@ def forget(model_path, users_file, ledger, out, fmt_):
         return
     echo(f"erased {n_erased} of the {len(users)} listed user(s) from {written}")
     echo(f"removed: {note['removed']}")
+    if not n_erased:
+        if led is not None:
+            echo("ledger: nothing to record")
+        return
     echo(f"item side: {note['item_side']}")
     echo(f"retrain due: {note['retrain_due']['reason']}")
     if led is not None:

@@ -659,7 +659,8 @@ class Recommender:
         Returns
         -------
         dict
-            The erasure note (:meth:`erasure_report`). It holds no id and no count.
+            The erasure note (:meth:`erasure_report`). It holds no id and no count. When none of the ids is
+            known, nothing changes and the result says ``"users_erased": False``.
         """
         self._require_fitted()
         ids = _coerce_user_ids(users, self._user_ids, what="forget users")
@@ -675,6 +676,12 @@ class Recommender:
             self._seen = self._seen[keep]
             self._seen.sort_indices()
         self._forgotten = self._forgotten | {_key(u) for u in ids}
+        if not drop.any():  # none of them was known: nothing changed, no note, no retrain due for this call
+            return {
+                "users_erased": False,
+                "removed": "nothing: none of the given ids is a user of this model",
+                "retrain_due": {"due": self._erasure is not None, "reason": "no user was erased by this call"},
+            }
         self._erasure = self._erasure_note()
         return dict(self._erasure)
 
