@@ -110,6 +110,9 @@ def test_load_dataset_opted_out(ml100k_dir):
     assert data.n_users == full.n_users - 2 and 1 not in data.user_index and 2 not in data.user_index
     assert data.nnz == full.nnz - len(full.user_ratings(1)[0]) - len(full.user_ratings(2)[0])
     assert 1 not in data.side["users"].index and 2 not in data.side["users"].index
+    again = full.without_users([1, 2])
+    assert again.fingerprint() == data.fingerprint() and again.dataset_id == full.dataset_id == data.dataset_id
+    assert 1 not in again.side["users"].index and len(again.side["users"]) == len(full.side["users"]) - 2
 
 
 # ------------------------------------------------------------------ fits: no influence

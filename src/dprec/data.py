@@ -301,7 +301,8 @@ class Interactions:
 
     def without_users(self, users) -> Interactions:
         """This data without the given raw users: their rows, their vocabulary entries and (when the item
-        vocabulary was derived from the data, ``public_items`` False) the items only they rated.
+        vocabulary was derived from the data, ``public_items`` False) the items only they rated, and their rows
+        of ``side["users"]`` (user attributes) when present.
 
         The result equals :meth:`from_pandas` on the long table without those users' rows (same vocabularies,
         same matrix, same timestamps), so a seeded fit on it is bitwise the fit that never saw them. It keeps
@@ -328,6 +329,9 @@ class Interactions:
                     (m.data, remap[m.indices].astype(m.indices.dtype), m.indptr), shape=(len(keep), int(used.sum()))
                 )
                 item_ids = item_ids[used]
+        side = dict(self.side)
+        if isinstance(side.get("users"), pd.DataFrame):  # their attributes (load_dataset's u.user rows) go too
+            side["users"] = side["users"].loc[~side["users"].index.isin(ids)]
         out = Interactions(
             m,
             self.user_ids[keep],
@@ -336,7 +340,7 @@ class Interactions:
             public_items=self.public_items,
             timestamps=ts,
             name=self.name,
-            side=self.side,
+            side=side,
         )
         out._dataset_id = self.dataset_id
         return out
