@@ -755,6 +755,32 @@ class Ledger:
             ``model``, ``mechanism``, ``label`` (no sequence number, MAC or time).
         """
         body = self._make_body(rho, epsilon, delta, model, mechanism, label, params, seed)
+
+        def affordable(header, charges):
+            if body["seed_digest"] is not None and any(
+                _eq(c["body"]["seed_digest"], body["seed_digest"]) for c in charges
+            ):
+                raise SeedReuseError(
+                    f"this seed was already used on this dataset ({header['label']!r}); reusing a seed makes the "
+                    f"two releases' noise identical — pass a new seed or rng=None. Nothing was charged."
+                )
+            after = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges] + [body])
+            if not after["within"]:
+                before = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges])
+                raise BudgetExceededError(
+                    f"privacy budget exceeded for dataset {header['label']!r}: this charge "
+                    f"({_describe(body)}) would bring the spent budget to epsilon="
+                    f"{after['spent_epsilon']:.6g} (delta={after['spent_delta']:.3g}) of the total "
+                    f"(epsilon={header['total_epsilon']:g}, delta={header['total_delta']:g}); already spent "
+                    f"epsilon={before['spent_epsilon']:.6g}. Nothing was charged."
+                )
+
+        return self._append(body, what="charge", check=affordable)
+
+    def _append(self, body: dict, *, what: str, check=None) -> dict:
+        """Append ``body`` to the authenticated chain in one IMMEDIATE transaction: verify the whole ledger,
+        run ``check(header, charges)`` (it raises to refuse; nothing is written), then insert the MAC-chained
+        record, move the head, commit, and update the rollback anchor. The one writer of charge records."""
         try:
             con = _connect(self.path, create=False)
         except sqlite3.Error as e:
@@ -765,25 +791,10 @@ class Ledger:
                 header, charges = _read_verified(con, self.path, self._key, self._anchor)
                 if header != self._header:
                     raise LedgerError(
-                        f"the ledger header at {self.path} changed since it was opened; refusing to charge"
+                        f"the ledger header at {self.path} changed since it was opened; refusing to record the {what}"
                     )
-                if body["seed_digest"] is not None and any(
-                    _eq(c["body"]["seed_digest"], body["seed_digest"]) for c in charges
-                ):
-                    raise SeedReuseError(
-                        f"this seed was already used on this dataset ({header['label']!r}); reusing a seed makes the "
-                        f"two releases' noise identical — pass a new seed or rng=None. Nothing was charged."
-                    )
-                after = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges] + [body])
-                if not after["within"]:
-                    before = _compose(header["total_epsilon"], header["total_delta"], [c["body"] for c in charges])
-                    raise BudgetExceededError(
-                        f"privacy budget exceeded for dataset {header['label']!r}: this charge "
-                        f"({_describe(body)}) would bring the spent budget to epsilon="
-                        f"{after['spent_epsilon']:.6g} (delta={after['spent_delta']:.3g}) of the total "
-                        f"(epsilon={header['total_epsilon']:g}, delta={header['total_delta']:g}); already spent "
-                        f"epsilon={before['spent_epsilon']:.6g}. Nothing was charged."
-                    )
+                if check is not None:
+                    check(header, charges)
                 seq = len(charges) + 1
                 prev = charges[-1]["mac"] if charges else header["_mac"]
                 body = dict(body, seq=seq)
@@ -799,7 +810,7 @@ class Ledger:
                     (seq, m, _mac(self._key, "head", str(seq), m), len(charges), prev),
                 )
                 if cur.rowcount != 1:
-                    raise LedgerError(f"ledger head at {self.path} is inconsistent; refusing to charge")
+                    raise LedgerError(f"ledger head at {self.path} is inconsistent; refusing to record the {what}")
                 con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:
@@ -809,7 +820,7 @@ class Ledger:
             raise
         except sqlite3.Error as e:
             raise LedgerError(
-                f"could not record a charge in the ledger at {self.path}: {e}; nothing was charged"
+                f"could not record the {what} in the ledger at {self.path}: {e}; nothing was recorded"
             ) from e
         finally:
             con.close()
@@ -818,7 +829,7 @@ class Ledger:
                 _write_anchor(self._anchor, self._key, seq, m)
             except OSError as e:
                 raise LedgerError(
-                    f"the charge was recorded in the ledger at {self.path}, but its rollback anchor {self._anchor} "
+                    f"the {what} was recorded in the ledger at {self.path}, but its rollback anchor {self._anchor} "
                     f"could not be updated ({e}); refusing to continue"
                 ) from e
         return _public_charge(body)
@@ -856,51 +867,7 @@ class Ledger:
             "params": {},
             "seed_digest": None,
         }
-        try:
-            con = _connect(self.path, create=False)
-        except sqlite3.Error as e:
-            raise LedgerError(_unreadable(self.path, str(e))) from e
-        try:
-            _begin_immediate(con, self.path)
-            try:
-                header, charges = _read_verified(con, self.path, self._key, self._anchor)
-                if header != self._header:
-                    raise LedgerError(f"the ledger header at {self.path} changed since it was opened; refusing")
-                seq = len(charges) + 1
-                prev = charges[-1]["mac"] if charges else header["_mac"]
-                body = dict(body, seq=seq)
-                text = _canonical(body)
-                m = _mac(self._key, "charge", prev, text)
-                con.execute(
-                    "INSERT INTO ledger_charges (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", (seq, text, prev, m)
-                )
-                cur = con.execute(
-                    "UPDATE ledger_head SET n_charges = ?, head_hash = ?, head_mac = ? "
-                    "WHERE id = 1 AND n_charges = ? AND head_hash = ?",
-                    (seq, m, _mac(self._key, "head", str(seq), m), len(charges), prev),
-                )
-                if cur.rowcount != 1:
-                    raise LedgerError(f"ledger head at {self.path} is inconsistent; refusing")
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-        except LedgerError:
-            raise
-        except sqlite3.Error as e:
-            raise LedgerError(f"could not record the erasure in the ledger at {self.path}: {e}") from e
-        finally:
-            con.close()
-        if self._anchor is not None:
-            try:
-                _write_anchor(self._anchor, self._key, seq, m)
-            except OSError as e:
-                raise LedgerError(
-                    f"the erasure was recorded in the ledger at {self.path}, but its rollback anchor {self._anchor} "
-                    f"could not be updated ({e}); refusing to continue"
-                ) from e
-        return _public_charge(body)
+        return self._append(body, what="erasure")
 
     def can_afford(self, *, rho=None, epsilon=None, delta=None, seed: int | None = None) -> bool:
         """Whether :meth:`charge` with these costs (and seed) would currently succeed (advisory:
