@@ -394,6 +394,28 @@ CASES = [
         UnknownIdError,
         ("unknown item id",),
     ),
+    # ---- consent and erasure
+    Case(
+        "Consent and erasure",
+        "a consent column with values other than booleans or 0/1",
+        lambda d: Interactions.from_pandas(_implicit_df().assign(ok=["yes"] * 6), rating_col=None, consent_col="ok"),
+        DataError,
+        ("booleans or 0/1", "missing means no consent"),
+    ),
+    Case(
+        "Consent and erasure",
+        "an opted-out id of the wrong kind (a name where user ids are integers)",
+        lambda d: Interactions.from_pandas(_implicit_df(), rating_col=None, opted_out=["alice"]),
+        DataError,
+        ("opted_out", "not an integer"),
+    ),
+    Case(
+        "Consent and erasure",
+        "`forget` with a bare id instead of a list",
+        lambda d: Popularity().fit(_data()).forget(3),
+        DataError,
+        ("sequence of raw user ids",),
+    ),
     # ---- model files
     Case("Model files", "manifest is a JSON list", _manifest(b"[1, 2]"), CorruptFileError, ("JSON array",)),
     Case("Model files", "manifest is a JSON string", _manifest(b'"abc"'), CorruptFileError, ("JSON string",)),
@@ -582,11 +604,13 @@ def test_string_item_ids_export_and_load_public(tmp_path):
         {"user": [f"u{k % 9}" for k in range(60)], "item": [f"item-{k % 7}" for k in range(60)], "rating": 3.0}
     )
     df.loc[::2, "rating"] = 4.0
-    data = Interactions.from_pandas(df, rating_bounds=(1, 5), duplicates="mean")
+    # a public catalog, so every (string) item id is in the export (no DP selection that could keep none)
+    catalog = [f"item-{k}" for k in range(7)]
+    data = Interactions.from_pandas(df, rating_bounds=(1, 5), duplicates="mean", item_catalog=catalog)
     assert data.item_ids.dtype.kind == "U" and data.user_ids.dtype.kind == "U"  # never object
     m = DPGlobalEffects(epsilon=1.0, delta=1e-5).fit(data)
     pub = DPGlobalEffects.load_public(m.export_public(tmp_path / "pub.npz"))
-    assert set(pub.item_ids.tolist()) <= set(data.item_ids.tolist()) and pub.item_ids.dtype.kind == "U"
+    assert pub.item_ids.tolist() == data.item_ids.tolist() and pub.item_ids.dtype.kind == "U"
     loaded = dprec.load_model(m.save(tmp_path / "m.npz"))
     assert loaded.user_ids.tolist() == data.user_ids.tolist()
 
