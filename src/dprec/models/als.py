@@ -474,6 +474,11 @@ class ALS(Recommender):
         baseline = score - float(contrib.sum())
         return cols, vals, contrib, baseline
 
+    def _explain_baseline_words(self) -> str:
+        if self.feedback == "explicit":
+            return "the overall average rating and this item's average"
+        return "a small numerical remainder of the model's solver"
+
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict:
         return {
