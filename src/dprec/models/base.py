@@ -562,11 +562,11 @@ class Recommender:
         verb = "you rated" if self.predicts_ratings else "your history with"
 
         def phrase(rows):
-            xs = [
-                f"{name(r['item'])} {float(r['rating']):g} ({r['share']:+.0%})"
-                if self.predicts_ratings and r["rating"] == r["rating"]
-                else f"{name(r['item'])} ({r['share']:+.0%})"
-                for _, r in rows.iterrows()
+            xs = [  # itertuples keeps each column's dtype (iterrows would turn integer ids into floats)
+                f"{name(r.item)} {float(r.rating):g} ({r.share:+.0%})"
+                if self.predicts_ratings and r.rating == r.rating
+                else f"{name(r.item)} ({r.share:+.0%})"
+                for r in rows.itertuples(index=False)
             ]
             return verb + " " + (xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1])
 
