@@ -5,7 +5,10 @@ first four only: zip codes are never read into the result (no audit needs them, 
 identifying column). The file is read from the same data directory as :func:`~dprec.datasets.load_dataset`
 (the ``data_home`` argument, else ``$DPREC_DATA``, else the user cache directory).
 
-These attributes are *private data* of the dataset's users: per-group figures computed from them are not
+:func:`load_item_titles` reads the public catalog's titles (raw item id → title) through the loaders' own
+parser, for :meth:`~dprec.models.base.Recommender.explain` texts.
+
+These user attributes are *private data* of the dataset's users: per-group figures computed from them are not
 differentially private (see ``docs/audit.md``).
 """
 

@@ -577,8 +577,14 @@ class Recommender:
             text = f"The score of {name(item)} does not depend on your ratings: it is {base} (not about you)."
         else:
             parts = []
-            if len(pos):
+            if len(pos) and pos["share"].iloc[0] >= 0.1:
                 parts.append(f"{name(item)} is scored up mostly because {phrase(pos)}")
+            elif len(pos):  # many small pulls: "mostly because" would overstate any one rating
+                top_share = pos["share"].iloc[0]
+                parts.append(
+                    f"{name(item)} is scored up by many of your ratings together (none more than {top_share:.0%}); "
+                    f"the largest: {phrase(pos)}"
+                )
             if len(neg):
                 parts.append(
                     ("and held down because " if len(pos) else f"{name(item)} is held down because ") + phrase(neg)
