@@ -60,7 +60,7 @@ def test_identity_for_every_registered_model(name):
     """``baseline + Σ contribution`` equals the score ``recommend`` ranks by, for several users and items."""
     data = _data()
     m = get_model(name)(**SMALL[name]).fit(data)
-    assert m.explain_exact, f"{name}: every library model decomposes exactly"
+    assert m.explain_exact, f"{name}: every library model decomposes exactly (ALS: explicit or Cholesky)"
     for u in data.user_ids[:6]:
         cand = data.item_ids[:10]
         ids, scores = m.recommend(u, n=len(cand), items=cand, filter_seen=False)
@@ -86,6 +86,17 @@ def test_als_baselines_are_what_the_docstring_says():
             col = m.item_ids.tolist().index(i)
             expect = m.global_mean_ + float(m.item_bias_[col]) if feedback == "explicit" else 0.0
             assert abs(df.attrs["baseline"] - expect) < 1e-6, (feedback, df.attrs["baseline"], expect)
+
+
+def test_implicit_als_cg_is_declared_approximate():
+    """The CG user vectors are not the exact solve: declared, said in the text, and still close."""
+    data = _data()
+    m = ALS(factors=3, iterations=4, feedback="implicit", solver="cg", rng=0).fit(data)
+    assert not m.explain_exact
+    df = m.explain(data.user_ids[0], data.item_ids[3])
+    assert df.attrs["exact"] is False and "approximation" in df.attrs["text"]
+    assert abs(df.attrs["baseline"]) < 0.2 * max(df["contribution"].abs().sum(), 1e-9)
+    assert ALS(feedback="implicit", solver="cholesky").explain_exact and ALS(feedback="explicit").explain_exact
 
 
 def test_dp_implicit_baseline_is_the_popularity_term():
