@@ -15,6 +15,7 @@ class ItemMean(Recommender):
     """Scores every item by its shrunk mean rating ``(Σ r + s·μ) / (n + s)``; the same ranking for everyone."""
 
     is_private, predicts_ratings, feedback, Config = False, True, "explicit", ItemMeanConfig
+    explain_uses_ratings = False  # the same ranking for everyone: explain is all baseline
 
     def _fit(self, data):
         X, s = data.matrix, self.shrinkage

@@ -28,6 +28,11 @@ class TestDPSGDContract(ModelContract):
     def make_data(self):
         return _data()
 
+    def make_explain_model(self):
+        # the meaning check needs factors that learnt the pattern: enough epochs, no noise (the explanation
+        # itself is exact at any ε; the shared identity check runs on make_model())
+        return DPSGD(epsilon=math.inf, factors=3, epochs=20, learning_rate=0.05, sampling_rate=0.5, rng=0)
+
     def fit_model(self, model, data):
         if not isinstance(data, Interactions):
             data = Interactions.from_csr(data, rating_bounds=(1.0, 5.0), public_items=True)

@@ -1,5 +1,6 @@
 """``dprec recommend``: top-N lists from a model file, for known users or for new users folded in from their
-own ratings (``--fold-in``; from a public DP artifact this costs no privacy budget)."""
+own ratings (``--fold-in``; from a public DP artifact this costs no privacy budget); ``--explain ITEM`` shows
+instead which of each user's own ratings drive that item's score (:meth:`~dprec.models.base.Recommender.explain`)."""
 
 from __future__ import annotations
 
@@ -122,10 +123,14 @@ def _fold_in(model, kw) -> list:
           "they are folded into the model from their own ratings (no privacy cost) and served")  # fmt: skip
 @o.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True, group="output", help="list length")
 @o.option("--include-seen", is_flag=True, group="output", help="also recommend items the user already rated")
+@o.option("--explain", "explain_item", metavar="ITEM", group="explain",
+          help="instead of a list: why ITEM scores as it does for each user (their own ratings, with shares)")  # fmt: skip
+@o.option("--titles", metavar="DATASET", group="explain",
+          help="name items by their titles from DATASET's catalog under $DPREC_DATA (e.g. ml-100k)")  # fmt: skip
 @o.option(
     "--format",
     "fmt_",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "md", "json", "csv"]),
     default="table",
     show_default=True,
     group="output",
@@ -138,11 +143,13 @@ def _fold_in(model, kw) -> list:
 )
 @o.option("--sep", metavar="SEP", group="--fold-in file", help="field separator  [default: ',' or tab for .tsv]")
 @o.option("--no-header", is_flag=True, group="--fold-in file", help="the file has no header")
-def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **kw):
+def recommend(model_file, users, users_file, fold_in, n, include_seen, explain_item, titles, fmt_, **kw):
     """Top-N recommendations from MODEL.npz (a `dprec train --out` file or a `--export-public` artifact).
 
     Known users are served from the model; new users from --fold-in RATINGS, which folds them in from their own
     ratings using only the model's (released) item side. Without --user, --fold-in serves every user in it.
+    With --explain ITEM: a plain-English summary and a table of which of the user's own ratings drive ITEM's
+    score (signed shares of the explained part; the rest is the item's baseline, not about the user).
     """
     model, kind = load_model_file(model_file)
     folded = []
@@ -171,6 +178,8 @@ def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **k
                 + (" (a public artifact holds no users)" if kind == "dprec-public" else "")
                 + "; serve a new user from their own ratings with --fold-in RATINGS"
             )
+    if explain_item is not None:
+        return _explain(model, model_file, ids, explain_item, titles, fmt_, n)
     results = []
     for u in ids:
         items, scores = model.recommend(u, n=n, filter_seen=not include_seen)
@@ -191,4 +200,71 @@ def recommend(model_file, users, users_file, fold_in, n, include_seen, fmt_, **k
             for r in results
             for rank, it in enumerate(r["items"], 1)
         ]
-        echo(table(["user", "rank", "item", "score"], rows))
+        echo((md_table if fmt_ == "md" else table)(["user", "rank", "item", "score"], rows))
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown (GitHub) table; ``|`` in cells is escaped."""
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    return "\n".join(
+        ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
+        + ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    )
+
+
+def _explain(model, model_file, users, item, titles, fmt_, n) -> None:
+    """``--explain ITEM``: the model's explanation of ITEM's score for each user (at most ``n`` rated items)."""
+    names = {}
+    if titles:
+        from ..datasets.attributes import load_item_titles
+
+        try:
+            names = load_item_titles(titles)
+        except (FileNotFoundError, KeyError, ValueError) as exc:
+            raise ConfigError(f"--titles {titles}: {exc}") from None
+    (item,) = _as_model_ids([item], model.item_ids, "--explain")
+    out = []
+    for u in users:
+        df = model.explain(u, item, item_names=names)
+        rows = [
+            {
+                "item": r.item,
+                "title": names.get(r.item),
+                "rating": float(r.rating),
+                "contribution": float(r.contribution),
+                "share": float(r.share),
+            }
+            for r in df.head(n).itertuples(index=False)  # keeps the id dtype (iterrows casts to float)
+        ]
+        out.append({"user": u, "item": item, "rows": rows, "rated_items": len(df), **dict(df.attrs)})
+    if fmt_ == "json":
+        echo(json.dumps(to_jsonable({"model": model_file, "explanations": out}), indent=2))
+        return
+    if fmt_ == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["user", "item", "rated_item", "rating", "contribution", "share"])
+        for e in out:
+            for r in e["rows"]:
+                w.writerow([e["user"], e["item"], r["item"], f"{r['rating']:g}", f"{r['contribution']:.6g}",
+                            f"{r['share']:.4f}"])  # fmt: skip
+        echo(buf.getvalue().rstrip("\n"))
+        return
+    fmt_table = md_table if fmt_ == "md" else table
+    for k, e in enumerate(out):
+        if k:
+            echo()
+        head = f"user {e['user']}, item {e['item']}: score {e['ranking_score']:.4f} = baseline {e['baseline']:.4f}"
+        echo(("**" + head + " + contributions**") if fmt_ == "md" else head + " + contributions")
+        echo()
+        echo(e["text"])
+        echo()
+        cols = ["rated item", *(["title"] if names else []), "rating", "contribution", "share"]
+        body = [
+            [str(r["item"]), *([str(r["title"] or "")] if names else []), f"{r['rating']:g}",
+             f"{r['contribution']:+.4f}", f"{r['share']:+.1%}"]
+            for r in e["rows"]
+        ]  # fmt: skip
+        echo(fmt_table(cols, body))
+        if e["rated_items"] > len(e["rows"]):
+            echo(f"({e['rated_items'] - len(e['rows'])} more rated item(s) with smaller contributions; raise -n)")

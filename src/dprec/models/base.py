@@ -496,12 +496,38 @@ class Recommender:
         keep = np.isfinite(val[0])
         return self._item_ids[idx[0]][keep], val[0][keep]
 
-    def explain(self, user, item):
-        """Which of the user's rated items drive the score of ``item``.
+    #: Whether ``baseline + Σ contribution`` equals the ranking score by construction of the model (not by
+    #: defining the baseline as the remainder); models that only approximate say False and document why.
+    explain_exact = True
+    #: Whether the model's scores use the user's ratings at all (False: popularity-like, explain is all baseline).
+    explain_uses_ratings = True
 
-        Returns a :class:`pandas.DataFrame` with columns ``item`` (raw id), ``rating`` and ``contribution``,
-        sorted by absolute contribution, and the attribute ``.attrs["score"]`` with the total score and
-        ``.attrs["baseline"]`` with the part no rated item explains (biases, mean).
+    def explain(self, user, item, *, item_names=None, top: int = 3):
+        """Which of the user's own rated items drive the score of ``item``, with signed shares and a summary.
+
+        The model's ranking score (what :meth:`recommend` sorts by, before any clipping to the rating scale)
+        decomposes as ``score = baseline + Σ_j contribution_j`` over the user's rated items ``j``; ``baseline``
+        is the part no rated item explains (the overall mean, the item's bias or popularity; not about the user).
+
+        Parameters
+        ----------
+        user, item : raw ids
+            A known user (unknown → :class:`~dprec.errors.UnknownIdError`) and any served item.
+        item_names : mapping raw item id → title, optional
+            Titles for the text (e.g. :func:`dprec.datasets.attributes.load_item_titles`); raw ids otherwise.
+        top : int
+            How many positive rated items the text names (negative ones: at most ``top − 1``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item`` (raw id), ``rating``, ``contribution`` (score units) and ``share``
+            ``= contribution_j / Σ_k |contribution_k|`` (signed; the absolute shares sum to 1 unless every
+            contribution is 0), sorted by absolute contribution. ``.attrs``: ``score`` (the prediction, as
+            :meth:`predict`), ``ranking_score`` (unclipped, ``= baseline + Σ contribution``), ``baseline``,
+            ``baseline_share`` ``= |baseline| / (|baseline| + Σ|contribution|)``, ``exact`` (see
+            :attr:`explain_exact`) and ``text``: a plain-English summary naming only the user's own ratings
+            and, for DP models, the privacy guarantee. No number in it is about another user.
         """
         import pandas as pd
 
@@ -509,11 +535,75 @@ class Recommender:
         row = int(self._rows([user], missing="raise")[0])
         col = int(self._cols([item])[0])
         cols, ratings, contrib, baseline = self._explain(row, col)
-        df = pd.DataFrame({"item": self._item_ids[cols], "rating": ratings, "contribution": contrib})
-        df = df.reindex(df["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+        contrib = np.asarray(contrib, dtype=np.float64)
+        mass = float(np.abs(contrib).sum())
+        share = contrib / mass if mass > 0 else np.zeros_like(contrib)
+        df = pd.DataFrame({"item": self._item_ids[cols], "rating": ratings, "contribution": contrib, "share": share})
+        order = np.argsort(-np.abs(contrib), kind="stable")  # ties keep the user's item order
+        df = df.iloc[order].reset_index(drop=True)
         df.attrs["baseline"] = float(baseline)
         df.attrs["score"] = float(self._predict(np.array([row]), np.array([col]))[0])
+        df.attrs["ranking_score"] = float(baseline) + float(contrib.sum())
+        df.attrs["baseline_share"] = abs(float(baseline)) / (abs(float(baseline)) + mass) if baseline or mass else 0.0
+        df.attrs["exact"] = bool(self.explain_exact)
+        df.attrs["text"] = self._explain_text(df, self._item_ids[col], item_names or {}, max(int(top), 1))
         return df
+
+    def _explain_baseline_words(self) -> str:
+        """What the baseline of :meth:`explain` is, in a customer's words (a model overrides when it differs)."""
+        return "the item's overall popularity and average rating"
+
+    def _explain_text(self, df, item, names, top: int) -> str:
+        """The plain-English summary of an :meth:`explain` table (only the user's own ratings are named)."""
+
+        def name(i):
+            return f"*{names.get(i, i)}*"
+
+        verb = "you rated" if self.predicts_ratings else "your history with"
+
+        def phrase(rows):
+            xs = [  # itertuples keeps each column's dtype (iterrows would turn integer ids into floats)
+                f"{name(r.item)} {float(r.rating):g} ({r.share:+.0%})"
+                if self.predicts_ratings and r.rating == r.rating
+                else f"{name(r.item)} ({r.share:+.0%})"
+                for r in rows.itertuples(index=False)
+            ]
+            return verb + " " + (xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1])
+
+        shown = df[np.abs(df["share"]) >= 0.005]  # what rounds to 0% says nothing to a reader
+        pos, neg = shown[shown["share"] > 0].head(top), shown[shown["share"] < 0].head(max(top - 1, 1))
+        base = self._explain_baseline_words()
+        if not len(pos) and not len(neg):
+            text = f"The score of {name(item)} does not depend on your ratings: it is {base} (not about you)."
+        else:
+            parts = []
+            if len(pos) and pos["share"].iloc[0] >= 0.1:
+                parts.append(f"{name(item)} is scored up mostly because {phrase(pos)}")
+            elif len(pos):  # many small pulls: "mostly because" would overstate any one rating
+                top_share = pos["share"].iloc[0]
+                parts.append(
+                    f"{name(item)} is scored up by many of your ratings together (none more than {top_share:.0%}); "
+                    f"the largest: {phrase(pos)}"
+                )
+            if len(neg):
+                parts.append(
+                    ("and held down because " if len(pos) else f"{name(item)} is held down because ") + phrase(neg)
+                )
+            text = " ".join(parts) + "."
+            text += f" {df.attrs['baseline_share']:.0%} of the score is {base} (not about you)."
+            if not df.attrs["exact"]:
+                text += " These shares are an approximation for this model."
+        if getattr(self, "is_private", False):
+            eps = getattr(self, "epsilon", None)
+            if eps is not None and not np.isfinite(eps):
+                text += " This DP model was trained with ε = ∞, i.e. without privacy noise."
+            else:
+                e = "" if eps is None else f" (ε = {eps:g})"
+                text += (
+                    f" The item side of this model was learned under differential privacy{e}; your own ratings "
+                    "are used only to compute your own scores and are never released (joint DP)."
+                )
+        return text
 
     def fold_in(self, ratings, *, user=None):
         """Add or update one user from that user's own ratings, without retraining.

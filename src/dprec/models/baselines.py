@@ -179,10 +179,15 @@ class DPGlobalEffects(DPModelMixin, Recommender):
             self.user_bias_[row] = b
 
     def _explain(self, row, col):
+        """Exact (before clipping): ``b_u = Σ_j (r_j − μ − c_j) / (n_u + λ)`` splits over the rated items, the
+        same for every target item; the baseline is ``μ + c_i``."""
         s = slice(self._seen.indptr[row], self._seen.indptr[row + 1])
         cols, vals = self._seen.indices[s], self._seen.data[s]
         contrib = (vals - self.global_mean_ - self.item_bias_[cols]) / (len(vals) + self.bias_regularization)
         return cols, vals, contrib, self.global_mean_ + self.item_bias_[col]
+
+    def _explain_baseline_words(self):
+        return "the overall average rating and this item's average"
 
     def _item_vectors(self):
         return None
@@ -249,6 +254,7 @@ class DPPopularity(DPModelMixin, Recommender):
 
     is_private = True
     predicts_ratings = False
+    explain_uses_ratings = False
     feedback = "any"
     uses_threads = False  # numpy only: num_threads has no effect
     Config = DPPopularityConfig
@@ -308,6 +314,9 @@ class DPPopularity(DPModelMixin, Recommender):
         s = slice(self._seen.indptr[row], self._seen.indptr[row + 1])
         cols = self._seen.indices[s]
         return cols, self._seen.data[s], np.zeros(len(cols)), float(self.item_counts_[col])
+
+    def _explain_baseline_words(self):
+        return "the item's overall popularity"
 
     def _get_state(self):
         return {"item_counts": self.item_counts_, "__k": np.array(self._bounds["k"])}

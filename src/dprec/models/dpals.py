@@ -615,6 +615,9 @@ class DPALS(DPModelMixin, Recommender):
         contrib = (Y @ q) * (vals - self.global_mean_ - self.item_bias_[cols])
         return cols, vals, contrib, self.global_mean_ + self.item_bias_[col]
 
+    def _explain_baseline_words(self):
+        return "the overall average rating and this item's average"
+
     def _item_vectors(self):
         return self.item_factors_ if self.item_factors_.shape[1] else None
 

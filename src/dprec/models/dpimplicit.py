@@ -489,6 +489,11 @@ class DPImplicitALS(DPModelMixin, Recommender):
         score = float(self._predict(np.array([row]), np.array([col]))[0])
         return cols, vals, contrib, score - float(contrib.sum())
 
+    def _explain_baseline_words(self):
+        if self.popularity_weight_ > 0:
+            return "the item's overall popularity"
+        return "a small numerical remainder of the model's solver"
+
     def _item_vectors(self):
         return self.item_factors_.astype(np.float64)
 

@@ -219,15 +219,24 @@ class DPItemItem(DPModelMixin, Recommender):
         pass  # scores are computed from the released B and the user's own history (tracked by the base class)
 
     def _explain(self, row, col):
+        """Exact: the score is ``(1 − α) pop_i + α Σ_j x_uj B_ji / s_u`` with the binary history ``x_uj`` over
+        the selected items and ``s_u = max_k |Σ_j x_uj B_jk|`` (the user's own scale), so rated item ``j``
+        contributes ``α B_ji / s_u`` (0 if ``j`` or ``i`` is not selected) and the baseline is the popularity
+        term ``(1 − α) pop_i``."""
         s = slice(self._seen.indptr[row], self._seen.indptr[row + 1])
         cols, vals = self._seen.indices[s], self._seen.data[s]
         pos = np.searchsorted(self.selected_, col)
         contrib = np.zeros(len(cols))
-        if pos < len(self.selected_) and self.selected_[pos] == col:
+        if self.alpha_ > 0 and pos < len(self.selected_) and self.selected_[pos] == col:
             p = np.searchsorted(self.selected_, cols)
             inside = (p < len(self.selected_)) & (self.selected_[np.minimum(p, len(self.selected_) - 1)] == cols)
-            contrib[inside] = self.weights_[p[inside], pos]
+            scale = float(np.max(np.abs(np.asarray(self._history([row]) @ self.weights_)), initial=0.0))
+            if scale > 0:
+                contrib[inside] = self.alpha_ * self.weights_[p[inside], pos] / scale
         return cols, vals, contrib, float((1.0 - self.alpha_) * self._popularity()[col])
+
+    def _explain_baseline_words(self):
+        return "the item's overall popularity"
 
     def _item_vectors(self):
         return None

@@ -36,6 +36,7 @@ class Popularity(Recommender):
 
     is_private = False
     predicts_ratings = True
+    explain_uses_ratings = False
     feedback = "any"
     uses_threads = False  # numpy only: num_threads has no effect
     Config = PopularityConfig
@@ -72,9 +73,11 @@ class Popularity(Recommender):
         """Nothing to learn per user: the base class records the user's items (for filter_seen)."""
 
     def _explain(self, row: int, col: int):
-        """No rated item influences a popularity score: everything is baseline."""
-        score = float(self._predict(np.array([row]), np.array([col]))[0])
-        return np.empty(0, np.int64), np.empty(0), np.empty(0), score
+        """Exact: no rated item influences a popularity ranking score (the count); everything is baseline."""
+        return np.empty(0, np.int64), np.empty(0), np.empty(0), float(self._fallback_scores()[col])
+
+    def _explain_baseline_words(self) -> str:
+        return "the item's overall popularity"
 
     def _get_state(self) -> dict:
         return {

@@ -242,7 +242,21 @@ class DPRanker(DPModelMixin, Recommender):
         self._d()._drop_users(keep, n_before)  # the per-user state lives in the delegate
 
     def _explain(self, row, col):
+        """The delegate's decomposition (exact when the delegate's is)."""
         return self._d()._explain(row, col)
+
+    def _explain_baseline_words(self):
+        return self._d()._explain_baseline_words()
+
+    @property
+    def explain_exact(self) -> bool:
+        d = getattr(self, "delegate_", None)
+        return True if d is None else d.explain_exact
+
+    @property
+    def explain_uses_ratings(self) -> bool:
+        d = getattr(self, "delegate_", None)
+        return True if d is None else d.explain_uses_ratings
 
     def _item_vectors(self):
         return self._d()._item_vectors()

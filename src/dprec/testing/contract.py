@@ -18,6 +18,11 @@ Optional hooks / declarations (class attributes):
 ``fit_model(model, data)``      how to fit (DP models pass ``epsilon=`` etc.); default ``model.fit(data)``.
 ``supports_fold_in``            False if ``fold_in`` raises NotImplementedError.
 ``supports_explain``            False if ``explain`` raises NotImplementedError.
+``make_explain_data()``         the data of the meaning check (default :func:`explain_meaning_data`).
+``make_explain_model()``        the model of the meaning check (default ``make_model()``).
+
+A model whose scores never use the user's ratings declares ``explain_uses_ratings = False`` on its class: the
+meaning check then asserts that every contribution is 0 instead.
 ``supports_similar_items``      False if the model has no item representation.
 """
 
@@ -36,7 +41,7 @@ from dprec.models.base import Recommender, load_model
 from dprec.models.io import read_npz_with_manifest
 from dprec.models.registry import model_class_by_name
 
-__all__ = ["ModelContract", "contract_data"]
+__all__ = ["ModelContract", "contract_data", "explain_meaning_data"]
 
 
 def contract_data(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Interactions:
@@ -56,6 +61,29 @@ def contract_data(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Intera
     return Interactions.from_pandas(df, rating_bounds=(1, 5), name="contract")
 
 
+def explain_meaning_data(n_users: int = 200, n_items: int = 20, seed: int = 0) -> Interactions:
+    """Ratings where item ``cause`` strongly implies item ``target``, for the meaning check of ``explain``.
+
+    Every user rates both ``cause`` and ``target``, half of them 5 and 5, the other half 1 and 1, plus 4
+    filler items at 3 ± 1 (no pattern). The probe user ``probe`` rated ``cause`` 5 and 4 fillers 3, not
+    ``target``: in ``explain("probe", "target")`` the rating of ``cause`` must have the largest (positive)
+    share. Rating bounds (1, 5) and a public catalog (so DP models release every item).
+    """
+    rng = np.random.default_rng(seed)
+    fillers = [f"f{k:02d}" for k in range(n_items - 2)]
+    rows: list[tuple[str, str, float]] = []
+    for u in range(n_users):
+        r = 5.0 if u % 2 == 0 else 1.0
+        rows += [(f"u{u:03d}", "cause", r), (f"u{u:03d}", "target", r)]
+        for f in rng.choice(fillers, 4, replace=False):
+            rows.append((f"u{u:03d}", str(f), float(rng.integers(2, 5))))
+    rows.append(("probe", "cause", 5.0))
+    rows += [("probe", str(f), 3.0) for f in rng.choice(fillers, 4, replace=False)]
+    df = pd.DataFrame(rows, columns=["user", "item", "rating"])
+    d = Interactions.from_pandas(df, rating_bounds=(1, 5), name="explain-meaning")
+    return Interactions(d.matrix, d.user_ids, d.item_ids, rating_bounds=(1.0, 5.0), public_items=True, name="m")
+
+
 class ModelContract:
     supports_fold_in = True
     supports_explain = True
@@ -67,6 +95,12 @@ class ModelContract:
 
     def make_data(self) -> Interactions:
         return contract_data()
+
+    def make_explain_data(self) -> Interactions:
+        return explain_meaning_data()
+
+    def make_explain_model(self) -> Recommender:
+        return self.make_model()
 
     def fit_model(self, model, data):
         return model.fit(data)
@@ -240,12 +274,64 @@ class ModelContract:
             return
         df = fitted.explain(u, i)
         assert isinstance(df, pd.DataFrame)
-        assert list(df.columns) == ["item", "rating", "contribution"]
-        assert {"score", "baseline"} <= set(df.attrs)
+        assert list(df.columns) == ["item", "rating", "contribution", "share"]
+        assert {"score", "baseline", "ranking_score", "text", "exact"} <= set(df.attrs)
         seen, _ = data.user_ratings(u)
         assert set(df["item"].tolist()) <= set(seen.tolist())
         with pytest.raises(UnknownIdError):
             fitted.explain("nobody-here", i)
+
+    def test_explain_shares_and_identity(self, fitted, data):
+        """``share`` is the signed fraction of Σ|contribution|; ``baseline + Σ contribution`` is the score
+        :meth:`recommend` ranks by (exactly, where the model declares ``explain_exact``); the text names the
+        user's own rated items (by title when given) and no other user."""
+        if not self.supports_explain:
+            return
+        others = set(map(str, data.user_ids.tolist()))
+        for u in data.user_ids[:4]:
+            for i in data.item_ids[[2, 7, 11]]:
+                df = fitted.explain(u, i)
+                assert list(df.columns) == ["item", "rating", "contribution", "share"]
+                c, sh = df["contribution"].to_numpy(), df["share"].to_numpy()
+                mass = np.abs(c).sum()
+                if mass > 0:
+                    assert np.isclose(np.abs(sh).sum(), 1.0)
+                    np.testing.assert_allclose(sh * mass, c, rtol=1e-12, atol=1e-15)
+                else:
+                    assert np.all(sh == 0)
+                assert np.all(np.diff(np.abs(c)) <= 1e-15), "sorted by |contribution|"
+                explained = df.attrs["baseline"] + c.sum()
+                assert np.isclose(df.attrs["ranking_score"], explained, rtol=1e-12, atol=1e-12)
+                _, sc = fitted.recommend(u, n=1, items=[i], filter_seen=False)
+                if df.attrs["exact"]:  # float32 kernels: tolerance relative to the magnitudes that cancel
+                    tol = 1e-6 * (1.0 + abs(df.attrs["baseline"]) + mass)
+                    assert abs(explained - sc[0]) <= tol, (u, i, explained, sc[0])
+                assert 0.0 <= df.attrs["baseline_share"] <= 1.0
+                names = {j: f"Title-of-{j}" for j in data.item_ids.tolist()}
+                text = fitted.explain(u, i, item_names=names).attrs["text"]
+                assert isinstance(text, str) and f"*Title-of-{i}*" in text and "(not about you)" in text
+                pos = df[df["share"] >= 0.005]
+                if len(pos):
+                    assert f"*Title-of-{pos['item'].iloc[0]}*" in text and f"{pos['share'].iloc[0]:+.0%}" in text
+                if fitted.is_private:
+                    assert "differential privacy" in text or "ε = ∞" in text
+                else:
+                    assert "differential privacy" not in text
+                assert not any(f"*{o}*" in text or f" {o} " in text for o in others)
+
+    def test_explain_meaning(self):
+        """On data where one rated item strongly implies the target, that item has the largest share."""
+        if not self.supports_explain:
+            return
+        d = self.make_explain_data()
+        m = self.fit_model(self.make_explain_model(), d)
+        df = m.explain("probe", "target")
+        if not m.explain_uses_ratings:
+            assert np.all(df["contribution"].to_numpy() == 0) and "does not depend on your ratings" in df.attrs["text"]
+            return
+        assert df["item"].iloc[0] == "cause", df
+        assert df["share"].iloc[0] > 0 and df["share"].iloc[0] == df["share"].max()
+        assert "*cause*" in df.attrs["text"]
 
     # ------------------------------------------------------------------ fold-in
     def test_fold_in_new_user(self, fresh, data):
