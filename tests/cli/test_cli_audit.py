@@ -106,6 +106,15 @@ def test_errors_name_the_flag_exit_2(shop, args, needle):
     assert res.exit_code == 2 and needle in res.output, res.output
 
 
+def test_the_default_dp_ranker_is_auditable(shop):
+    # the ranker releases its chosen model's DP item counts, which the canary audit scores
+    res = run("audit", *SRC, "--model", "dp-ranker", "--epsilon", "2", "--delta", "1e-5", "--privacy-audit",
+              "--canaries", "50", "--format", "json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    pa = json.loads(res.stdout)["runs"][0]["privacy_audit"]
+    assert pa["statistic"] == "item_counts_" and pa["epsilon_lower"] <= 2.0 and not pa["violation"]
+
+
 def test_privacy_audit_needs_a_scored_statistic(shop):
     res = run("audit", *SRC, "--model", "dp-popularity", "--epsilon", "1", "--delta", "1e-5", "--privacy-audit",
               "--canaries", "50", "--audit-statistic", "nope_")  # fmt: skip

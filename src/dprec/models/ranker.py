@@ -261,6 +261,11 @@ class DPRanker(DPModelMixin, Recommender):
     def _item_vectors(self):
         return self._d()._item_vectors()
 
+    @property
+    def item_counts_(self) -> np.ndarray:
+        """The chosen model's released DP item counts (both candidates release them)."""
+        return self._d().item_counts_
+
     # ------------------------------------------------------------------ state
     def _choice_array(self) -> np.ndarray:
         return np.array(json.dumps(asdict(self.choice_)))
