@@ -53,7 +53,7 @@ from dprec.audit import (
 from dprec.audit.privacy import DEFAULT_GUESS_FRACTIONS
 from dprec.datasets import dataset_checksum, load_dataset
 from dprec.datasets.attributes import load_user_attributes
-from dprec.models import ALS, DPALS, DPItemItem, DPPopularity
+from dprec.models import ALS, DPALS, DPSGD, DPGlobalEffects, DPImplicitALS, DPItemItem, DPPopularity, DPRanker
 from dprec.privacy.noise import NoiseSource
 from dprec.privacy.units import PrivacyWarning
 from dprec.split import user_holdout
@@ -77,7 +77,13 @@ MODELS = {
     "dp-als": ("DP-ALS", lambda eps, seed: DPALS(epsilon=eps, delta=DELTA, rng=seed)),
     "dp-itemitem": ("DP item-item (EASE)", lambda eps, seed: DPItemItem(epsilon=eps, delta=DELTA, rng=seed)),
     "dp-popularity": ("DP popularity", lambda eps, seed: DPPopularity(epsilon=eps, delta=DELTA, rng=seed)),
+    "dp-baseline": ("DP global effects", lambda eps, seed: DPGlobalEffects(epsilon=eps, delta=DELTA, rng=seed)),
+    "dp-implicit-als": ("DP implicit ALS", lambda eps, seed: DPImplicitALS(epsilon=eps, delta=DELTA, rng=seed)),
+    "dp-ranker": ("DP ranker (default)", lambda eps, seed: DPRanker(epsilon=eps, delta=DELTA, rng=seed)),
+    "dp-sgd": ("DP-SGD", lambda eps, seed: DPSGD(epsilon=eps, delta=DELTA, rng=seed)),
 }
+#: every DP model gets the one-run canary audit (each releases DP item counts, the scored statistic)
+PRIVACY_AUDITED = ("dp-als", "dp-itemitem", "dp-popularity", "dp-baseline", "dp-implicit-als", "dp-ranker", "dp-sgd")
 
 
 def _no_noise(self, values, *, step, sigma, sensitivity, index=0):
@@ -110,7 +116,7 @@ def bias_rows(train, test, attrs, log):
 
 def privacy_rows(data, log):
     rows = []
-    for name in ("dp-als", "dp-itemitem", "dp-popularity"):
+    for name in PRIVACY_AUDITED:
         for eps in EPSILONS:
             for seed in NOISE_SEEDS:
                 res = audit_model(
@@ -397,9 +403,9 @@ def plots(result, out: Path) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    markers = {"dp-als": "o", "dp-itemitem": "s", "dp-popularity": "^"}
+    markers = dict(zip(PRIVACY_AUDITED, "os^vDP*"))
     for r in result["privacy"]:
-        x = r["epsilon"] + 0.25 * (list(markers).index(r["model"]) - 1)
+        x = r["epsilon"] + 0.12 * (list(markers).index(r["model"]) - 3)
         ax.scatter(x, r["epsilon_lower"], marker=markers[r["model"]], color="red" if r["broken"] else "C0", alpha=0.8)
     for name, mk in markers.items():
         ax.scatter([], [], marker=mk, color="C0", label=MODELS[name][0])
