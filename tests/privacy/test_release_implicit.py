@@ -16,12 +16,12 @@ fails the first check, one claimed 2× too large the second.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from test_releases import Case, _ratio  # the shared neighbour-case scaffolding (tests/privacy)
+from test_releases import _matrix as rows_matrix
 
 from dprec.models import releases as R
 from dprec.models.dpimplicit import user_solve
@@ -42,15 +42,7 @@ V = _item_factors()
 
 
 def _matrix(rows, n_items=N_ITEMS) -> sp.csr_matrix:
-    indptr, idx, val = [0], [], []
-    for r in rows:
-        for j, v in sorted(r):
-            idx.append(j)
-            val.append(v)
-        indptr.append(len(idx))
-    X = sp.csr_matrix((np.array(val, float), np.array(idx, np.int32), np.array(indptr)), shape=(len(rows), n_items))
-    X.sort_indices()
-    return X
+    return rows_matrix(rows, n_items)
 
 
 def _base_rows(n_users=30, seed=0):
@@ -82,26 +74,6 @@ def _rating_pairs(user):
     out = [("remove rating", D0, _matrix(ROWS + [user[:p] + user[p + 1 :]])) for p in range(len(user))]
     out.append(("add rating", D0, _matrix(ROWS + [user + [(12, 5.0)]])))
     return out
-
-
-@dataclass
-class Case:
-    id: str
-    release: R.Release
-    stat: Callable[[sp.csr_matrix], np.ndarray]
-    pairs: list
-    attain: float
-    why_loose: str = ""
-
-
-def _ratio(case: Case) -> tuple[float, str]:
-    bound = case.release.sensitivity()
-    best, where = 0.0, ""
-    for relation, A, B in case.pairs:
-        r = float(np.linalg.norm(case.stat(A) - case.stat(B))) / bound
-        if r > best:
-            best, where = r, relation
-    return best, where
 
 
 def _gram_stat(rel, values):
