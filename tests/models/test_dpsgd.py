@@ -10,6 +10,7 @@ import pytest
 import dprec
 from dprec import Interactions
 from dprec.errors import ConfigError
+from dprec.models.baselines import DPGlobalEffects
 from dprec.models.dpsgd import DPSGD, default_hyperparameters
 from dprec.privacy import Ledger
 from dprec.privacy import accounting as acc
@@ -65,12 +66,52 @@ def test_report_recomputes_epsilon_within_target(accountant):
     assert acc.dpsgd_epsilon(ev["z"], ev["q"], ev["T"], ev["delta"], accountant=accountant) <= ev["epsilon"]
 
 
-def test_no_epoch_is_the_dp_baseline():
+@pytest.mark.parametrize("unit", ["user", "rating"])
+def test_no_epoch_is_the_dp_baseline_exactly(unit):
+    """Reference implementation: DPGlobalEffects with its defaults and the same seed. Without epochs DPSGD makes
+    the same releases with the same σ's from the same streams, so every released number and every prediction is
+    identical (predictions to the last ulp): DP-SGD's rule can never make it worse than the DP baseline."""
     data = _data()
-    m = DPSGD(epsilon=1.0, delta=1e-5, rng=3).fit(data)  # ε·ñ ≪ 1,000,000: biases only
+    m = DPSGD(epsilon=1.0, delta=1e-5, privacy_unit=unit, rng=3).fit(data)  # ε·ñ ≪ 1,000,000: biases only
+    b = DPGlobalEffects(epsilon=1.0, delta=1e-5, privacy_unit=unit, rng=3).fit(data)
     assert m.resolved_.steps == 0 and m.resolved_.bias_share == 1.0
     assert m.privacy_report()["dpsgd"] is None
-    assert not m.item_factors_.any()  # V = 0: the user solve is the local bias of the global effects
+    assert not m.item_factors_.any() and not m.user_factors_.any()
+    assert m.global_mean_ == b.global_mean_ and m.n_users_dp_ == b.n_users_dp_
+    np.testing.assert_array_equal(m.item_bias_, b.item_bias_)
+    np.testing.assert_array_equal(m.item_counts_, b.item_counts_)
+    users, items = np.repeat(data.user_ids[:10], 8), np.tile(data.item_ids[:8], 10)
+    # predictions: the same numbers summed in another order (μ + c + b against μ + b + c), ≤ 1 ulp apart
+    np.testing.assert_allclose(m.predict(users, items), b.predict(users, items), rtol=0, atol=1e-12)
+    rm, rb = m.privacy_report(), b.privacy_report()
+    key = ("name", "sigma", "sensitivity_l2", "rho")
+    assert [tuple(s[k] for k in key) for s in rm["steps"]] == [tuple(s[k] for k in key) for s in rb["steps"]]
+    assert rm["verified_epsilon"] == pytest.approx(rb["verified_epsilon"], rel=1e-12)
+
+
+def test_with_epochs_only_the_shared_releases_equal_the_baseline():
+    """With epochs, the count and the mean are the baseline's releases (same σ, same value); the item biases have
+    another σ and must come from DPSGD's own stream (a shared stream would let the two fits' difference cancel
+    the noise)."""
+    data = _data()
+    m = DPSGD(epsilon=4.0, delta=1e-5, factors=2, epochs=1, sampling_rate=0.5, rng=3).fit(data)
+    b = DPGlobalEffects(epsilon=4.0, delta=1e-5, rng=3).fit(data)
+    assert m.resolved_.steps > 0
+    assert m.global_mean_ == b.global_mean_ and m.n_users_dp_ == b.n_users_dp_
+    sm = {s["name"]: s for s in m.privacy_report()["steps"]}
+    sb = {s["name"]: s for s in b.privacy_report()["steps"]}
+    assert sm["item_biases"]["sigma"] > sb["item_biases"]["sigma"]
+    # same statistic, other σ, independent stream: the noisy counts differ and are not a rescaling of the baseline's
+    dm, db = m.item_counts_ - data.matrix.getnnz(axis=0), b.item_counts_ - data.matrix.getnnz(axis=0)
+    assert abs(np.corrcoef(dm, db)[0, 1]) < 0.9
+
+
+def test_bias_share_below_the_fixed_releases_is_refused_before_charging(tmp_path):
+    data = _data()
+    led = Ledger.create(tmp_path / "l.db", dataset=data.dataset_id, epsilon=10.0, delta=1e-4)
+    with pytest.raises(ConfigError, match="bias_share"):
+        DPSGD(epsilon=1.0, delta=1e-5, epochs=1, bias_share=0.01, rng=0).fit(data, ledger=led)
+    assert len(led.charges()) == 0
 
 
 def test_ledger_charged_once_as_epsilon_delta(tmp_path):

@@ -6,19 +6,32 @@ ratings (joint DP / billboard model).
 
 Fit
 ---
-1. DP counts (zCDP): the number of protected units ``ñ`` — users (:class:`~dprec.models.releases.UserCount`)
-   under ``privacy_unit="user"``, ratings (:class:`~dprec.models.releases.RatingCount`) under ``"rating"``.
-   With ε they decide the public rules (:func:`default_hyperparameters`), and ``q·ñ`` is the public expected
-   batch size.
-2. DP global effects (:func:`dprec.models.global_effects.release_biases`), zCDP, with the share
-   ``bias_share`` of ε (all of it when the rules run no epoch: DP-SGD is then the DP baseline).
-3. ``T = ⌈epochs / q⌉`` DP-SGD steps from ``θ = [V⁰, c]`` (``V⁰`` random and data-independent, ``c`` the DP item
+1. The releases of the DP baseline :class:`~dprec.models.baselines.DPGlobalEffects` (defaults), exactly as it
+   makes them — same statistics, same σ's, same noise streams: the DP user count ``ñ_u``
+   (:class:`~dprec.models.releases.UserCount`, ``COUNT_SHARE`` of ``ρ(ε, δ)``) and the DP global mean, whose
+   noisy weight ``Ñ`` is the DP rating count at the rating unit (post-processing).
+2. The public rules (:func:`default_hyperparameters`) read ε and the DP count ``ñ`` of protected units (``ñ_u``
+   under ``privacy_unit="user"``, ``Ñ`` under ``"rating"``); ``q·ñ`` is the public expected batch size.
+3. No epoch (``ε·ñ < 10⁶``): the item biases are the baseline's release too, ``V = U = 0``, and the user bias is
+   the baseline's local bias — the fit *is* the DP baseline's estimator (never worse, by construction).
+   With epochs: the item biases are re-planned on what is left of the zCDP share ``bias_share · ε`` (their σ
+   differs from the baseline's, so they come from DPSGD's own stream), then
+4. ``T = ⌈epochs / q⌉`` DP-SGD steps from ``θ = [V⁰, c]`` (``V⁰`` random and data-independent, ``c`` the DP item
    biases). Each step: a Poisson batch (every unit kept independently with probability ``q``); per group the
    local user solve and the item gradient clipped to ``C`` (:class:`~dprec.models.releases.ClippedItemGradient`,
    :mod:`dprec.kernels.sgd`); ``G̃ = G + N(0, σ² I)`` on all ``n_items·(d+1)`` coordinates (drawn in bulk);
    ``θ ← θ − η (G̃ / (q ñ) + λ [V, 0])``. The divisor is the public expected batch size, never the realised
    one (which is not private).
-4. Serving: each user's ``[u_i; b_i]`` from the final ``θ`` (the user solve of DP-ALS).
+5. Serving: each user's ``[u_i; b_i]`` from the final ``θ`` (the user solve of DP-ALS).
+
+Noise streams: the releases of step 1 (and of step 3 without epochs) are drawn from the streams
+DPGlobalEffects would use with the same ``rng`` (DPSGD's streams with the baseline's model key), so in
+reproducibility mode a sweep's DP-SGD numbers equal the DP baseline's wherever the rules run no epoch. That is
+not a stream shared by two released models: each such release *is* the baseline's release (same statistic, σ
+and noise), so publishing both fits publishes one set of numbers twice, never two noisy views of one statistic
+whose difference would cancel the noise. Every release whose statistic or σ differs (the item biases with
+epochs, every DP-SGD step) comes from DPSGD's own streams. (DPRanker's delegates, in contrast, draw from the
+ranker's own streams: their releases are not those of any other fit.)
 
 Accounting
 ----------
@@ -26,6 +39,8 @@ The fit is ``(ε, δ)``-DP by basic composition of two parts:
 
 * the zCDP part (counts and global effects, Gaussian releases), ``ρ_z`` converted at ``δ_z = δ/2``
   (Canonne, Kamath & Steinke 2020) to ``ε_z = bias_share · ε`` (``ε_z = ε`` and ``δ_z = δ`` with no epoch);
+  the count and mean of step 1 are planned inside ``ρ(ε, δ)`` as the baseline plans them, and the item biases
+  get ``ρ_z − ρ_count − ρ_mean`` (a ``bias_share`` leaving nothing is refused before the charge);
 * the DP-SGD part, ``T`` self-composed Poisson-subsampled Gaussian mechanisms with noise multiplier
   ``z = σ / Δ`` (``Δ = C`` per user, ``2C`` per rating), accounted with ``dp-accounting`` (PLD by default,
   RDP as an option) at ``δ − δ_z``; ``z`` is calibrated to ``ε − ε_z`` unless ``noise_multiplier`` is given
@@ -33,11 +48,14 @@ The fit is ``(ε, δ)``-DP by basic composition of two parts:
 
 The ledger is charged once, before any noise, as an ``(ε, δ)`` charge (kind ``approx``) with the accountant's
 event in its parameters: a subsampled Gaussian has no finite zCDP ρ that is tight, so an (ε, δ) charge is the
-honest form; it composes with zCDP charges in the ledger by basic composition.
+honest form; it composes with zCDP charges in the ledger by basic composition. The charge comes before the
+rules can know whether epochs run, so it is ``(ε, δ)`` in both branches (without epochs the releases are the
+baseline's, whose own charge would be the equivalent ``ρ(ε, δ)``).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Literal
@@ -52,11 +70,20 @@ from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta
 from . import _biased_als as E
 from ._dp import COUNT_SHARE, open_ledger
+from .baselines import DPGlobalEffects
 from .config import Int, PrivateConfig, Real
 from .dpals import DPALS
-from .global_effects import BIAS_RESIDUAL_BOUND, RATING_MODEL_RANKING_ADVICE, bias_releases, default_k, release_biases
+from .global_effects import (
+    BIAS_RESIDUAL_BOUND,
+    RATING_MODEL_RANKING_ADVICE,
+    bias_releases,
+    default_k,
+    local_user_biases,
+    release_item_biases,
+    release_mean,
+)
 from .registry import register_model
-from .releases import ClippedItemGradient, RatingCount, UserCount
+from .releases import ClippedItemGradient, UserCount
 
 __all__ = ["DPSGD", "DPSGDConfig", "ResolvedDPSGD", "default_hyperparameters"]
 
@@ -64,8 +91,6 @@ __all__ = ["DPSGD", "DPSGDConfig", "ResolvedDPSGD", "default_hyperparameters"]
 MIN_EPSILON_UNITS = 1_000_000.0
 #: the rules' share of ε for the counts and biases when DP-SGD epochs run
 SGD_BIAS_SHARE = 0.5
-#: smallest share of ε the zCDP part (counts + biases) gets; the counts are planned inside it
-MIN_BIAS_SHARE = 0.2
 #: floor of the DP item counts in the per-item step preconditioner (noise on rarer items is damped)
 ITEM_SCALE_FLOOR = 20.0
 #: share of the zCDP δ (δ/2 when SGD runs) — the DP-SGD part gets the rest
@@ -243,7 +268,6 @@ class DPSGD(DPALS):
         self._streams = NoiseStreams(self.rng, model=type(self).__name__, warn=self.private)
         self._noise = NoiseSource(self._streams, secure=self.secure_noise)
         self._noise_origin = self._streams.describe() if self.private else "none (ε = ∞)"
-        unit_count = RatingCount(self.privacy_unit) if self.privacy_unit == "rating" else UserCount("user")
         if not self.private:
             if ledger is not None:
                 from ..errors import LedgerError
@@ -251,43 +275,98 @@ class DPSGD(DPALS):
                 raise LedgerError(
                     "DPSGD(epsilon=inf) is a non-private fit; pass ledger=None to train the non-private reference"
                 )
-            n_units = float(unit_count.statistic(X)[0])
+            n_units = float(data.matrix.nnz if self.privacy_unit == "rating" else data.n_users)
             self.n_users_dp_ = float(data.n_users)
             hp = self._resolve(n_units, k)
             self._zcdp_budget = (math.inf, 0.0)
             self._rest_budget = (math.inf, 0.0, math.inf)
+            releases = self._bias_list(hp, data)
+            self._plan_releases(releases, n_items=data.n_items)
+            mu, c, counts = E.global_effects(X, self.prior_var, hp["bias_regularization"])
         else:
-            # refuse bad explicit settings before charging (both branches of the rules)
-            for probe in (0.0, 2 * MIN_EPSILON_UNITS / self.epsilon):
-                hp_probe = self._resolve(probe, k)
-                if hp_probe["epochs"] > 0 and self.noise_multiplier is not None:
-                    q_p = float(hp_probe["sampling_rate"])
-                    eps_z, delta_z = self._zcdp_split(hp_probe["bias_share"], True)
-                    self._check_noise_multiplier(q_p, math.ceil(hp_probe["epochs"] / q_p), eps_z, delta_z)
-            self._charge_approx(ledger, data)
-            # the counts: a fixed slice of the smallest zCDP part any branch can have
-            eps_z_min, delta_z_min = self._zcdp_split(min(self.bias_share or MIN_BIAS_SHARE, MIN_BIAS_SHARE), True)
-            rho_c = COUNT_SHARE * acc.epsilon_to_rho(eps_z_min, delta_z_min)
-            count_steps = [unit_count.step(1.0)] + (
-                [UserCount("rating").step(1.0)] if self.privacy_unit == "rating" else []
-            )
-            plan_c = acc.plan(acc.rho_to_epsilon(rho_c, delta_z_min), delta_z_min, count_steps)
-            n_units = float(self._release(unit_count, unit_count.statistic(X), plan_c[unit_count.name])[0])
-            if self.privacy_unit == "rating":
-                uc = UserCount("rating")
-                self.n_users_dp_ = float(self._release(uc, uc.statistic(X), plan_c[uc.name])[0])
-            else:
-                self.n_users_dp_ = n_units
-            check_delta(self.delta, max(self.n_users_dp_, 1.0))
-            hp = self._resolve(n_units, k)
-            sgd_runs = hp["epochs"] > 0
-            eps_z, delta_z = self._zcdp_split(hp["bias_share"], sgd_runs)
-            rho_z = acc.epsilon_to_rho(eps_z, delta_z)
-            rho_b = rho_z - plan_c.total_rho
-            if rho_b <= 0:
-                raise RuntimeError("internal accounting error: the counts exceed the zCDP part; please report")
-            self._zcdp_budget = (eps_z, delta_z)
-            self._rest_budget = (acc.rho_to_epsilon(rho_b, delta_z), delta_z, rho_b)
+            hp, mu, c, counts, n_units = self._private_biases(data, k, ledger)
+        self._finish_fit(data, hp, k, n_units, mu, c, counts)
+
+    def _private_biases(self, data, k: int, ledger):
+        """The DP count ñ, the rules and the DP global effects; returns ``(hp, μ, c, ñ_j, ñ)``.
+
+        Until the rules have run, every release is the one :class:`~dprec.models.baselines.DPGlobalEffects`
+        makes with its defaults (same statistic, same σ, same stream): the user count at ``COUNT_SHARE`` of
+        ``ρ(ε, δ)`` and the global mean. The rules then read ``ñ`` (the DP user count at the user unit, the mean's
+        noisy rating count ``Ñ`` at the rating unit). Without epochs the item biases are the baseline's too, so
+        the fit *is* the DP baseline's estimator. With epochs the item biases are re-planned on what is left of
+        the zCDP part ``bias_share · ε`` and drawn from DP-SGD's own stream (their σ differs from the baseline's).
+        """
+        X = data.matrix
+        hp0 = self._resolve(0.0, k)  # the no-epoch branch; its bias releases do not depend on ñ
+        count = UserCount(self.privacy_unit)
+        plan0 = acc.plan(self.epsilon, self.delta, [count.step(COUNT_SHARE), acc.Step("rest", 1 - COUNT_SHARE, 1.0)])
+        self._count_plan = plan0
+        self._rest_budget = (
+            acc.rho_to_epsilon(plan0["rest"].total_rho, self.delta),
+            self.delta,
+            plan0["rest"].total_rho,
+        )
+        releases = self._bias_list(hp0, data)
+        plan_b = self._plan_releases(releases, n_items=data.n_items, dry_run=True)
+        rho_fixed = plan0["n_users"].total_rho + plan_b["global_mean"].total_rho
+        self._check_branches(k, rho_fixed)  # refuse bad explicit settings before charging (both branches)
+        self._charge_approx(ledger, data)
+        own_noise, self._noise = self._noise, self._baseline_noise()
+        n_users = float(self._release(count, count.statistic(X), plan0["n_users"])[0])
+        self.n_users_dp_ = n_users
+        check_delta(self.delta, max(n_users, 1.0))
+        plan_b = self._plan_releases(releases, n_items=data.n_items)
+        mu, n_ratings = release_mean(self, X, plan_b["global_mean"])
+        n_units = n_users if self.privacy_unit == "user" else max(n_ratings, 0.0)
+        hp = self._resolve(n_units, k)
+        if hp["epochs"] == 0:
+            self._zcdp_budget = (self.epsilon, self.delta)
+            c, counts = release_item_biases(self, X, plan_b["item_biases"], mu=mu, prior_var=self.prior_var)
+            self._noise = own_noise
+            return hp, mu, c, counts, n_units
+        self._noise = own_noise
+        eps_z, delta_z = self._zcdp_split(hp["bias_share"], True)
+        rho_items = acc.epsilon_to_rho(eps_z, delta_z) - rho_fixed
+        if rho_items <= 0:
+            raise RuntimeError("internal accounting error: the counts exceed the zCDP part; please report")
+        self._zcdp_budget = (eps_z, delta_z)
+        self._rest_budget = (acc.rho_to_epsilon(rho_items, delta_z), delta_z, rho_items)
+        items = [(r, 1.0) for r, _ in self._bias_list(hp, data) if r.name == "item_biases"]
+        plan_i = self._plan_releases(items, n_items=data.n_items)
+        self._releases = {r.name: r for r, _ in self._bias_list(hp, data)}
+        c, counts = release_item_biases(self, X, plan_i["item_biases"], mu=mu, prior_var=self.prior_var)
+        return hp, mu, c, counts, n_units
+
+    def _baseline_noise(self) -> NoiseSource:
+        """The noise of the releases DPSGD shares with the DP baseline: the streams DPGlobalEffects would use with
+        the same ``rng`` (only their model key differs from DPSGD's own). Why this is not a stream shared by two
+        released models: each such release is the baseline's release itself (same statistic, σ and noise), so a
+        DPSGD fit and a DPGlobalEffects fit with the same seed publish the same numbers, not two noisy views of
+        one statistic; every release whose statistic or σ differs is drawn from DPSGD's own streams."""
+        streams = copy.copy(self._streams)
+        streams.model = DPGlobalEffects.__name__
+        return NoiseSource(streams, secure=self.secure_noise)
+
+    def _check_branches(self, k: int, rho_fixed: float) -> None:
+        """Before the charge: every branch the rules can take after ñ must fit the budget."""
+        for probe in (0.0, math.inf):
+            hp = self._resolve(probe, k)
+            if hp["epochs"] == 0:
+                continue
+            eps_z, delta_z = self._zcdp_split(hp["bias_share"], True)
+            if acc.epsilon_to_rho(eps_z, delta_z) <= rho_fixed:
+                raise ConfigError(
+                    f"bias_share={hp['bias_share']:g} leaves the DP item biases no budget after the DP count and "
+                    "mean: raise bias_share"
+                )
+            if self.noise_multiplier is not None:
+                q = float(hp["sampling_rate"])
+                self._check_noise_multiplier(q, math.ceil(hp["epochs"] / q), eps_z, delta_z)
+
+    def _finish_fit(self, data, hp: dict, k: int, n_units: float, mu, c, counts) -> None:
+        """DP-SGD epochs (if the rules run any) from the DP global effects, then the local user solves."""
+        X = data.matrix
         self.n_units_dp_ = n_units
         q = float(hp["sampling_rate"])
         T = int(math.ceil(hp["epochs"] / q)) if hp["epochs"] > 0 else 0
@@ -310,22 +389,19 @@ class DPSGD(DPALS):
             expected_batch_size=q * max(n_units, 1.0) if T > 0 else None,
             n_units_dp=n_units if self.private else None,
         )
-        # DP global effects (zCDP part)
-        releases = self._bias_list(hp, data)
-        plan = self._plan_releases(releases, n_items=data.n_items)
-        if self.private:
-            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var)
-        else:
-            mu, c, counts = E.global_effects(X, self.prior_var, hp["bias_regularization"])
         self.global_mean_, self.item_bias_, self.item_counts_ = float(mu), np.asarray(c, float), counts
         d = self.resolved_.factors
         V = E.random_item_factors(self._streams.init_generator(), data.n_items, d, self.init_scale).astype(np.float64)
         if T == 0:
-            # no epoch: no factor is learnt, and random factors would only add noise to the user solves;
-            # with V = 0 the user solve is the local user bias of the DP global effects
-            V = np.zeros_like(V)
-        else:
-            V, self.item_bias_ = self._sgd(X, V, self.item_bias_.copy(), T, z, max(n_units, 1.0))
+            # no epoch: no factor is learnt (V = U = 0) and the user bias is the DP baseline's local bias,
+            # b_i = Σ_j (r_ij − μ − c_j)/(n_i + λ_b): the DP baseline's predictions (to the float summation order)
+            self.item_factors_ = np.zeros_like(V)
+            self.user_factors_ = np.zeros((data.n_users, d))
+            self.user_bias_ = local_user_biases(
+                X, self.global_mean_, self.item_bias_, self.resolved_.bias_regularization
+            )
+            return
+        V, self.item_bias_ = self._sgd(X, V, self.item_bias_.copy(), T, z, max(n_units, 1.0))
         self.item_factors_ = V
         U, ub = E.user_solve(
             X,

@@ -17,6 +17,8 @@ __all__ = [
     "default_k",
     "bias_releases",
     "release_biases",
+    "release_mean",
+    "release_item_biases",
     "nonprivate_biases",
     "local_user_biases",
 ]
@@ -83,19 +85,35 @@ def release_biases(
 
     ``rng`` is the stream of ``contribution="sample"``. Returns ``(mu, item_bias, noisy_counts)``.
     """
-    rel_mean, rel_items = model._releases["global_mean"], model._releases["item_biases"]
+    mu, _ = release_mean(model, X, plan["global_mean"], rng=rng)
+    c, counts = release_item_biases(model, X, plan["item_biases"], mu=mu, prior_var=prior_var, rng=rng)
+    return mu, c, counts
+
+
+def release_mean(model, X: sp.csr_matrix, step, *, rng=None) -> tuple[float, float]:
+    """Step 1 of :func:`release_biases`: ``(μ, Ñ)`` from the noisy :class:`~dprec.models.releases.GlobalMean` pair
+    drawn with the plan ``step``. ``Ñ`` (the noisy weighted rating count; the rating count at the rating unit)
+    is returned for rules that need it (post-processing)."""
+    rel_mean = model._releases["global_mean"]
     lo, hi = rel_mean.rating_bounds
     mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
-    S, N = model._release(rel_mean, rel_mean.statistic(X, rng=rng), plan["global_mean"])
-    mu = mid + float(np.clip(S / max(N, 1.0), -half, half))
-    stats = model._release(rel_items, rel_items.statistic(X, mu=mu, rng=rng), plan["item_biases"])
+    S, N = model._release(rel_mean, rel_mean.statistic(X, rng=rng), step)
+    return mid + float(np.clip(S / max(N, 1.0), -half, half)), float(N)
+
+
+def release_item_biases(
+    model, X: sp.csr_matrix, step, *, mu: float, prior_var: float, rng=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2–3 of :func:`release_biases`: ``(item_bias, noisy_counts)`` from the noisy
+    :class:`~dprec.models.releases.ItemBiases` statistics drawn with the plan ``step``, given the released μ."""
+    rel_items = model._releases["item_biases"]
+    stats = model._release(rel_items, rel_items.statistic(X, mu=mu, rng=rng), step)
     n_items = X.shape[1]
     Sj, Nj = stats[:n_items], stats[n_items:]
-    sigma_items = plan.sigma("item_biases")
+    sigma_items = step.sigma
     B = rel_items.residual_bound
     denom = np.maximum(Nj, 0.0) + 1.0 / prior_var + sigma_items**2 / (np.maximum(Nj, 1.0) * prior_var)
-    item_bias = np.clip(Sj / denom, -B, B)
-    return mu, item_bias, np.maximum(Nj, 0.0)
+    return np.clip(Sj / denom, -B, B), np.maximum(Nj, 0.0)
 
 
 def nonprivate_biases(X: sp.csr_matrix, prior_var: float, bias_regularization: float):
