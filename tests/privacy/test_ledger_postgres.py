@@ -1,6 +1,7 @@
 """The PostgreSQL privacy ledger on a throwaway server: concurrency, a killed charger, a training role that
 cannot rewrite history, and the file ledger's semantics (refusal, seed reuse, fail closed)."""
 
+import json
 import math
 import multiprocessing as mp
 import os
@@ -52,16 +53,21 @@ def pg():
     if missing:
         pytest.skip(f"PostgreSQL server binaries not on PATH: {', '.join(missing)}")
     user = _server_user()
-    base = tempfile.mkdtemp(prefix="dprec-pg-")
+    # under /tmp: a short unix socket path (at most 107 bytes) that the unprivileged user can reach
+    base = tempfile.mkdtemp(prefix="dprec-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
     if user is not None:
         os.chown(base, user.pw_uid, user.pw_gid)
     data = os.path.join(base, "data")
     _run(["initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"], user)
     opts = f"-c listen_addresses='' -k {base} -p {PORT} -c fsync=off -c max_connections=40"
-    _run(["pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(base, "log"), "-w", "-t", "60", "start"], user)
+    log = os.path.join(base, "log")
 
     def url(role, dbname="dprec", port=PORT):
         return f"postgresql://{role}@/{dbname}?host={base}&port={port}"
+
+    url.start = lambda: _run(["pg_ctl", "-D", data, "-o", opts, "-l", log, "-w", "-t", "60", "start"], user)
+    url.stop = lambda: _run(["pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop"], user)
+    url.start()
 
     try:
         with psycopg.connect(url("postgres", "postgres"), autocommit=True) as con:
@@ -195,26 +201,31 @@ def test_bad_url_and_server_down_fail_closed(pg):
         with pytest.raises(LedgerError, match=why) as ei:
             Ledger.open(bad, dataset=_ds())
         assert "s3cret" not in str(ei.value)
-    # a ledger whose server goes away refuses to charge (nothing drawn, nothing recorded)
+    # the server goes down: charging, reading and opening refuse (nothing drawn, nothing recorded)
     L, ds = new_ledger(pg)
     L.charge(epsilon=0.1, model="m", mechanism="g")
-    L._url = pg(TRAINER, port=PORT + 1)  # no server on this socket: as if the server were down
-    with pytest.raises(LedgerError, match="cannot reach.*nothing was charged"):
-        L.charge(epsilon=0.1, model="m", mechanism="g")
-    with pytest.raises(LedgerError, match="cannot reach"):
-        L.spent()
-    assert Ledger.open(pg(TRAINER), dataset=ds).spent().epsilon == pytest.approx(0.1)
+    pg.stop()
+    try:
+        with pytest.raises(LedgerError, match="cannot reach.*nothing was charged"):
+            L.charge(epsilon=0.1, model="m", mechanism="g")
+        with pytest.raises(LedgerError, match="cannot reach"):
+            L.spent()
+        with pytest.raises(LedgerError, match="cannot reach"):
+            Ledger.open(pg(TRAINER), dataset=ds)
+    finally:
+        pg.start()
+    assert L.spent().epsilon == 0.1 and len(L.charges()) == 1  # back up, the record intact
     with pytest.raises(LedgerError, match="may not read"):  # a role without grants cannot even read it
         Ledger.open(pg(OUTSIDER), dataset=ds)
 
 
 # ------------------------------------------------------------------ (1) concurrency
-def _charge_until_refused(url, ds, eps, q):
+def _charge_until_refused(url, ds, kind, cost, q):
     L = Ledger.open(url, dataset=ds)
     n = 0
     try:
         while True:
-            L.charge(epsilon=eps, model="m", mechanism="g", label=f"{os.getpid()}-{n}")
+            L.charge(**{kind: cost}, model="m", mechanism="g", label=f"{os.getpid()}-{n}")
             n += 1
     except BudgetExceededError:
         q.put(n)
@@ -222,21 +233,37 @@ def _charge_until_refused(url, ds, eps, q):
         q.put(repr(e))
 
 
-def test_eight_concurrent_processes_never_exceed(pg):
-    total, each = 3.0, 0.125  # both exact in binary: exactly floor(3 / 0.125) = 24 charges fit
-    L, ds = new_ledger(pg, eps=total)
+def _concurrently(pg, ds, kind, cost, n_procs=8):
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_charge_until_refused, args=(pg(TRAINER), ds, each, q)) for _ in range(8)]
+    procs = [ctx.Process(target=_charge_until_refused, args=(pg(TRAINER), ds, kind, cost, q)) for _ in range(n_procs)]
     for p in procs:
         p.start()
     counts = [q.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
     assert all(isinstance(c, int) for c in counts), counts
-    assert sum(counts) == math.floor(total / each) == len(L.charges())
+    return counts
+
+
+def test_eight_concurrent_processes_never_exceed(pg):
+    total, each = 3.0, 0.125  # both exact in binary: exactly floor(3 / 0.125) = 24 charges fit
+    L, ds = new_ledger(pg, eps=total)
+    counts = _concurrently(pg, ds, "epsilon", each)
+    assert sum(counts) == math.floor(total / each) == 24 == len(L.charges())
     assert L.spent().epsilon == total
     assert [c["seq"] for c in L.charges()] == list(range(1, 25))
+    assert sum(c > 0 for c in counts) >= 2  # the processes did interleave
+
+
+def test_eight_concurrent_processes_zcdp_charges(pg):
+    L, ds = new_ledger(pg, eps=1.0, delta=1e-6)
+    rho = epsilon_to_rho(1.0, 1e-6) / 12.5
+    # exactly how many such charges fit (the same fsum + conversion the ledger uses)
+    fit = max(n for n in range(1, 40) if rho_to_epsilon(math.fsum([rho] * n), 1e-6) <= 1.0)
+    counts = _concurrently(pg, ds, "rho", rho)
+    assert sum(counts) == fit == 12 == len(L.charges())
+    assert L.spent().epsilon <= 1.0
 
 
 # ------------------------------------------------------------------ (2) a killed charger
@@ -351,3 +378,34 @@ def test_owner_planted_trigger_refused_on_open_and_charge(pg):
         con.execute("DROP TRIGGER t ON dprec.charges")
     with pytest.raises(LedgerError, match="functions are not dprec's"):  # the extra function dprec.f
         L.charge(epsilon=0.1, model="m", mechanism="g")
+
+
+# ------------------------------------------------------------------ the command line
+def test_cli_budget_init_train_show_with_a_url(pg, tmp_path, monkeypatch, capsys):
+    from dprec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    dbname = "dprec_cli"
+    with psycopg.connect(pg("postgres", "postgres"), autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {dbname} OWNER {OWNER}")
+    src = ("--synthetic", "ratings")
+    init = ("budget", "init", *src, "--epsilon", "2", "--delta", "1e-5", "--ledger")
+    assert main([*init, pg(OWNER, dbname), "--trainer-role", TRAINER]) == 0
+    out = capsys.readouterr().out
+    assert "privacy ledger postgresql://dprec_owner@/dprec_cli" in out and "no charges yet" in out
+    assert main([*init, "l.sqlite", "--trainer-role", TRAINER]) == 2  # a file ledger has no roles
+    assert "--trainer-role applies to a PostgreSQL ledger" in capsys.readouterr().err
+    train = ("train", *src, "--model", "dp-baseline", "--epsilon", "1", "--delta", "1e-5", "--out", "m.npz")
+    assert main([*train, "--ledger", pg(TRAINER, dbname)]) == 0
+    capsys.readouterr()
+    assert main(["budget", "show", "--ledger", pg(TRAINER, dbname), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (
+        shown["spent_epsilon"] == pytest.approx(1.0, abs=1e-6)
+        and shown["n_charges"] >= 1
+        and shown["path"].startswith("postgresql://")
+    )
+    assert main([*train, "--ledger", pg(OUTSIDER, dbname)]) == 3  # a role without grants: refused, exit 3
+    assert "may not read" in capsys.readouterr().err
+    assert main(["budget", "show", "--ledger", "postgresql://x@/nodb?host=/nonexistent&port=1"]) == 3
+    assert "cannot reach" in capsys.readouterr().err

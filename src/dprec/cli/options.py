@@ -219,7 +219,12 @@ def privacy_options(*, no_ledger: bool = False, ledger_help: str = "privacy ledg
             group=g,
             help="draw every release through OpenDP's Gaussian measurement  [default: no-secure-noise]",
         ),
-        option("--ledger", metavar="PATH", group=g, help=ledger_help + " (create it with `dprec budget init`)"),
+        option(
+            "--ledger",
+            metavar="PATH|URL",
+            group=g,
+            help=ledger_help + ": a file, or postgresql://USER@HOST:PORT/DB (create it with `dprec budget init`)",
+        ),
     ]
     if no_ledger:
         opts.append(
