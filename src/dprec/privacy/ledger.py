@@ -68,7 +68,8 @@ Threat model
   detected, and the ledger is refused.
 * **The key and write access to the file** (and, for the anchor, to the key directory): this
   party can rewrite history consistently. A file-based ledger cannot stop that; only a ledger
-  enforced by a database server with its own access control (PostgreSQL, planned) can.
+  enforced by a database server with its own access control can (:mod:`.ledger_postgres`: pass a
+  ``postgresql://`` URL as ``path``).
 * **Deleting both the ledger and its key** (or the ledger and the anchor) and starting over is not
   detectable from the file alone. Keep backups of the key directory separate from the ledger.
 * Caller-supplied keys (``key=``) get no rollback anchor: a restored older copy of the file is

@@ -69,6 +69,7 @@ from .ledger import (
     _label_of,
     _mac,
     _new_dataset_advice,
+    _public_charge,
     _validate_body,
 )
 
@@ -477,17 +478,26 @@ class PostgresLedger(Ledger):
                         body["seed_digest"],
                     ),
                 )
-            con.commit()
         except psycopg.Error as e:
             _rollback(con)
+            con.close()
             raise self._charge_error(e, what) from None
         except BaseException:
             _rollback(con)
+            con.close()
             raise
+        try:
+            con.commit()
+        except psycopg.Error as e:
+            # in doubt: the server may have committed before the connection failed
+            raise LedgerError(
+                f"the connection to the ledger at {self.path} failed while committing the {what} "
+                f"({_one_line(e)}): it may or may not have been recorded (see `dprec budget show`); draw no noise "
+                f"for it"
+            ) from None
         finally:
             con.close()
-        out = dict(body, seq=seq)
-        return {k: out[k] for k in ("kind", "rho", "epsilon", "delta", "model", "mechanism", "label")}
+        return _public_charge(body)
 
     def _charge_error(self, e, what: str) -> Exception:
         state = getattr(e, "sqlstate", None)
