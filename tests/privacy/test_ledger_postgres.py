@@ -5,11 +5,7 @@ import json
 import math
 import multiprocessing as mp
 import os
-import pwd
-import shutil
 import signal
-import subprocess
-import tempfile
 import uuid
 
 import pytest
@@ -17,72 +13,34 @@ import pytest
 from dprec.errors import BudgetExceededError, LedgerError
 from dprec.privacy import Ledger, epsilon_to_rho, rho_to_epsilon
 from dprec.privacy.ledger import SeedReuseError
+from dprec.testing.postgres import ThrowawayServer, missing_binaries
 
 psycopg = pytest.importorskip("psycopg", reason='needs psycopg (v3): pip install "dprec[postgres]"')
 
-PG_BINARIES = ("initdb", "pg_ctl", "postgres")
 OWNER, TRAINER, OUTSIDER = "dprec_owner", "dprec_trainer", "dprec_outsider"
 PORT = 5432  # only names the unix socket file; the server does not listen on TCP
 
 
-def _server_user():
-    """The unprivileged user that runs the server: ourselves, or (initdb refuses root) ``nobody``, else a
-    dedicated ``dprec-pgtest`` system user."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("nobody", "dprec-pgtest"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            pass
-    subprocess.run(["useradd", "--system", "--no-create-home", "dprec-pgtest"], check=True)
-    return pwd.getpwnam("dprec-pgtest")
-
-
-def _run(cmd, user):
-    kw = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
 @pytest.fixture(scope="session")
 def pg():
-    """A PostgreSQL server in a temporary directory (unix socket only, fsync off), with database ``dprec``
-    owned by the non-superuser owner role, a trainer role and an outsider role (no grants). Yields a
-    function ``url(role, dbname="dprec", port=PORT)``."""
-    missing = [b for b in PG_BINARIES if shutil.which(b) is None]
+    """A throwaway PostgreSQL server (unix socket only, fsync off; :mod:`dprec.testing.postgres`), with databases
+    ``dprec`` and ``dprec_tamper`` owned by the non-superuser owner role, a trainer role and an outsider role (no
+    grants). Yields a function ``url(role, dbname="dprec", port=PORT)`` with ``.stop()`` and ``.start()``."""
+    missing = missing_binaries()
     if missing:
         pytest.skip(f"PostgreSQL server binaries not on PATH: {', '.join(missing)}")
-    user = _server_user()
-    # under /tmp: a short unix socket path (at most 107 bytes) that the unprivileged user can reach
-    base = tempfile.mkdtemp(prefix="dprec-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    if user is not None:
-        os.chown(base, user.pw_uid, user.pw_gid)
-    data = os.path.join(base, "data")
-    _run(["initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"], user)
-    opts = f"-c listen_addresses='' -k {base} -p {PORT} -c fsync=off -c max_connections=40"
-    log = os.path.join(base, "log")
+    with ThrowawayServer(port=PORT) as server:
 
-    def url(role, dbname="dprec", port=PORT):
-        return f"postgresql://{role}@/{dbname}?host={base}&port={port}"
+        def url(role, dbname="dprec", port=PORT):
+            return server.url(role, dbname, port=port)
 
-    url.start = lambda: _run(["pg_ctl", "-D", data, "-o", opts, "-l", log, "-w", "-t", "60", "start"], user)
-    url.stop = lambda: _run(["pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop"], user)
-    url.start()
-
-    try:
+        url.start, url.stop = server.start, server.stop
         with psycopg.connect(url("postgres", "postgres"), autocommit=True) as con:
             for role in (OWNER, TRAINER, OUTSIDER):
                 con.execute(f"CREATE ROLE {role} LOGIN")
             for db in ("dprec", "dprec_tamper"):
                 con.execute(f"CREATE DATABASE {db} OWNER {OWNER}")
         yield url
-    finally:
-        subprocess.run(
-            ["pg_ctl", "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-            **({} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}),
-        )
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _ds():
