@@ -336,6 +336,15 @@ def test_owner_planted_trigger_refused_on_open_and_charge(pg):
         con.execute("DROP TRIGGER t ON dprec.charges")
     with pytest.raises(LedgerError, match="functions are not dprec's"):  # the extra function dprec.f
         L.charge(epsilon=0.1, model="m", mechanism="g")
+    with psycopg.connect(pg(OWNER, "dprec_tamper")) as con:
+        con.execute("DROP FUNCTION dprec.f()")
+        con.execute("CREATE VIEW dprec.charges_view AS SELECT * FROM dprec.charges")
+    with pytest.raises(LedgerError, match="unexpected relations"):
+        L.charge(epsilon=0.1, model="m", mechanism="g")
+    with psycopg.connect(pg(OWNER, "dprec_tamper")) as con:
+        con.execute("DROP VIEW dprec.charges_view")
+    L.charge(epsilon=0.1, model="m", mechanism="g")  # dprec's schema again: accepted
+    assert L.spent().epsilon == pytest.approx(0.1) and len(L.charges()) == 1
 
 
 # ------------------------------------------------------------------ the command line

@@ -245,43 +245,50 @@ def _connect(url: str, *, snapshot: bool = False):
     return con
 
 
+_IN_DPREC = "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'dprec'"
+# One catalog query (one round trip inside the charge's lock): the schema's relations, the triggers, rules and
+# row-level security on them, and its functions.
+_VERIFY_SQL = f"""
+SELECT
+ (SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{{}}') FROM pg_catalog.pg_class c {_IN_DPREC}
+   WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')),
+ (SELECT count(*) FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid {_IN_DPREC}
+   WHERE NOT t.tgisinternal),
+ (SELECT count(*) FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class {_IN_DPREC}
+   WHERE c.relkind IN ('r', 'p')),
+ (SELECT count(*) FROM pg_catalog.pg_class c {_IN_DPREC} WHERE c.relrowsecurity OR c.relforcerowsecurity),
+ (SELECT coalesce(array_agg(p.proname || ':' || l.lanname || ':' || p.prosecdef::text || ':'
+                            || coalesce(array_to_string(p.proconfig, ','), '') || ':' || p.prosrc ORDER BY p.proname),
+                  '{{}}')
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'dprec'
+    JOIN pg_catalog.pg_language l ON l.oid = p.prolang)
+"""
+_EXPECTED_FUNCTIONS = [
+    "charge:plpgsql:true:search_path=pg_catalog, pg_temp:" + _CHARGE_SRC,
+    "lock:sql:true:search_path=pg_catalog, pg_temp:" + _LOCK_SRC,
+]
+
+
 def _verify_objects(cur, url: str) -> None:
-    """Refuse a ``dprec`` schema whose tables carry triggers, rules or row-level security, or whose
-    functions are not dprec's (the owner, or a superuser, could plant them; the trainer cannot)."""
-    cur.execute(
-        "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'dprec' AND c.relname IN ('ledgers', 'charges') AND c.relkind = 'r'"
-    )
-    if cur.fetchone()[0] != 2:
+    """Refuse a ``dprec`` schema that is not exactly dprec's: other tables or views, triggers, rules or
+    row-level security on its tables, or functions other than dprec's (the owner, or a superuser, could plant
+    them; the trainer cannot)."""
+    cur.execute(_VERIFY_SQL)
+    tables, n_trig, n_rules, n_rls, functions = cur.fetchone()
+    if "charges" not in tables or "ledgers" not in tables:
         raise LedgerError(f"the database at {redact(url)} holds no dprec ledger schema; create one with Ledger.create")
-    cur.execute(
-        "SELECT (SELECT count(*) FROM pg_catalog.pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
-        "('dprec.ledgers'::regclass, 'dprec.charges'::regclass)), "
-        "(SELECT count(*) FROM pg_catalog.pg_rewrite WHERE ev_class IN "
-        "('dprec.ledgers'::regclass, 'dprec.charges'::regclass)), "
-        "(SELECT count(*) FROM pg_catalog.pg_class WHERE (relrowsecurity OR relforcerowsecurity) AND oid IN "
-        "('dprec.ledgers'::regclass, 'dprec.charges'::regclass))"
-    )
-    n_trig, n_rules, n_rls = cur.fetchone()
     problem = None
     if n_trig or n_rules or n_rls:
         problem = f"{n_trig} trigger(s), {n_rules} rule(s), {n_rls} table(s) with row-level security"
-    else:
-        cur.execute(
-            "SELECT p.proname, p.prosrc, p.prosecdef, p.proconfig FROM pg_catalog.pg_proc p "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'dprec' ORDER BY p.proname"
-        )
-        rows = cur.fetchall()
-        expected = [
-            ("charge", _CHARGE_SRC, True, ["search_path=pg_catalog, pg_temp"]),
-            ("lock", _LOCK_SRC, True, ["search_path=pg_catalog, pg_temp"]),
-        ]
-        if [tuple(r) for r in rows] != expected:
-            problem = "its functions are not dprec's (altered, added or removed)"
+    elif sorted(tables) != ["charges", "ledgers"]:
+        problem = f"unexpected relations {sorted(set(tables) - {'charges', 'ledgers'})}"
+    elif list(functions) != _EXPECTED_FUNCTIONS:
+        problem = "its functions are not dprec's (altered, added or removed)"
     if problem:
         raise LedgerError(
             f"the ledger schema at {redact(url)} is not dprec's ({problem}); the ledger was refused (fail closed), "
-            f"refusing to train. Triggers, rules, policies or altered functions can change what is recorded"
+            f"refusing to train. Triggers, rules, policies, extra relations or altered functions can change what "
+            f"is recorded or read"
         )
 
 
@@ -456,8 +463,8 @@ class PostgresLedger(Ledger):
         con = _connect(self._url)
         try:
             with con.cursor() as cur:
+                _verify_objects(cur, self._url)  # before the lock: a shorter critical section for the others
                 cur.execute("SELECT dprec.lock(%s)", (self._header["ledger_id"],))
-                _verify_objects(cur, self._url)
                 header, charges = self._read(cur)
                 if check is not None:
                     check(header, charges)
