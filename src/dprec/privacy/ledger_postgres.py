@@ -32,13 +32,14 @@ Who computes what
   condition of the exact check fails: ``Σε_approx <= ε_T``, ``Σδ_explicit <= δ_T`` and ``Σρ <= ρ_cap``,
   with ``ρ_cap = epsilon_to_rho(ε_T, δ_T)`` computed by the owner at creation (any charge set the exact check
   accepts satisfies all three; a slack of 1e-6 relative on ``ρ_cap`` and 1e-9 on the sums absorbs float
-  rounding between the two sides). So a client that skips the Python check can still not push the recorded
-  spend grossly past the total, but the SQL side is a backstop, not the accountant: the exact (tighter)
-  check is Python's, in one home.
+  rounding between the two sides). A client that skips the Python check cannot push the record past these
+  caps, but below them it is not stopped (together they allow well over the total): the SQL side is a
+  backstop against a broken or hostile client, not the accountant; the exact check is Python's, in one home.
 
 Reading verifies: ``n_charges`` equals the visible charges ``1..n`` (row-level security hiding rows would
 break this), every record passes the file ledger's body validation, and (on open and in every charge) no
-trigger, rule or row-level security exists on the tables and the functions are dprec's. Any failure, and
+other table or view is in the schema, no trigger, rule or row-level security is on the tables, and the
+functions are dprec's. Any failure, and
 any connection failure, raises :class:`~dprec.errors.LedgerError`: training refuses (fail closed).
 
 Publication hygiene

@@ -75,7 +75,8 @@ class ThrowawayServer:
     def start(self) -> ThrowawayServer:
         """``initdb`` (superuser ``postgres``) on first use, then start the server and wait until it accepts."""
         if not self._initialised:
-            self._run("initdb", "-D", self._data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions")
+            init = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions")
+            self._run("initdb", "-D", self._data, *init)
             self._initialised = True
         self._run("pg_ctl", "-D", self._data, "-o", self._opts, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60",
                   "start")  # fmt: skip
