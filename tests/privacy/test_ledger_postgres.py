@@ -376,3 +376,8 @@ def test_cli_budget_init_train_show_with_a_url(pg, tmp_path, monkeypatch, capsys
     assert "may not read" in capsys.readouterr().err
     assert main(["budget", "show", "--ledger", "postgresql://x@/nodb?host=/nonexistent&port=1"]) == 3
     assert "cannot reach" in capsys.readouterr().err
+    for with_password in ("postgresql://u:s3cret@/db", "postgresql://u@/db?password=s3cret"):
+        for argv in (["budget", "show", "--ledger", with_password], [*train, "--ledger", with_password]):
+            assert main(argv) == 2  # usage error: a password on the command line is refused before any use
+            err = capsys.readouterr().err
+            assert "~/.pgpass" in err and "--ledger" in err and "s3cret" not in err

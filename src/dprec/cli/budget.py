@@ -101,6 +101,7 @@ LEDGER = o.option(
     "--ledger",
     metavar="PATH|URL",
     group="ledger",
+    callback=o.check_ledger,
     help="ledger file, or a shared ledger on a PostgreSQL server: postgresql://USER@HOST:PORT/DB (docs/ledger.md)  "
     "[default: the dataset's default path]",
 )

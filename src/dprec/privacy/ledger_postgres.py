@@ -74,7 +74,7 @@ from .ledger import (
     _validate_body,
 )
 
-__all__ = ["PostgresLedger", "is_postgres_url", "PG_SCHEMA_VERSION"]
+__all__ = ["PostgresLedger", "is_postgres_url", "has_password", "redact", "PG_SCHEMA_VERSION"]
 
 is_postgres_url = _is_url
 
@@ -198,6 +198,16 @@ def redact(url: str) -> str:
         return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "postgresql://<unparsable URL>"
+
+
+def has_password(url: str) -> bool:
+    """Whether ``url`` carries a password (``user:password@`` or a ``password=`` parameter)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError:
+        return False
+    in_user = "@" in parts.netloc and ":" in parts.netloc.rsplit("@", 1)[0]
+    return in_user or any(k == "password" for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
 
 
 def _conninfo(url: str) -> dict:
