@@ -178,10 +178,11 @@ def test_bad_url_and_server_down_fail_closed(pg):
 
 
 # ------------------------------------------------------------------ (1) concurrency
-def _charge_until_refused(url, ds, kind, cost, q):
+def _charge_until_refused(url, ds, kind, cost, q, start):
     L = Ledger.open(url, dataset=ds)
     n = 0
     try:
+        start.wait(60)  # every process has opened the ledger: they all start charging at once
         while True:
             L.charge(**{kind: cost}, model="m", mechanism="g", label=f"{os.getpid()}-{n}")
             n += 1
@@ -193,8 +194,9 @@ def _charge_until_refused(url, ds, kind, cost, q):
 
 def _concurrently(pg, ds, kind, cost, n_procs=8):
     ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_charge_until_refused, args=(pg(TRAINER), ds, kind, cost, q)) for _ in range(n_procs)]
+    q, start = ctx.Queue(), ctx.Barrier(n_procs)
+    args = (pg(TRAINER), ds, kind, cost, q, start)
+    procs = [ctx.Process(target=_charge_until_refused, args=args) for _ in range(n_procs)]
     for p in procs:
         p.start()
     counts = [q.get(timeout=120) for _ in procs]
