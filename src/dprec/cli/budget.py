@@ -1,4 +1,5 @@
-"""``dprec budget init|show``: a dataset's persistent privacy budget (the SQLite ledger of :mod:`dprec.privacy`)."""
+"""``dprec budget init|show``: a dataset's persistent privacy budget (the ledger of :mod:`dprec.privacy`: an SQLite
+file, or a shared ledger on a PostgreSQL server given as a ``postgresql://`` URL)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _ledger_path(kw, dataset_id: str | None) -> str:
     if kw.get("ledger"):
         return kw["ledger"]
     if dataset_id is None:
-        raise ConfigError("give --ledger PATH, or --dataset NAME / --ratings FILE to use the default ledger path")
+        raise ConfigError("give --ledger PATH|URL, or --dataset NAME / --ratings FILE to use the default ledger path")
     return str(Ledger.default_path(dataset_id))
 
 
@@ -96,7 +97,23 @@ FORMAT = o.option(
     group="output",
     help="output format",
 )
-LEDGER = o.option("--ledger", metavar="PATH", group="ledger", help="ledger file  [default: the dataset's default path]")
+LEDGER = o.option(
+    "--ledger",
+    metavar="PATH|URL",
+    group="ledger",
+    callback=o.check_ledger,
+    help="ledger file, or a shared ledger on a PostgreSQL server: postgresql://USER@HOST:PORT/DB (docs/ledger.md)  "
+    "[default: the dataset's default path]",
+)
+TRAINER_ROLE = o.option(
+    "--trainer-role",
+    "trainer_roles",
+    metavar="ROLE",
+    multiple=True,
+    group="ledger",
+    help="PostgreSQL ledger only (init connects as the schema's owner): a role that may charge the ledger and "
+    "nothing else (repeatable)",
+)
 
 
 @click.group("budget")
@@ -115,20 +132,26 @@ def budget():
 )
 @o.option("--delta", type=o.TOTAL_DELTA, required=True, group="budget", help="total δ in (0, 1), e.g. 1e-5")
 @LEDGER
+@TRAINER_ROLE
 @FORMAT
-def budget_init(epsilon, delta, ledger, fmt_, **kw):
+def budget_init(epsilon, delta, ledger, trainer_roles, fmt_, **kw):
     """Create the ledger of a dataset with a total (ε, δ) budget (idempotent with the same totals).
 
     The ledger is bound to the dataset's identity: the data, the rating bounds and the --items catalog. Fits
     charge it before drawing any noise and are refused once the budget would be exceeded.
     """
     from ..privacy import Ledger
+    from ..privacy.ledger_postgres import is_postgres_url
 
     if math.isinf(epsilon):
         raise ConfigError("--epsilon must be finite: a ledger tracks a finite budget")
     kw["ledger"] = ledger
     dataset_id = _dataset_id(kw)
-    led = Ledger.create(_ledger_path(kw, dataset_id), dataset=dataset_id, epsilon=epsilon, delta=delta)
+    path = _ledger_path(kw, dataset_id)
+    if trainer_roles and not is_postgres_url(path):
+        raise ConfigError("--trainer-role applies to a PostgreSQL ledger (--ledger postgresql://...), not a file")
+    trainer = list(trainer_roles) or None
+    led = Ledger.create(path, dataset=dataset_id, epsilon=epsilon, delta=delta, trainer=trainer)
     print_budget(led, fmt_)
 
 

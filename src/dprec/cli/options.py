@@ -201,6 +201,22 @@ def _source_check(required: bool):
 
 
 # ============================================================================ privacy
+def check_ledger(ctx, param, value):
+    """``--ledger``: a file path, or a ``postgresql://`` URL without a password in it (a password on the command
+    line lands in shell histories, process lists and the records that name the ledger)."""
+    if value is None:
+        return value
+    from ..privacy.ledger_postgres import has_password, is_postgres_url
+
+    if is_postgres_url(value) and has_password(value):
+        raise click.BadParameter(
+            "the URL holds a password: drop it from the URL and put it in ~/.pgpass (mode 0600) or PGPASSWORD",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
 def privacy_options(*, no_ledger: bool = False, ledger_help: str = "privacy ledger charged by the fit"):
     g = "privacy (DP models only)"
     opts = [
@@ -219,7 +235,13 @@ def privacy_options(*, no_ledger: bool = False, ledger_help: str = "privacy ledg
             group=g,
             help="draw every release through OpenDP's Gaussian measurement  [default: no-secure-noise]",
         ),
-        option("--ledger", metavar="PATH", group=g, help=ledger_help + " (create it with `dprec budget init`)"),
+        option(
+            "--ledger",
+            metavar="PATH|URL",
+            group=g,
+            callback=check_ledger,
+            help=ledger_help + ": a file, or postgresql://USER@HOST:PORT/DB (create it with `dprec budget init`)",
+        ),
     ]
     if no_ledger:
         opts.append(

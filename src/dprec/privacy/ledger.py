@@ -68,7 +68,8 @@ Threat model
   detected, and the ledger is refused.
 * **The key and write access to the file** (and, for the anchor, to the key directory): this
   party can rewrite history consistently. A file-based ledger cannot stop that; only a ledger
-  enforced by a database server with its own access control (PostgreSQL, planned) can.
+  enforced by a database server with its own access control can (:mod:`.ledger_postgres`: pass a
+  ``postgresql://`` URL as ``path``).
 * **Deleting both the ledger and its key** (or the ledger and the anchor) and starting over is not
   detectable from the file alone. Keep backups of the key directory separate from the ledger.
 * Caller-supplied keys (``key=``) get no rollback anchor: a restored older copy of the file is
@@ -482,8 +483,13 @@ class Ledger:
         return base / f"{_slug(_label_of(dataset))}.ledger.sqlite"
 
     @classmethod
-    def create(cls, path, *, dataset: str, epsilon, delta, key: bytes | None = None) -> Ledger:
+    def create(cls, path, *, dataset: str, epsilon, delta, key: bytes | None = None, trainer=None) -> Ledger:
         """Create a ledger with total budget ``(epsilon, delta)`` for ``dataset``.
+
+        ``path`` is a file path (the SQLite ledger) or a ``postgresql://USER@HOST:PORT/DB`` URL of a
+        PostgreSQL server, connected as the schema's *owner* role: a shared ledger whose history the
+        training roles cannot rewrite (:mod:`dprec.privacy.ledger_postgres`, ``docs/ledger.md``).
+        ``trainer`` (PostgreSQL only): the role name(s) granted the right to charge it and nothing else.
 
         ``key``: a secret of at least 16 bytes that authenticates the ledger; the caller must keep
         it and pass it to :meth:`open`. By default (``None``) a new random key is written to
@@ -501,6 +507,12 @@ class Ledger:
                 "non-private and does not use a ledger)"
             )
         d = check_delta(delta)
+        if _is_url(path):
+            if key is not None:
+                raise ValueError("key= is for file ledgers; a PostgreSQL ledger is protected by the server's roles")
+            return _pg().PostgresLedger._create_url(path, dataset=dataset, eps=eps, d=d, trainer=trainer)
+        if trainer is not None:
+            raise ValueError("trainer= is for PostgreSQL ledgers (a postgresql:// URL), not for a ledger file")
         if key is not None:
             key = _check_key(key)
         path = Path(path)
@@ -598,12 +610,19 @@ class Ledger:
 
         ``dataset`` (if given) must match the ledger's dataset (checked by its keyed digest).
         ``key``: the ledger's key, if it was created with ``key=``; by default the key file
-        ``<key dir>/<ledger id>.key`` is used."""
+        ``<key dir>/<ledger id>.key`` is used.
+
+        ``path`` may be a ``postgresql://`` URL (:mod:`dprec.privacy.ledger_postgres`): then ``dataset``
+        selects the dataset's ledger in that database (optional if the database holds only one)."""
+        if dataset is not None:
+            _check_dataset(dataset)
+        if _is_url(path):
+            if key is not None:
+                raise ValueError("key= is for file ledgers; a PostgreSQL ledger is protected by the server's roles")
+            return _pg().PostgresLedger._open_url(path, dataset=dataset)
         path = Path(path)
         if key is not None:
             key = _check_key(key)
-        if dataset is not None:
-            _check_dataset(dataset)
         if not path.exists():
             raise LedgerError(f"no privacy ledger at {path}; create one with Ledger.create(...)")
         try:
@@ -965,6 +984,17 @@ class Ledger:
 
 
 _PRIVATE = object()
+
+
+def _is_url(path) -> bool:
+    """Whether ``path`` is a ``postgresql://`` URL (a server ledger) rather than a file path."""
+    return isinstance(path, str) and path.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
+def _pg():
+    from . import ledger_postgres
+
+    return ledger_postgres
 
 
 def _public_charge(body: dict) -> dict:
