@@ -374,6 +374,14 @@ def test_cli_budget_init_train_show_with_a_url(pg, tmp_path, monkeypatch, capsys
         and shown["n_charges"] >= 1
         and shown["path"].startswith("postgresql://")
     )
+    # forget records its erasure in the server ledger (a URL is not a file path)
+    (tmp_path / "users.txt").write_text("0\n")
+    assert main(["forget", "m.npz", "--users", "users.txt", "--ledger", pg(TRAINER, dbname)]) == 0
+    capsys.readouterr()
+    assert main(["budget", "show", "--ledger", pg(TRAINER, dbname), "--format", "json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["spent_epsilon"] == pytest.approx(shown["spent_epsilon"], abs=1e-12)
+    assert after["n_charges"] == shown["n_charges"] + 1  # the zero-cost erasure record
     assert main([*train, "--ledger", pg(OUTSIDER, dbname)]) == 3  # a role without grants: refused, exit 3
     assert "may not read" in capsys.readouterr().err
     assert main(["budget", "show", "--ledger", "postgresql://x@/nodb?host=/nonexistent&port=1"]) == 3

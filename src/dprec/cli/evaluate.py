@@ -171,7 +171,7 @@ def evaluate(ctx, **kw):
         "epsilon": getattr(model, "epsilon", None) if private else None,
         "delta": getattr(model, "delta", None) if private else None,
         "privacy_unit": getattr(model, "privacy_unit", None) if private else None,
-        "ledger": os.path.abspath(kw["ledger"]) if kw["ledger"] else None,
+        "ledger": _ledger_label(kw["ledger"]),
         "split": kw["split"],
         "test_fraction": kw["test_fraction"],
         "split_seed": kw["split_seed"],
@@ -244,3 +244,16 @@ def evaluate(ctx, **kw):
             "full report with --format json"
         )
     echo(f"\nnote: {EVALUATE_NOTICE}")
+
+
+def _ledger_label(ledger: str | None) -> str | None:
+    """The ledger as recorded in the evaluation: an absolute file path, or a server URL without its password."""
+    if not ledger:
+        return None
+    from ..privacy.ledger_postgres import is_postgres_url
+
+    if is_postgres_url(ledger):
+        from ..privacy.ledger_postgres import redact
+
+        return redact(ledger)
+    return os.path.abspath(ledger)

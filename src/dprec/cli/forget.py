@@ -56,8 +56,9 @@ def forget(model_path, users_file, ledger, out, fmt_):
     led = None
     if ledger:
         from ..privacy import Ledger
+        from ..privacy.ledger_postgres import is_postgres_url
 
-        if not os.path.isfile(ledger):
+        if not is_postgres_url(ledger) and not os.path.isfile(ledger):
             raise ConfigError(f"--ledger: ledger file not found: {ledger}")
         led = Ledger.open(ledger)  # verified before the model file is touched (fail closed)
     n_before = len(model.user_ids)
