@@ -210,15 +210,12 @@ class UserSolver:
         K.solve_rows(X.indptr, X.indices, self.ones, self.target, Y, self.G0, self.reg, out)
         return out
 
-    def cg(self, mu: float, V: np.ndarray, c: np.ndarray, Ub: np.ndarray, steps: int) -> np.ndarray:
-        """``steps`` CG steps on the same per-user systems, warm-started from (and in place on) the float32
-        ``Ub`` = ``[U, b]`` (:func:`dprec.kernels.cg.cg_ridge_rows`). Returns ``Ub``."""
-        X, d = self.X, self.d
-        Y = np.empty((V.shape[0], d + 1), dtype=np.float32)
-        Y[:, :d] = V
-        Y[:, d] = 1.0
+    def cg(self, mu: float, V: np.ndarray, c: np.ndarray, U: np.ndarray, b: np.ndarray, steps: int) -> None:
+        """``steps`` CG steps on the same per-user systems, warm-started from (and in place on) the float32 user
+        factors ``U`` (n_users, d) and biases ``b`` (:func:`dprec.kernels.cg.cg_ridge_rows`; ``V`` float32)."""
+        X = self.X
         K.clipped_weighted_residuals(X.data, X.indices, X.indices, mu, c, self.zeros_c, self.ones, out=self.target)
-        return KCG.cg_ridge_rows(X.indptr, X.indices, self.target, Y, self.reg, Ub, steps)
+        KCG.cg_ridge_rows(X.indptr, X.indices, self.target, V, self.reg, U, b, steps)
 
 
 def user_solve(
@@ -425,30 +422,29 @@ def _run_cg(X, V, mu, item_bias, iterations, user_reg, bias_reg, mask, item_majo
     """:func:`run` in CG mode: the same sweeps, each half-step ``cg.steps`` warm-started CG steps per row.
 
     Warm starts: the users from 0 before the first sweep and from their previous ``[u; b]`` after; the items
-    from ``[v_j; 0]`` (their previous factors and a zero bias correction).
+    from ``[v_j; 0]`` (their previous factors and a zero bias correction). Factors are float32 throughout.
     """
     d = V.shape[1]
     n_users, n_items = X.shape
     users = UserSolver(X, d, user_reg, bias_reg, np.float32)
     c = np.asarray(item_bias, dtype=np.float64)
-    Ub = users.cg(mu, V, c, np.zeros((n_users, d + 1), dtype=np.float32), cg.steps)
-    Va = np.zeros((n_items, d + 1), dtype=np.float32)
-    Va[:, :d] = V
+    V = np.ascontiguousarray(V, dtype=np.float32)
+    U, b = np.zeros((n_users, d), dtype=np.float32), np.zeros(n_users, dtype=np.float32)
+    users.cg(mu, V, c, U, b, cg.steps)
     if iterations > 0:
         Xt, item_t = item_major(X) if item_major_csr is None else item_major_csr
         ones = np.ones(X.nnz, dtype=np.float32)
         resid = np.empty(X.nnz, dtype=np.float32)
-        Ua = np.empty_like(Ub)
+        dc = np.empty(n_items, dtype=np.float32)
     for t in range(iterations):
-        K.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, Ub[:, d], c, ones, out=resid)
-        Ua[:] = Ub
-        Ua[:, d] = 1.0
-        Va[:, d] = 0.0
-        KCG.cg_ridge_rows(Xt.indptr, Xt.indices, resid, Ua, cg.item_reg, Va, cg.steps)
+        K.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, b, c, ones, out=resid)
+        dc[:] = 0.0
+        KCG.cg_ridge_rows(Xt.indptr, Xt.indices, resid, U, cg.item_reg, V, dc, cg.steps)
         if mask is not None:
-            Va[~mask] = 0.0
-        c = c + Va[:, d]
-        users.cg(mu, Va[:, :d], c, Ub, cg.steps)
+            V[~mask] = 0.0
+            dc[~mask] = 0.0
+        c = c + dc
+        users.cg(mu, V, c, U, b, cg.steps)
         if callback is not None:
-            callback(t, BiasedALSResult(Va[:, :d], c, Ub[:, :d], Ub[:, d]))
-    return BiasedALSResult(Va[:, :d].astype(np.float64), c, Ub[:, :d], Ub[:, d])
+            callback(t, BiasedALSResult(V, c, U, b))
+    return BiasedALSResult(V.astype(np.float64), c, U, b)
