@@ -13,14 +13,21 @@ Measured (fits of ``ITERS`` iterations, same factors / regularization / alpha / 
 * seconds per iteration of ``dprec.models.ALS(feedback="implicit")`` (CG, 3 steps, both sides) and of
   ``implicit.cpu.als.AlternatingLeastSquares`` (CG, 3 steps) → ratio dprec / implicit (goal ≤ 1);
 * seconds per iteration of the exact Cholesky implicit solver (items through the DP sufficient-statistics
-  path) and of explicit ALS (Cholesky both sides) on the same matrix;
+  path);
+* explicit ALS on the same sparsity pattern carrying seeded 1–5 ratings (:func:`with_ratings`; explicit ALS
+  refuses constant data): ``solver="cg"`` (3 warm-started CG steps, both sides) against implicit ALS (CG) in
+  ABBA rounds (ratio explicit CG / implicit CG, goal ≤ 2), and ``solver="cholesky"`` (exact, the reference);
+  held-out RMSE of both explicit solvers on the held-out 20 % (same iterations);
 * achieved GFLOP/s against a measured peak (large float32 matmul with numpy on all cores);
 * precision@10 on the held-out items of ``EVAL_USERS`` sampled users (training items excluded).
 
-FLOP model per iteration (k factors, m users, n items, N nnz, s CG steps):
-  CG:        2·(m+n)·k² [the two Gram matrices] + (s+1)·(4·N·k + 2·(m+n)·k²)  per side summed
-  Cholesky:  2·N·k² [Gram blocks] + (m+n)·k³/3 [factorisations] per side summed (k → k+1 for explicit).
-Both libraries run the same CG algorithm, so the same FLOP count is used for both.
+FLOP model per iteration (k factors, m users, n items, N nnz, s CG steps; a multiply-add is 2 flops):
+  implicit CG:  2·(m+n)·k² [the two Gram matrices] + (s+1)·(8·N·k + 2·(m+n)·k²)  [per CG pass and side: a
+                dot and an axpy of length k per stored entry (4·k·N), a k×k mat-vec per row; two sides]
+  explicit CG:  (s+1)·8·N·(k+1)  [no shared Gram; the bias is the (k+1)-th column]
+  Cholesky:     2·N·k² [Gram blocks] + (m+n)·k³/3 [factorisations] per side summed (k → k+1 for explicit).
+Both libraries run the same CG algorithm, so the same FLOP count is used for both. (Before the explicit CG
+rows were added the implicit CG model counted 4·N·k per pass for both sides together, half the work.)
 
 Confidence: dprec uses Hu–Koren–Volinsky's ``c = 1 + alpha·r``; ``implicit`` (≥ 0.5) uses ``c = alpha·r``.
 On this binary matrix dprec runs with ``alpha = ALPHA − 1`` so that both fit the *same* objective
@@ -52,6 +59,7 @@ FACTORS, REG, ALPHA, ITERS, THREADS, ROUNDS = 64, 0.01, 40.0, 10, 2, 2
 DPREC_ALPHA = ALPHA - 1.0  # same confidence as implicit's alpha·r on binary data (see module docstring)
 EVAL_USERS, TOPN = 20_000, 10
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "als_vs_implicit.json")
+ABBA_ROUNDS = 1  # rounds of (implicit, explicit, explicit, implicit) fits
 
 _results: dict = {}
 
@@ -112,8 +120,36 @@ def precision_at_k(U, V, train, test, users, k=TOPN):
     return hits / total
 
 
+def with_ratings(train, test, seed=SEED):
+    """The same sparsity patterns carrying seeded ratings in 1..5 from a rank-8 model with biases and noise:
+    ``r = clip(round(3.5 + b_u + c_i + p_uᵀq_i + N(0, 0.5²)), 1, 5)`` (b, c ~ N(0, 0.4²), p, q ~ N(0, I/√8))."""
+    rng = np.random.default_rng(seed + 1)
+    m, n = train.shape
+    b, c = rng.normal(0, 0.4, m), rng.normal(0, 0.4, n)
+    P, Q = rng.standard_normal((m, 8)) / 8**0.25, rng.standard_normal((n, 8)) / 8**0.25
+    out = []
+    for M in (train, test):
+        coo = M.tocoo()
+        r = 3.5 + b[coo.row] + c[coo.col] + np.einsum("ij,ij->i", P[coo.row], Q[coo.col])
+        r = np.clip(np.round(r + rng.normal(0, 0.5, M.nnz)), 1, 5).astype(np.float32)
+        R = sp.csr_matrix((r, (coo.row, coo.col)), shape=M.shape)
+        R.sort_indices()
+        out.append(R)
+    return tuple(out)
+
+
+def rmse(model, test):
+    coo = test.tocoo()
+    pred = model.predict(coo.row, coo.col)  # a model fitted on a raw CSR has ids 0..n-1
+    return float(np.sqrt(np.mean((pred - coo.data) ** 2)))
+
+
 def flops_cg(m, n, nnz, k, s=3):
-    return 2.0 * (m + n) * k * k + (s + 1) * (4.0 * nnz * k + 2.0 * (m + n) * k * k)
+    return 2.0 * (m + n) * k * k + (s + 1) * (8.0 * nnz * k + 2.0 * (m + n) * k * k)
+
+
+def flops_cg_explicit(nnz, k, s=3):
+    return (s + 1) * 8.0 * nnz * (k + 1)
 
 
 def flops_chol(m, n, nnz, k):
@@ -140,7 +176,9 @@ def data():
     small = train[:2000]
     for solver in ("cg", "cholesky"):
         ALS(factors=8, iterations=1, feedback="implicit", solver=solver, rng=0, num_threads=THREADS).fit(small)
-    ALS(factors=8, iterations=1, feedback="explicit", rng=0, num_threads=THREADS).fit(small)
+    R_train, R_test = with_ratings(train, test)
+    for solver in ("cg", "cholesky"):
+        ALS(factors=8, iterations=1, feedback="explicit", solver=solver, rng=0, num_threads=THREADS).fit(R_train[:2000])
     _results["config"] = dict(
         n_users=N_USERS,
         n_items=N_ITEMS,
@@ -161,8 +199,10 @@ def data():
         topn=TOPN,
         seed=SEED,
         generator="benchmarks/test_bench_als.py::synthetic (pareto activity, zipf-0.9 within 50 topics)",
+        explicit_ratings="benchmarks/test_bench_als.py::with_ratings (same pattern, rank-8 + biases + noise, 1..5)",
+        abba_rounds=ABBA_ROUNDS,
     )
-    return train, test, users
+    return train, test, users, R_train, R_test
 
 
 def _time_fit(benchmark, fn, rounds=ROUNDS):
@@ -178,7 +218,7 @@ def _time_fit(benchmark, fn, rounds=ROUNDS):
 
 
 def test_dprec_implicit_cg(benchmark, data):
-    train, test, users = data
+    train, test, users = data[:3]
     m, sec = _time_fit(
         benchmark,
         lambda: ALS(
@@ -202,7 +242,7 @@ def test_dprec_implicit_cg(benchmark, data):
 
 
 def test_implicit_cg(benchmark, data):
-    train, test, users = data
+    train, test, users = data[:3]
     from implicit.cpu.als import AlternatingLeastSquares
 
     def fit():
@@ -232,7 +272,7 @@ def test_implicit_cg(benchmark, data):
 
 
 def test_dprec_implicit_cholesky(benchmark, data):
-    train, test, users = data
+    train, test, users = data[:3]
     it = 3
     m, sec = _time_fit(
         benchmark,
@@ -258,20 +298,76 @@ def test_dprec_implicit_cholesky(benchmark, data):
     )
 
 
-def test_dprec_explicit(benchmark, data):
-    train, _, _ = data
-    it = 3
-    m, sec = _time_fit(
-        benchmark,
-        lambda: ALS(factors=FACTORS, iterations=it, feedback="explicit", num_threads=THREADS, rng=SEED).fit(train),
-        rounds=1,
+def _explicit(solver, iterations):
+    return ALS(
+        factors=FACTORS, iterations=iterations, feedback="explicit", solver=solver, num_threads=THREADS, rng=SEED
     )
+
+
+def _implicit_cg():
+    return ALS(
+        factors=FACTORS,
+        regularization=REG,
+        alpha=DPREC_ALPHA,
+        iterations=ITERS,
+        feedback="implicit",
+        solver="cg",
+        num_threads=THREADS,
+        rng=SEED,
+    )
+
+
+def test_dprec_explicit_cg_vs_implicit_cg(benchmark, data):
+    """Explicit ALS (CG) and implicit ALS (CG), ITERS iterations each, in ABBA order (fastest of each kept)."""
+    train, _, _, R_train, R_test = data
+    times = {"implicit": [], "explicit": []}
+    models = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        models[name] = fn()
+        times[name].append(time.perf_counter() - t)
+
+    def abba():
+        for name in ("implicit", "explicit", "explicit", "implicit"):
+            if name == "implicit":
+                timed(name, lambda: _implicit_cg().fit(train))
+            else:
+                timed(name, lambda: _explicit("cg", ITERS).fit(R_train, rating_bounds=(1, 5)))
+
+    benchmark.pedantic(abba, rounds=ABBA_ROUNDS, iterations=1, warmup_rounds=0)
+    load = os.getloadavg()
+    sec_e, sec_i = min(times["explicit"]), min(times["implicit"])
     nu, ni = train.shape
+    _results["dprec_explicit_cg"] = dict(
+        s_per_iter=sec_e / ITERS,
+        fit_seconds=sec_e,
+        iterations=ITERS,
+        cg_steps=3,
+        gflops=flops_cg_explicit(R_train.nnz, FACTORS) * ITERS / sec_e / 1e9,
+        rmse_heldout=rmse(models["explicit"], R_test),
+        abba_seconds=times["explicit"],
+    )
+    _results["explicit_cg_vs_implicit_cg"] = dict(
+        ratio_s_per_iter_explicit_cg_over_implicit_cg=sec_e / sec_i,
+        implicit_cg_s_per_iter_same_run=sec_i / ITERS,
+        implicit_cg_gflops_same_run=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec_i / 1e9,
+        implicit_abba_seconds=times["implicit"],
+        loadavg_after=list(load),
+    )
+
+
+def test_dprec_explicit(benchmark, data):
+    """The exact solver (Cholesky both sides): speed and the reference RMSE for the CG row (same iterations)."""
+    _, _, _, R_train, R_test = data
+    m, sec = _time_fit(benchmark, lambda: _explicit("cholesky", ITERS).fit(R_train, rating_bounds=(1, 5)), rounds=1)
+    nu, ni = R_train.shape
     _results["dprec_explicit"] = dict(
-        s_per_iter=sec / it,
+        s_per_iter=sec / ITERS,
         fit_seconds=sec,
-        iterations=it,
-        gflops=flops_chol(nu, ni, train.nnz, FACTORS + 1) * it / sec / 1e9,
+        iterations=ITERS,
+        gflops=flops_chol(nu, ni, R_train.nnz, FACTORS + 1) * ITERS / sec / 1e9,
+        rmse_heldout=rmse(m, R_test),
     )
 
 
@@ -285,7 +381,19 @@ def test_summary(data):
     summary = dict(
         ratio_s_per_iter_dprec_over_implicit=d["s_per_iter"] / i["s_per_iter"],
         peak_gflops_float32_matmul=peak,
+        loadavg=list(os.getloadavg()),
     )
+    for r in _results.values():
+        if isinstance(r, dict) and "gflops" in r:
+            r["share_of_peak"] = r["gflops"] / peak
+    if "explicit_cg_vs_implicit_cg" in _results:
+        summary["ratio_s_per_iter_explicit_cg_over_implicit_cg"] = _results["explicit_cg_vs_implicit_cg"][
+            "ratio_s_per_iter_explicit_cg_over_implicit_cg"
+        ]
+    if "dprec_explicit" in _results and "dprec_explicit_cg" in _results:
+        e, c = _results["dprec_explicit"], _results["dprec_explicit_cg"]
+        summary["ratio_s_per_iter_explicit_cholesky_over_explicit_cg"] = e["s_per_iter"] / c["s_per_iter"]
+        summary["rmse_explicit_cg_minus_cholesky"] = c["rmse_heldout"] - e["rmse_heldout"]
     _results["summary"] = summary
     _results["versions"] = dict(
         dprec=dprec.__version__,
@@ -297,11 +405,11 @@ def test_summary(data):
         processor=cpu_model(),
         OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
     )
-    rows = [("run", "s/iter", "GFLOP/s", "% peak", "P@10")]
-    for name in ("dprec_implicit_cg", "implicit_cg", "dprec_implicit_cholesky", "dprec_explicit"):
+    rows = [("run", "s/iter", "GFLOP/s", "% peak", "P@10 / RMSE")]
+    for name in ("dprec_implicit_cg", "implicit_cg", "dprec_implicit_cholesky", "dprec_explicit", "dprec_explicit_cg"):
         r = _results.get(name)
         if r:
-            p = r.get("precision_at_10")
+            p = r.get("precision_at_10", r.get("rmse_heldout"))
             rows.append(
                 (
                     name,
@@ -316,8 +424,12 @@ def test_summary(data):
         print("  ".join(f"{c:>24}" for c in row))
     print(
         f"ratio dprec/implicit (s/iter, CG): {summary['ratio_s_per_iter_dprec_over_implicit']:.3f}; "
-        f"peak float32 matmul {peak:.0f} GFLOP/s"
+        f"peak float32 matmul {peak:.0f} GFLOP/s; load average {summary['loadavg']}"
     )
+    if "ratio_s_per_iter_explicit_cg_over_implicit_cg" in summary:
+        print(
+            f"ratio explicit CG / implicit CG (s/iter, ABBA): {summary['ratio_s_per_iter_explicit_cg_over_implicit_cg']:.3f}"
+        )
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as fh:
         json.dump(_results, fh, indent=2, sort_keys=True)

@@ -36,6 +36,16 @@ solve) therefore never increases the objective::
 The sequence is (user, item, user, …, item, user): DP-ALS's iteration (user step, statistics, noisy solve;
 then a final user solve).
 
+Conjugate-gradient mode (``run(..., cg=cg_solver(...))``; non-private explicit ALS's ``solver="cg"`` only —
+DP-ALS's item solve stays exact, since the noisy Gram must be formed): the same sweeps, each half-step replaced
+by ``s`` warm-started CG steps per row on the *same* systems, with the bias folded in as a constant column —
+users ``(Σ_j ỹ_j ỹ_jᵀ + diag(λ_u (n_u + 1), …, λ_b)) [u_u; b_u] = Σ_j (r_uj − μ − c_j) ỹ_j`` with ``ỹ_j = [v_j; 1]``,
+items ``(Σ_u ũ_u ũ_uᵀ + diag(λ n_j + 10⁻⁶, …, + λ_c)) [v_j; Δc_j] = Σ_u (r_uj − μ − b_u − c_j) ũ_u`` with
+``ũ_u = [u_u; 1]`` — by the matrix-free products of :func:`dprec.kernels.cg.cg_ridge_rows` (no Gram is formed).
+Warm starts: users from 0 before the first sweep, then from their previous ``[u_u; b_u]``; items from
+``[v_j; 0]``. Each CG step lowers the half-step's quadratic from its warm start, which is the current state, so
+``F`` still never increases (up to float32 rounding); the fixed point is the exact one.
+
 Numerics (``dtype`` is float32 by default; float64 is accepted everywhere ``dtype`` appears):
 
 * float32 (``dtype``): the *stored* factors the kernels read — the item vectors ``[V, 1]`` entering the user
@@ -67,12 +77,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..kernels import als as K
+from ..kernels import cg as KCG
 from .global_effects import nonprivate_biases
 
 __all__ = [
     "ITEM_RIDGE_JITTER",
     "BiasedALSResult",
+    "CGSolve",
     "UserSolver",
+    "cg_solver",
     "clip_rows",
     "exact_item_solver",
     "global_effects",
@@ -159,6 +172,20 @@ def exact_item_solver(counts: np.ndarray, d: int, regularization: float, item_bi
     return solve
 
 
+class CGSolve(NamedTuple):
+    """The non-private conjugate-gradient mode of :func:`run` (both half-steps; see :func:`cg_solver`)."""
+
+    steps: int  # CG steps per row and half-step
+    item_reg: np.ndarray  # (n_items, d+1) float64 ridge of the item step, the exact solve's
+
+
+def cg_solver(counts: np.ndarray, d: int, regularization: float, item_bias_reg: float, steps: int) -> CGSolve:
+    """The CG counterpart of :func:`exact_item_solver`: the same ridge ``diag(λ n_j + 10⁻⁶, …, + λ_c)``, solved
+    by ``steps`` warm-started CG steps per item (and per user) instead of exactly. Non-private ALS only."""
+    reg = item_ridge(regularization * np.asarray(counts, dtype=np.float64) + ITEM_RIDGE_JITTER, d, item_bias_reg)
+    return CGSolve(int(steps), reg)
+
+
 # ---------------------------------------------------------------------------------------------- user step
 class UserSolver:
     """Every user's exact ``[u_u; b_u]`` against ``(V, c)``; buffers and ridges prepared once per matrix."""
@@ -182,6 +209,13 @@ class UserSolver:
         out = np.empty((X.shape[0], d + 1), dtype=self.dtype)
         K.solve_rows(X.indptr, X.indices, self.ones, self.target, Y, self.G0, self.reg, out)
         return out
+
+    def cg(self, mu: float, V: np.ndarray, c: np.ndarray, U: np.ndarray, b: np.ndarray, steps: int) -> None:
+        """``steps`` CG steps on the same per-user systems, warm-started from (and in place on) the float32 user
+        factors ``U`` (n_users, d) and biases ``b`` (:func:`dprec.kernels.cg.cg_ridge_rows`; ``V`` float32)."""
+        X = self.X
+        K.clipped_weighted_residuals(X.data, X.indices, X.indices, mu, c, self.zeros_c, self.ones, out=self.target)
+        KCG.cg_ridge_rows(X.indptr, X.indices, self.target, V, self.reg, U, b, steps)
 
 
 def user_solve(
@@ -313,6 +347,7 @@ def run(
     dtype=np.float32,
     item_major_csr: tuple[sp.csr_matrix, np.ndarray] | None = None,
     callback: Callable[[int, BiasedALSResult], None] | None = None,
+    cg: CGSolve | None = None,
 ) -> BiasedALSResult:
     """Run ``iterations`` (item step, user step) sweeps after an initial user solve (module docstring).
 
@@ -334,9 +369,19 @@ def run(
     item_major_csr : precomputed :func:`item_major` of ``X`` (computed when None).
     callback : called as ``callback(t, state)`` after each sweep with the current (V, c, U, b); the arrays
         are the engine's working buffers, valid during the call only (copy what you keep).
+    cg : :func:`cg_solver`'s ridge and step count: both half-steps (the initial user solve too) run that many
+        warm-started CG steps per row instead of the exact solves (see "Conjugate-gradient mode" in the module
+        docstring). Non-private only: ``solve``, ``weights``, ``residual_bound`` and ``clip_norm`` must be
+        left at their defaults; float32 only.
     """
     dtype = np.dtype(dtype)
     d = V.shape[1]
+    if cg is not None:
+        if solve is not None or weights is not None or clip_norm is not None or residual_bound != np.inf:
+            raise ValueError("run: the CG mode is non-private (no solve hook, weights or clipping)")
+        if dtype != np.float32:
+            raise ValueError(f"run: the CG mode runs in float32, got dtype={dtype}")
+        return _run_cg(X, V, mu, item_bias, iterations, user_reg, bias_reg, mask, item_major_csr, callback, cg)
     users = UserSolver(X, d, user_reg, bias_reg, dtype)
     c = np.asarray(item_bias, dtype=np.float64)
     Ub = users(mu, V, c)
@@ -371,3 +416,35 @@ def run(
         if callback is not None:
             callback(t, BiasedALSResult(V, c, Ub[:, :d], Ub[:, d]))
     return BiasedALSResult(V, c, Ub[:, :d], Ub[:, d])
+
+
+def _run_cg(X, V, mu, item_bias, iterations, user_reg, bias_reg, mask, item_major_csr, callback, cg):
+    """:func:`run` in CG mode: the same sweeps, each half-step ``cg.steps`` warm-started CG steps per row.
+
+    Warm starts: the users from 0 before the first sweep and from their previous ``[u; b]`` after; the items
+    from ``[v_j; 0]`` (their previous factors and a zero bias correction). Factors are float32 throughout.
+    """
+    d = V.shape[1]
+    n_users, n_items = X.shape
+    users = UserSolver(X, d, user_reg, bias_reg, np.float32)
+    c = np.asarray(item_bias, dtype=np.float64)
+    V = np.ascontiguousarray(V, dtype=np.float32)
+    U, b = np.zeros((n_users, d), dtype=np.float32), np.zeros(n_users, dtype=np.float32)
+    users.cg(mu, V, c, U, b, cg.steps)
+    if iterations > 0:
+        Xt, item_t = item_major(X) if item_major_csr is None else item_major_csr
+        ones = np.ones(X.nnz, dtype=np.float32)
+        resid = np.empty(X.nnz, dtype=np.float32)
+        dc = np.empty(n_items, dtype=np.float32)
+    for t in range(iterations):
+        K.clipped_weighted_residuals(Xt.data, Xt.indices, item_t, mu, b, c, ones, out=resid)
+        dc[:] = 0.0
+        KCG.cg_ridge_rows(Xt.indptr, Xt.indices, resid, U, cg.item_reg, V, dc, cg.steps)
+        if mask is not None:
+            V[~mask] = 0.0
+            dc[~mask] = 0.0
+        c = c + dc
+        users.cg(mu, V, c, U, b, cg.steps)
+        if callback is not None:
+            callback(t, BiasedALSResult(V, c, U, b))
+    return BiasedALSResult(V.astype(np.float64), c, U, b)

@@ -7,7 +7,10 @@
   This is DP-ALS without noise: both models run the one engine :mod:`dprec.models._biased_als`, whose
   docstring is the description of the fit (global effects, user step, damped item step, the objective that
   :meth:`ALS.objective` reports and that never increases). So ``ALS(feedback="explicit", ...)`` equals
-  ``DPALS(epsilon=math.inf, ...)`` for the same hyperparameters (same names; table in :class:`ALS`).
+  ``DPALS(epsilon=math.inf, ...)`` for the same hyperparameters (same names; table in :class:`ALS`) with the
+  default exact ``solver="cholesky"``. ``solver="cg"`` is the fast path: the same sweeps and objective, each
+  half-step ``cg_steps`` warm-started matrix-free CG steps per row (:mod:`dprec.kernels.cg`; the engine's
+  "Conjugate-gradient mode"), float32.
 
 ``feedback="implicit"`` — Hu, Koren & Volinsky (2008): confidence ``c_ui = 1 + α r_ui``, preference 1 on
   observed entries and 0 elsewhere, ridge λ, solved with the YᵀY trick. ``solver="cg"`` (default) runs
@@ -17,7 +20,7 @@
   step followed by a user step (random initial U and V).
 
 In both modes the stored user factors are the user step's solution against the final item factors (what
-:meth:`fold_in` and :meth:`explain` recompute).
+:meth:`fold_in` and :meth:`explain` recompute exactly; with ``solver="cg"`` the stored ones are the CG iterate).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 #: explicit: DP-ALS's ε = ∞ defaults (checked on MovieLens-100K, see :class:`ALS`); implicit: the usual HKV ones
 _DEFAULT_REG = {"explicit": 0.1, "implicit": 0.01}
 _DEFAULT_BIAS_REG = 5.0
+#: what ``solver="auto"`` means for explicit feedback (float32)
+_EXPLICIT_AUTO = "cholesky"
 
 
 class ALSConfig(ModelConfig):
@@ -72,10 +77,10 @@ class ALSConfig(ModelConfig):
     prior_var: Real = Field(0.3, gt=0, description="explicit: τ² of the initial item biases")
     solver: Literal["auto", "cholesky", "cg"] = Field(
         "auto",
-        description="implicit: conjugate gradient or exact "
-        "Cholesky; auto = cg for float32 (explicit always solves exactly)",
+        description="warm-started conjugate gradient or exact Cholesky; auto = implicit: cg for float32, "
+        "explicit: cholesky",
     )
-    cg_steps: Int = Field(3, ge=1, description="implicit, solver='cg': CG steps per row and half-iteration")
+    cg_steps: Int = Field(3, ge=1, description="solver='cg': CG steps per row and half-iteration")
     init_scale: Real = Field(0.1, gt=0, description="standard deviation × √d of the random initial factors")
     dtype: Literal["float32", "float64"] = Field(
         "float32",
@@ -121,9 +126,12 @@ class ALS(Recommender):
     prior_var : float
         Explicit only: τ² of the initial item biases ``Σ_u (r_ui − μ − β_u)/(n_i + 1/τ²)``, default 0.3.
     solver : {"auto", "cholesky", "cg"}
-        Implicit only (explicit always solves exactly). ``"auto"`` = ``"cg"`` for float32 factors.
+        ``"cg"``: ``cg_steps`` warm-started conjugate-gradient steps per row and half-step, float32 only;
+        ``"cholesky"``: exact solves. ``"auto"`` = ``"cg"`` for implicit feedback with float32 factors,
+        ``"cholesky"`` for explicit feedback (the exact solves DP-ALS runs, so ``ALS()`` stays
+        ``DPALS(epsilon=math.inf)``; how explicit CG compares: docs/tuning.md).
     cg_steps : int
-        Conjugate-gradient steps per row and half-iteration (implicit, ``solver="cg"``).
+        Conjugate-gradient steps per row and half-iteration (``solver="cg"``).
     init_scale : float
         Standard deviation of the random initial factors (times 1/√k).
     num_threads : int
@@ -174,7 +182,7 @@ class ALS(Recommender):
         """Each mode's parameters that the other mode ignores (set to a non-default value, they warn)."""
         if self.feedback == "explicit":
             why = 'it is an implicit-feedback parameter and ALS(feedback="explicit") does not use it'
-            return {"alpha": why, "solver": why, "cg_steps": why}
+            return {"alpha": why}
         why = 'it is an explicit-feedback parameter and ALS(feedback="implicit") does not use it'
         return {k: why for k in ("user_regularization", "bias_regularization", "item_bias_regularization", "prior_var")}
 
@@ -199,9 +207,11 @@ class ALS(Recommender):
 
     @property
     def solver_(self) -> str:
-        if self.feedback == "explicit":
-            return "cholesky"
+        """The solver in use: ``solver``, or for ``"auto"`` the mode's default (implicit: CG for float32;
+        explicit: ``_EXPLICIT_AUTO``)."""
         if self.solver == "auto":
+            if self.feedback == "explicit":
+                return _EXPLICIT_AUTO if self.dtype == "float32" else "cholesky"
             return "cg" if self.dtype == "float32" else "cholesky"
         return self.solver
 
@@ -239,7 +249,11 @@ class ALS(Recommender):
         _, _, g_fac = as_generator(self.rng).spawn(3)  # DP-ALS's stream layout: the third stream → V
         V0 = E.random_item_factors(g_fac, X.shape[1], k, self.init_scale)
         mu, c0, _ = E.global_effects(X, self.prior_var, self.bias_regularization_)
-        solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
+        solve = cg = None
+        if self.solver_ == "cg":
+            cg = E.cg_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization, self.cg_steps)
+        else:
+            solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
         item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
 
         def record(t, state):
@@ -258,6 +272,7 @@ class ALS(Recommender):
             dtype=ft,
             item_major_csr=(Xt, item_t),
             callback=record if track_loss else None,
+            cg=cg,
         )
         self._store_explicit(res, mu)
 
@@ -476,11 +491,11 @@ class ALS(Recommender):
 
     @property
     def explain_exact(self) -> bool:
-        """False for implicit feedback with ``solver="cg"``: its user vectors are a few warm-started CG steps,
+        """False with ``solver="cg"`` (either feedback): its user vectors are a few warm-started CG steps,
         not the exact solve the decomposition expands, so the baseline (the remainder) also holds the CG error
         (measured on ML-100K, 32 factors: median 0.004, max 0.08, against a median Σ|contribution| of 1.8).
         The shares are then those of the exact solve: their ranks hold, their sum only approximately."""
-        return self.feedback == "explicit" or self.solver_ == "cholesky"
+        return self.solver_ == "cholesky"
 
     def _explain_baseline_words(self) -> str:
         if self.feedback == "explicit":
