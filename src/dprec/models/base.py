@@ -51,7 +51,7 @@ from .io import (
     write_npz_with_manifest,
 )
 
-__all__ = ["Recommender", "load_model", "topk_rows"]
+__all__ = ["DotScores", "Recommender", "load_model", "topk_rows"]
 
 
 def deprecated_alias(new: str, old: str):
@@ -167,6 +167,85 @@ def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     # read backwards (no negation, so any dtype works)
     order = (n - 1) - np.argsort(vals[:, ::-1], axis=1, kind="stable")[:, ::-1]
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
+
+
+#: users per serving block: one float32 score block (block × n_items) stays in the cache-friendly megabytes
+_SERVE_BLOCK = 256
+
+
+class DotScores:
+    """The factor form of a model's scores, which :meth:`Recommender.recommend` serves without dense float64 scores.
+
+    ``t_uj = (μ + b_u + c_j) + u·v_j`` (with ``biases``; else ``t_uj = u·v_j``), or, with a popularity weight
+    ``β > 0``, ``t_uj = (1 − β)·u·v_j / max_l |u·v_l| + β·p_j``; items outside ``item_mask`` are never
+    recommended. The float64 value is the model's ``_scores``; selection is exact on it (float32 ``sgemm``
+    only filters, :mod:`dprec.kernels.topk`), and the returned scores are these float64 values.
+
+    Build it with :meth:`of` from a model's fitted attributes (``user_factors_``, ``item_factors_``,
+    ``global_mean_``, ``user_bias_``, ``item_bias_``, the DP item mask).
+    """
+
+    def __init__(
+        self, U, V, *, global_mean=0.0, user_bias=None, item_bias=None, item_mask=None, beta=0.0, popularity=None
+    ):
+        self.U, self.V = U, V
+        self.global_mean, self.user_bias = float(global_mean), user_bias
+        self.item_mask, self.beta = item_mask, float(beta)
+        if self.beta > 0:
+            self.item_off = self.beta * np.asarray(popularity, np.float64)
+        elif item_bias is not None:
+            self.item_off = np.asarray(item_bias).astype(np.float64)
+        else:
+            self.item_off = np.zeros(V.shape[0])
+
+    @classmethod
+    def of(cls, model, *, biases: bool, popularity_weight: float = 0.0, popularity=None) -> DotScores | None:
+        """From ``model``'s fitted attributes; ``None`` when it has no user factors."""
+        U, V = model.user_factors_, model.item_factors_
+        if U is None or V is None or U.ndim != 2 or V.ndim != 2:
+            return None
+        bias = {}
+        if biases:
+            bias = {"global_mean": model.global_mean_, "user_bias": model.user_bias_, "item_bias": model.item_bias_}
+        return cls(
+            U,
+            V,
+            **bias,
+            item_mask=getattr(model, "_item_mask", None),
+            beta=popularity_weight,
+            popularity=popularity,
+        )
+
+    def topk(self, rows, allowed, seen_indptr, seen_indices, seen_rows, n, out_idx, out_val) -> None:
+        """Top ``n`` of users ``rows`` (one block) into ``out_idx`` / ``out_val`` (see :func:`topk_factors`)."""
+        from ..kernels.topk import topk_factors
+
+        V = self.V
+        k = V.shape[1]
+        if self.item_mask is not None:
+            allowed = allowed & self.item_mask
+        V32 = np.ascontiguousarray(V, dtype=np.float32)
+        Ub = np.ascontiguousarray(self.U[rows])
+        S = Ub.astype(np.float32, copy=False) @ V32.T  # BLAS sgemm: the float32 filter
+        vmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64)))) if V.size else 0.0
+        unorm = np.sqrt(np.einsum("ij,ij->i", Ub, Ub, dtype=np.float64))
+        cmax = float(np.max(np.abs(self.item_off))) if len(self.item_off) else 0.0
+        # |float32 − float64| of the dot (factor casts, k-term sum, output rounding): (k + 4)·2⁻²⁴·‖u‖‖v‖, ×2
+        dot = 2.0 * (k + 4) * 2.0**-24 * unorm * vmax
+        if self.beta > 0:
+            row_off, err, norm_err = np.zeros(len(rows)), dot, 2.0**-21 * (1.0 + cmax)
+        else:
+            row_off = np.full(len(rows), self.global_mean)
+            if self.user_bias is not None:
+                row_off = self.global_mean + self.user_bias[rows].astype(np.float64)
+            # + the float32 offsets and sum, and the float64 rounding of adding o_u (ranked on, not filtered on)
+            err = 2.0 * (k + 8) * 2.0**-24 * (unorm * vmax + cmax) + 2.0**-50 * (np.abs(row_off) + cmax + unorm * vmax)
+            norm_err = 0.0
+        c32 = self.item_off.astype(np.float32)
+        topk_factors(
+            S, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
+            np.asarray(seen_rows, np.int64), err, norm_err, n, self.beta > 0, self.beta, out_idx, out_val,
+        )  # fmt: skip
 
 
 class Recommender:
@@ -450,18 +529,10 @@ class Recommender:
         users = np.atleast_1d(np.asarray(user, dtype=object))
         rows = self._rows(users)
         self._refuse_forgotten(users, rows)
-        scores = self._batch_scores(rows)
+        allowed = np.full(self.n_items, items is None)
         if items is not None:
-            cand = np.unique(self._cols(items))
-            mask = np.full(self.n_items, True)
-            mask[cand] = False
-            scores[:, mask] = -np.inf
-        if filter_seen:
-            for k, r in enumerate(rows):
-                if r >= 0:
-                    seen = self._seen.indices[self._seen.indptr[r] : self._seen.indptr[r + 1]]
-                    scores[k, seen] = -np.inf
-        idx, val = topk_rows(scores, n)
+            allowed[self._cols(items)] = True
+        idx, val = self._topk(rows, min(n, self.n_items), allowed, filter_seen)
         ids = self._item_ids[idx]
         if single:
             keep = np.isfinite(val[0])
@@ -472,14 +543,65 @@ class Recommender:
             ids[pad] = -1 if ids.dtype.kind in "iu" else None
         return ids, val
 
-    def _batch_scores(self, rows: np.ndarray) -> np.ndarray:
-        known = rows >= 0
-        out = np.empty((len(rows), self.n_items))
-        if known.any():
-            out[known] = self._scores(rows[known])
-        if (~known).any():
-            out[~known] = self._fallback_scores()[None, :]
-        return out
+    def _topk(self, rows: np.ndarray, n: int, allowed: np.ndarray, filter_seen: bool):
+        """``(idx, val)``, shape ``(len(rows), n)``: each row's top ``n`` candidates (``allowed``, not seen when
+        ``filter_seen``, finite score) by :func:`topk_rows`'s rule, padded with ``-1`` / ``-inf``.
+
+        Known users of a model whose scores are a factor dot product (:meth:`_dot_scores`) go through
+        :func:`dprec.kernels.topk.topk_factors` (float32 ``sgemm`` blocks as a filter, float64-exact
+        selection); other known users through ``_scores`` and :func:`~dprec.kernels.topk.topk_dense`; unknown
+        users share one fallback ranking (nothing of theirs is seen).
+        """
+        from ..kernels import topk as T
+
+        idx = np.full((len(rows), n), -1, np.int64)
+        val = np.full((len(rows), n), -np.inf)
+        if n == 0:
+            return idx, val
+        seen = self._seen
+        known = np.flatnonzero(rows >= 0)
+        form = self._fast_dot_scores() if len(known) else None
+        with self._serving_threads():
+            for s in range(0, len(known), _SERVE_BLOCK):
+                b = known[s : s + _SERVE_BLOCK]
+                r = rows[b]
+                seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
+                bi, bv = idx[b], val[b]
+                if form is not None:
+                    form.topk(r, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
+                else:
+                    T.topk_dense(self._scores(r), allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
+                idx[b], val[b] = bi, bv
+            unknown = np.flatnonzero(rows < 0)
+            if len(unknown):
+                fi, fv = np.full((1, n), -1, np.int64), np.full((1, n), -np.inf)
+                none = np.full(1, -1, np.int64)
+                T.topk_dense(self._fallback_scores()[None, :], allowed, seen.indptr, seen.indices, none, n, fi, fv)
+                idx[unknown], val[unknown] = fi, fv
+        return idx, val
+
+    def _fast_dot_scores(self) -> DotScores | None:
+        """:meth:`_dot_scores`, unless a subclass overrides ``_scores`` below the class that declares it."""
+        mro = type(self).__mro__
+        owner_scores = next(c for c in mro if "_scores" in vars(c))
+        owner_dot = next(c for c in mro if "_dot_scores" in vars(c))
+        return self._dot_scores() if issubclass(owner_dot, owner_scores) else None
+
+    @contextlib.contextmanager
+    def _serving_threads(self):
+        """``num_threads`` for numba and for BLAS: serving alternates the two (``sgemm``, then selection)."""
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        n = self.num_threads or numba.config.NUMBA_NUM_THREADS
+        n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+        old = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            with threadpool_limits(limits=n, user_api="blas"):
+                yield n
+        finally:
+            numba.set_num_threads(old)
 
     def similar_items(self, item, n: int = 10):
         """The ``n`` items most similar to ``item`` by cosine of item vectors, excluding the item itself."""
@@ -855,6 +977,14 @@ class Recommender:
 
     def _fallback_scores(self) -> np.ndarray:
         raise NotImplementedError
+
+    def _dot_scores(self) -> DotScores | None:
+        """The factor form of ``_scores`` (:class:`DotScores`, e.g. ``self._dot_form(biases=True)``), for the
+        fast top-k path of :meth:`recommend`; ``None`` (the default): no such form, ``_scores`` serves."""
+        return None
+
+    def _dot_form(self, **kwargs) -> DotScores | None:
+        return DotScores.of(self, **kwargs)
 
     def _fold_in(self, row: int, cols: np.ndarray, vals: np.ndarray) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support fold_in")
