@@ -37,6 +37,8 @@ from numba import njit, prange
 
 #: rows per parallel chunk (each chunk allocates its scratch buffers once)
 _CHUNK = 8
+#: rows per thread chunk of the factor kernel: its float32 scores (rows × n_items) stay in the core's cache
+_FCHUNK = 16
 #: items per scan block: a block is first tested as a whole by a vectorised count (constant trip count over a
 #: slice, so LLVM vectorises it), and only a block with a hit is walked item by item
 _W = 64
@@ -157,7 +159,8 @@ def _exact(U, b, V, j, row_off, item_off, normalize, one_minus_beta, M):
 
 @njit(parallel=True, cache=True)
 def topk_factors(
-    S,
+    U32,
+    V32T,
     U,
     V,
     row_off,
@@ -179,8 +182,9 @@ def topk_factors(
 
     Parameters
     ----------
-    S : (m, n_items) float32
-        ``U32 V32ᵀ`` of the block (BLAS ``sgemm`` of the float32 factors).
+    U32 : (m, k) float32, V32T : (k, n_items) float32, C-contiguous
+        The float32 factors: each thread scores its chunk of ``_FCHUNK`` rows as ``S = U32[chunk] · V32T`` by
+        single-threaded BLAS ``sgemm`` (callers limit BLAS to one thread), then selects from the cached ``S``.
     U : (m, k), V : (n_items, k)
         The block's user factors and the item factors as stored (float32 or float64); exact scores use them.
     row_off : (m,) float64
@@ -198,20 +202,24 @@ def topk_factors(
         The normalised form (module docstring) with popularity weight ``β``.
     out_idx, out_val : (m, n) int64 / float64, pre-filled with ``-1`` / ``-inf``.
     """
-    m, N = S.shape
-    n_chunks = (m + _CHUNK - 1) // _CHUNK
+    m = U32.shape[0]
+    N = V32T.shape[1]
+    n_chunks = (m + _FCHUNK - 1) // _FCHUNK
     one_minus_beta = 1.0 - beta
     for c in prange(n_chunks):
         ok = allowed.copy()  # allowed and not seen: seen items are unmarked per row, then restored
         cand = np.empty(N, np.int64)
         top32 = np.empty(n, np.float32)
-        for b in range(c * _CHUNK, min(m, (c + 1) * _CHUNK)):
+        r0 = c * _FCHUNK
+        r1 = min(m, r0 + _FCHUNK)
+        S = np.dot(U32[r0:r1], V32T)  # the chunk's float32 scores, kept in cache for the two scans
+        for b in range(r0, r1):
+            row = S[b - r0]
             B = err[b]
             a32 = np.float32(1.0)
             M = 0.0
             if normalize:
                 # M_u = max_j |u·v_j| over every item: float32 filter, then float64 among the survivors
-                row = S[b]
                 m32 = np.float32(0.0)
                 for j0 in range(0, N, _W):
                     if j0 + _W <= N and not _hits_abs(row, m32, j0):
@@ -232,7 +240,6 @@ def topk_factors(
             # the running threshold (rarely passed); NaN and -inf never pass it
             cnt = 0
             thr = np.float32(-np.inf)
-            row = S[b]
             for j0 in range(0, N, _W):
                 if j0 + _W <= N and not _hits(row, item_off32, a32, thr, j0):
                     continue

@@ -11,6 +11,8 @@ selection, the unknown-user fallback, fold-in bookkeeping, thread control, and s
 ``_scores(rows)``                      dense scores, shape ``(len(rows), n_items)``
 ``_predict(rows, cols)``               element-wise scores; ``rows == -1`` marks an unknown user
 ``_fallback_scores()``                 item scores for users the model does not know (popularity-like)
+``_dot_scores()``                      optional: ``_scores`` as factor dot products (:class:`DotScores`), served
+                                       without dense scores
 ``_fold_in(row, cols, values)``        a user's state from the user's own ratings only
 ``_explain(row, col)``                 per-rated-item contributions to one score
 ``_item_vectors()``                    item embeddings for :meth:`similar_items` (or ``None``)
@@ -169,8 +171,10 @@ def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
 
 
-#: users per serving block: one float32 score block (block × n_items) stays in the cache-friendly megabytes
-_SERVE_BLOCK = 256
+#: users per call of the factor kernel (it scores 16 rows at a time per thread; the block bounds the copies)
+_DOT_BLOCK = 8192
+#: users per dense ``_scores`` batch of the other models (a float64 block × n_items)
+_DENSE_BLOCK = 1024
 
 
 class DotScores:
@@ -224,9 +228,9 @@ class DotScores:
         k = V.shape[1]
         if self.item_mask is not None:
             allowed = allowed & self.item_mask
-        V32 = np.ascontiguousarray(V, dtype=np.float32)
+        V32T = np.ascontiguousarray(V.T, dtype=np.float32)
         Ub = np.ascontiguousarray(self.U[rows])
-        S = Ub.astype(np.float32, copy=False) @ V32.T  # BLAS sgemm: the float32 filter
+        Ub32 = np.ascontiguousarray(Ub, dtype=np.float32)
         vmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64)))) if V.size else 0.0
         unorm = np.sqrt(np.einsum("ij,ij->i", Ub, Ub, dtype=np.float64))
         cmax = float(np.max(np.abs(self.item_off))) if len(self.item_off) else 0.0
@@ -243,7 +247,7 @@ class DotScores:
             norm_err = 0.0
         c32 = self.item_off.astype(np.float32)
         topk_factors(
-            S, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
+            Ub32, V32T, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
             np.asarray(seen_rows, np.int64), err, norm_err, n, self.beta > 0, self.beta, out_idx, out_val,
         )  # fmt: skip
 
@@ -518,7 +522,11 @@ class Recommender:
         Returns
         -------
         (item_ids, scores) : numpy arrays of raw item ids and scores, best first. A batch row with fewer than
-        ``n`` candidates is padded with score ``-inf`` and id ``-1`` (``None`` for non-integer ids).
+        ``n`` candidates is padded with score ``-inf`` and id ``-1`` (``None`` for non-integer ids). Scores
+        are float64, the model's ``_scores`` values: factor models (:class:`DotScores`) recompute the kept
+        items in float64 from the stored factors, so they equal ``_scores`` up to the float64 summation order
+        of the dot product (~1e-16 relative), and the ranking is exact on them (float32 only filters).
+        Items with a non-finite score are never recommended.
         """
         self._require_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -561,23 +569,25 @@ class Recommender:
         seen = self._seen
         known = np.flatnonzero(rows >= 0)
         form = self._fast_dot_scores() if len(known) else None
-        with self._serving_threads():
-            for s in range(0, len(known), _SERVE_BLOCK):
-                b = known[s : s + _SERVE_BLOCK]
-                r = rows[b]
-                seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
-                bi, bv = idx[b], val[b]
+        block = _DOT_BLOCK if form is not None else _DENSE_BLOCK
+        for s in range(0, len(known), block):
+            b = known[s : s + block]
+            r = rows[b]
+            seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
+            bi, bv = idx[b], val[b]
+            sc = self._scores(r) if form is None else None  # BLAS at full width, outside the numba region
+            with self._thread_limits():  # numba at num_threads; BLAS single-threaded inside numba threads
                 if form is not None:
                     form.topk(r, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
                 else:
-                    T.topk_dense(self._scores(r), allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
-                idx[b], val[b] = bi, bv
-            unknown = np.flatnonzero(rows < 0)
-            if len(unknown):
-                fi, fv = np.full((1, n), -1, np.int64), np.full((1, n), -np.inf)
-                none = np.full(1, -1, np.int64)
-                T.topk_dense(self._fallback_scores()[None, :], allowed, seen.indptr, seen.indices, none, n, fi, fv)
-                idx[unknown], val[unknown] = fi, fv
+                    T.topk_dense(sc, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
+            idx[b], val[b] = bi, bv
+        unknown = np.flatnonzero(rows < 0)
+        if len(unknown):
+            fi, fv = np.full((1, n), -1, np.int64), np.full((1, n), -np.inf)
+            none = np.full(1, -1, np.int64)
+            T.topk_dense(self._fallback_scores()[None, :], allowed, seen.indptr, seen.indices, none, n, fi, fv)
+            idx[unknown], val[unknown] = fi, fv
         return idx, val
 
     def _fast_dot_scores(self) -> DotScores | None:
@@ -586,22 +596,6 @@ class Recommender:
         owner_scores = next(c for c in mro if "_scores" in vars(c))
         owner_dot = next(c for c in mro if "_dot_scores" in vars(c))
         return self._dot_scores() if issubclass(owner_dot, owner_scores) else None
-
-    @contextlib.contextmanager
-    def _serving_threads(self):
-        """``num_threads`` for numba and for BLAS: serving alternates the two (``sgemm``, then selection)."""
-        import numba
-        from threadpoolctl import threadpool_limits
-
-        n = self.num_threads or numba.config.NUMBA_NUM_THREADS
-        n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
-        old = numba.get_num_threads()
-        numba.set_num_threads(n)
-        try:
-            with threadpool_limits(limits=n, user_api="blas"):
-                yield n
-        finally:
-            numba.set_num_threads(old)
 
     def similar_items(self, item, n: int = 10):
         """The ``n`` items most similar to ``item`` by cosine of item vectors, excluding the item itself."""
