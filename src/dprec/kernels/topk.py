@@ -38,7 +38,7 @@ from numba import njit, prange
 #: rows per parallel chunk (each chunk allocates its scratch buffers once)
 _CHUNK = 8
 #: rows per thread chunk of the factor kernel: its float32 scores (rows × n_items) stay in the core's cache
-_FCHUNK = 16
+FACTOR_CHUNK = 16
 #: items per scan block: a block is first tested as a whole by a vectorised count (constant trip count over a
 #: slice, so LLVM vectorises it), and only a block with a hit is walked item by item
 _W = 64
@@ -183,7 +183,7 @@ def topk_factors(
     Parameters
     ----------
     U32 : (m, k) float32, V32T : (k, n_items) float32, C-contiguous
-        The float32 factors: each thread scores its chunk of ``_FCHUNK`` rows as ``S = U32[chunk] · V32T`` by
+        The float32 factors: each thread scores its chunk of ``FACTOR_CHUNK`` rows as ``S = U32[chunk] · V32T`` by
         single-threaded BLAS ``sgemm`` (callers limit BLAS to one thread), then selects from the cached ``S``.
     U : (m, k), V : (n_items, k)
         The block's user factors and the item factors as stored (float32 or float64); exact scores use them.
@@ -204,14 +204,14 @@ def topk_factors(
     """
     m = U32.shape[0]
     N = V32T.shape[1]
-    n_chunks = (m + _FCHUNK - 1) // _FCHUNK
+    n_chunks = (m + FACTOR_CHUNK - 1) // FACTOR_CHUNK
     one_minus_beta = 1.0 - beta
     for c in prange(n_chunks):
         ok = allowed.copy()  # allowed and not seen: seen items are unmarked per row, then restored
         cand = np.empty(N, np.int64)
         top32 = np.empty(n, np.float32)
-        r0 = c * _FCHUNK
-        r1 = min(m, r0 + _FCHUNK)
+        r0 = c * FACTOR_CHUNK
+        r1 = min(m, r0 + FACTOR_CHUNK)
         S = np.dot(U32[r0:r1], V32T)  # the chunk's float32 scores, kept in cache for the two scans
         for b in range(r0, r1):
             row = S[b - r0]

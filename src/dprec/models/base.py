@@ -576,7 +576,10 @@ class Recommender:
             seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
             bi, bv = idx[b], val[b]
             sc = self._scores(r) if form is None else None  # BLAS at full width, outside the numba region
-            with self._thread_limits():  # numba at num_threads; BLAS single-threaded inside numba threads
+            # numba at num_threads and BLAS single-threaded inside numba threads; a block of one chunk runs on
+            # one numba thread, so it skips the limits (threadpoolctl costs ~ms, as much as serving one user)
+            small = len(b) <= T.FACTOR_CHUNK
+            with contextlib.nullcontext() if small else self._thread_limits():
                 if form is not None:
                     form.topk(r, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
                 else:
