@@ -182,7 +182,7 @@ def topk_factors(
 
     Parameters
     ----------
-    U32 : (m, k) float32, V32T : (k, n_items) float32, C-contiguous
+    U32 : (m, k) float32 C-contiguous, V32T : (k, n_items) float32, C- or Fortran-contiguous
         The float32 factors: each thread scores its chunk of ``FACTOR_CHUNK`` rows as ``S = U32[chunk] · V32T`` by
         single-threaded BLAS ``sgemm`` (callers limit BLAS to one thread), then selects from the cached ``S``.
     U : (m, k), V : (n_items, k)

@@ -228,7 +228,7 @@ class DotScores:
         k = V.shape[1]
         if self.item_mask is not None:
             allowed = allowed & self.item_mask
-        V32T = np.ascontiguousarray(V.T, dtype=np.float32)
+        V32T = np.ascontiguousarray(V, dtype=np.float32).T  # a Fortran-ordered view: no copy of float32 factors
         Ub = np.ascontiguousarray(self.U[rows])
         Ub32 = np.ascontiguousarray(Ub, dtype=np.float32)
         vmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64)))) if V.size else 0.0
@@ -576,10 +576,9 @@ class Recommender:
             seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
             bi, bv = idx[b], val[b]
             sc = self._scores(r) if form is None else None  # BLAS at full width, outside the numba region
-            # numba at num_threads and BLAS single-threaded inside numba threads; a block of one chunk runs on
-            # one numba thread, so it skips the limits (threadpoolctl costs ~ms, as much as serving one user)
-            small = len(b) <= T.FACTOR_CHUNK
-            with contextlib.nullcontext() if small else self._thread_limits():
+            # numba at num_threads and BLAS single-threaded inside numba threads (also for one user: BLAS threads
+            # inside a numba thread cost more than threadpoolctl's ~2 ms)
+            with self._thread_limits():
                 if form is not None:
                     form.topk(r, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
                 else:
