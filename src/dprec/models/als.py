@@ -382,6 +382,9 @@ class ALS(Recommender):
             np.clip(out, self.rating_bounds_[0], self.rating_bounds_[1], out=out)
         return out
 
+    def _dot_scores(self):  # the fast top-k path of recommend (base.DotScores)
+        return self._dot_form(biases=self.feedback == "explicit")
+
     def _fallback_scores(self) -> np.ndarray:
         if self.feedback == "explicit":
             return self.global_mean_ + self.item_bias_.astype(np.float64)

@@ -11,6 +11,8 @@ selection, the unknown-user fallback, fold-in bookkeeping, thread control, and s
 ``_scores(rows)``                      dense scores, shape ``(len(rows), n_items)``
 ``_predict(rows, cols)``               element-wise scores; ``rows == -1`` marks an unknown user
 ``_fallback_scores()``                 item scores for users the model does not know (popularity-like)
+``_dot_scores()``                      optional: ``_scores`` as factor dot products (:class:`DotScores`), served
+                                       without dense scores
 ``_fold_in(row, cols, values)``        a user's state from the user's own ratings only
 ``_explain(row, col)``                 per-rated-item contributions to one score
 ``_item_vectors()``                    item embeddings for :meth:`similar_items` (or ``None``)
@@ -51,7 +53,7 @@ from .io import (
     write_npz_with_manifest,
 )
 
-__all__ = ["Recommender", "load_model", "topk_rows"]
+__all__ = ["DotScores", "Recommender", "load_model", "topk_rows"]
 
 
 def deprecated_alias(new: str, old: str):
@@ -167,6 +169,87 @@ def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     # read backwards (no negation, so any dtype works)
     order = (n - 1) - np.argsort(vals[:, ::-1], axis=1, kind="stable")[:, ::-1]
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
+
+
+#: users per call of the factor kernel (it scores 16 rows at a time per thread; the block bounds the copies)
+_DOT_BLOCK = 8192
+#: users per dense ``_scores`` batch of the other models (a float64 block × n_items)
+_DENSE_BLOCK = 1024
+
+
+class DotScores:
+    """The factor form of a model's scores, which :meth:`Recommender.recommend` serves without dense float64 scores.
+
+    ``t_uj = (μ + b_u + c_j) + u·v_j`` (with ``biases``; else ``t_uj = u·v_j``), or, with a popularity weight
+    ``β > 0``, ``t_uj = (1 − β)·u·v_j / max_l |u·v_l| + β·p_j``; items outside ``item_mask`` are never
+    recommended. The float64 value is the model's ``_scores``; selection is exact on it (float32 ``sgemm``
+    only filters, :mod:`dprec.kernels.topk`), and the returned scores are these float64 values.
+
+    Build it with :meth:`of` from a model's fitted attributes (``user_factors_``, ``item_factors_``,
+    ``global_mean_``, ``user_bias_``, ``item_bias_``, the DP item mask).
+    """
+
+    def __init__(
+        self, U, V, *, global_mean=0.0, user_bias=None, item_bias=None, item_mask=None, beta=0.0, popularity=None
+    ):
+        self.U, self.V = U, V
+        self.global_mean, self.user_bias = float(global_mean), user_bias
+        self.item_mask, self.beta = item_mask, float(beta)
+        if self.beta > 0:
+            self.item_off = self.beta * np.asarray(popularity, np.float64)
+        elif item_bias is not None:
+            self.item_off = np.asarray(item_bias).astype(np.float64)
+        else:
+            self.item_off = np.zeros(V.shape[0])
+
+    @classmethod
+    def of(cls, model, *, biases: bool, popularity_weight: float = 0.0, popularity=None) -> DotScores | None:
+        """From ``model``'s fitted attributes; ``None`` when it has no user factors."""
+        U, V = model.user_factors_, model.item_factors_
+        if U is None or V is None or U.ndim != 2 or V.ndim != 2:
+            return None
+        bias = {}
+        if biases:
+            bias = {"global_mean": model.global_mean_, "user_bias": model.user_bias_, "item_bias": model.item_bias_}
+        return cls(
+            U,
+            V,
+            **bias,
+            item_mask=getattr(model, "_item_mask", None),
+            beta=popularity_weight,
+            popularity=popularity,
+        )
+
+    def topk(self, rows, allowed, seen_indptr, seen_indices, seen_rows, n, out_idx, out_val) -> None:
+        """Top ``n`` of users ``rows`` (one block) into ``out_idx`` / ``out_val`` (see :func:`topk_factors`)."""
+        from ..kernels.topk import topk_factors
+
+        V = self.V
+        k = V.shape[1]
+        if self.item_mask is not None:
+            allowed = allowed & self.item_mask
+        V32T = np.ascontiguousarray(V, dtype=np.float32).T  # a Fortran-ordered view: no copy of float32 factors
+        Ub = np.ascontiguousarray(self.U[rows])
+        Ub32 = np.ascontiguousarray(Ub, dtype=np.float32)
+        vmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64)))) if V.size else 0.0
+        unorm = np.sqrt(np.einsum("ij,ij->i", Ub, Ub, dtype=np.float64))
+        cmax = float(np.max(np.abs(self.item_off))) if len(self.item_off) else 0.0
+        # |float32 − float64| of the dot (factor casts, k-term sum, output rounding): (k + 4)·2⁻²⁴·‖u‖‖v‖, ×2
+        dot = 2.0 * (k + 4) * 2.0**-24 * unorm * vmax
+        if self.beta > 0:
+            row_off, err, norm_err = np.zeros(len(rows)), dot, 2.0**-21 * (1.0 + cmax)
+        else:
+            row_off = np.full(len(rows), self.global_mean)
+            if self.user_bias is not None:
+                row_off = self.global_mean + self.user_bias[rows].astype(np.float64)
+            # + the float32 offsets and sum, and the float64 rounding of adding o_u (ranked on, not filtered on)
+            err = 2.0 * (k + 8) * 2.0**-24 * (unorm * vmax + cmax) + 2.0**-50 * (np.abs(row_off) + cmax + unorm * vmax)
+            norm_err = 0.0
+        c32 = self.item_off.astype(np.float32)
+        topk_factors(
+            Ub32, V32T, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
+            np.asarray(seen_rows, np.int64), err, norm_err, n, self.beta > 0, self.beta, out_idx, out_val,
+        )  # fmt: skip
 
 
 class Recommender:
@@ -439,7 +522,11 @@ class Recommender:
         Returns
         -------
         (item_ids, scores) : numpy arrays of raw item ids and scores, best first. A batch row with fewer than
-        ``n`` candidates is padded with score ``-inf`` and id ``-1`` (``None`` for non-integer ids).
+        ``n`` candidates is padded with score ``-inf`` and id ``-1`` (``None`` for non-integer ids). Scores
+        are float64, the model's ``_scores`` values: factor models (:class:`DotScores`) recompute the kept
+        items in float64 from the stored factors, so they equal ``_scores`` up to the float64 summation order
+        of the dot product (~1e-16 relative), and the ranking is exact on them (float32 only filters).
+        Items with a non-finite score are never recommended.
         """
         self._require_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -450,18 +537,10 @@ class Recommender:
         users = np.atleast_1d(np.asarray(user, dtype=object))
         rows = self._rows(users)
         self._refuse_forgotten(users, rows)
-        scores = self._batch_scores(rows)
+        allowed = np.full(self.n_items, items is None)
         if items is not None:
-            cand = np.unique(self._cols(items))
-            mask = np.full(self.n_items, True)
-            mask[cand] = False
-            scores[:, mask] = -np.inf
-        if filter_seen:
-            for k, r in enumerate(rows):
-                if r >= 0:
-                    seen = self._seen.indices[self._seen.indptr[r] : self._seen.indptr[r + 1]]
-                    scores[k, seen] = -np.inf
-        idx, val = topk_rows(scores, n)
+            allowed[self._cols(items)] = True
+        idx, val = self._topk(rows, min(n, self.n_items), allowed, filter_seen)
         ids = self._item_ids[idx]
         if single:
             keep = np.isfinite(val[0])
@@ -472,14 +551,53 @@ class Recommender:
             ids[pad] = -1 if ids.dtype.kind in "iu" else None
         return ids, val
 
-    def _batch_scores(self, rows: np.ndarray) -> np.ndarray:
-        known = rows >= 0
-        out = np.empty((len(rows), self.n_items))
-        if known.any():
-            out[known] = self._scores(rows[known])
-        if (~known).any():
-            out[~known] = self._fallback_scores()[None, :]
-        return out
+    def _topk(self, rows: np.ndarray, n: int, allowed: np.ndarray, filter_seen: bool):
+        """``(idx, val)``, shape ``(len(rows), n)``: each row's top ``n`` candidates (``allowed``, not seen when
+        ``filter_seen``, finite score) by :func:`topk_rows`'s rule, padded with ``-1`` / ``-inf``.
+
+        Known users of a model whose scores are a factor dot product (:meth:`_dot_scores`) go through
+        :func:`dprec.kernels.topk.topk_factors` (float32 ``sgemm`` blocks as a filter, float64-exact
+        selection); other known users through ``_scores`` and :func:`~dprec.kernels.topk.topk_dense`; unknown
+        users share one fallback ranking (nothing of theirs is seen).
+        """
+        from ..kernels import topk as T
+
+        idx = np.full((len(rows), n), -1, np.int64)
+        val = np.full((len(rows), n), -np.inf)
+        if n == 0:
+            return idx, val
+        seen = self._seen
+        known = np.flatnonzero(rows >= 0)
+        form = self._fast_dot_scores() if len(known) else None
+        block = _DOT_BLOCK if form is not None else _DENSE_BLOCK
+        for s in range(0, len(known), block):
+            b = known[s : s + block]
+            r = rows[b]
+            seen_rows = r if filter_seen else np.full(len(b), -1, np.int64)
+            bi, bv = idx[b], val[b]
+            sc = self._scores(r) if form is None else None  # BLAS at full width, outside the numba region
+            # numba at num_threads and BLAS single-threaded inside numba threads (also for one user: BLAS threads
+            # inside a numba thread cost more than threadpoolctl's ~2 ms)
+            with self._thread_limits():
+                if form is not None:
+                    form.topk(r, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
+                else:
+                    T.topk_dense(sc, allowed, seen.indptr, seen.indices, seen_rows, n, bi, bv)
+            idx[b], val[b] = bi, bv
+        unknown = np.flatnonzero(rows < 0)
+        if len(unknown):
+            fi, fv = np.full((1, n), -1, np.int64), np.full((1, n), -np.inf)
+            none = np.full(1, -1, np.int64)
+            T.topk_dense(self._fallback_scores()[None, :], allowed, seen.indptr, seen.indices, none, n, fi, fv)
+            idx[unknown], val[unknown] = fi, fv
+        return idx, val
+
+    def _fast_dot_scores(self) -> DotScores | None:
+        """:meth:`_dot_scores`, unless a subclass overrides ``_scores`` below the class that declares it."""
+        mro = type(self).__mro__
+        owner_scores = next(c for c in mro if "_scores" in vars(c))
+        owner_dot = next(c for c in mro if "_dot_scores" in vars(c))
+        return self._dot_scores() if issubclass(owner_dot, owner_scores) else None
 
     def similar_items(self, item, n: int = 10):
         """The ``n`` items most similar to ``item`` by cosine of item vectors, excluding the item itself."""
@@ -855,6 +973,14 @@ class Recommender:
 
     def _fallback_scores(self) -> np.ndarray:
         raise NotImplementedError
+
+    def _dot_scores(self) -> DotScores | None:
+        """The factor form of ``_scores`` (:class:`DotScores`, e.g. ``self._dot_form(biases=True)``), for the
+        fast top-k path of :meth:`recommend`; ``None`` (the default): no such form, ``_scores`` serves."""
+        return None
+
+    def _dot_form(self, **kwargs) -> DotScores | None:
+        return DotScores.of(self, **kwargs)
 
     def _fold_in(self, row: int, cols: np.ndarray, vals: np.ndarray) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support fold_in")

@@ -579,6 +579,9 @@ class DPALS(DPModelMixin, Recommender):
             )
         return self._clip(out)
 
+    def _dot_scores(self):  # the fast top-k path of recommend (base.DotScores)
+        return self._dot_form(biases=True)
+
     def _fallback_scores(self):
         return self._mask_unreleased(self.global_mean_ + self.item_bias_)
 

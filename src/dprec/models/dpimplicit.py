@@ -427,6 +427,9 @@ class DPImplicitALS(DPModelMixin, Recommender):
             s = (1.0 - beta) * s + beta * self._popularity()[None, :]
         return self._mask_unreleased(s)
 
+    def _dot_scores(self):  # the fast top-k path of recommend (base.DotScores)
+        return self._dot_form(biases=False, popularity_weight=self.popularity_weight_, popularity=self._popularity())
+
     def _fallback_scores(self):
         return self._mask_unreleased(self.item_counts_.astype(np.float64).copy())
 
