@@ -641,7 +641,20 @@ def psd_project(A, floor=0.0, return_count=False):
     out = np.empty_like(S)
     dummy = np.empty((1, 1))
     cnt, bad = _run_dynamic(
-        _psd_items_nb, S, dummy, dummy, dummy, dummy, dummy, dummy, float(floor), False, dummy, out, _nchunks(n), _DPOTRF
+        _psd_items_nb,
+        S,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        float(floor),
+        False,
+        dummy,
+        out,
+        _nchunks(n),
+        _DPOTRF,
     )
     if bad:
         raise ValueError("A contains NaN or infinite entries")
