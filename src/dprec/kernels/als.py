@@ -588,6 +588,19 @@ def _nchunks() -> int:
     return max(1, int(numba.get_num_threads()))
 
 
+def _run_dynamic(kernel, *args):
+    """Run a ``prange`` kernel with its iterations handed out one at a time (numba's parallel chunk size 1).
+
+    Kernels called this way take many more chunks than threads: on a shared machine a thread that is
+    descheduled for a while then does not hold up the whole pass.
+    """
+    old = numba.set_parallel_chunksize(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
 def gram(Y):
     """``YᵀY`` (k×k, float64) of a factor matrix, parallel over row blocks."""
     Y = np.ascontiguousarray(Y)
@@ -616,7 +629,8 @@ def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
         A, b = out
         if A.shape != (n_items, k, k) or b.shape != (n_items, k) or A.dtype != np.float64 or b.dtype != np.float64:
             raise ValueError(f"out must be float64 arrays of shapes {(n_items, k, k)} and {(n_items, k)}")
-    return _item_stats_nb(indptr, indices, wA, wb, U, int(u_start), int(u_stop), _nchunks(), A, b, _DSYRK)
+    nchunks = max(1, min(n_items, 8 * _nchunks()))  # cost-balanced chunks, handed out dynamically
+    return _run_dynamic(_item_stats_nb, indptr, indices, wA, wb, U, int(u_start), int(u_stop), nchunks, A, b, _DSYRK)
 
 
 def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):

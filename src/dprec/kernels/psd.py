@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import _DPOTRF
+from .als import _DPOTRF, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
 
@@ -600,14 +600,6 @@ def _nchunks(n):
     # many more chunks than threads, handed out dynamically (see _run_dynamic): on a shared machine a thread
     # that is descheduled for a while does not hold up the whole solve
     return max(1, min(n, 8 * max(1, int(numba.get_num_threads()))))
-
-
-def _run_dynamic(kernel, *args):
-    old = numba.set_parallel_chunksize(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_parallel_chunksize(old)
 
 
 def _as_stack(A):
