@@ -15,12 +15,16 @@ Models, same rank (16, the DP model's default, and 64), regularization, confiden
 Per round: fits at ``T1`` and ``T2`` iterations of both models back to back (ABBA: the order flips each round),
 per-iteration time = ``(t(T2) − t(T1)) / (T2 − T1)`` (one-time costs — data layout, DP counts, weights — cancel),
 ratio = DP / implicit of the same round; the summary is the median and range over rounds. Goal: ratio ≤ 1.3.
+Beside the ratio: achieved GFLOP/s of each model's dense work per iteration (flop models in :func:`flops_dp` and
+:func:`flops_implicit`, on the data's nnz: the DP model's bound k = 60 drops a few entries, so its count is an
+upper bound) and the measured float64 / float32 matmul peak on the same threads.
 Results go to ``benchmarks/results/dp_implicit_speed_d{16,64}.json`` with configuration, machine and versions.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -30,6 +34,7 @@ import numba
 import numpy as np
 import pytest
 from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
+from threadpoolctl import threadpool_limits
 
 pytest.importorskip("implicit")
 
@@ -75,6 +80,32 @@ def _implicit(T, factors):
     return ImplicitALS(factors=factors, iterations=T, regularization=REG, alpha=1.0 + ALPHA, rng=SEED)
 
 
+def flops_implicit(m, n, nnz, k, s=3):
+    """implicit's CG sweep (users and items, ``s`` steps, as benchmarks/test_bench_als.py counts it)."""
+    return 2.0 * (m + n) * k * k + (s + 1) * (4.0 * nnz * k + 2.0 * (m + n) * k * k)
+
+
+def flops_dp(m, n, nnz, k, s=3):
+    """One DP iteration: the float64 item Grams (``dsyrk``: nnz·k(k+1)), two k×k Cholesky factorisations per
+    item (the PSD test and the solve), the user CG sweep (``s`` steps) and the two Gramians ``UᵀU``, ``VᵀV``."""
+    return (
+        nnz * k * (k + 1) + n * 2.0 * k**3 / 3.0 + (s + 1) * (4.0 * nnz * k + 2.0 * m * k * k) + 2.0 * (m + n) * k * k
+    )
+
+
+def peak_gflops(dtype, size=2048):
+    """Measured matmul peak (GFLOP/s) on numba's thread count: the best of three ``size``² products."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
+    with threadpool_limits(limits=numba.get_num_threads(), user_api="blas"):
+        a @ a
+        best = math.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
+    return 2.0 * size**3 / best / 1e9
+
+
 def _seconds(make, data):
     t = time.perf_counter()
     with warnings.catch_warnings():
@@ -104,6 +135,9 @@ def test_dp_implicit_seconds_per_iteration(data, factors):
             f"\nround {r}: DP {per['dp']['s_per_iter']:.3f} s/iter, implicit {per['implicit']['s_per_iter']:.3f} s/iter"
         )
     ratios = [p["ratio"] for p in rounds]
+    m, n, nnz = data.n_users, data.n_items, int(data.nnz)
+    dp_s = statistics.median(p["dp"]["s_per_iter"] for p in rounds)
+    imp_s = statistics.median(p["implicit"]["s_per_iter"] for p in rounds)
     out = {
         "config": {
             "n_users": N_USERS,
@@ -128,8 +162,13 @@ def test_dp_implicit_seconds_per_iteration(data, factors):
             "ratio_median": statistics.median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
-            "dp_s_per_iter_median": statistics.median(p["dp"]["s_per_iter"] for p in rounds),
-            "implicit_s_per_iter_median": statistics.median(p["implicit"]["s_per_iter"] for p in rounds),
+            "dp_s_per_iter_median": dp_s,
+            "implicit_s_per_iter_median": imp_s,
+            "dp_gflops": flops_dp(m, n, nnz, factors) / dp_s / 1e9,
+            "implicit_gflops": flops_implicit(m, n, nnz, factors) / imp_s / 1e9,
+            "peak_gflops_float64_matmul": peak_gflops(np.float64),
+            "peak_gflops_float32_matmul": peak_gflops(np.float32),
+            "loadavg_1_5_15_end": list(os.getloadavg()),
             "rounds": rounds,
         },
     }
@@ -137,5 +176,10 @@ def test_dp_implicit_seconds_per_iteration(data, factors):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
-    print(f"ratio DP / implicit per iteration: median {out['results']['ratio_median']:.2f} {sorted(ratios)}")
+    res = out["results"]
+    print(f"ratio DP / implicit per iteration: median {res['ratio_median']:.2f} {sorted(ratios)}")
+    print(
+        f"GFLOP/s: DP {res['dp_gflops']:.1f}, implicit {res['implicit_gflops']:.1f}; matmul peak float64 "
+        f"{res['peak_gflops_float64_matmul']:.0f}, float32 {res['peak_gflops_float32_matmul']:.0f}"
+    )
     assert np.isfinite(out["results"]["ratio_median"])

@@ -27,7 +27,10 @@ rank) and 32:
   DP-ALS sweep to the median ALS sweep (sweeps 2..T2: no one-off work at all), again median and range over
   rounds (``sweep_ratio_*``). A burst of other jobs hits a few sweeps, which the medians drop, rather than a
   whole fit difference;
-* the wall time of a default ``DPALS(epsilon=10)`` fit (goal: well under a minute).
+* the wall time of a default ``DPALS(epsilon=10)`` fit (goal: well under a minute);
+* beside the ratios, the achieved GFLOP/s of each model's dense work per iteration (:func:`flops_als`,
+  :func:`flops_dpals`, on ``k = d + 1``: the biased engine's bias coordinate) and the measured float64 matmul
+  peak on the same threads.
 
 Results go to ``benchmarks/results/dpals_overhead.json`` with configuration, seed, machine and versions.
 """
@@ -151,6 +154,32 @@ def _paired_rounds(dp, als, data, rounds, T1, T2):
     return out
 
 
+def flops_als(m, n, nnz, k):
+    """One explicit ALS sweep with Cholesky solves (as benchmarks/test_bench_als.py counts it): the per-row and
+    per-item Grams (gemm: 2·nnz·k² each) and one k×k Cholesky per row and per item."""
+    return 2.0 * (2.0 * nnz * k * k) + (m + n) * k**3 / 3.0
+
+
+def flops_dpals(m, n, nnz, k):
+    """DP-ALS: the same sweep plus a second Cholesky per item (the PSD test of the noisy matrix)."""
+    return flops_als(m, n, nnz, k) + n * k**3 / 3.0
+
+
+def peak_gflops_float64(size=2048):
+    """Measured float64 matmul peak (GFLOP/s) on numba's thread count: the best of three ``size``² products."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((size, size))
+    with threadpool_limits(limits=numba.get_num_threads(), user_api="blas"):
+        a @ a
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
+    return 2.0 * size**3 / best / 1e9
+
+
 @pytest.mark.parametrize("d", [8, 32])
 def test_dpals_overhead(benchmark, data, d):
     dp = lambda T: DPALS(epsilon=10.0, delta=1e-5, factors=d, iterations=T, factor_share=0.8, rng=SEED)  # noqa: E731
@@ -180,6 +209,9 @@ def test_dpals_overhead(benchmark, data, d):
         "sweep_ratio_max": float(sweep_ratios.max()),
         "dpals_sweep_s_median": float(np.median(col("dpals_sweep_s_median"))),
         "als_sweep_s_median": float(np.median(col("als_sweep_s_median"))),
+        "dpals_gflops": flops_dpals(data.n_users, data.n_items, int(data.nnz), d + 1) / s_dp / 1e9,
+        "als_explicit_gflops": flops_als(data.n_users, data.n_items, int(data.nnz), d + 1) / s_als / 1e9,
+        "peak_gflops_float64_matmul": peak_gflops_float64(),
         "iterations_timed": list(ITERS[d]),
         "rounds": rounds,
         "loadavg_1_5_15_before": list(load_before),

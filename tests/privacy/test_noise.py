@@ -215,3 +215,41 @@ def test_project_psd():
     assert project_psd(B[0]).shape == (6, 6)
     with pytest.raises(ValueError, match="shape"):
         project_psd(np.zeros((2, 3)))
+
+
+def test_draw_rows_is_the_same_for_any_thread_count_and_seeded_run():
+    """Parallel row-block draws: one stream per (step, index, block), blocks fixed by the shape, so the thread
+    count does not change the realisation; the blocks' streams differ from each other and from the step's own."""
+    from dprec.privacy import noise as N
+
+    n, widths = 3 * (N.BLOCK_ENTRIES // 30) + 7, (20, 10)  # four blocks, the last one partial
+    one = NoiseSource(_streams(5)).draw_rows(n, widths, step="s", sigma=1.5, index=2, threads=1)
+    for threads in (2, 3):
+        many = NoiseSource(_streams(5)).draw_rows(n, widths, step="s", sigma=1.5, index=2, threads=threads)
+        for a, b in zip(one, many):
+            np.testing.assert_array_equal(a, b)
+    out = [np.empty((n, w)) for w in widths]
+    again = NoiseSource(_streams(5)).draw_rows(n, widths, step="s", sigma=1.5, index=2, out=out)
+    assert again[0] is out[0]
+    np.testing.assert_array_equal(again[1], one[1])
+    # block 0 starts its stream with its rows of the first array, then those of the second
+    rows = N.BLOCK_ENTRIES // 30
+    g = _streams(5).generator("s", 2, block=0)
+    np.testing.assert_array_equal(one[0][:rows], 1.5 * g.standard_normal((rows, 20)))
+    np.testing.assert_array_equal(one[1][:rows], 1.5 * g.standard_normal((rows, 10)))
+    # other index, other step, other block: different streams; not the step's own stream either
+    other = NoiseSource(_streams(5)).draw_rows(n, widths, step="s", sigma=1.5, index=3)
+    assert not np.array_equal(one[0], other[0])
+    assert not np.array_equal(one[0][:rows], one[0][rows : 2 * rows])
+    own = 1.5 * _streams(5).generator("s", 2).standard_normal((rows, 20))
+    assert not np.array_equal(one[0][:rows], own)
+    assert_normal_with_sigma(np.concatenate([a.ravel() for a in one]), 1.5)
+
+
+def test_draw_rows_rejects_secure_mode_and_bad_buffers():
+    with pytest.raises(RuntimeError, match="secure"):
+        NoiseSource(_streams(0), secure=True).draw_rows(4, (3,), step="s", sigma=1.0)
+    with pytest.raises(ValueError, match="out must be"):
+        NoiseSource(_streams(0)).draw_rows(4, (3,), step="s", sigma=1.0, out=[np.empty((4, 2))])
+    zero = NoiseSource(_streams(0)).draw_rows(4, (3, 2), step="s", sigma=0.0)
+    assert not zero[0].any() and not zero[1].any()

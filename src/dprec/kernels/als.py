@@ -35,9 +35,12 @@ the user step (``sgemm`` for float32 factors; its Cholesky is float64).
 
 from __future__ import annotations
 
+import ctypes
+
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.extending import get_cython_function_address
 
 __all__ = [
     "balanced_bounds",
@@ -168,8 +171,52 @@ def _lower_bound(a, lo, hi, v):
 
 
 # ---------------------------------------------------------------------------------------------- stage (a)
+def _cython_fn(module: str, name: str, n_args: int):
+    """A routine of scipy's BLAS/LAPACK (``scipy.linalg.cython_blas`` / ``cython_lapack``: Fortran calling
+    convention, every argument by pointer, no return value) as a ctypes function for numba.
+
+    Kernels take it as an argument (a first-class function), never read it as a global: numba cannot cache a
+    function whose code embeds a ctypes pointer, but it caches one that receives it.
+    """
+    p = ctypes.c_void_p
+    return ctypes.CFUNCTYPE(None, *([p] * n_args))(get_cython_function_address(module, name))
+
+
+#: ``dsyrk(uplo, trans, n, k, alpha, a, lda, beta, c, ldc)``: ``C ← α·A·Aᵀ + β·C`` on one triangle
+_DSYRK = _cython_fn("scipy.linalg.cython_blas", "dsyrk", 10)
+#: ``dpotrf(uplo, n, a, lda, info)``: Cholesky factorisation in place (``info > 0``: not positive definite)
+_DPOTRF = _cython_fn("scipy.linalg.cython_lapack", "dpotrf", 5)
+
+
+@njit(**_JIT)
+def _syrk_rows(syrk, G, n, C, iargs, chars, scal):
+    """``C ← G[:n]ᵀ G[:n]`` (k×k, float64) by BLAS ``dsyrk``; only the lower triangle of ``C`` (row-major) is
+    written. ``G`` is row-major (rows × k), i.e. the column-major k×rows matrix that ``dsyrk('U', 'N')`` reads
+    as ``A`` (``C = A·Aᵀ``); column-major upper is row-major lower. ``iargs`` (2, int32), ``chars`` (2, uint8)
+    and ``scal`` (2, float64) are caller-owned scratch for the by-reference Fortran arguments."""
+    k = G.shape[1]
+    iargs[0] = k  # n, lda, ldc (Fortran names)
+    iargs[1] = n  # k (Fortran name): the inner dimension
+    chars[0] = 85  # 'U'
+    chars[1] = 78  # 'N'
+    scal[0] = 1.0
+    scal[1] = 0.0
+    syrk(
+        chars[0:].ctypes,
+        chars[1:].ctypes,
+        iargs[0:].ctypes,
+        iargs[1:].ctypes,
+        scal[0:].ctypes,
+        G.ctypes,
+        iargs[0:].ctypes,
+        scal[1:].ctypes,
+        C.ctypes,
+        iargs[0:].ctypes,
+    )
+
+
 @njit(**_PJIT)
-def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
+def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b, syrk):
     """Partial sufficient statistics of every item over users ``u_start <= i < u_stop``.
 
     Parameters
@@ -178,8 +225,11 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
     wA, wb : float arrays aligned with ``indices``: Gram weights and right-hand-side weights.
     U : (n_users, k) user factors (float32 or float64).
     u_start, u_stop : the user block.
+    syrk : BLAS ``dsyrk`` (:data:`_DSYRK`).
 
-    Every product and sum is float64 (float64 gather scratch and ``dgemm``), whatever the input dtypes.
+    Every product and sum is float64, whatever the input dtypes. An item whose Gram weights are all ``≥ 0``
+    (every model's) has ``A_j = GᵀG`` with rows ``g_i = √wA_ij · u_i`` (float64): one ``dsyrk`` (half the
+    flops of ``gemm``, exactly symmetric); an item with a negative weight takes ``Gᵀ(wA ∘ G)`` by ``dgemm``.
 
     Returns
     -------
@@ -194,10 +244,13 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
         mx = 1
         for j in range(lo_item, hi_item):
             mx = max(mx, indptr[j + 1] - indptr[j])
-        # float64 scratch: products and sums in float64 (dgemm), whatever the dtype of U and the weights
+        # float64 scratch: products and sums in float64, whatever the dtype of U and the weights
         G = np.empty((mx, k))
-        GW = np.empty((mx, k))
+        C = np.empty((k, k))
         bj = np.empty(k)
+        iargs = np.empty(2, dtype=np.int32)
+        chars = np.empty(2, dtype=np.uint8)
+        scal = np.empty(2)
         for j in range(lo_item, hi_item):
             s = _lower_bound(indices, indptr[j], indptr[j + 1], u_start)
             e = _lower_bound(indices, s, indptr[j + 1], u_stop)
@@ -206,22 +259,37 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b):
                 A[j] = 0.0
                 b[j] = 0.0
                 continue
+            nonneg = True
+            for p in range(s, e):
+                nonneg = nonneg and wA[p] >= 0
             bj[:] = 0.0
             for t in range(n):
                 p = s + t
                 i = indices[p]
-                wa = np.float64(wA[p])
                 wbv = np.float64(wb[p])
+                sw = np.sqrt(np.float64(wA[p])) if nonneg else 1.0
                 for a in range(k):
                     v = np.float64(U[i, a])
-                    G[t, a] = v
-                    GW[t, a] = wa * v
+                    G[t, a] = sw * v
                     bj[a] += wbv * v
-            Aj = np.dot(G[:n].T, GW[:n])
-            for a in range(k):
-                b[j, a] = bj[a]
-                for q in range(k):
-                    A[j, a, q] = 0.5 * (Aj[a, q] + Aj[q, a])
+            if nonneg:
+                _syrk_rows(syrk, G, n, C, iargs, chars, scal)
+                for a in range(k):
+                    b[j, a] = bj[a]
+                    for q in range(a + 1):
+                        A[j, a, q] = C[a, q]
+                        A[j, q, a] = C[a, q]
+            else:
+                GW = np.empty((n, k))
+                for t in range(n):
+                    wa = np.float64(wA[s + t])
+                    for a in range(k):
+                        GW[t, a] = wa * G[t, a]
+                Aj = np.dot(G[:n].T, GW)
+                for a in range(k):
+                    b[j, a] = bj[a]
+                    for q in range(k):
+                        A[j, a, q] = 0.5 * (Aj[a, q] + Aj[q, a])
     return A, b
 
 
@@ -520,6 +588,19 @@ def _nchunks() -> int:
     return max(1, int(numba.get_num_threads()))
 
 
+def _run_dynamic(kernel, *args):
+    """Run a ``prange`` kernel with its iterations handed out one at a time (numba's parallel chunk size 1).
+
+    Kernels called this way take many more chunks than threads: on a shared machine a thread that is
+    descheduled for a while then does not hold up the whole pass.
+    """
+    old = numba.set_parallel_chunksize(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
 def gram(Y):
     """``YᵀY`` (k×k, float64) of a factor matrix, parallel over row blocks."""
     Y = np.ascontiguousarray(Y)
@@ -548,7 +629,8 @@ def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
         A, b = out
         if A.shape != (n_items, k, k) or b.shape != (n_items, k) or A.dtype != np.float64 or b.dtype != np.float64:
             raise ValueError(f"out must be float64 arrays of shapes {(n_items, k, k)} and {(n_items, k)}")
-    return _item_stats_nb(indptr, indices, wA, wb, U, int(u_start), int(u_stop), _nchunks(), A, b)
+    nchunks = max(1, min(n_items, 8 * _nchunks()))  # cost-balanced chunks, handed out dynamically
+    return _run_dynamic(_item_stats_nb, indptr, indices, wA, wb, U, int(u_start), int(u_stop), nchunks, A, b, _DSYRK)
 
 
 def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import _chol_factor, _chol_solve_ws
+from .als import _DPOTRF, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
 
@@ -423,8 +423,8 @@ def _clip_project(M, d, Zt, floor, C, cv, idx):
 
 
 @njit(cache=True, fastmath=_FM)
-def _load_item(j, A, b, noise_tri, noise_b, solve, W, Wv):
-    """``W[_M] = sym(A_j) + N_j`` and ``Wv[_R] = b_j + n_j`` (``solve``), or ``W[_M] = sym(A_j)``.
+def _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W, Wv):
+    """``W[_M] = sym(A_j) + B + diag(s_j) + N_j`` and ``Wv[_R] = b_j + n_j`` (``solve``), or ``W[_M] = sym(A_j)``.
     Returns False if ``M`` has a non-finite entry."""
     M = W[_M]
     k = M.shape[0]
@@ -435,8 +435,11 @@ def _load_item(j, A, b, noise_tri, noise_b, solve, W, Wv):
         for a in range(k):
             rhs[a] = b[j, a] + noise_b[j, a]
             for q in range(a, k):
-                # symmetrise the statistic and add the mirrored upper-triangle noise
-                v = 0.5 * (A[j, a, q] + A[j, q, a]) + noise_tri[j, t]
+                # symmetrise the statistic, add the public base matrix and the mirrored upper-triangle noise
+                v = 0.5 * (A[j, a, q] + A[j, q, a]) + base[a, q]
+                if q == a:
+                    v += shift[j, a]
+                v += noise_tri[j, t]
                 finite = finite and abs(v) < np.inf  # False for inf and NaN
                 M[a, q] = v
                 M[q, a] = v
@@ -452,7 +455,42 @@ def _load_item(j, A, b, noise_tri, noise_b, solve, W, Wv):
 
 
 @njit(cache=True, fastmath=_FM)
-def _is_pd_above(W, floor):
+def _chol_upper(potrf, C, ia, ch):
+    """In-place Cholesky ``C = RᵀR`` of the upper triangle (row-major) by LAPACK ``dpotrf`` (row-major upper =
+    column-major lower, so ``uplo='L'``); False when ``C`` is not positive definite. ``ia`` (2, int32) and
+    ``ch`` (1, uint8) are scratch for the by-reference Fortran arguments."""
+    ia[0] = C.shape[0]
+    ch[0] = 76  # 'L'
+    potrf(ch.ctypes, ia[0:].ctypes, C.ctypes, ia[0:].ctypes, ia[1:].ctypes)
+    return ia[1] == 0
+
+
+@njit(cache=True, fastmath=_FM)
+def _chol_solve_upper(potrf, C, rhs, x, y, ia, ch):
+    """``x = C⁻¹ rhs`` for the SPD ``C`` (upper triangle read, overwritten by ``R``; ``y`` scratch), by
+    :func:`_chol_upper` and two triangular solves; x = 0 when ``C`` is not positive definite."""
+    k = C.shape[0]
+    if not _chol_upper(potrf, C, ia, ch):
+        for i in range(k):
+            x[i] = 0.0
+        return False
+    for i in range(k):  # Rᵀ y = rhs
+        y[i] = rhs[i]
+    for i in range(k):
+        yi = y[i] / C[i, i]
+        y[i] = yi
+        for m in range(i + 1, k):
+            y[m] -= C[i, m] * yi
+    for i in range(k - 1, -1, -1):  # R x = y
+        t = y[i]
+        for m in range(i + 1, k):
+            t -= C[i, m] * x[m]
+        x[i] = t / C[i, i]
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _is_pd_above(W, floor, potrf, ia, ch):
     """Exact fast path: all eigenvalues of ``M`` exceed ``floor`` iff ``M − floor·I`` has a Cholesky factor;
     then ``P(M) = M`` and ``C = M`` (upper triangle) on return."""
     M = W[_M]
@@ -462,7 +500,7 @@ def _is_pd_above(W, floor):
         for q in range(a, k):
             C[a, q] = M[a, q]
         C[a, a] -= floor
-    if not _chol_factor(C):
+    if not _chol_upper(potrf, C, ia, ch):
         return False
     for a in range(k):
         for q in range(a, k):
@@ -471,7 +509,7 @@ def _is_pd_above(W, floor):
 
 
 @njit(cache=True, fastmath=_FM)
-def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p):
+def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
     """``C = P(M)`` (from the eigenpairs when ``projected``, else ``C`` already holds ``M``), then either
     ``out_x[j] = (C + diag(reg_j))⁻¹ rhs`` (``solve``) or ``out_p[j] = C``."""
     C = W[_C]
@@ -482,7 +520,7 @@ def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p):
         x = Wv[_X]
         for a in range(k):
             C[a, a] += reg[j, a]
-        _chol_solve_ws(C, Wv[_R], x, Wv[_Y])
+        _chol_solve_upper(potrf, C, Wv[_R], x, Wv[_Y], ia, ch)
         for a in range(k):
             out_x[j, a] = x[a]
     else:
@@ -493,8 +531,8 @@ def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p):
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _psd_items_nb(A, b, noise_tri, noise_b, reg, floor, solve, out_x, out_p, nchunks):
-    """Every item ``j``: ``M_j = sym(A_j) (+ N_j)``, ``C_j = P(M_j)``, then the ridge solve (``solve``) or
+def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p, nchunks, potrf):
+    """Every item ``j``: ``M_j = sym(A_j) (+ B + diag(s_j) + N_j)``, ``C_j = P(M_j)``, then the ridge solve (``solve``) or
     ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in pairs (interleaved QL).
     Returns the number of items that needed one and the number with a non-finite matrix (left unsolved)."""
     n, k = A.shape[0], A.shape[1]
@@ -505,26 +543,28 @@ def _psd_items_nb(A, b, noise_tri, noise_b, reg, floor, solve, out_x, out_p, nch
         W = np.empty((2, 5, k, k))
         Wv = np.empty((2, 7, k))
         Wi = np.empty(k, dtype=np.int64)
+        ia = np.empty(2, dtype=np.int32)
+        cc = np.empty(1, dtype=np.uint8)
         pending = -1  # an item in slot 0 waiting for a partner for the paired eigensolver
         for j in range(ch * step, min(n, (ch + 1) * step)):
             slot = 0 if pending < 0 else 1
-            if not _load_item(j, A, b, noise_tri, noise_b, solve, W[slot], Wv[slot]):
+            if not _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W[slot], Wv[slot]):
                 n_bad[ch] += 1
                 continue
-            if _is_pd_above(W[slot], floor):
-                _finish_item(j, floor, reg, solve, False, W[slot], Wv[slot], Wi, out_x, out_p)
+            if _is_pd_above(W[slot], floor, potrf, ia, cc):
+                _finish_item(j, floor, reg, solve, False, W[slot], Wv[slot], Wi, out_x, out_p, potrf, ia, cc)
                 continue
             n_eig[ch] += 1
             if pending < 0:
                 pending = j
                 continue
             _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
-            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p)
-            _finish_item(j, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p)
+            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, cc)
+            _finish_item(j, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, cc)
             pending = -1
         if pending >= 0:
             _sym_eig(W[0], Wv[0])
-            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p)
+            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, cc)
     return n_eig.sum(), n_bad.sum()
 
 
@@ -562,14 +602,6 @@ def _nchunks(n):
     return max(1, min(n, 8 * max(1, int(numba.get_num_threads()))))
 
 
-def _run_dynamic(kernel, *args):
-    old = numba.set_parallel_chunksize(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_parallel_chunksize(old)
-
-
 def _as_stack(A):
     A = np.ascontiguousarray(A, dtype=np.float64)
     if A.ndim not in (2, 3) or A.shape[-1] != A.shape[-2] or A.shape[-1] == 0:
@@ -600,31 +632,54 @@ def psd_project(A, floor=0.0, return_count=False):
     n = S.shape[0]
     out = np.empty_like(S)
     dummy = np.empty((1, 1))
-    cnt, bad = _run_dynamic(_psd_items_nb, S, dummy, dummy, dummy, dummy, float(floor), False, dummy, out, _nchunks(n))
+    cnt, bad = _run_dynamic(
+        _psd_items_nb,
+        S,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        dummy,
+        float(floor),
+        False,
+        dummy,
+        out,
+        _nchunks(n),
+        _DPOTRF,
+    )
     if bad:
         raise ValueError("A contains NaN or infinite entries")
     res = out[0] if single else out
     return (res, int(cnt)) if return_count else res
 
 
-def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
-    """``x_j = (P(sym(A_j) + N_j) + diag(λ_j))⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
+def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shift=None):
+    """``x_j = (P(sym(A_j) + B + diag(s_j) + N_j) + diag(λ_j))⁻¹ (b_j + n_j)`` for every item ``j``, in parallel.
 
     ``A`` (n, k, k) and ``b`` (n, k) are the reduced (exact) statistics; ``noise_tri`` (n, k(k+1)/2) holds the
     i.i.d. noise of each upper triangle (diagonal included, row-major ``a ≤ q``), mirrored into ``N_j``;
     ``noise_b`` (n, k) the noise of ``b``; ``reg`` the ridge, (n,) per item or (n, k) per item and coordinate;
     ``P`` clips eigenvalues below ``floor`` (the exact projection onto ``{X ⪰ floor·I}``, the PSD cone for
-    ``floor = 0``). The projection is post-processing of the noisy release.
+    ``floor = 0``). The projection is post-processing of the noisy release. ``base`` (k, k), default 0, and
+    ``shift`` (n,) or (n, k), default 0, are public terms added before the projection (e.g. a released Gramian
+    and a ridge that is to be projected with the matrix): adding them here saves a pass over the (n, k, k) stack.
 
     An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection; the
     others are projected through one eigendecomposition by a small numba eigensolver (Householder
     tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without its per-call
     overhead). Then one Cholesky solve.
     """
-    return _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor)[0]
+    return _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor, base=base, shift=shift)[0]
 
 
-def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
+def _per_item(v, n, k):
+    """A scalar, (n,) per item or (n, k) per item and coordinate, as a contiguous (n, k) float64 array."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.ascontiguousarray(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)))
+
+
+def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shift=None):
     """:func:`noisy_psd_solve` and the number of items that needed an eigendecomposition."""
     A = np.ascontiguousarray(A, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
@@ -633,8 +688,11 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
         raise ValueError(
             f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}"
         )
-    reg = np.asarray(reg, dtype=np.float64)
-    reg = np.ascontiguousarray(np.broadcast_to(reg[:, None] if reg.ndim == 1 else reg, (n, k)))
+    reg = _per_item(reg, n, k)
+    base = np.zeros((k, k)) if base is None else np.ascontiguousarray(base, dtype=np.float64)
+    if base.shape != (k, k):
+        raise ValueError(f"base must have shape {(k, k)}, got {base.shape}")
+    shift = np.zeros((n, k)) if shift is None else _per_item(shift, n, k)
     out = np.empty((n, k))
     cnt, bad = _run_dynamic(
         _psd_items_nb,
@@ -642,12 +700,15 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0):
         b,
         np.ascontiguousarray(noise_tri, dtype=np.float64),
         np.ascontiguousarray(noise_b, dtype=np.float64),
+        base,
+        shift,
         reg,
         float(floor),
         True,
         out,
         np.empty((1, 1, 1)),
         _nchunks(n),
+        _DPOTRF,
     )
     if bad:
         raise ValueError(f"{bad} noisy item matrices have NaN or infinite entries")

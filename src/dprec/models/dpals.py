@@ -493,7 +493,7 @@ class DPALS(DPModelMixin, Recommender):
             reg = E.item_ridge(
                 hp.regularization * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_regularization
             )
-            t = [0]
+            t, bufs = [0], []  # the iteration, and the noise buffers (reused across iterations)
 
             def solve(A, b):
                 # the Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
@@ -502,9 +502,11 @@ class DPALS(DPModelMixin, Recommender):
                 if self.secure_noise:  # the statistic itself through OpenDP
                     A_n, b_n = rel.unpack(self._release(rel, rel.pack(A, b), step, index=t[0]), n_i, k1)
                     out = noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
-                else:  # the kernel adds the noise (fused)
-                    noise_tri = self._noise.draw((n_i, k1 * (k1 + 1) // 2), step=rel.name, sigma=sigma, index=t[0])
-                    noise_b = self._noise.draw((n_i, k1), step=rel.name, sigma=sigma, index=t[0])
+                else:  # the kernel adds the noise (fused); drawn in parallel, one stream per row block
+                    bufs[:] = self._noise.draw_rows(
+                        n_i, (k1 * (k1 + 1) // 2, k1), step=rel.name, sigma=sigma, index=t[0], out=bufs or None
+                    )
+                    noise_tri, noise_b = bufs
                     self._record(rel, step)
                     out = noisy_psd_solve(A, b, noise_tri, noise_b, reg)
                 t[0] += 1

@@ -346,7 +346,8 @@ class DPImplicitALS(DPModelMixin, Recommender):
                 + self.noise_regularization * sstep.sigma * math.sqrt(d)
             )
             Uc = np.empty_like(U)
-            iu, diag = np.triu_indices(d), np.arange(d)
+            iu = np.triu_indices(d)
+            noise_bufs = None if self.secure_noise else [np.empty((len(items), w)) for w in (d * (d + 1) // 2, d)]
             floor = self.psd_floor * float(np.min(reg)) if len(reg) else 0.0
         else:
             hc = HeadCSR(X, None, items, alpha=self.alpha, values=p, dtype=ft)
@@ -360,9 +361,8 @@ class DPImplicitALS(DPModelMixin, Recommender):
                 Gv = self._release(gram_rel, K.gram(Uc)[iu], gstep, index=t)
                 G = psd_project(ImplicitGramian.unpack(Gv, d))
                 A, b = hc.stats(Uc, out=bufs)
-                A += G[None]
-                A[:, diag, diag] += reg[:, None]  # the ridge goes in before the projection (see _noisy_item_solve)
-                Vh[:] = self._noisy_item_solve(A, b, floor, stats_rel, sstep, t)
+                # G̃ and the ridge go in before the projection (see _noisy_item_solve)
+                Vh[:] = self._noisy_item_solve(A, b, G, reg, floor, stats_rel, sstep, t, noise_bufs)
             else:
                 A, b = hc.stats(U, out=bufs)
                 Vh, _ = K.solve_batched(A, b, reg, K.gram(U), out=Vh)
@@ -370,27 +370,31 @@ class DPImplicitALS(DPModelMixin, Recommender):
             user_solve(X, V, out=U, **user_kw)
         return V, U
 
-    def _noisy_item_solve(self, A, b, floor, rel, step, t):
+    def _noisy_item_solve(self, A, b, G, reg, floor, rel, step, t, noise_bufs):
         """The Gaussian mechanism on the stacked ``(triu A_j, b_j)`` (fused into the PSD solve, or through
         OpenDP in secure mode), then ``v_j = P_f(M_j + N_j)⁻¹ (b_j + n_j)`` (post-processing).
 
-        ``A`` holds ``M_j = A_j + G̃ + λ_j I``: the released Gramian and the ridge are public and added before the
-        noise. ``P_f`` clips eigenvalues below ``f = φ·min_j λ_j``; with ``φ = 1`` (and one ridge for all items)
-        this is ``P(A_j + G̃ + N_j) + λ_j I``, the PSD projection followed by the ridge. With ``φ < 1`` noise
-        eigenvalues down to ``−(1 − φ)λ`` are kept, and most matrices pass the kernel's Cholesky test without an
-        eigendecomposition."""
+        ``M_j = A_j + G̃ + λ_j I``: the released Gramian and the ridge are public and go in before the noise (the
+        PSD kernel adds them while it loads each item). ``P_f`` clips eigenvalues below ``f = φ·min_j λ_j``;
+        with ``φ = 1`` (and one ridge for all items) this is ``P(A_j + G̃ + N_j) + λ_j I``, the PSD projection
+        followed by the ridge. With ``φ < 1`` noise eigenvalues down to ``−(1 − φ)λ`` are kept, and most matrices
+        pass the kernel's Cholesky test without an eigendecomposition. The noise is drawn in parallel, one
+        stream per row block of the step (:meth:`~dprec.privacy.noise.NoiseSource.draw_rows`)."""
         n, d = b.shape
         zero = np.zeros(n)
         if self.secure_noise:
             from .releases import FactorStats
 
+            A += G[None]
+            A[:, np.arange(d), np.arange(d)] += reg[:, None]
             # the released matrices already include G̃ (a released value): subtracting it is post-processing
             A_n, b_n = FactorStats.unpack(self._release(rel, FactorStats.pack(A, b), step, index=t), n, d)
             return noisy_psd_solve(A_n, b_n, np.zeros((n, d * (d + 1) // 2)), np.zeros((n, d)), zero, floor)
-        noise_tri = self._noise.draw((n, d * (d + 1) // 2), step=rel.name, sigma=step.sigma, index=t)
-        noise_b = self._noise.draw((n, d), step=rel.name, sigma=step.sigma, index=t)
+        noise_tri, noise_b = self._noise.draw_rows(
+            n, (d * (d + 1) // 2, d), step=rel.name, sigma=step.sigma, index=t, out=noise_bufs
+        )
         self._record(rel, step)
-        return noisy_psd_solve(A, b, noise_tri, noise_b, zero, floor)
+        return noisy_psd_solve(A, b, noise_tri, noise_b, zero, floor, base=G, shift=reg)
 
     # ------------------------------------------------------------------ reporting
     def _bounds_report(self):

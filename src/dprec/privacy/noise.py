@@ -16,7 +16,8 @@ Two samplers (:class:`NoiseSource`)
 -----------------------------------
 *fast* (default)
     Bulk draws from the step's :class:`numpy.random.Generator` (``standard_normal`` scaled by σ).
-    Reproducible in reproducibility mode and fast.
+    Reproducible in reproducibility mode and fast. Large per-item noise (:meth:`NoiseSource.draw_rows`) is
+    drawn in parallel, one stream per (step, index, row block), the blocks fixed by the shape alone.
 *secure* (``secure_noise=True``)
     Every release passes the statistic *itself* through OpenDP's Gaussian measurement on a float vector domain
     (``opendp.measurements.make_gaussian(vector_domain(atom_domain(T=float, nan=False)),
@@ -62,6 +63,8 @@ __all__ = [
 
 #: Largest release (number of entries) the secure path accepts by default.
 SECURE_MAX_SIZE = 100_000
+#: About this many entries (1 MiB of float64: cache-sized) per row block of :meth:`NoiseSource.draw_rows`.
+BLOCK_ENTRIES = 1 << 17
 
 
 def gaussian_noise(shape, sigma, rng=None) -> np.ndarray:
@@ -223,11 +226,15 @@ class NoiseStreams:
                 stacklevel=5,  # the caller's fit(...) line
             )
 
-    def generator(self, step: str, index: int = 0) -> np.random.Generator:
-        """The stream of (this model, ``step``, ``index``): a new Generator at the stream's start."""
-        ss = np.random.SeedSequence(
-            self._root, spawn_key=self._base + (_key("noise"), _key(self.model), _key(step), int(index))
-        )
+    def generator(self, step: str, index: int = 0, block: int | None = None) -> np.random.Generator:
+        """The stream of (this model, ``step``, ``index``): a new Generator at the stream's start.
+
+        ``block``: the stream of one row block of a parallel draw (:meth:`NoiseSource.draw_rows`); its spawn key
+        is one element longer, so it is independent of the step's own stream and of every other block's."""
+        key = (_key("noise"), _key(self.model), _key(step), int(index))
+        if block is not None:
+            key += (int(block),)
+        ss = np.random.SeedSequence(self._root, spawn_key=self._base + key)
         return np.random.Generator(np.random.PCG64(ss))
 
     def init_generator(self) -> np.random.Generator:
@@ -313,6 +320,56 @@ class NoiseSource:
             raise RuntimeError(f"release {step!r}: secure mode must pass the statistic through release(), not draw()")
         self.samplers[step] = "numpy Generator (PCG64, ziggurat)"
         return gaussian_noise(shape, sigma, self._gen(step, index))
+
+    def draw_rows(self, n_rows: int, widths, *, step: str, sigma: float, index: int = 0, out=None, threads=None):
+        """I.i.d. ``N(0, σ²)`` noise arrays of shapes ``(n_rows, w)`` for ``w`` in ``widths`` (float64), drawn in
+        parallel, for kernels that add the noise themselves (fast sampler only; refused in secure mode).
+
+        The rows are cut into blocks of ``max(1, BLOCK_ENTRIES // Σ widths)`` rows, a function of the shape only;
+        block ``c`` draws its rows of the first array, then of the second, ..., from its own stream
+        ``(step, index, block=c)`` (:meth:`NoiseStreams.generator`). The result therefore does not depend on the
+        thread count, and is bit-identical run to run in reproducibility mode. ``out``: arrays of those shapes to
+        fill (reusing them across iterations avoids faulting in fresh memory); ``threads``: default numba's count.
+        """
+        if self.secure:
+            raise RuntimeError(f"release {step!r}: secure mode must pass the statistic through release(), not draw()")
+        s = check_number(sigma, "sigma", low_inclusive=True)
+        n_rows, widths = int(n_rows), [int(w) for w in widths]
+        if out is None:
+            out = [np.empty((n_rows, w)) for w in widths]
+        elif [a.shape for a in out] != [(n_rows, w) for w in widths] or any(
+            a.dtype != np.float64 or not a.flags.c_contiguous for a in out
+        ):
+            raise ValueError(f"out must be contiguous float64 arrays of shapes {[(n_rows, w) for w in widths]}")
+        self.samplers[step] = "numpy Generator (PCG64, ziggurat), one stream per row block"
+        rows = max(1, BLOCK_ENTRIES // max(1, sum(widths)))
+        n_blocks = -(-n_rows // rows)
+
+        def fill(c):
+            lo, hi = c * rows, min(n_rows, (c + 1) * rows)
+            g = self.streams.generator(step, index, block=c)
+            for a in out:
+                blk = a[lo:hi]
+                if s == 0:
+                    blk[:] = 0.0
+                    continue
+                g.standard_normal(out=blk)  # releases the GIL: the blocks fill in parallel
+                blk *= s
+
+        if threads is None:
+            import numba
+
+            threads = numba.get_num_threads()
+        threads = max(1, min(int(threads), n_blocks))
+        if threads == 1:
+            for c in range(n_blocks):
+                fill(c)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as ex:
+                list(ex.map(fill, range(n_blocks)))
+        return out
 
     def generator(self, step: str, index: int = 0) -> np.random.Generator:
         """The raw stream of a randomised, non-Gaussian step (e.g. contribution sampling)."""
