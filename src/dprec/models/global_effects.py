@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._blocks import user_sum
 from .releases import GlobalMean, ItemBiases, segment_sums
 
 __all__ = [
@@ -86,9 +87,9 @@ def release_biases(
     rel_mean, rel_items = model._releases["global_mean"], model._releases["item_biases"]
     lo, hi = rel_mean.rating_bounds
     mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
-    S, N = model._release(rel_mean, rel_mean.statistic(X, rng=rng), plan["global_mean"])
+    S, N = model._release(rel_mean, user_sum(rel_mean.statistic, X, rng=rng), plan["global_mean"])
     mu = mid + float(np.clip(S / max(N, 1.0), -half, half))
-    stats = model._release(rel_items, rel_items.statistic(X, mu=mu, rng=rng), plan["item_biases"])
+    stats = model._release(rel_items, user_sum(rel_items.statistic, X, mu=mu, rng=rng), plan["item_biases"])
     n_items = X.shape[1]
     Sj, Nj = stats[:n_items], stats[n_items:]
     sigma_items = plan.sigma("item_biases")
