@@ -127,7 +127,9 @@ class UserBlocks:
 
         ub, cf = users(V, c)
         for t in range(iterations):
-            parts = [b._submit(W.engine_item_stats, e, u, mu, cf, residual_bound, clip_norm) for e, u in zip(engines, ub)]
+            parts = [
+                b._submit(W.engine_item_stats, e, u, mu, cf, residual_bound, clip_norm) for e, u in zip(engines, ub)
+            ]
             A, beta = b._tree_sum(parts)
             Va = solve(A, beta)  # the client: noise (once, after the global sum) and the item solve
             if mask is not None:
@@ -180,7 +182,9 @@ class DaskFit:
         import dask.dataframe as dd
 
         b = self.ratings.matrix.backend
-        parts = [b._submit(W.user_table, blk, u, self._user_col) for blk, u in zip(self.ratings.matrix.blocks, self._users)]
+        parts = [
+            b._submit(W.user_table, blk, u, self._user_col) for blk, u in zip(self.ratings.matrix.blocks, self._users)
+        ]
         return dd.from_delayed(parts, verify_meta=False)
 
 
