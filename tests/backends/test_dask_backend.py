@@ -20,8 +20,9 @@ cloudpickle = pytest.importorskip("cloudpickle")
 from dprec.data import Interactions  # noqa: E402
 from dprec.distributed import DaskBackend, check_public  # noqa: E402
 from dprec.errors import BudgetExceededError, ConfigError, DataError  # noqa: E402
-from dprec.models import ALS, DPALS  # noqa: E402
+from dprec.models import ALS, DPALS, DPImplicitALS  # noqa: E402
 from dprec.models import dpals as dpals_module  # noqa: E402
+from dprec.models import dpimplicit as dpimplicit_module  # noqa: E402
 from dprec.privacy.ledger import Ledger  # noqa: E402
 
 N_USERS, N_ITEMS = 240, 30
@@ -83,31 +84,32 @@ DP = dict(epsilon=50.0, delta=1e-5, factors=4, iterations=2, spectral_items=12, 
 
 
 class _Recorder:
-    """Records every exact statistic a DP-ALS fit releases (before noise) and the factor statistics (A, β)."""
+    """Records every exact statistic a DP fit releases (before noise) and the per-item statistics (A, β) that
+    enter the noisy PSD solve (DP-ALS: the exact statistics; DP implicit ALS: plus the released Gramian)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, cls=DPALS, module=dpals_module):
         self.stats, self.factor = {}, []
-        orig_release, orig_solve = DPALS._release, dpals_module.noisy_psd_solve
+        orig_release, orig_solve = cls._release, module.noisy_psd_solve
         rec = self
 
         def release(self, rel, statistic, step, **kw):
-            rec.stats[rel.name] = np.array(statistic, dtype=np.float64, copy=True)
+            rec.stats.setdefault(rel.name, []).append(np.array(statistic, dtype=np.float64, copy=True))
             return orig_release(self, rel, statistic, step, **kw)
 
         def solve(A, b, *args):
             rec.factor.append((A.copy(), b.copy()))
             return orig_solve(A, b, *args)
 
-        monkeypatch.setattr(DPALS, "_release", release)
-        monkeypatch.setattr(dpals_module, "noisy_psd_solve", solve)
+        monkeypatch.setattr(cls, "_release", release)
+        monkeypatch.setattr(module, "noisy_psd_solve", solve)
 
 
-def _fit_both(monkeypatch, backend, ratings, local, **kw):
-    loc_rec = _Recorder(monkeypatch)
-    loc = DPALS(**kw).fit(local)
+def _fit_both(monkeypatch, backend, ratings, local, cls=DPALS, module=dpals_module, **kw):
+    loc_rec = _Recorder(monkeypatch, cls, module)
+    loc = cls(**kw).fit(local)
     monkeypatch.undo()
-    dist_rec = _Recorder(monkeypatch)
-    res = backend.fit(DPALS(**kw), ratings)
+    dist_rec = _Recorder(monkeypatch, cls, module)
+    res = backend.fit(cls(**kw), ratings)
     monkeypatch.undo()
     return loc, loc_rec, res, dist_rec
 
@@ -127,7 +129,7 @@ def test_dpals_pre_noise_statistics_and_release_equal_the_local_engine(monkeypat
     loc, lr, res, dr = _fit_both(monkeypatch, backend, ratings, local, **DP)
     assert set(lr.stats) == set(dr.stats) == {"n_users", "global_mean", "item_biases", "spectral_moment"}
     for name in lr.stats:
-        np.testing.assert_allclose(dr.stats[name], lr.stats[name], rtol=RTOL, atol=ATOL, err_msg=name)
+        np.testing.assert_allclose(dr.stats[name][0], lr.stats[name][0], rtol=RTOL, atol=ATOL, err_msg=name)
     assert len(lr.factor) == len(dr.factor) == 2
     for (A0, b0), (A1, b1) in zip(lr.factor, dr.factor):
         np.testing.assert_allclose(A1, A0, rtol=1e-6, atol=1e-6)  # float32 user factors: see below
@@ -161,7 +163,7 @@ def test_dpals_bias_only_band_equals_local(monkeypatch, backend, ratings, local)
     kw = dict(epsilon=2.0, delta=1e-5, rng=11)
     loc, lr, res, dr = _fit_both(monkeypatch, backend, ratings, local, **kw)
     assert res.model.resolved_.iterations == 0 and res.model.resolved_.factors == 0
-    np.testing.assert_allclose(dr.stats["item_biases"], lr.stats["item_biases"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(dr.stats["item_biases"][0], lr.stats["item_biases"][0], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(res.model.item_bias_, loc.item_bias_, rtol=1e-12, atol=1e-12)
     uf = res.user_factors().compute().set_index("user").loc[local.user_ids]
     np.testing.assert_allclose(uf["bias"], loc.user_bias_, rtol=1e-5, atol=1e-6)
@@ -175,6 +177,40 @@ def test_als_explicit_equals_local(backend, ratings, local):
     np.testing.assert_allclose(dist.item_counts_, loc.item_counts_)
     np.testing.assert_allclose(dist.item_bias_, loc.item_bias_, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dist.item_factors_, loc.item_factors_, rtol=1e-5, atol=1e-6)
+
+
+#: DP implicit ALS with the deterministic (adaptive) contribution bounding and a head of every counted item
+IMPLICIT = dict(epsilon=50.0, delta=1e-5, bounding="adaptive", factors=4, iterations=2, head_threshold=1.0, rng=5)
+
+
+def test_dp_implicit_als_equals_local(monkeypatch, backend, ratings, local):
+    loc, lr, res, dr = _fit_both(monkeypatch, backend, ratings, local, DPImplicitALS, dpimplicit_module, **IMPLICIT)
+    assert set(lr.stats) == set(dr.stats) == {"n_users", "item_counts", "implicit_gramian"}
+    for name in ("n_users", "item_counts"):
+        np.testing.assert_allclose(dr.stats[name][0], lr.stats[name][0], rtol=RTOL, atol=ATOL, err_msg=name)
+    # the first iteration's statistics come from the same data-independent start. kernels.als.gram forms each
+    # row chunk's Gramian with float32 BLAS (then sums in float64), so the Gramian — and A_j, which holds the
+    # released Gramian — depend on the chunking at float32 rounding even locally; b_j is float64 throughout
+    np.testing.assert_allclose(dr.stats["implicit_gramian"][0], lr.stats["implicit_gramian"][0], rtol=1e-5)
+    np.testing.assert_allclose(dr.factor[0][0], lr.factor[0][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dr.factor[0][1], lr.factor[0][1], rtol=RTOL, atol=ATOL)
+    assert len(dr.factor) == len(lr.factor) == 2
+    m = res.model
+    assert m.head_.sum() > 10 and (m.head_ == loc.head_).all()
+    np.testing.assert_allclose(m.item_counts_, loc.item_counts_, rtol=1e-12)
+    np.testing.assert_allclose(m.item_factors_, loc.item_factors_, rtol=1e-5, atol=1e-6)
+    assert m.privacy_report()["steps"] == loc.privacy_report()["steps"]
+    uf = res.user_factors().compute().set_index("user").loc[local.user_ids]
+    np.testing.assert_allclose(uf.to_numpy(), loc.user_factors_, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ConfigError, match='bounding="adaptive"'):
+        backend.fit(DPImplicitALS(epsilon=1.0, delta=1e-5), ratings)
+
+
+def test_implicit_als_infinite_epsilon_equals_local(backend, ratings, local):
+    kw = dict(epsilon=math.inf, factors=4, iterations=2, rng=3)
+    loc = DPImplicitALS(**kw).fit(local)
+    dist = backend.fit(DPImplicitALS(**kw), ratings).model
+    np.testing.assert_allclose(dist.item_factors_, loc.item_factors_, rtol=1e-4, atol=1e-5)
 
 
 def test_dask_dataframe_input_and_dpals_infinite_epsilon(backend, table, local):
@@ -247,7 +283,7 @@ def test_errors_in_the_callers_terms(backend, table, tmp_path):
     dup = pd.concat([table, table.iloc[:1]])
     with pytest.raises(DataError, match="repeated"):
         backend.ratings(dd.from_pandas(dup, npartitions=2), items=CATALOG, rating_bounds=(1, 5), dataset_id="t")
-    with pytest.raises(ConfigError, match="ALS and DPALS"):
+    with pytest.raises(ConfigError, match="ALS, DPALS and DPImplicitALS"):
         from dprec.models import Popularity
 
         backend.fit(Popularity(), _dummy(backend, table))

@@ -6,7 +6,9 @@ See :mod:`dprec.distributed` for the protocol and ``docs/scaling.md`` for what e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import math
 import os
 from collections.abc import Sequence
 
@@ -74,8 +76,9 @@ class UserBlocks:
     def __init__(self, backend: DaskBackend, blocks: list, n_items: int, user_col: str):
         self.backend, self.blocks, self.n_items, self.user_col = backend, blocks, n_items, user_col
         self.n_users = int(round(float(self.map_sum(W.n_users)[0])))
-        #: the final per-user solves of the last fit (futures, one per block)
+        #: the final per-user solves of the last fit (futures, one per block; ``[U, b]`` or, implicit, ``U``)
         self.final_users: list | None = None
+        self.final_has_bias = True
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -102,6 +105,7 @@ class UserBlocks:
         """Every block solves its users against ``(μ, c, V)``; the results stay on the workers."""
         b = self.backend
         Vf, cf = b._public((np.asarray(V), np.asarray(item_bias, np.float64)))
+        self.final_has_bias = True
         self.final_users = [
             b._submit(W.user_solve_block, blk, Vf, float(mu), cf, user_reg, bias_reg, np.dtype(dtype))
             for blk in self.blocks
@@ -139,8 +143,72 @@ class UserBlocks:
             ub, cf = users(V, c)
             if callback is not None:
                 callback(t, BiasedALSResult(V, c, np.zeros((0, d), dtype), np.zeros(0, dtype)))
-        self.final_users = ub
+        self.final_users, self.final_has_bias = ub, True
         return BiasedALSResult(V, c, np.zeros((0, d), dtype), np.zeros(0, dtype))
+
+    # ------------------------------------------------------------------ DP implicit ALS
+    def implicit_user_solve(self, V, *, alpha, regularization, values, solver, cg_steps, dtype):
+        """:func:`dprec.models.dpimplicit.user_solve` on every block; the results stay on the workers."""
+        b = self.backend
+        kw = dict(alpha=alpha, regularization=regularization, values=values, solver=solver, cg_steps=cg_steps)
+        kw["dtype"] = dtype
+        Vf = b._public(np.asarray(V))
+        self.final_users = [b._submit(W.implicit_user_solve_block, blk, Vf, None, kw) for blk in self.blocks]
+        self.final_has_bias = False
+        return np.zeros((0, V.shape[1]), dtype=V.dtype if dtype is None else dtype)
+
+    def implicit_iterate(self, model, U, V, items, counts, p, plan, gram_rel, stats_rel):
+        """:meth:`dprec.models.dpimplicit.DPImplicitALS._iterate` on the blocks: clipping, the Gramian's and the
+        head statistics' terms and the user solves on the workers; the model's own releases, PSD projection and
+        noisy solve on the client. ``U`` is the data-independent start (rows in sorted user order, as locally).
+        Returns ``(V, U)`` with ``U`` empty (the users' rows stay on the workers)."""
+        from ..kernels import als as K
+        from ..kernels.psd import psd_project
+        from ..models.releases import ImplicitGramian, implicit_weights
+
+        b, ft, d = self.backend, U.dtype, U.shape[1]
+        lam = float(model.regularization)
+        all_users = b._submit(W.sorted_users, *self.blocks)  # worker-side: the client never holds the ids
+        Uf = b._public(U)
+        ub = [b._submit(W.take_rows, Uf, b._submit(W.user_rows, blk, all_users)) for blk in self.blocks]
+        items_f = b._public(np.asarray(items))
+        if model.private:
+            weights = functools.partial(
+                implicit_weights, k=model._k(), method=model.bounding, counts=counts, power=model.adaptive_power
+            )
+            hcs = [b._submit(W.make_head, blk, weights, items_f, model.alpha, p, np.float64) for blk in self.blocks]
+            gstep, sstep = plan[gram_rel.name], plan[stats_rel.name]
+            reg = (
+                lam
+                + model.frequency_regularization * np.maximum(counts[items], 0.0)
+                + model.noise_regularization * sstep.sigma * math.sqrt(d)
+            )
+            iu, diag = np.triu_indices(d), np.arange(d)
+            floor = model.psd_floor * float(np.min(reg)) if len(reg) else 0.0
+        else:
+            hcs = [b._submit(W.make_head, blk, None, items_f, model.alpha, p, ft) for blk in self.blocks]
+            reg = np.full((len(items), d), lam)
+        Vh = np.empty((len(items), d), dtype=ft)
+        user_kw = dict(alpha=model.alpha, regularization=lam, values=p, solver=model.solver, cg_steps=model.cg_steps)
+        for t in range(model.iterations_):
+            if model.private:
+                ucs = [b._submit(W.clip_block, u, model.clip_norm) for u in ub]
+                Gv = model._release(
+                    gram_rel, b._tree_sum([b._submit(W.gram_block, u) for u in ucs])[iu], gstep, index=t
+                )
+                G = psd_project(ImplicitGramian.unpack(Gv, d))
+                A, bb = b._tree_sum([b._submit(W.head_stats_block, hc, u) for hc, u in zip(hcs, ucs)])
+                A += G[None]
+                A[:, diag, diag] += reg[:, None]  # as the local loop: the ridge before the projection
+                Vh[:] = model._noisy_item_solve(A, bb, floor, stats_rel, sstep, t)
+            else:
+                A, bb, UtU = b._tree_sum([b._submit(W.head_stats_gram_block, hc, u) for hc, u in zip(hcs, ub)])
+                Vh, _ = K.solve_batched(A, bb, reg, UtU, out=Vh)
+            V[items] = Vh
+            Vf = b._public(V.copy())
+            ub = [b._submit(W.implicit_user_solve_block, blk, Vf, u, user_kw) for blk, u in zip(self.blocks, ub)]
+        self.final_users, self.final_has_bias = ub, False
+        return V, np.zeros((0, d), dtype=ft)
 
 
 @dataclasses.dataclass
@@ -176,6 +244,7 @@ class DaskFit:
     ratings: DaskRatings
     _users: list
     _user_col: str
+    _has_bias: bool = True
 
     def user_factors(self):
         """Every user's ``(user, bias, f0 …)`` as a Dask DataFrame (one partition per block; not computed)."""
@@ -183,13 +252,14 @@ class DaskFit:
 
         b = self.ratings.matrix.backend
         parts = [
-            b._submit(W.user_table, blk, u, self._user_col) for blk, u in zip(self.ratings.matrix.blocks, self._users)
+            b._submit(W.user_table, blk, u, self._user_col, self._has_bias)
+            for blk, u in zip(self.ratings.matrix.blocks, self._users)
         ]
         return dd.from_delayed(parts, verify_meta=False)
 
 
 class DaskBackend:
-    """Run ``ALS(feedback="explicit")`` and ``DPALS`` fits on a ``dask.distributed`` cluster.
+    """Run ``ALS(feedback="explicit")``, ``DPALS`` and ``DPImplicitALS`` fits on a ``dask.distributed`` cluster.
 
     Parameters
     ----------
@@ -286,9 +356,9 @@ class DaskBackend:
 
     # ------------------------------------------------------------------ fit
     def fit(self, model, data: DaskRatings, **kwargs) -> DaskFit:
-        """Fit ``model`` (``ALS(feedback="explicit")`` or ``DPALS``) on ``data``; ``kwargs`` go to its fit
-        (``ledger=`` for DPALS: charged here, on the client, before any noise)."""
-        from ..models import ALS, DPALS
+        """Fit ``model`` (``ALS(feedback="explicit")``, ``DPALS`` or ``DPImplicitALS``) on ``data``; ``kwargs`` go to
+        its fit (``ledger=`` for the DP models: charged here, on the client, before any noise)."""
+        from ..models import ALS, DPALS, DPImplicitALS
 
         if not isinstance(data, DaskRatings):
             raise TypeError(f"data must come from DaskBackend.ratings(...), got {type(data).__name__}")
@@ -303,8 +373,15 @@ class DaskBackend:
                     'the Dask backend bounds contributions by weighting only (contribution="weight"): '
                     "sampling would need a random stream on the workers, and workers never see one"
                 )
+        elif isinstance(model, DPImplicitALS):
+            if model.private and model.bounding != "adaptive":
+                raise ConfigError(
+                    'the Dask backend bounds DP implicit ALS contributions with bounding="adaptive" only: '
+                    f'bounding="{model.bounding}" samples, which would need a random stream on the workers, and '
+                    "workers never see one"
+                )
         else:
-            raise ConfigError(f"the Dask backend runs ALS and DPALS, not {type(model).__name__}")
+            raise ConfigError(f"the Dask backend runs ALS, DPALS and DPImplicitALS, not {type(model).__name__}")
         model._check_fit_data(data)
         # the bookkeeping of Recommender.fit, without the user list: the client model knows no user
         model._user_ids = np.asarray(data.item_ids[:0])
@@ -315,7 +392,8 @@ class DaskBackend:
         with model._thread_limits():
             model._fit(data, **kwargs)
         model._fitted = True
-        return DaskFit(model, data, data.matrix.final_users, data.matrix.user_col)
+        m = data.matrix
+        return DaskFit(model, data, m.final_users, m.user_col, m.final_has_bias)
 
 
 def _bounds(rating_bounds) -> tuple[float, float]:

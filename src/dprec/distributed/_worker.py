@@ -140,10 +140,70 @@ def user_solve_block(block: Block, V, mu, c, user_reg, bias_reg, dtype) -> np.nd
     return E.UserSolver(block.X, V.shape[1], user_reg, bias_reg, dtype)(mu, V, np.asarray(c, np.float64))
 
 
-def user_table(block: Block, Ub: np.ndarray, user_col: str) -> pd.DataFrame:
-    """The block's per-user output ``(user, bias, f0 … f{d-1})``, float64 (never gathered by the backend)."""
-    d = Ub.shape[1] - 1
-    out = pd.DataFrame({user_col: block.users, "bias": Ub[:, d].astype(np.float64)})
+def user_table(block: Block, Ub: np.ndarray, user_col: str, has_bias: bool = True) -> pd.DataFrame:
+    """The block's per-user output ``(user[, bias], f0 … f{d-1})``, float64 (never gathered by the backend)."""
+    d = Ub.shape[1] - 1 if has_bias else Ub.shape[1]
+    out = pd.DataFrame({user_col: block.users})
+    if has_bias:
+        out["bias"] = Ub[:, d].astype(np.float64)
     for j in range(d):
         out[f"f{j}"] = Ub[:, j].astype(np.float64)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- DP implicit ALS
+def sorted_users(*blocks: Block) -> np.ndarray:
+    """Every user id, sorted: the local engine's row order (``Interactions`` sorts its users). Worker-side only."""
+    return np.sort(np.concatenate([b.users for b in blocks]))
+
+
+def user_rows(block: Block, all_users: np.ndarray) -> np.ndarray:
+    """The rows of the block's users in the sorted order of all users (where the local engine has them)."""
+    return np.searchsorted(all_users, block.users)
+
+
+def take_rows(U: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The block's rows of the data-independent initial user factors."""
+    return np.ascontiguousarray(U[rows])
+
+
+def make_head(block: Block, weights, items, alpha: float, values, dtype):
+    """The block's :class:`~dprec.models.dpimplicit.HeadCSR` with its users' contribution weights
+    (``weights(X_block)``, a deterministic rule of the user's own row and released counts)."""
+    from ..models.dpimplicit import HeadCSR
+
+    w = None if weights is None else weights(block.X)
+    return HeadCSR(block.X, w, items, alpha=alpha, values=values, dtype=dtype)
+
+
+def clip_block(U: np.ndarray, clip_norm: float) -> np.ndarray:
+    """``ū = u · min(1, Γ/‖u‖)`` per row (:func:`dprec.models._biased_als.clip_rows`, exact bound)."""
+    return E.clip_rows(U, clip_norm, np.empty_like(U))
+
+
+def gram_block(U: np.ndarray) -> np.ndarray:
+    """The block's term ``Σ_u ū ūᵀ`` of the global Gramian (float64)."""
+    from ..kernels import als as K
+
+    return K.gram(U)
+
+
+def head_stats_block(hc, U: np.ndarray):
+    """The block's term of the head items' ``(A_j, b_j)``."""
+    return hc.stats(U)
+
+
+def head_stats_gram_block(hc, U: np.ndarray):
+    """ε = ∞: the block's terms of ``(A_j, b_j)`` and of ``UᵀU``."""
+    from ..kernels import als as K
+
+    A, b = hc.stats(U)
+    return A, b, K.gram(U)
+
+
+def implicit_user_solve_block(block: Block, V: np.ndarray, U_prev, kw: dict) -> np.ndarray:
+    """The block's users' implicit solve against the released ``V`` (warm start from ``U_prev`` for CG)."""
+    from ..models.dpimplicit import user_solve
+
+    out = None if U_prev is None else U_prev.copy()
+    return user_solve(block.X, V, out=out, **kw)
