@@ -144,7 +144,9 @@ def test_dpals_pre_noise_statistics_and_release_equal_the_local_engine(monkeypat
     np.testing.assert_allclose(dr.factor[0][0], lr.factor[0][0], rtol=RTOL, atol=ATOL)
 
 
-def test_dpals_user_factors_stay_on_the_cluster_and_equal_the_local_ones(monkeypatch, backend, ratings, local):
+def test_dpals_user_factors_stay_on_the_cluster_and_equal_the_local_ones(
+    monkeypatch, backend, ratings, local, tmp_path
+):
     loc, _, res, _ = _fit_both(monkeypatch, backend, ratings, local, **DP)
     assert len(res.model.user_bias_) == 0 and len(res.model._user_ids) == 0  # the client knows no user
     uf = res.user_factors().compute().set_index("user").loc[local.user_ids]
@@ -156,6 +158,9 @@ def test_dpals_user_factors_stay_on_the_cluster_and_equal_the_local_ones(monkeyp
     items = [CATALOG[j] for j in row.indices]
     res.model.fold_in((items, row.data), user=u)
     np.testing.assert_allclose(res.model.user_factors_[-1], loc.user_factors_[5], rtol=1e-5, atol=1e-6)
+    # the client model exports its released item side like a local fit
+    pub = DPALS.load_public(res.model.export_public(tmp_path / "public"))
+    np.testing.assert_array_equal(pub.item_factors_, res.model.item_factors_)
 
 
 def test_dpals_bias_only_band_equals_local(monkeypatch, backend, ratings, local):
@@ -266,12 +271,20 @@ def test_check_public_refuses_secrets():
     streams = NoiseStreams(1, model="X", warn=False)
     with pytest.raises(RuntimeError, match="NoiseStreams"):
         check_public(lambda X: streams)
+    import functools
+
+    with pytest.raises(RuntimeError, match="Generator"):
+        check_public(functools.partial(np.sum, rng=np.random.default_rng(1)))
     check_public((DPALS._releases_for, [1.0, "a"], {"mu": 3.0}))  # public values pass
 
 
-def test_errors_in_the_callers_terms(backend, table, tmp_path):
+def test_errors_in_the_callers_terms(backend, ratings, table):
     with pytest.raises(ConfigError, match='contribution="weight"'):
-        backend.fit(DPALS(epsilon=1.0, delta=1e-5, contribution="sample"), None or _dummy(backend, table))
+        backend.fit(DPALS(epsilon=1.0, delta=1e-5, contribution="sample"), ratings)
+    with pytest.raises(ConfigError, match="track_loss"):
+        backend.fit(ALS(feedback="explicit"), ratings, track_loss=True)
+    with pytest.raises(TypeError, match="DaskBackend.ratings"):
+        backend.fit(DPALS(epsilon=1.0, delta=1e-5), table)
     with pytest.raises(ConfigError, match="dataset_id"):
         backend.ratings(dd.from_pandas(table, npartitions=2), items=CATALOG, rating_bounds=(1, 5), dataset_id="")
     with pytest.raises(ConfigError, match="rating_bounds"):
@@ -286,8 +299,4 @@ def test_errors_in_the_callers_terms(backend, table, tmp_path):
     with pytest.raises(ConfigError, match="ALS, DPALS and DPImplicitALS"):
         from dprec.models import Popularity
 
-        backend.fit(Popularity(), _dummy(backend, table))
-
-
-def _dummy(backend, table):
-    return backend.ratings(dd.from_pandas(table, npartitions=2), items=CATALOG, rating_bounds=(1, 5), dataset_id="t")
+        backend.fit(Popularity(), ratings)

@@ -34,7 +34,7 @@ def check_public(obj, _seen=None) -> None:
     """Raise ``RuntimeError`` if ``obj`` (a task's function or arguments) holds a noise stream, a random
     generator or seed, a ledger or a model: what a worker may receive is data-independent or released.
 
-    Walks tuples, lists, dicts, dataclass fields, bound methods' instances and functions' closures.
+    Walks tuples, lists, dicts, dataclass fields, partials, bound methods' instances and functions' closures.
     """
     _seen = set() if _seen is None else _seen
     if id(obj) in _seen or obj is None or isinstance(obj, (str, bytes, int, float, np.ndarray, np.generic)):
@@ -55,6 +55,8 @@ def check_public(obj, _seen=None) -> None:
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
             check_public(getattr(obj, f.name), _seen)
+    elif isinstance(obj, functools.partial):
+        check_public((obj.func, obj.args, obj.keywords), _seen)
     elif inspect.ismethod(obj):
         check_public(obj.__self__, _seen)
     elif inspect.isfunction(obj):
