@@ -1,4 +1,4 @@
-"""Distributed fits: the biased-ALS engine of ``ALS(feedback="explicit")`` and ``DPALS`` on ``dask.distributed``.
+"""Distributed fits of ``ALS(feedback="explicit")``, ``DPALS`` and ``DPImplicitALS`` on ``dask.distributed``.
 
 One switch: ``DaskBackend(client).fit(model, ratings)``, with ``ratings = backend.ratings(parquet_path_or_ddf,
 items=catalog, rating_bounds=(lo, hi), dataset_id=...)``. The model runs its own ``_fit`` — the same planner,
@@ -12,6 +12,10 @@ releases, ledger charge and :class:`~dprec.privacy.noise.NoiseStreams` as a loca
    statistic (the releases' ``statistic`` and :func:`dprec.kernels.als.item_stats`);
 3. a tree reduction on the workers sums the terms; the client adds noise once to the global sum, after the
    ledger charge, and solves the item side (post-processing), which it broadcasts back.
+
+DP implicit ALS follows the same steps with its own statistics (the clipped users' Gramian and the head items'
+``(A_j, b_j)``), its loop mirrored in :meth:`UserBlocks.implicit_iterate` around the model's own releases and
+noisy solve.
 
 Workers never receive a noise stream, a seed, a random generator, the budget or the ledger
 (:func:`check_public` guards every task). Requires ``pip install "dprec[dask]"``. See ``docs/scaling.md``.
