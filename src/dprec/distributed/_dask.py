@@ -252,6 +252,8 @@ class DaskFit:
         """Every user's ``(user, bias, f0 …)`` as a Dask DataFrame (one partition per block; not computed)."""
         import dask.dataframe as dd
 
+        if self._users is None:
+            raise ValueError("this fit solved no user factors (iterations=0): users are served by fold_in only")
         b = self.ratings.matrix.backend
         parts = [
             b._submit(W.user_table, blk, u, self._user_col, self._has_bias)
@@ -391,6 +393,7 @@ class DaskBackend:
         model._user_index_cache = model._item_index_cache = None
         model.rating_bounds_ = data.rating_bounds
         model._seen = sp.csr_matrix((0, data.n_items))
+        data.matrix.final_users = None  # the blocks are reused across fits: no user rows of an earlier fit
         with model._thread_limits():
             model._fit(data, **kwargs)
         model._fitted = True
