@@ -250,8 +250,7 @@ class DaskFit:
 
     def user_factors(self):
         """Every user's ``(user, bias, f0 …)`` as a Dask DataFrame (one partition per block; not computed)."""
-        import dask.dataframe as dd
-
+        dd = _dask_dataframe()
         if self._users is None:
             raise ValueError("this fit solved no user factors (iterations=0): users are served by fold_in only")
         b = self.ratings.matrix.backend
@@ -330,7 +329,7 @@ class DaskBackend:
         user_col, item_col, rating_col : str
             Column names (``rating_col=None``: every row is a 1).
         """
-        import dask.dataframe as dd
+        dd = _dask_dataframe()
 
         if not isinstance(dataset_id, str) or not dataset_id:
             raise ConfigError("dataset_id must be a non-empty string: the ledger's name for this dataset")
@@ -399,6 +398,14 @@ class DaskBackend:
         model._fitted = True
         m = data.matrix
         return DaskFit(model, data, m.final_users, m.user_col, m.final_has_bias)
+
+
+def _dask_dataframe():
+    try:
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise ImportError(f'the Dask backend needs dask: pip install "dprec[dask]" ({exc})') from None
+    return dd
 
 
 def _bounds(rating_bounds) -> tuple[float, float]:
