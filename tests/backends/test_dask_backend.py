@@ -212,7 +212,8 @@ def test_dp_implicit_als_equals_local(monkeypatch, backend, ratings, local):
 
 
 def test_implicit_als_infinite_epsilon_equals_local(backend, ratings, local):
-    kw = dict(epsilon=math.inf, factors=4, iterations=2, rng=3)
+    # confidence="value": each block evaluates the model's own rule for p on its ratings
+    kw = dict(epsilon=math.inf, factors=4, iterations=2, confidence="value", rng=3)
     loc = DPImplicitALS(**kw).fit(local)
     dist = backend.fit(DPImplicitALS(**kw), ratings).model
     np.testing.assert_allclose(dist.item_factors_, loc.item_factors_, rtol=1e-4, atol=1e-5)
