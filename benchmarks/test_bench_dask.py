@@ -3,7 +3,9 @@
 Run::
 
     python -m pytest benchmarks/test_bench_dask.py -s -p no:cacheprovider          # 5M ratings (default)
-    DPREC_BENCH_DASK_NNZ=20000000 python -m pytest benchmarks/test_bench_dask.py -s -p no:cacheprovider
+    DPREC_BENCH_DASK_NNZ=20000000 DPREC_BENCH_DASK_ROUNDS=1 \
+        DPREC_BENCH_DASK_OUT=benchmarks/results/dask_vs_local_20m.json \
+        python -m pytest benchmarks/test_bench_dask.py -s -p no:cacheprovider
 
 Data: ``dprec.datasets.synthetic`` (rank-8 ground truth plus biases, ratings 1..5, seed 0), ``NNZ`` ratings
 over ``NNZ / 70`` users and 10,000 items, written as a partitioned Parquet dataset (``PARTS`` files) in a
@@ -42,8 +44,11 @@ distributed = pytest.importorskip("distributed")
 
 SEED, N_ITEMS, RATINGS_PER_USER = 0, 10_000, 70
 NNZ = int(os.environ.get("DPREC_BENCH_DASK_NNZ", 5_000_000))
-PARTS, BLOCKS, ROUNDS, T = 8, 4, 3, 5
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "dask_vs_local.json")
+PARTS, BLOCKS, T = 8, 4, 5
+ROUNDS = int(os.environ.get("DPREC_BENCH_DASK_ROUNDS", 3))
+RESULTS = os.environ.get(
+    "DPREC_BENCH_DASK_OUT", os.path.join(os.path.dirname(__file__), "results", "dask_vs_local.json")
+)
 
 
 @pytest.fixture(scope="module")
