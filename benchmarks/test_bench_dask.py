@@ -3,7 +3,7 @@
 Run::
 
     python -m pytest benchmarks/test_bench_dask.py -s -p no:cacheprovider          # 5M ratings (default)
-    DPREC_BENCH_DASK_NNZ=20000000 DPREC_BENCH_DASK_ROUNDS=1 \
+    DPREC_BENCH_DASK_NNZ=20000000 \
         DPREC_BENCH_DASK_OUT=benchmarks/results/dask_vs_local_20m.json \
         python -m pytest benchmarks/test_bench_dask.py -s -p no:cacheprovider
 
