@@ -239,6 +239,19 @@ def _public_privacy_steps_wrong(d, edit=None):
     DPGlobalEffects.load_public(d / "pub2.npz")
 
 
+def _dask_backend():
+    pytest.importorskip("distributed")
+    from dprec.distributed import DaskBackend
+
+    return DaskBackend(None)  # these checks run on the client before any cluster is used
+
+
+def _dask_fit(model):
+    from dprec.distributed import DaskRatings
+
+    _dask_backend().fit(model, DaskRatings(None, np.array(["a", "b"]), (1.0, 5.0), "shop"))
+
+
 CASES = [
     # ---- silent garbage
     Case(
@@ -538,6 +551,28 @@ CASES = [
         lambda d: _load_dataset_without_env(d),
         FileNotFoundError,
         ("download=True", "DPREC_DATA"),
+    ),
+    # ---- distributed fits (dprec.distributed; checked on the client, before any task is sent)
+    Case(
+        "Distributed fits",
+        '`DaskBackend.fit` of `DPALS(contribution="sample")`',
+        lambda d: _dask_fit(DPALS(epsilon=1.0, delta=1e-5, contribution="sample")),
+        ConfigError,
+        ('contribution="weight"', "random stream"),
+    ),
+    Case(
+        "Distributed fits",
+        "`DaskBackend.fit` of a private `DPImplicitALS` with sampled bounding (the default)",
+        lambda d: _dask_fit(dprec.models.DPImplicitALS(epsilon=1.0, delta=1e-5)),
+        ConfigError,
+        ('bounding="adaptive"',),
+    ),
+    Case(
+        "Distributed fits",
+        "`DaskBackend.ratings` without a `dataset_id`",
+        lambda d: _dask_backend().ratings(pd.DataFrame(), items=["a"], rating_bounds=(1, 5), dataset_id=""),
+        ConfigError,
+        ("dataset_id",),
     ),
 ]
 

@@ -78,6 +78,7 @@ import scipy.sparse as sp
 
 from ..kernels import als as K
 from ..kernels import cg as KCG
+from ._blocks import is_blocked
 from .global_effects import nonprivate_biases
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "global_effects",
     "item_major",
     "item_major_weights",
+    "item_rating_counts",
     "item_ridge",
     "item_statistics",
     "random_item_factors",
@@ -126,7 +128,14 @@ def global_effects(X: sp.csr_matrix, prior_var: float, bias_reg: float) -> tuple
     μ = mean rating; user offsets ``β_u = Σ_j (r_uj − μ)/(n_u + λ_b)``; item biases
     ``c⁰_j = Σ_u (r_uj − μ − β_u)/(n_j + 1/τ²)`` (τ² = ``prior_var``); ``n_j`` the item rating counts.
     """
+    if is_blocked(X):  # a distributed backend's user blocks (dprec.distributed): the same sums, per block
+        return X.global_effects(prior_var, bias_reg)
     return nonprivate_biases(X, prior_var, bias_reg)
+
+
+def item_rating_counts(X: sp.csr_matrix) -> np.ndarray:
+    """``n_j``, the number of ratings of each item (float64); additive over blocks of users."""
+    return np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
 
 
 def item_major(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -229,8 +238,11 @@ def user_solve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each user's ``(u_u, b_u)`` from ``(μ, c, V)`` and the user's own ratings (exact; see the module docstring).
 
-    Returns ``(U, b)`` in ``dtype`` (float32 by default: the kernel precision).
+    Returns ``(U, b)`` in ``dtype`` (float32 by default: the kernel precision). On a distributed backend's user
+    blocks the solves stay with the blocks and ``(U, b)`` have no rows (the client holds no per-user value).
     """
+    if is_blocked(X):
+        return X.user_solve(V, mu, item_bias, user_reg, bias_reg, dtype)
     out = UserSolver(X, V.shape[1], user_reg, bias_reg, dtype)(mu, V, item_bias)
     d = V.shape[1]
     return out[:, :d], out[:, d]
@@ -361,7 +373,9 @@ def run(
     solve : ``solve(A, β) → (n_items, d+1)`` float64 ``[V; Δc]``. ``A`` (n_items, d+1, d+1) and ``β``
         (n_items, d+1) are float64 buffers reused across iterations (read them, do not keep them). Required
         when ``iterations > 0``; :func:`exact_item_solver` is the non-private one.
-    weights : per-entry weights aligned with the item-major CSR (default 1).
+    weights : per-entry weights aligned with the item-major CSR (default 1). On a distributed backend's user
+        blocks (``X`` from :mod:`dprec.distributed`, which then runs this loop with the same ``solve`` on the
+        client) a function ``weights(X_block)`` returning them per block.
     residual_bound : B, clip of the residuals in ``β`` (default ∞: no clipping).
     clip_norm : Γ, clip of the user-factor norms in the statistics (default None: no clipping).
     mask : items whose rows of ``[V; Δc]`` are kept (others set to 0); None keeps all.
@@ -374,6 +388,22 @@ def run(
         docstring). Non-private only: ``solve``, ``weights``, ``residual_bound`` and ``clip_norm`` must be
         left at their defaults; float32 only.
     """
+    if is_blocked(X):
+        return X.run(
+            V,
+            mu=mu,
+            item_bias=item_bias,
+            iterations=iterations,
+            user_reg=user_reg,
+            bias_reg=bias_reg,
+            solve=solve,
+            weights=weights,
+            residual_bound=residual_bound,
+            clip_norm=clip_norm,
+            mask=mask,
+            dtype=dtype,
+            callback=callback,
+        )
     dtype = np.dtype(dtype)
     d = V.shape[1]
     if cg is not None:

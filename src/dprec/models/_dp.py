@@ -36,6 +36,7 @@ from ..privacy import accounting as acc
 from ..privacy.noise import NoiseSource, NoiseStreams
 from ..privacy.units import check_delta
 from . import registry as _registry
+from ._blocks import user_sum
 from .base import config_from_file
 from .io import dprec_version, ids_for_npz, ids_from_npz, read_npz_with_manifest, write_npz_with_manifest
 from .releases import ItemSelection, Release, UserCount, contribution_weights
@@ -219,7 +220,7 @@ class DPModelMixin:
         if not self._catalog_public:
             mask = self._select_items(data, rho=rho_sel, delta_sel=delta_sel)
         # the DP user count: public rules and the δ check use ñ, never the exact count
-        n_est = float(self._release(count, count.statistic(data.matrix), plan0["n_users"])[0])
+        n_est = float(self._release(count, user_sum(count.statistic, data.matrix), plan0["n_users"])[0])
         self.n_users_dp_ = n_est
         check_delta(self.delta, max(n_est, 1.0))
         self._item_mask = mask

@@ -35,6 +35,7 @@ from ..data import Interactions
 from ..errors import CorruptFileError
 from ..kernels import als as K
 from . import _biased_als as E
+from ._blocks import is_blocked, user_sum
 from .base import Recommender, deprecated_alias
 from .config import Int, ModelConfig, Real
 from .registry import register_model
@@ -226,9 +227,12 @@ class ALS(Recommender):
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Interactions, *, track_loss: bool = False) -> None:
         X = data.matrix
-        Xt = X.T.tocsr()
-        Xt.sort_indices()
-        self.item_counts_ = np.diff(Xt.indptr).astype(np.float64)
+        if is_blocked(X):  # a distributed backend's user blocks (dprec.distributed): explicit feedback only
+            Xt, self.item_counts_ = None, user_sum(E.item_rating_counts, X)
+        else:
+            Xt = X.T.tocsr()
+            Xt.sort_indices()
+            self.item_counts_ = np.diff(Xt.indptr).astype(np.float64)
         self.loss_history_ = []
         if self.feedback == "explicit":
             self._fit_explicit(X, Xt, track_loss)
@@ -254,7 +258,7 @@ class ALS(Recommender):
             cg = E.cg_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization, self.cg_steps)
         else:
             solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
-        item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
+        item_major_csr = None if Xt is None else (Xt, np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr)))
 
         def record(t, state):
             self._store_explicit(state, mu)
@@ -270,7 +274,7 @@ class ALS(Recommender):
             bias_reg=self.bias_regularization_,
             solve=solve,
             dtype=ft,
-            item_major_csr=(Xt, item_t),
+            item_major_csr=item_major_csr,
             callback=record if track_loss else None,
             cg=cg,
         )

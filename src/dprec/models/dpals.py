@@ -55,6 +55,7 @@ from ..errors import CorruptFileError
 from ..kernels.psd import noisy_psd_solve
 from . import _biased_als as E
 from . import _spectral as S
+from ._blocks import is_blocked, user_sum
 from ._dp import DPModelMixin
 from .base import Recommender, deprecated_alias
 from .config import Int, PrivateConfig, Real
@@ -344,9 +345,9 @@ class DPALS(DPModelMixin, Recommender):
         d, T, m_spec = hp.factors, hp.iterations, hp.spectral_items
 
         if self.private:
-            mu, c, counts = release_biases(
-                self, X, plan, prior_var=self.prior_var, rng=self._noise.generator("contribution_sampling")
-            )
+            # the sampling stream only where it is used (weighting is deterministic: nothing random leaves)
+            sampling = self._noise.generator("contribution_sampling") if self.contribution == "sample" else None
+            mu, c, counts = release_biases(self, X, plan, prior_var=self.prior_var, rng=sampling)
         else:
             mu, c, counts = E.global_effects(X, self.prior_var, hp.bias_regularization)  # ALS's initial biases too
         if mask is not None:
@@ -426,10 +427,10 @@ class DPALS(DPModelMixin, Recommender):
         if self.private:
             C = np.zeros((len(items), len(items)))
             iu = np.triu_indices(len(items), 1)
-            C[iu] = self._release(rel, rel.statistic(X, **ctx), plan[rel.name])
+            C[iu] = self._release(rel, user_sum(rel.statistic, X, **ctx), plan[rel.name])
             C = C + C.T
         else:
-            C = rel.matrix(X, **ctx)
+            C = user_sum(rel.matrix, X, **ctx)
         V, lam, wts = S.spectral_item_factors(C, items, X.shape[1], d, sigma=sigma, scale=S.SPECTRAL_SCALE)
         self.spectral_eigenvalues_, self.spectral_weights_ = lam, wts
         return V
@@ -476,14 +477,18 @@ class DPALS(DPModelMixin, Recommender):
         (:func:`dprec.models._biased_als.run`): contribution weights, residual clipping at B, user-factor
         clipping at Γ and the noisy PSD item solve are plugged in when private; at ε = ∞ it is the exact solve
         of non-private ALS. Returns the engine's result (item side and the final user solve)."""
-        Xt, item_t = E.item_major(X)  # item-major, for the item statistics
-        # user-level weights under both units (see FactorStats), aligned once with Xt
+        # user-level weights under both units (see FactorStats), aligned once with the item-major CSR; on a
+        # distributed backend's user blocks each block computes both itself (deterministic weighting only)
         rel = self._releases.get(FactorStats.name)
-        w_t = (
-            rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling"))
-            if self.private
-            else None
-        )
+        if is_blocked(X):
+            item_major_csr, w_t = None, (rel.item_major_weights if self.private else None)
+        else:
+            item_major_csr = E.item_major(X)
+            w_t = (
+                rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling"))
+                if self.private
+                else None
+            )
         d = V.shape[1]
         counts = np.maximum(self.item_counts_, 0.0)
         if self.private:
@@ -526,7 +531,7 @@ class DPALS(DPModelMixin, Recommender):
             residual_bound=hp.residual_bound if self.private else np.inf,
             clip_norm=hp.clip_norm if self.private else None,
             mask=mask,
-            item_major_csr=(Xt, item_t),
+            item_major_csr=item_major_csr,
         )
 
     def _user_solve(self, X, V):

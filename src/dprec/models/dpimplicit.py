@@ -39,6 +39,7 @@ default ``confidence="binary"`` on binary data (ALS's confidence uses the stored
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -50,7 +51,8 @@ from .._rng import as_generator
 from ..errors import CorruptFileError
 from ..kernels import als as K
 from ..kernels.psd import noisy_psd_solve, psd_project
-from ._biased_als import clip_rows
+from ._biased_als import clip_rows, item_rating_counts
+from ._blocks import is_blocked, user_sum
 from ._dp import DPModelMixin
 from .base import Recommender
 from .config import Int, PrivateConfig, Real
@@ -124,7 +126,15 @@ class DPImplicitALSConfig(PrivateConfig):
 
 # ---------------------------------------------------------------------------------------------- shared pieces
 def _values(X: sp.csr_matrix, values) -> np.ndarray:
+    if callable(values):  # a distributed backend's per-block rule (confidence_values)
+        values = values(X)
     return np.ones(X.nnz) if values is None else np.asarray(values, dtype=np.float64)
+
+
+def confidence_values(X: sp.csr_matrix, *, upper: float | None) -> np.ndarray:
+    """``p`` aligned with ``X.data``: the stored values, clipped to ``[0, upper]`` unless ``upper`` is None."""
+    v = np.asarray(X.data, np.float64)
+    return v if upper is None else np.clip(v, 0.0, upper)
 
 
 def user_solve(
@@ -144,6 +154,9 @@ def user_solve(
     ``values`` are ``p`` aligned with ``X.data`` (None = 1). ``solver="cholesky"`` is exact (ALS's
     ``solve_rows``); ``"cg"`` runs ``cg_steps`` warm-started CG steps from ``out`` (float32). Returns ``out``.
     """
+    if is_blocked(X):  # a distributed backend's user blocks: the solves stay with the blocks
+        return X.implicit_user_solve(V, alpha=alpha, regularization=regularization, values=values, solver=solver,
+                                     cg_steps=cg_steps, dtype=dtype)  # fmt: skip
     dtype = V.dtype if dtype is None else dtype
     V = np.ascontiguousarray(V, dtype=dtype)
     p = _values(X, values)
@@ -253,10 +266,10 @@ class DPImplicitALS(DPModelMixin, Recommender):
         """``p`` aligned with ``X.data``: ones (binary), the raw values at ε = ∞, else clipped to [0, P]."""
         if self.confidence == "binary":
             return None
-        v = np.asarray(X.data, np.float64)
-        if self.private and self.rating_bounds_ is not None:
-            v = np.clip(v, 0.0, float(self.rating_bounds_[1]))
-        return v
+        upper = float(self.rating_bounds_[1]) if self.private and self.rating_bounds_ is not None else None
+        if is_blocked(X):  # evaluated by each block of a distributed backend
+            return functools.partial(confidence_values, upper=upper)
+        return confidence_values(X, upper=upper)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data, *, ledger=None):
@@ -293,7 +306,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
             use_factors = T > 0 and self.epsilon * self.n_users_dp_ >= MIN_SIGNAL
             releases = personal if use_factors else fallback
             plan = self._plan_releases(releases, n_items=n_items)
-            counts = self._release(counts_rel, counts_rel.statistic(X), plan[counts_rel.name])
+            counts = self._release(counts_rel, user_sum(counts_rel.statistic, X), plan[counts_rel.name])
             beta = POPULARITY_WEIGHT if self.popularity_weight is None else float(self.popularity_weight)
             if use_factors:
                 sig = plan[stats_rel.name].sigma
@@ -306,7 +319,7 @@ class DPImplicitALS(DPModelMixin, Recommender):
             else:
                 beta, tau, head = 1.0, math.inf, np.zeros(n_items, bool)
         else:
-            counts = np.bincount(X.indices, minlength=n_items).astype(np.float64)
+            counts = user_sum(item_rating_counts, X)
             beta = 0.0 if self.popularity_weight is None else float(self.popularity_weight)
             tau = -math.inf if self.head_threshold is None else float(self.head_threshold)
             head = usable & (counts >= tau)
@@ -326,6 +339,8 @@ class DPImplicitALS(DPModelMixin, Recommender):
 
     def _iterate(self, X, U, V, items, counts, p, plan, gram_rel, stats_rel):
         """``T`` sweeps: item step (noisy when private) on the head items, then the local user step."""
+        if is_blocked(X):  # a distributed backend runs these sweeps with the model's own releases and solves
+            return X.implicit_iterate(self, U, V, items, counts, p, plan, gram_rel, stats_rel)
         ft = _DTYPES[self.dtype]
         n_users, d = U.shape
         lam = float(self.regularization)

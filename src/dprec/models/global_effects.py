@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._blocks import user_sum
 from .releases import GlobalMean, ItemBiases, segment_sums
 
 __all__ = [
@@ -97,7 +98,7 @@ def release_mean(model, X: sp.csr_matrix, step, *, rng=None) -> tuple[float, flo
     rel_mean = model._releases["global_mean"]
     lo, hi = rel_mean.rating_bounds
     mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
-    S, N = model._release(rel_mean, rel_mean.statistic(X, rng=rng), step)
+    S, N = model._release(rel_mean, user_sum(rel_mean.statistic, X, rng=rng), step)
     return mid + float(np.clip(S / max(N, 1.0), -half, half)), float(N)
 
 
@@ -107,7 +108,7 @@ def release_item_biases(
     """Steps 2–3 of :func:`release_biases`: ``(item_bias, noisy_counts)`` from the noisy
     :class:`~dprec.models.releases.ItemBiases` statistics drawn with the plan ``step``, given the released μ."""
     rel_items = model._releases["item_biases"]
-    stats = model._release(rel_items, rel_items.statistic(X, mu=mu, rng=rng), step)
+    stats = model._release(rel_items, user_sum(rel_items.statistic, X, mu=mu, rng=rng), step)
     n_items = X.shape[1]
     Sj, Nj = stats[:n_items], stats[n_items:]
     sigma_items = step.sigma
