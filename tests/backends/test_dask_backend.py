@@ -85,7 +85,8 @@ DP = dict(epsilon=50.0, delta=1e-5, factors=4, iterations=2, spectral_items=12, 
 
 class _Recorder:
     """Records every exact statistic a DP fit releases (before noise) and the per-item statistics (A, β) that
-    enter the noisy PSD solve (DP-ALS: the exact statistics; DP implicit ALS: plus the released Gramian)."""
+    enter the noisy PSD solve (DP-ALS and DP implicit ALS: the exact statistics; DP implicit ALS passes the released
+    Gramian separately, as ``base=``)."""
 
     def __init__(self, monkeypatch, cls=DPALS, module=dpals_module):
         self.stats, self.factor = {}, []
@@ -96,9 +97,9 @@ class _Recorder:
             rec.stats.setdefault(rel.name, []).append(np.array(statistic, dtype=np.float64, copy=True))
             return orig_release(self, rel, statistic, step, **kw)
 
-        def solve(A, b, *args):
+        def solve(A, b, *args, **kw):  # kw: DP implicit ALS's base=G̃ and shift=ridge (compared as given)
             rec.factor.append((A.copy(), b.copy()))
-            return orig_solve(A, b, *args)
+            return orig_solve(A, b, *args, **kw)
 
         monkeypatch.setattr(cls, "_release", release)
         monkeypatch.setattr(module, "noisy_psd_solve", solve)

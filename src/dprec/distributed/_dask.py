@@ -185,7 +185,8 @@ class UserBlocks:
                 + model.frequency_regularization * np.maximum(counts[items], 0.0)
                 + model.noise_regularization * sstep.sigma * math.sqrt(d)
             )
-            iu, diag = np.triu_indices(d), np.arange(d)
+            iu = np.triu_indices(d)
+            noise_bufs = None if model.secure_noise else [np.empty((len(items), w)) for w in (d * (d + 1) // 2, d)]
             floor = model.psd_floor * float(np.min(reg)) if len(reg) else 0.0
         else:
             hcs = [b._submit(W.make_head, blk, None, items_f, model.alpha, p, ft) for blk in self.blocks]
@@ -200,9 +201,8 @@ class UserBlocks:
                 )
                 G = psd_project(ImplicitGramian.unpack(Gv, d))
                 A, bb = b._tree_sum([b._submit(W.head_stats_block, hc, u) for hc, u in zip(hcs, ucs)])
-                A += G[None]
-                A[:, diag, diag] += reg[:, None]  # as the local loop: the ridge before the projection
-                Vh[:] = model._noisy_item_solve(A, bb, floor, stats_rel, sstep, t)
+                # as the local loop: G̃ and the ridge go in with the solve (before the projection)
+                Vh[:] = model._noisy_item_solve(A, bb, G, reg, floor, stats_rel, sstep, t, noise_bufs)
             else:
                 A, bb, UtU = b._tree_sum([b._submit(W.head_stats_gram_block, hc, u) for hc, u in zip(hcs, ub)])
                 Vh, _ = K.solve_batched(A, bb, reg, UtU, out=Vh)
