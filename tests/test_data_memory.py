@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import mmap
 import warnings
 
@@ -170,3 +171,27 @@ def test_default_dpals_fit_equals_the_old_weights_path(data, monkeypatch):
     new = _fit(data)
     monkeypatch.setattr(E, "item_major_weights", _old_item_major_weights)
     _assert_same_model(new, _fit(data))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rng": 0},
+        {"rng": 1, "round_ratings": False, "timestamps": True},
+        {"rng": 2, "implicit": "count"},
+        {"rng": 3, "exposure": "affinity"},
+    ],
+)
+def test_synthetic_does_not_depend_on_the_chunk_size(kwargs, monkeypatch):
+    """Chunked generation equals the one-shot computation: one chunk holding everything vs chunks of 997
+    entries (the pinned fingerprints of tests/datasets pin the draws themselves)."""
+    S = importlib.import_module("dprec.datasets.synthetic")  # the module (the package exports the function)
+    size = dict(n_users=900, n_items=300, rank=4, mean_ratings_per_user=25)
+    monkeypatch.setattr(S, "_CHUNK", 1 << 40)
+    whole = synthetic(**size, **kwargs)
+    monkeypatch.setattr(S, "_CHUNK", 997)
+    chunked = synthetic(**size, **kwargs)
+    assert whole.nnz > 20 * 997
+    assert chunked.fingerprint() == whole.fingerprint()
+    np.testing.assert_array_equal(chunked.matrix.data, whole.matrix.data)
+    assert chunked.matrix.indices.dtype == np.int32
