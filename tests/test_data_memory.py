@@ -4,6 +4,7 @@
   transposed-positions reference, and the item-major order against scipy's own CSR → CSC conversion;
 * the int32 item index of the item-major CSR against the old int64 one;
 * the chunked fingerprint against the one-shot hash of full copies;
+* ``Interactions.from_pandas`` indexing the columns directly against an independent sorted-table build;
 * ``Interactions.to_npz`` / ``from_npz(mmap_mode="r")``: the same data, and a seeded DP-ALS fit on the
   memory-mapped data equal to the fit on the in-memory data;
 * a seeded default DP-ALS fit with the new item-major weights equal to one with the old reference path.
@@ -17,6 +18,7 @@ import mmap
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -195,3 +197,37 @@ def test_synthetic_does_not_depend_on_the_chunk_size(kwargs, monkeypatch):
     assert chunked.fingerprint() == whole.fingerprint()
     np.testing.assert_array_equal(chunked.matrix.data, whole.matrix.data)
     assert chunked.matrix.indices.dtype == np.int32
+
+
+def _reference_from_table(df):
+    """An independent construction: the table sorted by (user, item), vocabularies its sorted unique ids."""
+    users, items = np.sort(df["user"].unique()), np.sort(df["item"].unique())
+    s = df.assign(r=np.searchsorted(users, df["user"]), c=np.searchsorted(items, df["item"]))
+    s = s.sort_values(["r", "c"], kind="stable")
+    m = sp.csr_matrix((s["rating"].to_numpy(), (s["r"].to_numpy(), s["c"].to_numpy())), shape=(len(users), len(items)))
+    return m, users, items, s["timestamp"].to_numpy()
+
+
+def test_from_pandas_without_duplicates_equals_the_sorted_table(data):
+    """``from_pandas`` indexes the columns directly (no working copy of the table, no pair hashing) when no
+    (user, item) pair repeats; the result is the sorted table's CSR."""
+    df = data.to_pandas().sample(frac=1.0, random_state=0)  # shuffled rows
+    df["user"] = "u" + df["user"].astype(str)  # string ids: sorted as text (u10 < u2)
+    built = Interactions.from_pandas(df, timestamp_col="timestamp", rating_bounds=(1, 5))
+    m, users, items, ts = _reference_from_table(df)
+    assert built.user_ids.tolist() == users.tolist() and built.item_ids.tolist() == items.tolist()
+    assert (built.matrix != m).nnz == 0 and built.nnz == m.nnz
+    np.testing.assert_array_equal(built.matrix.data, m.data)
+    np.testing.assert_array_equal(built.timestamps, ts)
+
+
+def test_from_pandas_still_resolves_duplicates(data):
+    df = data.to_pandas().head(500)
+    twice = pd.concat([df, df.assign(rating=np.clip(df["rating"] + 1, 1, 5))], ignore_index=True)
+    with pytest.raises(ValueError, match="repeat a \\(user, item\\) pair"):
+        Interactions.from_pandas(twice, rating_bounds=(1, 5))
+    summed = Interactions.from_pandas(twice, rating_bounds=(1, 10), duplicates="sum")
+    m, _, _, _ = _reference_from_table(twice)  # scipy sums duplicate entries
+    np.testing.assert_array_equal(summed.matrix.toarray(), m.toarray())
+    last = Interactions.from_pandas(twice, rating_bounds=(1, 5), duplicates="last")
+    np.testing.assert_array_equal(last.matrix.toarray(), _reference_from_table(twice.iloc[500:])[0].toarray())

@@ -528,43 +528,26 @@ class Interactions:
         for c in (user_col, item_col):
             if df[c].dtype == object:
                 _normalize_ids(df[c].to_numpy(), f"the ids in column {c!r}")  # raises on mixed int/str ids
-        work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(), "r": ratings})
-        if timestamp_col is not None:
-            work["t"] = df[timestamp_col].to_numpy()
-        work = _resolve_duplicates(work, duplicates, has_time=timestamp_col is not None, labels=df.index)
-
-        if users is None:
-            user_ids = np.sort(work["u"].unique())
-        else:
-            user_ids = np.asarray(users)
-        if item_catalog is None:
-            item_ids = np.sort(work["i"].unique())
-            public = False
-        else:
-            item_ids = np.asarray(item_catalog)
-            public = True
-        rows = _index_or_raise(
-            user_ids,
-            work["u"].to_numpy(),
-            what="user",
-            source=f"column {user_col!r}",
-            hint="pass users= containing every user, or drop those rows",
-        )
-        cols = _index_or_raise(
-            item_ids,
-            work["i"].to_numpy(),
-            what="item",
-            source=f"column {item_col!r}",
-            hint="the public item_catalog must contain every rated item",
-        )
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
-        vals = work["r"].to_numpy()[order]
+        u, i = df[user_col].to_numpy(), df[item_col].to_numpy()
+        t = df[timestamp_col].to_numpy() if timestamp_col is not None else None
+        # Vocabularies and codes straight from the columns: combining duplicates never adds or removes an id
+        user_ids = np.sort(pd.unique(u)) if users is None else np.asarray(users)
+        public = item_catalog is not None
+        item_ids = np.asarray(item_catalog) if public else np.sort(pd.unique(i))
+        rows, cols, order = _csr_codes(user_ids, item_ids, u, i, user_col=user_col, item_col=item_col)
+        if _has_adjacent_pairs(rows, cols):  # repeated (user, item) pairs: resolve them on the table, re-index
+            work = pd.DataFrame({"u": u, "i": i, "r": ratings})
+            if t is not None:
+                work["t"] = t
+            work = _resolve_duplicates(work, duplicates, has_time=t is not None, labels=df.index)
+            u, i, ratings = work["u"].to_numpy(), work["i"].to_numpy(), work["r"].to_numpy()
+            t = work["t"].to_numpy() if t is not None else None
+            rows, cols, order = _csr_codes(user_ids, item_ids, u, i, user_col=user_col, item_col=item_col)
+        vals = ratings[order]
         indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
-        np.add.at(indptr, rows + 1, 1)
-        indptr = np.cumsum(indptr)
+        np.cumsum(np.bincount(rows, minlength=len(user_ids)), out=indptr[1:])
         m = sp.csr_matrix((vals, cols.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
-        ts = work["t"].to_numpy()[order] if timestamp_col is not None else None
+        ts = t[order] if t is not None else None
         return cls(m, user_ids, item_ids, rating_bounds=bounds, public_items=public, timestamps=ts, name=name)
 
     @classmethod
@@ -775,6 +758,34 @@ def _index_or_raise(vocab: np.ndarray, values: np.ndarray, *, what, source, hint
         bad = values[np.flatnonzero(codes < 0)[0]]
         raise UnknownIdError(f"{source} contains {what} id {bad!r} not in the {what} vocabulary; {hint}")
     return codes.astype(np.int64)
+
+
+def _csr_codes(user_ids, item_ids, u, i, *, user_col, item_col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inner rows and columns of the raw ids ``u``, ``i``, sorted into CSR order (by row, then column), and
+    that order (the permutation of the table's rows)."""
+    rows = _index_or_raise(
+        user_ids,
+        u,
+        what="user",
+        source=f"column {user_col!r}",
+        hint="pass users= containing every user, or drop those rows",
+    )
+    cols = _index_or_raise(
+        item_ids,
+        i,
+        what="item",
+        source=f"column {item_col!r}",
+        hint="the public item_catalog must contain every rated item",
+    )
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order], order
+
+
+def _has_adjacent_pairs(rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether sorted (row, column) codes repeat a pair (a repeated pair is adjacent after the sort)."""
+    if len(rows) < 2:
+        return False
+    return bool(np.any((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1])))
 
 
 def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labels) -> pd.DataFrame:
