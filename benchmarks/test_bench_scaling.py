@@ -20,7 +20,8 @@ Measured, in one run:
   hyperparameter) on Netflix-prize-shaped data, 17,770 items and ≈ 208 ratings per user, at 1M, 5M, 20M and
   100M ratings (480,189 users: the Netflix prize's size): seconds of the whole fit and peak resident memory,
   each size in a fresh subprocess (``ru_maxrss`` there is the size's own peak; a sampler thread also records
-  the peak during the fit alone). ``DPREC_SCALING_SIZES=1M,5M`` runs a subset.
+  the peak during the fit alone). ``DPREC_SCALING_SIZES=1M,5M`` runs a subset. The rules see ñ: at 1M (4,802
+  users) they choose the spectral start without iterations, from 5M on 2 iterations (``resolved`` per row).
 
 Results go to ``benchmarks/results/scaling.json`` with configuration, seed, machine, load averages and versions.
 The default-fit curve alone::
