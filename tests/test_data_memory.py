@@ -231,3 +231,18 @@ def test_from_pandas_still_resolves_duplicates(data):
     np.testing.assert_array_equal(summed.matrix.toarray(), m.toarray())
     last = Interactions.from_pandas(twice, rating_bounds=(1, 5), duplicates="last")
     np.testing.assert_array_equal(last.matrix.toarray(), _reference_from_table(twice.iloc[500:])[0].toarray())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_engine_unit_weights_share_the_user_solvers_ones(data, dtype):
+    """``run(weights=None)`` reads the user solver's ones instead of its own nnz array: the same fit as the
+    explicit float32 ones it used to allocate."""
+    X, d = data.matrix, 4
+    V = E.random_item_factors(np.random.default_rng(0), X.shape[1], d, 0.1)
+    mu, c, counts = E.global_effects(X, 0.3, 10.0)
+    kw = dict(mu=mu, item_bias=c, iterations=2, user_reg=0.03, bias_reg=10.0, dtype=dtype)
+    solve = lambda: E.exact_item_solver(counts, d, 0.1, 100.0)  # noqa: E731 (a fresh output buffer per run)
+    new = E.run(X, V, solve=solve(), **kw)
+    old = E.run(X, V, solve=solve(), weights=np.ones(X.nnz, dtype=np.float32), **kw)
+    for a, b in zip(new, old):
+        np.testing.assert_array_equal(a, b)

@@ -388,7 +388,8 @@ def run(
         if solve is None:
             raise ValueError("run: an item solve is required when iterations > 0")
         Xt, item_t = item_major(X) if item_major_csr is None else item_major_csr
-        w_t = np.ones(X.nnz, dtype=np.float32) if weights is None else weights  # exact 1 in any dtype
+        # exact 1 in any dtype: the user solver's read-only ones serve (one nnz-sized array fewer)
+        w_t = users.ones if weights is None else weights
         n_items = X.shape[1]
         bufs = (np.empty((n_items, d + 1, d + 1)), np.empty((n_items, d + 1)))
         wresid = np.empty(X.nnz)
