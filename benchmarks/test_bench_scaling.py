@@ -16,7 +16,17 @@ Measured, in one run:
 * top-10 recommendation throughput (users per second) of a fitted ALS over *all* users, batch by batch
   through ``recommend`` (training items filtered), on the 5M-rating data.
 
-Results go to ``benchmarks/results/scaling.json`` with configuration, seed and versions.
+* the scaling curve of the *default* ``DPALS(epsilon=10, delta=1e-5)`` fit (the rules choose every other
+  hyperparameter) on Netflix-prize-shaped data, 17,770 items and ≈ 208 ratings per user, at 1M, 5M, 20M and
+  100M ratings (480,189 users: the Netflix prize's size): seconds of the whole fit and peak resident memory,
+  each size in a fresh subprocess (``ru_maxrss`` there is the size's own peak; a sampler thread also records
+  the peak during the fit alone). ``DPREC_SCALING_SIZES=1M,5M`` runs a subset. The rules see ñ: at 1M (4,802
+  users) they choose the spectral start without iterations, from 5M on 2 iterations (``resolved`` per row).
+
+Results go to ``benchmarks/results/scaling.json`` with configuration, seed, machine, load averages and versions.
+The default-fit curve alone::
+
+    pytest benchmarks/test_bench_scaling.py -s -k default_fit     # ~6 minutes on 2 cores (100M: ~10 GB)
 """
 
 from __future__ import annotations
@@ -24,10 +34,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
 import pytest
+from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
 import dprec
 from dprec.datasets import synthetic
@@ -36,7 +51,26 @@ from dprec.models import ALS, DPALS
 SEED, N_ITEMS, PER_USER = 0, 10_000, 71.4
 SIZES = {"1M": 14_000, "5M": 70_000, "20M": 280_000}
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "scaling.json")
-_results: dict = {"fit": {}, "recommend": {}}
+#: the default-fit curve: Netflix-prize shape (17,770 items; 100,480,507 ratings of 480,189 users ≈ 209 per user)
+DEFAULT_ITEMS, DEFAULT_PER_USER = 17_770, 208.25
+DEFAULT_SIZES = {"1M": 4_802, "5M": 24_009, "20M": 96_038, "100M": 480_189}
+DEFAULT_FIT = {"epsilon": 10.0, "delta": 1e-5}
+_results: dict = {"fit": {}, "recommend": {}, "default_fit": {}}
+
+
+def _load_existing():
+    """Keep the sections of an earlier run that this run does not re-measure (each test rewrites its own)."""
+    try:
+        with open(RESULTS) as fh:
+            old = json.load(fh).get("results", {})
+    except (OSError, ValueError):
+        return
+    for key, val in old.items():
+        if key in _results and not _results[key]:
+            _results[key] = val
+
+
+_load_existing()
 
 
 def _per_iteration(make, data):
@@ -101,6 +135,89 @@ def test_recommend_throughput(benchmark):
     _write()
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(n_users: int) -> dict:
+    """One size of the default-fit curve, run in this (fresh) process: generate, then fit, timed apart.
+
+    Peak memory: ``ru_maxrss`` (the process's peak over generation and fit) and, from a thread sampling the
+    resident set every 20 ms, the peak during the fit alone (so the fit's own temporaries are visible).
+    """
+    warm = synthetic(n_users=2_000, n_items=500, rng=1)  # numba compilation outside the timings
+    DPALS(**DEFAULT_FIT, rng=SEED).fit(warm)
+    del warm
+    t = time.perf_counter()
+    data = synthetic(n_users=n_users, n_items=DEFAULT_ITEMS, rank=8, mean_ratings_per_user=DEFAULT_PER_USER, rng=SEED)
+    gen_s = time.perf_counter() - t
+    rss_data = _rss_bytes()
+    peak, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    load = os.getloadavg()
+    sampler.start()
+    t = time.perf_counter()
+    c0 = time.process_time()
+    model = DPALS(**DEFAULT_FIT, rng=SEED).fit(data)
+    fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - c0
+    stop.set()
+    sampler.join()
+    return {
+        "nnz": int(data.nnz),
+        "n_users": int(data.n_users),
+        "n_items": int(data.n_items),
+        "generate_s": gen_s,
+        "fit_s": fit_s,
+        "fit_cpu_s": fit_cpu,
+        "rss_after_generate_gb": rss_data / 1e9,
+        "fit_peak_rss_gb": max(peak[0], _rss_bytes()) / 1e9,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+        "resolved": model.resolved_.to_dict(),
+        "load_avg_before": list(load),
+        "load_avg_after": list(os.getloadavg()),
+    }
+
+
+def _selected_sizes() -> list[str]:
+    env = os.environ.get("DPREC_SCALING_SIZES")
+    return [s.strip() for s in env.split(",")] if env else list(DEFAULT_SIZES)
+
+
+@pytest.mark.parametrize("name", list(DEFAULT_SIZES))
+def test_default_fit_scaling(benchmark, name):
+    if name not in _selected_sizes():
+        pytest.skip(f"{name} not in DPREC_SCALING_SIZES")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(DEFAULT_SIZES[name])]
+    proc = benchmark.pedantic(
+        lambda: subprocess.run(cmd, capture_output=True, text=True, env=env), rounds=1, iterations=1
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["s_per_million_ratings"] = row["fit_s"] / (row["nnz"] / 1e6)
+    row["bytes_per_rating"] = row["fit_peak_rss_gb"] * 1e9 / row["nnz"]
+    _results["default_fit"][name] = row
+    ref = _results["default_fit"].get("1M")
+    if ref is not None:  # the curve as ratios to the smallest size of the same file
+        row["time_ratio_to_1M"] = row["fit_s"] / ref["fit_s"]
+        row["nnz_ratio_to_1M"] = row["nnz"] / ref["nnz"]
+    print(
+        f"\n{name}: nnz={row['nnz']:,}  fit {row['fit_s']:.1f} s (cpu {row['fit_cpu_s']:.1f} s)  generate "
+        f"{row['generate_s']:.1f} s  peak RSS {row['peak_rss_gb']:.2f} GB (fit {row['fit_peak_rss_gb']:.2f} GB)  "
+        f"load {row['load_avg_before'][0]:.2f}"
+    )
+    _write()
+
+
 def _write():
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
@@ -112,6 +229,15 @@ def _write():
             "als": {"factors": 32, "feedback": "explicit"},
             "dpals": {"epsilon": 10.0, "delta": 1e-5, "factors": 8, "factor_share": 0.8},
             "threads": "all (2 cores)",
+            "default_fit": {
+                "model": "DPALS",
+                "params": DEFAULT_FIT,
+                "seed": SEED,
+                "n_items": DEFAULT_ITEMS,
+                "ratings_per_user": DEFAULT_PER_USER,
+                "sizes_users": DEFAULT_SIZES,
+                "rank_of_truth": 8,
+            },
         },
         "results": _results,
         "versions": {
@@ -120,7 +246,14 @@ def _write():
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
+            "cpu": cpu_model(),
+            "memory_gb": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9,
+            "description": "shared 2-core x86-64 Linux VM (noisy: other jobs ran concurrently; see the load averages)",
         },
     }
     with open(RESULTS, "w") as fh:
         json.dump(out, fh, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    print(json.dumps(_worker(int(sys.argv[2]))))

@@ -13,9 +13,11 @@ accounted mechanism (see :mod:`dprec.privacy`), and :attr:`Interactions.public_i
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +35,11 @@ __all__ = ["Interactions", "as_interactions", "TRANSPOSED_RATIO"]
 TRANSPOSED_RATIO = 10
 
 _DUPLICATE_POLICIES = ("error", "mean", "last", "first", "sum")
+#: entries per step of the chunked passes (fingerprint hashing, chunked CSV reading): bounds their temporaries
+_HASH_CHUNK = 1 << 22
+#: the members of an Interactions .npz file (see :meth:`Interactions.to_npz`) and its format version
+_NPZ_ARRAYS = ("indptr", "indices", "data", "user_ids", "item_ids")
+_NPZ_FORMAT = 1
 
 
 def _orientation_hint(shape) -> str:
@@ -277,8 +284,9 @@ class Interactions:
         """SHA-256 over the ids, ratings and declared facts: identifies this exact dataset (for ledgers)."""
         h = hashlib.sha256()
         m = self.matrix
-        for arr in (m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)):
-            h.update(np.ascontiguousarray(arr).tobytes())
+        for arr, dtype in ((m.indptr, np.int64), (m.indices, np.int64), (m.data, np.float64)):
+            for a in range(0, max(len(arr), 1), _HASH_CHUNK):  # the same bytes as one update, without a full copy
+                h.update(np.ascontiguousarray(arr[a : a + _HASH_CHUNK], dtype=dtype).data)
         for ids in (self.user_ids, self.item_ids):
             h.update("\x1f".join(map(str, ids.tolist())).encode())
             h.update(b"\x1e")
@@ -292,6 +300,78 @@ class Interactions:
         if self.timestamps is not None:
             df["timestamp"] = self.timestamps  # CSR order equals COO-from-CSR order
         return df
+
+    def to_npz(self, path) -> None:
+        """Write the matrix, the id vocabularies and the declared facts to one uncompressed ``.npz`` file.
+
+        Members: ``indptr``, ``indices``, ``data`` (the CSR arrays as stored), ``user_ids``, ``item_ids``,
+        ``timestamps`` when present, and ``meta`` (JSON: ``rating_bounds``, ``public_items``, ``name``). The
+        members are stored uncompressed so that :meth:`from_npz` can memory-map them. ``side`` data (e.g.
+        synthetic ground truth, user attributes) and a declared :meth:`with_dataset_id` are not written; the
+        file's data reloads with the same :meth:`fingerprint`.
+        """
+        arrays = {"indptr": self.matrix.indptr, "indices": self.matrix.indices, "data": self.matrix.data}
+        for what, ids in (("user_ids", self.user_ids), ("item_ids", self.item_ids)):
+            if ids.dtype.kind == "O":
+                raise DataError(
+                    f"to_npz: the {what} are Python objects (integers beyond 64 bits or mixed kinds), which an "
+                    ".npz file stores only pickled; convert them to strings first"
+                )
+            arrays[what] = ids
+        if self.timestamps is not None:
+            arrays["timestamps"] = self.timestamps
+        meta = {
+            "format": _NPZ_FORMAT,
+            "shape": list(self.shape),
+            "rating_bounds": list(self.rating_bounds) if self.rating_bounds is not None else None,
+            "public_items": bool(self.public_items),
+            "name": self.name,
+        }
+        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def from_npz(cls, path, *, mmap_mode: str | None = None) -> Interactions:
+        """Read a file written by :meth:`to_npz`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        mmap_mode : {None, "r"}
+            ``"r"`` memory-maps the CSR arrays and timestamps read-only instead of reading them into memory:
+            the operating system pages them in as a fit reads them and may drop them again, so a matrix larger
+            than the free memory can be fitted (a model never writes to its input). ``None`` reads them.
+        """
+        check_choice(mmap_mode, "mmap_mode", (None, "r"))
+        try:
+            zf = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"from_npz: {path!s} is not a readable .npz file ({exc})") from None
+        with zf:
+            names = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
+            missing = [n for n in ("meta", *_NPZ_ARRAYS) if n not in names]
+            if missing:
+                raise DataError(f"from_npz: {path!s} lacks {', '.join(missing)}; write it with Interactions.to_npz")
+            with zf.open(names["meta"]) as fh:
+                meta = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+            if meta.get("format") != _NPZ_FORMAT:
+                raise DataError(f"from_npz: {path!s} has format {meta.get('format')!r}, expected {_NPZ_FORMAT}")
+            big = ("indptr", "indices", "data", "timestamps")
+            arr = {}
+            for n in (*_NPZ_ARRAYS, "timestamps"):
+                if n in names:
+                    mapped = mmap_mode is not None and n in big
+                    arr[n] = _npz_member_memmap(path, zf, names[n]) if mapped else _npz_member(zf, names[n])
+        shape = tuple(meta["shape"])
+        m = sp.csr_matrix((arr["data"], arr["indices"], arr["indptr"]), shape=shape, copy=False)
+        return cls(
+            m,
+            arr["user_ids"],
+            arr["item_ids"],
+            rating_bounds=meta["rating_bounds"],
+            public_items=meta["public_items"],
+            timestamps=arr.get("timestamps"),
+            name=meta["name"],
+        )
 
     def user_ratings(self, user) -> tuple[np.ndarray, np.ndarray]:
         """(raw item ids, ratings) of one raw user id."""
@@ -448,43 +528,26 @@ class Interactions:
         for c in (user_col, item_col):
             if df[c].dtype == object:
                 _normalize_ids(df[c].to_numpy(), f"the ids in column {c!r}")  # raises on mixed int/str ids
-        work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(), "r": ratings})
-        if timestamp_col is not None:
-            work["t"] = df[timestamp_col].to_numpy()
-        work = _resolve_duplicates(work, duplicates, has_time=timestamp_col is not None, labels=df.index)
-
-        if users is None:
-            user_ids = np.sort(work["u"].unique())
-        else:
-            user_ids = np.asarray(users)
-        if item_catalog is None:
-            item_ids = np.sort(work["i"].unique())
-            public = False
-        else:
-            item_ids = np.asarray(item_catalog)
-            public = True
-        rows = _index_or_raise(
-            user_ids,
-            work["u"].to_numpy(),
-            what="user",
-            source=f"column {user_col!r}",
-            hint="pass users= containing every user, or drop those rows",
-        )
-        cols = _index_or_raise(
-            item_ids,
-            work["i"].to_numpy(),
-            what="item",
-            source=f"column {item_col!r}",
-            hint="the public item_catalog must contain every rated item",
-        )
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
-        vals = work["r"].to_numpy()[order]
+        u, i = df[user_col].to_numpy(), df[item_col].to_numpy()
+        t = df[timestamp_col].to_numpy() if timestamp_col is not None else None
+        # Vocabularies and codes straight from the columns: combining duplicates never adds or removes an id
+        user_ids = np.sort(pd.unique(u)) if users is None else np.asarray(users)
+        public = item_catalog is not None
+        item_ids = np.asarray(item_catalog) if public else np.sort(pd.unique(i))
+        rows, cols, order = _csr_codes(user_ids, item_ids, u, i, user_col=user_col, item_col=item_col)
+        if _has_adjacent_pairs(rows, cols):  # repeated (user, item) pairs: resolve them on the table, re-index
+            work = pd.DataFrame({"u": u, "i": i, "r": ratings})
+            if t is not None:
+                work["t"] = t
+            work = _resolve_duplicates(work, duplicates, has_time=t is not None, labels=df.index)
+            u, i, ratings = work["u"].to_numpy(), work["i"].to_numpy(), work["r"].to_numpy()
+            t = work["t"].to_numpy() if t is not None else None
+            rows, cols, order = _csr_codes(user_ids, item_ids, u, i, user_col=user_col, item_col=item_col)
+        vals = ratings[order]
         indptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
-        np.add.at(indptr, rows + 1, 1)
-        indptr = np.cumsum(indptr)
+        np.cumsum(np.bincount(rows, minlength=len(user_ids)), out=indptr[1:])
         m = sp.csr_matrix((vals, cols.astype(np.int32), indptr), shape=(len(user_ids), len(item_ids)))
-        ts = work["t"].to_numpy()[order] if timestamp_col is not None else None
+        ts = t[order] if t is not None else None
         return cls(m, user_ids, item_ids, rating_bounds=bounds, public_items=public, timestamps=ts, name=name)
 
     @classmethod
@@ -555,6 +618,39 @@ class Interactions:
         if p.endswith((".tsv", ".data")):
             kwargs.setdefault("sep", "\t")
         return cls.read_csv(path, **kwargs)
+
+
+def _npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _npz_member_memmap(path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """A read-only memory map of one uncompressed ``.npy`` member of a zip file (np.load cannot map npz members).
+
+    The member's bytes start after its local file header (30 bytes, then the file name and the extra field,
+    whose lengths the header gives at offsets 26 and 28); the ``.npy`` header follows, then the raw array.
+    """
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise DataError(
+            f"from_npz: member {info.filename!r} is compressed and cannot be memory-mapped; use mmap_mode=None"
+        )
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        start = (
+            info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        )
+        fh.seek(start)
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise DataError(f"from_npz: member {info.filename!r} holds Python objects; refusing to unpickle it")
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def _coerce_user_ids(users, vocab, *, what: str) -> list:
@@ -662,6 +758,34 @@ def _index_or_raise(vocab: np.ndarray, values: np.ndarray, *, what, source, hint
         bad = values[np.flatnonzero(codes < 0)[0]]
         raise UnknownIdError(f"{source} contains {what} id {bad!r} not in the {what} vocabulary; {hint}")
     return codes.astype(np.int64)
+
+
+def _csr_codes(user_ids, item_ids, u, i, *, user_col, item_col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inner rows and columns of the raw ids ``u``, ``i``, sorted into CSR order (by row, then column), and
+    that order (the permutation of the table's rows)."""
+    rows = _index_or_raise(
+        user_ids,
+        u,
+        what="user",
+        source=f"column {user_col!r}",
+        hint="pass users= containing every user, or drop those rows",
+    )
+    cols = _index_or_raise(
+        item_ids,
+        i,
+        what="item",
+        source=f"column {item_col!r}",
+        hint="the public item_catalog must contain every rated item",
+    )
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order], order
+
+
+def _has_adjacent_pairs(rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether sorted (row, column) codes repeat a pair (a repeated pair is adjacent after the sort)."""
+    if len(rows) < 2:
+        return False
+    return bool(np.any((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1])))
 
 
 def _resolve_duplicates(work: pd.DataFrame, policy: str, *, has_time: bool, labels) -> pd.DataFrame:

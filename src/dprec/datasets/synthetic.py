@@ -35,7 +35,10 @@ so that the observed interactions carry the personal low-rank signal; ``"count"`
 ``1 + Poisson(exp(z_ui))`` (in both exposure modes).
 
 The whole pipeline is vectorised numpy: one inverse-CDF draw per candidate, one ``np.unique`` over
-``user * n_items + item`` keys (which yields CSR order directly) and a chunked row-wise dot product.
+``user * n_items + item`` keys (which yields CSR order directly) and a chunked row-wise dot product. Every
+nnz-sized pass runs in chunks of ``_CHUNK`` entries with int32 row and column indices, so 100M ratings take
+about 25 bytes per rating at the peak; the output does not depend on the chunk size (the draws come from the
+one generator in the same sequence however the calls are cut).
 """
 
 from __future__ import annotations
@@ -155,9 +158,34 @@ def _affinity_exposure(U, V, pop, want, beta, factor_sd, gen):
         if len(empty):
             hit[empty, np.argmax(prob[empty], axis=1)] = True
         r, col = np.nonzero(hit)
-        rows_parts.append(r.astype(np.int64) + u0)
+        rows_parts.append(r.astype(_index_dtype(n_users)) + u0)
         cols_parts.append(col.astype(np.int32))
     return np.concatenate(rows_parts), np.concatenate(cols_parts)
+
+
+def _index_dtype(n: int):
+    """int32 for indices below ``n`` when it fits (half the memory of int64 per stored rating)."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _rating_values(score, mu, noise_sd, step, lo, hi, gen) -> np.ndarray:
+    """Observed ratings ``clip(round_step(score + mu + noise_sd * N(0, 1)), lo, hi)`` (float64), chunk by chunk.
+
+    Element-wise the same float64 operations, in the same order, as on the whole array at once, and the normal
+    draws come from ``gen`` in the same sequence (a Generator's stream does not depend on how it is cut into
+    calls), so the values are bit-identical to the one-shot computation; only the temporaries are bounded
+    (one chunk instead of several nnz-sized float64 arrays).
+    """
+    values = np.empty(len(score), dtype=np.float64)
+    for a in range(0, len(score), _CHUNK):
+        v = score[a : a + _CHUNK].astype(np.float64)
+        v += mu
+        if noise_sd > 0:
+            v += gen.standard_normal(len(v)) * noise_sd
+        if step is not None:
+            v = lo + np.round((v - lo) / step) * step
+        np.clip(v, lo, hi, out=values[a : a + _CHUNK])
+    return values
 
 
 def synthetic(
@@ -324,8 +352,8 @@ def synthetic(
             u0 = u1
         keys = np.concatenate(parts)
         del parts
-        rows = keys // n_items
-        cols = (keys - rows * n_items).astype(np.int32)
+        rows = (keys // n_items).astype(_index_dtype(n_users))
+        cols = (keys % n_items).astype(np.int32)
         del keys
 
     # ---- values
@@ -355,13 +383,7 @@ def synthetic(
             values = np.ones(len(rows))
             bounds = (0.0, 1.0)
     else:
-        values = score.astype(np.float64)
-        values += mu
-        if noise > 0:
-            values += gen.standard_normal(nnz) * (noise * unit)
-        if step is not None:
-            values = lo + np.round((values - lo) / step) * step
-        np.clip(values, lo, hi, out=values)
+        values = _rating_values(score, mu, noise * unit if noise > 0 else 0.0, step, lo, hi, gen)
         bounds = (lo, hi)
     del score
 

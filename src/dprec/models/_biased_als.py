@@ -75,6 +75,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..kernels import als as K
 from ..kernels import cg as KCG
@@ -91,6 +92,7 @@ __all__ = [
     "exact_item_solver",
     "global_effects",
     "item_major",
+    "item_major_order",
     "item_major_weights",
     "item_rating_counts",
     "item_ridge",
@@ -139,11 +141,44 @@ def item_rating_counts(X: sp.csr_matrix) -> np.ndarray:
 
 
 def item_major(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The item-major CSR of ``X`` (user indices sorted per item) and the item of each of its entries."""
-    Xt = X.T.tocsr()
-    Xt.sort_indices()
-    item_t = np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr))
+    """The item-major CSR of ``X`` (user indices sorted per item) and the item of each of its entries.
+
+    The item of an entry is stored in the CSR's index dtype (int32 whenever the sizes allow): one (nnz,) array
+    of half the int64 size.
+    """
+    Xt = X.T.tocsr()  # scipy's CSR → CSC pass is a stable counting sort: users stay sorted within each item
+    Xt.sort_indices()  # a no-op check on that output; kept for matrices with unsorted indices
+    item_t = np.repeat(np.arange(X.shape[1], dtype=Xt.indices.dtype), np.diff(Xt.indptr))
     return Xt, item_t
+
+
+@njit(cache=True)
+def _item_major_scatter_nb(indptr, indices, n_items, values, out):
+    """``out[t']`` = ``values[t]`` for the user-major entry ``t`` that is the ``t'``-th entry of the item-major
+    CSR: a stable counting sort by item (the entry order of scipy's CSR → CSC conversion), in one sequential
+    read of ``values``."""
+    nxt = np.zeros(n_items + 1, dtype=np.int64)
+    for t in range(indices.shape[0]):
+        nxt[indices[t] + 1] += 1
+    for j in range(n_items):
+        nxt[j + 1] += nxt[j]
+    for u in range(indptr.shape[0] - 1):
+        for t in range(indptr[u], indptr[u + 1]):
+            j = indices[t]
+            out[nxt[j]] = values[t]
+            nxt[j] += 1
+
+
+def item_major_order(X: sp.csr_matrix) -> np.ndarray:
+    """The permutation that takes per-entry arrays aligned with ``X.data`` (user-major, sorted indices) to the
+    entry order of :func:`item_major`: ``item_major(X)[0].data == X.data[item_major_order(X)]``.
+
+    int32 when ``nnz < 2³¹`` (else int64); one O(nnz) pass, no copy of the matrix.
+    """
+    dtype = np.int32 if X.nnz < 2**31 else np.int64
+    perm = np.empty(X.nnz, dtype=dtype)
+    _item_major_scatter_nb(X.indptr, X.indices, X.shape[1], np.arange(X.nnz, dtype=dtype), perm)
+    return perm
 
 
 # ---------------------------------------------------------------------------------------------- ridges
@@ -301,10 +336,19 @@ def clip_rows(U: np.ndarray, clip_norm: float, out: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- item statistics
 def item_major_weights(X: sp.csr_matrix, w: np.ndarray) -> np.ndarray:
-    """Per-entry weights aligned with ``X.data`` (user-major) re-ordered to the item-major CSR of :func:`item_major`."""
-    pos = sp.csr_matrix((np.arange(X.nnz, dtype=np.float64) + 1, X.indices, X.indptr), shape=X.shape).T.tocsr()
-    pos.sort_indices()
-    return np.asarray(w)[pos.data.astype(np.int64) - 1]
+    """Per-entry weights aligned with ``X.data`` (user-major) re-ordered to the item-major CSR of :func:`item_major`.
+
+    One stable counting sort by item, scattering ``w`` in place of a transposed copy of the matrix (the values
+    are moved, never rounded: ``w``'s dtype is kept).
+    """
+    if not X.has_sorted_indices:
+        X = X.sorted_indices()
+    w = np.ascontiguousarray(w)
+    if w.shape != (X.nnz,):
+        raise ValueError(f"item_major_weights: w must have one entry per rating ({X.nnz}), got shape {w.shape}")
+    out = np.empty_like(w)
+    _item_major_scatter_nb(X.indptr, X.indices, X.shape[1], w, out)
+    return out
 
 
 def item_statistics(
@@ -419,7 +463,8 @@ def run(
         if solve is None:
             raise ValueError("run: an item solve is required when iterations > 0")
         Xt, item_t = item_major(X) if item_major_csr is None else item_major_csr
-        w_t = np.ones(X.nnz, dtype=np.float32) if weights is None else weights  # exact 1 in any dtype
+        # exact 1 in any dtype: the user solver's read-only ones serve (one nnz-sized array fewer)
+        w_t = users.ones if weights is None else weights
         n_items = X.shape[1]
         bufs = (np.empty((n_items, d + 1, d + 1)), np.empty((n_items, d + 1)))
         wresid = np.empty(X.nnz)

@@ -380,10 +380,12 @@ class Recommender:
         self._user_index_cache = None
         self._item_index_cache = None
         self.rating_bounds_ = data.rating_bounds
-        # Each user's own history is kept only to serve that user (filter seen items, explain, fold-in).
-        self._seen = data.matrix.copy()
+        self._seen = None
         with self._thread_limits():
             self._fit(data, **kwargs)
+        # Each user's own history is kept only to serve that user (filter seen items, explain, fold-in); copied
+        # after the fit so that the copy (12 bytes per rating) is not live beside the fit's own temporaries.
+        self._seen = data.matrix.copy()
         self._fitted = True
         return self
 
