@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import math
 import os
 from collections.abc import Sequence
 
@@ -180,14 +179,9 @@ class UserBlocks:
             )
             hcs = [b._submit(W.make_head, blk, weights, items_f, model.alpha, p, np.float64) for blk in self.blocks]
             gstep, sstep = plan[gram_rel.name], plan[stats_rel.name]
-            reg = (
-                lam
-                + model.frequency_regularization * np.maximum(counts[items], 0.0)
-                + model.noise_regularization * sstep.sigma * math.sqrt(d)
-            )
+            reg, floor = model._item_ridge(counts[items], sstep.sigma, d)
             iu = np.triu_indices(d)
-            noise_bufs = None if model.secure_noise else [np.empty((len(items), w)) for w in (d * (d + 1) // 2, d)]
-            floor = model.psd_floor * float(np.min(reg)) if len(reg) else 0.0
+            noise_bufs = model._noise_buffers(len(items), d)
         else:
             hcs = [b._submit(W.make_head, blk, None, items_f, model.alpha, p, ft) for blk in self.blocks]
             reg = np.full((len(items), d), lam)

@@ -114,6 +114,15 @@ def _chol_solve_ws(C, rhs, x, y):
         for i in range(k):
             x[i] = 0.0
         return False
+    _chol_back_solve(C, rhs, x, y)
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _chol_back_solve(C, rhs, x, y):
+    """``x = (RᵀR)⁻¹ rhs`` from the upper-triangular Cholesky factor ``R`` held in the upper triangle of ``C``:
+    ``Rᵀ y = rhs``, then ``R x = y`` (``y`` scratch)."""
+    k = C.shape[0]
     for i in range(k):  # Rᵀ y = rhs
         y[i] = rhs[i]
     for i in range(k):
@@ -126,7 +135,6 @@ def _chol_solve_ws(C, rhs, x, y):
         for m in range(i + 1, k):
             t -= C[i, m] * x[m]
         x[i] = t / C[i, i]
-    return True
 
 
 @njit(cache=True, fastmath=_FM)

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import _DPOTRF, _run_dynamic
+from .als import _DPOTRF, _chol_back_solve, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
 
@@ -474,18 +474,7 @@ def _chol_solve_upper(potrf, C, rhs, x, y, ia, ch):
         for i in range(k):
             x[i] = 0.0
         return False
-    for i in range(k):  # Rᵀ y = rhs
-        y[i] = rhs[i]
-    for i in range(k):
-        yi = y[i] / C[i, i]
-        y[i] = yi
-        for m in range(i + 1, k):
-            y[m] -= C[i, m] * yi
-    for i in range(k - 1, -1, -1):  # R x = y
-        t = y[i]
-        for m in range(i + 1, k):
-            t -= C[i, m] * x[m]
-        x[i] = t / C[i, i]
+    _chol_back_solve(C, rhs, x, y)
     return True
 
 

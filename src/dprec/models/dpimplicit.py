@@ -355,15 +355,10 @@ class DPImplicitALS(DPModelMixin, Recommender):
             )
             hc = HeadCSR(X, w, items, alpha=self.alpha, values=p, dtype=np.float64)
             gstep, sstep = plan[gram_rel.name], plan[stats_rel.name]
-            reg = (
-                lam
-                + self.frequency_regularization * np.maximum(counts[items], 0.0)
-                + self.noise_regularization * sstep.sigma * math.sqrt(d)
-            )
+            reg, floor = self._item_ridge(counts[items], sstep.sigma, d)
             Uc = np.empty_like(U)
             iu = np.triu_indices(d)
-            noise_bufs = None if self.secure_noise else [np.empty((len(items), w)) for w in (d * (d + 1) // 2, d)]
-            floor = self.psd_floor * float(np.min(reg)) if len(reg) else 0.0
+            noise_bufs = self._noise_buffers(len(items), d)
         else:
             hc = HeadCSR(X, None, items, alpha=self.alpha, values=p, dtype=ft)
             reg = np.full((len(items), d), lam)
@@ -384,6 +379,20 @@ class DPImplicitALS(DPModelMixin, Recommender):
             V[items] = Vh
             user_solve(X, V, out=U, **user_kw)
         return V, U
+
+    def _item_ridge(self, head_counts, sigma: float, d: int) -> tuple[np.ndarray, float]:
+        """The per-item ridge ``λ_j = λ + λ_f·max(ñ_j, 0) + λ_σ·σ√d`` of the head items (from the DP counts ``ñ_j``
+        and the release's σ: post-processing) and the PSD floor ``φ·min_j λ_j``."""
+        reg = (
+            float(self.regularization)
+            + self.frequency_regularization * np.maximum(head_counts, 0.0)
+            + self.noise_regularization * sigma * math.sqrt(d)
+        )
+        return reg, (self.psd_floor * float(np.min(reg)) if len(reg) else 0.0)
+
+    def _noise_buffers(self, n: int, d: int):
+        """Reusable buffers for the per-item noise (upper triangle, right-hand side); None in secure mode."""
+        return None if self.secure_noise else [np.empty((n, w)) for w in (d * (d + 1) // 2, d)]
 
     def _noisy_item_solve(self, A, b, G, reg, floor, rel, step, t, noise_bufs):
         """The Gaussian mechanism on the stacked ``(triu A_j, b_j)`` (fused into the PSD solve, or through
