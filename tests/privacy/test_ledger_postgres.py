@@ -324,6 +324,32 @@ def test_charge_function_backstop_refuses_bypassing_the_client_check(pg):
     assert L.spent().epsilon == 0.5 and len(L.charges()) == 1
 
 
+def test_charge_function_backstop_bounds_mixed_composition(pg):
+    """The server's ρ cap follows the (ε, δ) spent: after ε_approx = 0.5 of ε_T = 1, a direct zCDP charge worth
+    ε = 0.9 is refused (the old single cap ρ(ε_T) let it through: 1.4 spent), while the largest charge the
+    client accepts still passes; the grid bounds any record the server accepts by ε_T (1 + 1/64) at 2 δ_T."""
+    from dprec.privacy.ledger_postgres import rho_caps
+
+    delta = 1e-6
+    L, _ = new_ledger(pg, eps=1.0, delta=delta)
+    L.charge(epsilon=0.5, model="m", mechanism="g")
+    lid = L._header["ledger_id"]
+    call = "SELECT dprec.charge(%s, %s, 'zcdp', %s, NULL, 0.0, 'm', 'g', '', '{}', NULL)"
+    with psycopg.connect(pg(TRAINER)) as con:
+        with pytest.raises(psycopg.Error) as ei:
+            con.execute(call, (lid, 2, epsilon_to_rho(0.9, delta)))
+        assert ei.value.sqlstate == "DPL03"
+        con.rollback()
+    assert len(L.charges()) == 1
+    L.charge(rho=L.remaining().rho, model="m", mechanism="g")  # the client's exact remaining ρ: accepted
+    assert L.spent().epsilon == pytest.approx(1.0, abs=1e-6)
+    caps = rho_caps(1.0, delta)
+    assert len(caps) == 65 and caps[-1] == 0.0 and all(a > b for a, b in zip(caps, caps[1:]))
+    for i in (0, 17, 63):  # within a cap, the worst record spends < ε_T (1 + 1/64) at δ_T for the zCDP part
+        worst = (i + 1) / 64 + rho_to_epsilon(caps[i] / (1 + 1e-6), delta)
+        assert worst <= 1.0 + 1 / 64 + 1e-9
+
+
 def test_owner_planted_trigger_refused_on_open_and_charge(pg):
     """The trainer cannot plant a trigger; if the owner (or a superuser) does, dprec refuses the ledger."""
     L, ds = new_ledger(pg, dbname="dprec_tamper")

@@ -29,12 +29,13 @@ Who computes what
   math: it takes the same lock; refuses a stale sequence number (the client's check saw another state);
   validates the record (``CHECK`` constraints: kind, finite non-negative ρ/ε, δ in [0, 1), an erasure costs
   nothing); refuses a reused seed digest (``UNIQUE``); and refuses a charge after which a *necessary*
-  condition of the exact check fails: ``Σε_approx <= ε_T``, ``Σδ_explicit <= δ_T`` and ``Σρ <= ρ_cap``,
-  with ``ρ_cap = epsilon_to_rho(ε_T, δ_T)`` computed by the owner at creation (any charge set the exact check
-  accepts satisfies all three; a slack of 1e-6 relative on ``ρ_cap`` and 1e-9 on the sums absorbs float
-  rounding between the two sides). A client that skips the Python check cannot push the record past these
-  caps, but below them it is not stopped (together they allow well over the total): the SQL side is a
-  backstop against a broken or hostile client, not the accountant; the exact check is Python's, in one home.
+  condition of the exact check fails: ``Σε_approx <= ε_T``, ``Σδ_explicit <= δ_T`` and ``Σρ <= c_i``, the
+  ρ cap of the grid point ``i = ⌊G Σε_approx / ε_T⌋`` (:func:`rho_caps`, ``G = 64``: ``c_i =
+  epsilon_to_rho(ε_T (1 − i/G), δ_T)``, computed by the owner at creation). Any charge set the exact check
+  accepts satisfies all three (a slack of 1e-6 relative on the caps and 1e-9 on the sums absorbs float
+  rounding between the two sides); a client that skips the Python check can at worst reach
+  ``(ε_T (1 + 1/G), 2 δ_T)``. The SQL side is a backstop against a broken or hostile client, not the
+  accountant: the exact check is Python's, in one home.
 
 Reading verifies: ``n_charges`` equals the visible charges ``1..n`` (row-level security hiding rows would
 break this), every record passes the file ledger's body validation, and (on open and in every charge) no
@@ -82,6 +83,8 @@ PG_SCHEMA_VERSION = 1
 _CONNECT_TIMEOUT_S = 10
 _LOCK_TIMEOUT_S = 60
 _RHO_CAP_SLACK = 1e-6
+#: the backstop's grid over the (ε, δ) share of ε_T: ρ caps at ε_T·(1 − i/G), i = 0..G (see rho_caps)
+_CAP_GRID = 64
 # SQLSTATEs raised by dprec.charge (class "DP" is not used by PostgreSQL)
 _ERR_NO_LEDGER, _ERR_STALE, _ERR_OVER = "DPL01", "DPL02", "DPL03"
 
@@ -94,7 +97,8 @@ CREATE TABLE dprec.ledgers (
     salt text NOT NULL CHECK (salt ~ '^[0-9a-f]{64}$'),
     total_epsilon float8 NOT NULL CHECK (total_epsilon > 0 AND total_epsilon < 'Infinity'),
     total_delta float8 NOT NULL CHECK (total_delta > 0 AND total_delta < 1),
-    rho_cap float8 NOT NULL CHECK (rho_cap >= 0 AND rho_cap < 'Infinity'),
+    rho_caps float8[] NOT NULL CHECK (cardinality(rho_caps) = @CAP_CARD@ AND 0 <= ALL (rho_caps)
+        AND 'Infinity' > ALL (rho_caps)),
     n_charges integer NOT NULL DEFAULT 0 CHECK (n_charges >= 0)
 );
 CREATE TABLE dprec.charges (
@@ -118,7 +122,7 @@ CREATE TABLE dprec.charges (
             AND label = '' AND params = '{}'::jsonb AND seed_digest IS NULL)
     )
 )
-"""
+""".replace("@CAP_CARD@", str(_CAP_GRID + 1))
 # Function bodies are compared with pg_proc.prosrc on every open/charge: keep them byte-stable.
 _LOCK_SRC = """
 SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('dprec-ledger:' || p_ledger_id, 0))
@@ -129,6 +133,7 @@ DECLARE
     s_rho float8;
     s_eps float8;
     s_delta float8;
+    i integer;
 BEGIN
     PERFORM dprec.lock(p_ledger_id);
     SELECT * INTO h FROM dprec.ledgers WHERE ledger_id = p_ledger_id FOR UPDATE;
@@ -146,9 +151,12 @@ BEGIN
     SELECT coalesce(sum(c.rho), 0), coalesce(sum(c.epsilon) FILTER (WHERE c.kind = 'approx'), 0),
            coalesce(sum(c.delta), 0)
       INTO s_rho, s_eps, s_delta FROM dprec.charges c WHERE c.ledger_id = p_ledger_id;
-    IF s_eps > h.total_epsilon * (1 + 1e-9) OR s_delta > h.total_delta * (1 + 1e-9) OR s_rho > h.rho_cap THEN
+    -- the rho cap of the grid point at or below the approx epsilon spent (rho_caps[i + 1] is for i/G of eps_T)
+    i := least({_CAP_GRID}, greatest(0, floor(s_eps / h.total_epsilon * {_CAP_GRID})::integer));
+    IF s_eps > h.total_epsilon * (1 + 1e-9) OR s_delta > h.total_delta * (1 + 1e-9)
+            OR s_rho > h.rho_caps[i + 1] THEN
         RAISE EXCEPTION 'over budget: sum epsilon %, sum delta %, sum rho % (caps %, %, %)',
-            s_eps, s_delta, s_rho, h.total_epsilon, h.total_delta, h.rho_cap USING ERRCODE = '{_ERR_OVER}';
+            s_eps, s_delta, s_rho, h.total_epsilon, h.total_delta, h.rho_caps[i + 1] USING ERRCODE = '{_ERR_OVER}';
     END IF;
     UPDATE dprec.ledgers SET n_charges = p_seq WHERE ledger_id = p_ledger_id;
 END
@@ -169,7 +177,7 @@ _FUNCTIONS = (
     f"REVOKE ALL ON FUNCTION {_CHARGE_SIG} FROM PUBLIC",
 )
 _COLUMNS = "seq, kind, rho, epsilon, delta, model, mechanism, label, params, seed_digest"
-_HEADER_COLS = "ledger_id, schema_version, label, dataset_digest, salt, total_epsilon, total_delta, rho_cap, n_charges"
+_HEADER_COLS = "ledger_id, schema_version, label, dataset_digest, salt, total_epsilon, total_delta, rho_caps, n_charges"
 
 
 def _psycopg():
@@ -350,7 +358,7 @@ class PostgresLedger(Ledger):
                             salt.hex(),
                             eps,
                             d,
-                            epsilon_to_rho(eps, d) * (1 + _RHO_CAP_SLACK),
+                            rho_caps(eps, d),
                         ),
                     )
                 else:
@@ -557,6 +565,21 @@ def _rollback(con) -> None:
         con.rollback()
     except Exception:  # noqa: BLE001 - the connection may be dead; the server rolls back on disconnect
         pass
+
+
+def rho_caps(total_epsilon: float, total_delta: float) -> list[float]:
+    """The backstop's ρ caps: ``c_i = epsilon_to_rho(ε_T (1 − i/G), δ_T)·(1 + 10⁻⁶)`` for ``i = 0..G``.
+
+    A necessary condition of the exact check: it accepts only if ``ε_z(Σρ, δ_z) + Σε_approx ≤ ε_T`` with
+    ``δ_z ≤ δ_T``, and ``ε_z`` decreases in δ, so ``ε_z(Σρ, δ_T) ≤ ε_T − Σε_approx ≤ ε_T (1 − i/G)`` for
+    ``i = ⌊G Σε_approx / ε_T⌋``, i.e. ``Σρ ≤ c_i``. Conversely a record within every cap spends at most
+    ``ε_T (1 + 1/G)`` at ``2 δ_T``."""
+    return [
+        epsilon_to_rho(total_epsilon * (1 - i / _CAP_GRID), total_delta) * (1 + _RHO_CAP_SLACK)
+        if i < _CAP_GRID
+        else 0.0
+        for i in range(_CAP_GRID + 1)
+    ]
 
 
 def _label(dataset: str) -> str:
