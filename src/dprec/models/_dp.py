@@ -179,6 +179,19 @@ class DPModelMixin:
         eps_rest = acc.rho_to_epsilon(rho_total - rho_sel, self.delta - delta_sel)
         return rho_sel, delta_sel, eps_rest, self.delta - delta_sel
 
+    def _open_noise(self, ledger) -> None:
+        """A fit's fresh state: its own noise streams (fresh entropy, or the caller's seed in reproducibility mode)
+        and report; refuses a ledger for a non-private (ε = ∞) fit."""
+        self._selection, self._item_mask, self._report_steps = None, None, []
+        self._streams = NoiseStreams(self.rng, model=type(self).__name__, warn=self.private)
+        self._noise = NoiseSource(self._streams, secure=self.secure_noise)
+        self._noise_origin = self._streams.describe() if self.private else "none (ε = ∞)"
+        if not self.private and ledger is not None:
+            raise LedgerError(
+                f"{type(self).__name__}(epsilon=inf) is a non-private fit: it would use the data this ledger "
+                "guards without any noise. Pass ledger=None to train the non-private reference deliberately"
+            )
+
     def _start_private_fit(self, data, candidates: Sequence[Sequence[tuple[Release, float]]], *, ledger):
         """Validate every candidate configuration, charge the ledger once, then run item selection and the user count.
 
@@ -187,16 +200,8 @@ class DPModelMixin:
         secure sampler's size limit, before the charge. Returns the item mask (None when all items are usable).
         """
         self._catalog_public = bool(data.public_items)
-        self._selection, self._item_mask, self._report_steps = None, None, []
-        self._streams = NoiseStreams(self.rng, model=type(self).__name__, warn=self.private)
-        self._noise = NoiseSource(self._streams, secure=self.secure_noise)
-        self._noise_origin = self._streams.describe() if self.private else "none (ε = ∞)"
+        self._open_noise(ledger)
         if not self.private:
-            if ledger is not None:
-                raise LedgerError(
-                    f"{type(self).__name__}(epsilon=inf) is a non-private fit: it would use the data this ledger "
-                    "guards without any noise. Pass ledger=None to train the non-private reference deliberately"
-                )
             self.n_users_dp_ = float(data.n_users)
             self._count_plan = acc.plan(math.inf, 0.0, [UserCount(self.privacy_unit).step(1.0)])
             self._rest_budget = (math.inf, 0.0, math.inf)

@@ -66,7 +66,7 @@ from pydantic import Field
 from .._json import to_jsonable
 from ..errors import ConfigError, CorruptFileError
 from ..privacy import accounting as acc
-from ..privacy.noise import NoiseSource, NoiseStreams
+from ..privacy.noise import NoiseSource
 from ..privacy.units import check_delta
 from . import _biased_als as E
 from ._dp import COUNT_SHARE, open_ledger
@@ -264,17 +264,8 @@ class DPSGD(DPALS):
                 "DPSGD needs a public item catalog (its gradient release covers every item): build the data with "
                 "public_items=True, or use DPALS, which runs DP item selection first"
             )
-        self._selection, self._item_mask, self._report_steps = None, None, []
-        self._streams = NoiseStreams(self.rng, model=type(self).__name__, warn=self.private)
-        self._noise = NoiseSource(self._streams, secure=self.secure_noise)
-        self._noise_origin = self._streams.describe() if self.private else "none (ε = ∞)"
+        self._open_noise(ledger)
         if not self.private:
-            if ledger is not None:
-                from ..errors import LedgerError
-
-                raise LedgerError(
-                    "DPSGD(epsilon=inf) is a non-private fit; pass ledger=None to train the non-private reference"
-                )
             n_units = float(data.matrix.nnz if self.privacy_unit == "rating" else data.n_users)
             self.n_users_dp_ = float(data.n_users)
             hp = self._resolve(n_units, k)
