@@ -31,6 +31,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from ..kernels import als as K
 from ..privacy import accounting as acc
 from ..privacy.units import check_privacy_unit
 
@@ -193,6 +194,8 @@ class GlobalMean(Release):
 
     def statistic(self, X: sp.csr_matrix, *, rng=None) -> np.ndarray:
         lo, hi = self.rating_bounds
+        if self.contribution == "weight" or self.unit == "rating":  # deterministic weights: one fused pass
+            return K.global_mean_stats(X.indptr, X.data, self.k, (lo + hi) / 2.0, rating_unit=self.unit == "rating")
         wm = contribution_weights(X, self.k, privacy_unit=self.unit, method=self.contribution, rng=rng, scalar=True)
         return np.array([np.sum(wm * (X.data - (lo + hi) / 2.0)), np.sum(wm)])
 
@@ -227,6 +230,18 @@ class ItemBiases(Release):
         return 2 * n_items
 
     def statistic(self, X: sp.csr_matrix, *, mu: float, rng=None) -> np.ndarray:
+        if self.contribution == "weight" or self.unit == "rating":  # deterministic weights: one fused pass
+            return K.item_bias_stats(
+                X.indptr,
+                X.indices,
+                X.data,
+                X.shape[1],
+                mu,
+                self.user_reg,
+                self.residual_bound,
+                self.k,
+                rating_unit=self.unit == "rating",
+            )
         indptr, idx, val = X.indptr, X.indices, X.data
         n_u = np.diff(indptr)
         if self.unit == "user":
@@ -303,6 +318,8 @@ class SpectralMoment(Release):
         """The exact ``C`` (``M × M``, zero diagonal, float64), with each user's own local bias
         ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``)."""
         items = np.asarray(items, dtype=np.int64)
+        if len(np.unique(items)) == len(items):  # each item once (the models' top-M choice): one fused pass
+            return K.spectral_moment(X.indptr, X.indices, X.data, mu, item_bias, items, bias_reg, self.bound, self.k)
         n_u = np.diff(X.indptr)
         t = X.data - mu - np.asarray(item_bias)[X.indices]
         user_bias = segment_sums(t, X.indptr) / (n_u + bias_reg)
