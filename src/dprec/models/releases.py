@@ -52,6 +52,7 @@ __all__ = [
     "contribution_weights",
     "implicit_weights",
     "segment_sums",
+    "user_weights",
 ]
 
 
@@ -68,9 +69,7 @@ def contribution_weights(
     if privacy_unit == "rating":
         return np.ones(X.nnz)
     if method == "weight":
-        nu = np.maximum(n_u, 1).astype(np.float64)
-        w_user = np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
-        return np.repeat(w_user, n_u)
+        return np.repeat(user_weights(n_u, k, scalar=scalar), n_u)
     if method == "sample":
         if rng is None:
             raise ValueError('contribution="sample" needs a random stream')
@@ -84,6 +83,13 @@ def contribution_weights(
                 w[s + np.argpartition(keys[s:e], k - 1)[:k]] = 1.0
         return w
     raise ValueError(f'contribution must be "weight" or "sample", got {method!r}')
+
+
+def user_weights(n_u: np.ndarray, k: int, *, scalar: bool = False) -> np.ndarray:
+    """The per-user weights of ``method="weight"`` (user unit): ``min(1, √(k/n_u))`` (``min(1, k/n_u)`` if
+    ``scalar``), ``n_u`` floored at 1; float64."""
+    nu = np.maximum(n_u, 1).astype(np.float64)
+    return np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
 
 
 def segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
@@ -364,9 +370,15 @@ class FactorStats(Release):
     def count(self) -> int:
         return self.iterations
 
-    def item_major_weights(self, X: sp.csr_matrix, rng=None) -> np.ndarray:
-        """The user-level contribution weights (under both units), ordered like the item-major CSR."""
+    def item_major_weights(self, X: sp.csr_matrix, rng=None, *, item_major_users=None) -> np.ndarray:
+        """The user-level contribution weights (under both units), ordered like the item-major CSR.
+
+        ``item_major_users``: the user of each item-major entry (``item_major(X)[0].indices``), when the caller
+        has it; deterministic weights are then a gather of the per-user weights (the same values)."""
         from ._biased_als import item_major_weights
+
+        if self.contribution == "weight" and item_major_users is not None:
+            return user_weights(np.diff(X.indptr), self.k)[item_major_users]
 
         w = contribution_weights(X, self.k, privacy_unit="user", method=self.contribution, rng=rng)
         return item_major_weights(X, w)
