@@ -160,20 +160,12 @@ def test_kernels_on_a_matrix_without_ratings_return_zeros():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_parallel_item_major_equals_scipys_transpose(seed):
+def test_gathered_item_major_weights_equal_the_scattered_ones(seed):
     from dprec.models import _biased_als as E
     from dprec.models.releases import FactorStats
 
     X, _ = _ratings(seed)
-    X.data = X.data.astype(np.float32) if seed else X.data  # both value dtypes
-    Xt, item_t = E.item_major(X)
-    ref = X.T.tocsr()
-    ref.sort_indices()
-    for a, b in [(Xt.indptr, ref.indptr), (Xt.indices, ref.indices), (Xt.data, ref.data)]:
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(item_t, np.repeat(np.arange(X.shape[1]), np.diff(ref.indptr)))
-    assert Xt.has_sorted_indices and Xt.shape == (X.shape[1], X.shape[0])
+    Xt, _ = E.item_major(X)
     # the gathered item-major weights are the scattered ones, value for value
     rel = FactorStats("user", k=6)
     np.testing.assert_array_equal(rel.item_major_weights(X, item_major_users=Xt.indices), rel.item_major_weights(X))

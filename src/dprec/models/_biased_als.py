@@ -73,10 +73,9 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import njit
 
 from ..kernels import als as K
 from ..kernels import cg as KCG
@@ -147,53 +146,10 @@ def item_major(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     The item of an entry is stored in the CSR's index dtype (int32 whenever the sizes allow): one (nnz,) array
     of half the int64 size.
     """
-    if not X.has_sorted_indices or X.indices.dtype != X.indptr.dtype:
-        Xt = X.T.tocsr()  # scipy's CSR → CSC pass is a stable counting sort: users stay sorted within each item
-        Xt.sort_indices()  # a no-op check on that output; kept for matrices with unsorted indices
-        item_t = np.repeat(np.arange(X.shape[1], dtype=Xt.indices.dtype), np.diff(Xt.indptr))
-        return Xt, item_t
-    # the same stable counting sort, in parallel over user chunks (scipy's pass is serial)
-    nchunks = max(1, int(numba.get_num_threads()))
-    t_indptr, t_users, t_data, item_t = _item_major_nb(X.indptr, X.indices, X.data, X.shape[1], nchunks)
-    Xt = sp.csr_matrix((t_data, t_users, t_indptr), shape=(X.shape[1], X.shape[0]), copy=False)
-    Xt.has_sorted_indices = True
+    Xt = X.T.tocsr()  # scipy's CSR → CSC pass is a stable counting sort: users stay sorted within each item
+    Xt.sort_indices()  # a no-op check on that output; kept for matrices with unsorted indices
+    item_t = np.repeat(np.arange(X.shape[1], dtype=Xt.indices.dtype), np.diff(Xt.indptr))
     return Xt, item_t
-
-
-@njit(cache=True, parallel=True)
-def _item_major_nb(indptr, indices, data, n_items, nchunks):
-    """The item-major CSR ``(indptr, users, data)`` and the item of each entry: a stable counting sort by item,
-    each chunk of users scattering to its own offsets (users stay sorted within each item)."""
-    n_users = indptr.shape[0] - 1
-    nnz = indices.shape[0]
-    step = (n_users + nchunks - 1) // nchunks
-    counts = np.zeros((nchunks + 1, n_items), dtype=np.int64)
-    for c in prange(nchunks):
-        for t in range(indptr[min(c * step, n_users)], indptr[min((c + 1) * step, n_users)]):
-            counts[c + 1, indices[t]] += 1
-    t_indptr = np.zeros(n_items + 1, dtype=indptr.dtype)
-    pos = 0
-    for j in range(n_items):  # chunk c of item j starts after item j's entries of the chunks before it
-        t_indptr[j] = pos
-        for c in range(nchunks + 1):
-            n = counts[c, j]
-            counts[c, j] = pos
-            pos += n
-    t_indptr[n_items] = pos
-    t_users = np.empty(nnz, dtype=indices.dtype)
-    t_data = np.empty(nnz, dtype=data.dtype)
-    item_t = np.empty(nnz, dtype=indices.dtype)
-    for c in prange(nchunks):
-        nxt = counts[c + 1]
-        for u in range(min(c * step, n_users), min((c + 1) * step, n_users)):
-            for t in range(indptr[u], indptr[u + 1]):
-                j = indices[t]
-                q = nxt[j]
-                t_users[q] = u
-                t_data[q] = data[t]
-                item_t[q] = j
-                nxt[j] = q + 1
-    return t_indptr, t_users, t_data, item_t
 
 
 @njit(cache=True)
