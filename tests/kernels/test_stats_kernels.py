@@ -120,9 +120,14 @@ def test_spectral_moment_kernel_matches_scipy(n_sel, seed):
     np.testing.assert_allclose(stat, ref[np.triu_indices(n_sel, 1)], rtol=1e-12, atol=1e-12)
 
 
-def test_spectral_moment_with_repeated_items_keeps_the_scipy_path():
+@pytest.mark.parametrize("unsorted", [False, True])
+def test_spectral_moment_with_repeated_items_or_unsorted_rows_keeps_the_scipy_path(unsorted):
     X, g = _ratings(2)
-    items = np.array([3, 5, 3])
+    if unsorted:  # reverse each row's entries: the same matrix with unsorted column indices
+        perm = np.concatenate([np.arange(X.indptr[u + 1] - 1, X.indptr[u] - 1, -1) for u in range(X.shape[0])])
+        X = sp.csr_matrix((X.data[perm], X.indices[perm], X.indptr), shape=X.shape)
+        X.has_sorted_indices = False
+    items = np.array([3, 5, 7]) if unsorted else np.array([3, 5, 3])
     c = np.zeros(X.shape[1])
     got = SpectralMoment("user", k=5, bound=0.5, n_selected=3).matrix(X, mu=3.0, item_bias=c, items=items, bias_reg=1.0)
     np.testing.assert_allclose(got, _ref_spectral(X, 3.0, c, items, 1.0, 0.5, 5), rtol=1e-12, atol=1e-12)

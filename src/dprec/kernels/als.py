@@ -810,14 +810,10 @@ def _spectral_moment_nb(indptr, indices, data, mu, item_bias, pos, m, bias_reg, 
             w = min(1.0, np.sqrt(k / float(n_s)))
             for a in range(n_s):
                 xs[a] = w * xs[a]
-            for a in range(n_s):
+            for a in range(n_s):  # positions rise along the row (sorted item indices): the upper triangle
                 pa, xa = ps[a], xs[a]
                 for b in range(a + 1, n_s):
-                    pb = ps[b]
-                    if pa < pb:
-                        C[pa, pb] += xa * xs[b]
-                    else:
-                        C[pb, pa] += xa * xs[b]
+                    C[pa, ps[b]] += xa * xs[b]
     out = np.zeros((m, m))
     for c in range(nchunks):
         out += parts[c]
@@ -832,13 +828,19 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
 
     Per user row: local bias ``b_u = Σ_t (r_t − μ − c_j)/(n_u + bias_reg)`` over all of the row's entries;
     ``x = min(1, √(k/n_uS)) · clip(r − μ − c_j − b_u, ±bound)`` on its entries in ``items`` (``n_uS`` of them);
-    ``C[a, b] = Σ_u x_a x_b`` for ``a ≠ b`` (positions in ``items``; each item at most once).
+    ``C[a, b] = Σ_u x_a x_b`` for ``a ≠ b`` (positions in ``items``; each item at most once). The CSR must have
+    sorted column indices within each row.
     """
     items = np.asarray(items, dtype=np.int64)
     n_items = len(item_bias)
+    # the kernel works on the items in index order (a row's entries then come in rising position) and the
+    # result is permuted back to the order of ``items`` (a permutation: no value changes)
+    order = np.argsort(items, kind="stable")
     pos = np.full(n_items, -1, dtype=np.int64)
-    pos[items] = np.arange(len(items))
-    return _spectral_moment_nb(
+    pos[items[order]] = np.arange(len(items))
+    inv = np.empty(len(items), dtype=np.int64)
+    inv[order] = np.arange(len(items))
+    C = _spectral_moment_nb(
         indptr,
         indices,
         data,
@@ -851,6 +853,7 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
         float(k),
         _nchunks(),
     )
+    return np.ascontiguousarray(C[np.ix_(inv, inv)])
 
 
 @njit(cache=True, parallel=True)

@@ -324,7 +324,7 @@ class SpectralMoment(Release):
         """The exact ``C`` (``M × M``, zero diagonal, float64), with each user's own local bias
         ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``)."""
         items = np.asarray(items, dtype=np.int64)
-        if len(np.unique(items)) == len(items):  # each item once (the models' top-M choice): one fused pass
+        if X.has_sorted_indices and len(np.unique(items)) == len(items):  # the models' case: one fused pass
             return K.spectral_moment(X.indptr, X.indices, X.data, mu, item_bias, items, bias_reg, self.bound, self.k)
         n_u = np.diff(X.indptr)
         t = X.data - mu - np.asarray(item_bias)[X.indices]
