@@ -54,6 +54,10 @@ __all__ = [
     "implicit_loss",
     "row_gram_solve",
     "clipped_weighted_residuals",
+    "global_mean_stats",
+    "item_bias_stats",
+    "spectral_moment",
+    "clip_rows_into",
 ]
 
 _JIT = dict(cache=True, fastmath=True)
@@ -693,3 +697,200 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
         int(cg_steps),
         _nchunks(),
     )
+
+
+# ---------------------------------------------------------------------------------------------- release statistics
+# Fused parallel forms of the per-user release statistics of dprec.models.releases (GlobalMean, ItemBiases,
+# SpectralMoment) and of the user-factor clip of the item statistics. They compute the same float64 values as
+# the numpy/scipy expressions they replace, up to the order of the float64 sums (per-chunk partials, then a
+# reduction). No fast-math: the clips are exact selects and every operation stays IEEE float64.
+@njit(cache=True, parallel=True)
+def _global_mean_nb(indptr, data, k, mid, rating_unit, nchunks):
+    bounds = balanced_bounds(indptr, nchunks, 1.0)
+    parts = np.zeros((nchunks, 2))
+    for c in prange(nchunks):
+        s_sum = 0.0
+        n_sum = 0.0
+        for u in range(bounds[c], bounds[c + 1]):
+            lo, hi = indptr[u], indptr[u + 1]
+            w = 1.0 if rating_unit else min(1.0, k / float(max(hi - lo, 1)))
+            for t in range(lo, hi):
+                s_sum += w * (np.float64(data[t]) - mid)
+                n_sum += w
+        parts[c, 0] = s_sum
+        parts[c, 1] = n_sum
+    return parts.sum(axis=0)
+
+
+def global_mean_stats(indptr, data, k, mid, *, rating_unit):
+    """``(Σ_t w_t (r_t − mid), Σ_t w_t)`` with scalar weights ``w = min(1, k/max(n_u, 1))`` per user row
+    (``w = 1`` when ``rating_unit``): :class:`dprec.models.releases.GlobalMean`'s statistic, one parallel pass."""
+    return _global_mean_nb(indptr, data, float(k), float(mid), bool(rating_unit), _nchunks())
+
+
+@njit(cache=True, parallel=True)
+def _item_bias_nb(indptr, indices, data, n_items, mu, user_reg, bound, k, rating_unit, nchunks):
+    bounds = balanced_bounds(indptr, nchunks, 1.0)
+    parts = np.zeros((nchunks, 2, n_items))
+    for c in prange(nchunks):
+        S = parts[c, 0]
+        N = parts[c, 1]
+        for u in range(bounds[c], bounds[c + 1]):
+            lo, hi = indptr[u], indptr[u + 1]
+            if hi == lo:
+                continue
+            off = 0.0
+            w = 1.0
+            if not rating_unit:
+                for t in range(lo, hi):
+                    off += np.float64(data[t]) - mu
+                off = off / (float(hi - lo) + user_reg)
+                w = min(1.0, np.sqrt(k / float(hi - lo)))
+            for t in range(lo, hi):
+                e = np.float64(data[t]) - mu - off
+                if e > bound:
+                    e = bound
+                elif e < -bound:
+                    e = -bound
+                S[indices[t]] += w * e
+                N[indices[t]] += w
+    out = np.zeros(2 * n_items)
+    for c in range(nchunks):
+        out[:n_items] += parts[c, 0]
+        out[n_items:] += parts[c, 1]
+    return out
+
+
+def item_bias_stats(indptr, indices, data, n_items, mu, user_reg, bound, k, *, rating_unit):
+    """The stacked ``(S_j, N_j)_j`` of :class:`dprec.models.releases.ItemBiases` with weighting, one parallel pass.
+
+    Per user row ``u`` (``n_u`` entries): offset ``β_u = Σ_t (r_t − μ)/(n_u + user_reg)`` and weight
+    ``w_u = min(1, √(k/n_u))`` (``β = 0``, ``w = 1`` when ``rating_unit``); ``S_j = Σ w_u clip(r − μ − β_u, ±bound)``,
+    ``N_j = Σ w_u`` over the entries of item ``j``. Returns a float64 (2·n_items,) vector.
+    """
+    return _item_bias_nb(
+        indptr,
+        indices,
+        data,
+        int(n_items),
+        float(mu),
+        float(user_reg),
+        float(bound),
+        float(k),
+        bool(rating_unit),
+        _nchunks(),
+    )
+
+
+@njit(cache=True, parallel=True)
+def _spectral_moment_nb(indptr, indices, data, mu, item_bias, pos, m, bias_reg, bound, k, nchunks):
+    bounds = balanced_bounds(indptr, nchunks, 1.0)
+    parts = np.zeros((nchunks, m, m))
+    for c in prange(nchunks):
+        C = parts[c]
+        mx = 1
+        for u in range(bounds[c], bounds[c + 1]):
+            mx = max(mx, indptr[u + 1] - indptr[u])
+        ps = np.empty(mx, dtype=np.int64)
+        xs = np.empty(mx)
+        for u in range(bounds[c], bounds[c + 1]):
+            lo, hi = indptr[u], indptr[u + 1]
+            if hi == lo:
+                continue
+            ub = 0.0
+            for t in range(lo, hi):
+                ub += np.float64(data[t]) - mu - item_bias[indices[t]]
+            ub = ub / (float(hi - lo) + bias_reg)
+            n_s = 0
+            for t in range(lo, hi):
+                p = pos[indices[t]]
+                if p >= 0:
+                    e = (np.float64(data[t]) - mu - item_bias[indices[t]]) - ub
+                    if e > bound:
+                        e = bound
+                    elif e < -bound:
+                        e = -bound
+                    ps[n_s] = p
+                    xs[n_s] = e
+                    n_s += 1
+            if n_s < 2:
+                continue
+            w = min(1.0, np.sqrt(k / float(n_s)))
+            for a in range(n_s):
+                xs[a] = w * xs[a]
+            for a in range(n_s):  # positions rise along the row (sorted item indices): the upper triangle
+                pa, xa = ps[a], xs[a]
+                for b in range(a + 1, n_s):
+                    C[pa, ps[b]] += xa * xs[b]
+    out = np.zeros((m, m))
+    for c in range(nchunks):
+        out += parts[c]
+    for a in range(m):
+        for b in range(a + 1, m):
+            out[b, a] = out[a, b]
+    return out
+
+
+def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound, k):
+    """:class:`dprec.models.releases.SpectralMoment`'s ``C`` (M × M float64, zero diagonal), one parallel pass.
+
+    Per user row: local bias ``b_u = Σ_t (r_t − μ − c_j)/(n_u + bias_reg)`` over all of the row's entries;
+    ``x = min(1, √(k/n_uS)) · clip(r − μ − c_j − b_u, ±bound)`` on its entries in ``items`` (``n_uS`` of them);
+    ``C[a, b] = Σ_u x_a x_b`` for ``a ≠ b`` (positions in ``items``; each item at most once). The CSR must have
+    sorted column indices within each row.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    n_items = len(item_bias)
+    # the kernel works on the items in index order (a row's entries then come in rising position) and the
+    # result is permuted back to the order of ``items`` (a permutation: no value changes)
+    order = np.argsort(items, kind="stable")
+    pos = np.full(n_items, -1, dtype=np.int64)
+    pos[items[order]] = np.arange(len(items))
+    inv = np.empty(len(items), dtype=np.int64)
+    inv[order] = np.arange(len(items))
+    C = _spectral_moment_nb(
+        indptr,
+        indices,
+        data,
+        float(mu),
+        np.ascontiguousarray(item_bias, dtype=np.float64),
+        pos,
+        len(items),
+        float(bias_reg),
+        float(bound),
+        float(k),
+        _nchunks(),
+    )
+    return np.ascontiguousarray(C[np.ix_(inv, inv)])
+
+
+@njit(cache=True, parallel=True)
+def _clip_rows_nb(U, gamma, margin, limit, slack, out):
+    n, d = U.shape
+    for i in prange(n):
+        s = 0.0
+        for a in range(d):
+            v = np.float64(U[i, a])
+            s += v * v
+        nrm = np.sqrt(s)
+        scale = gamma / nrm * (1.0 - margin) if nrm > gamma else 1.0
+        for a in range(d):
+            out[i, a] = np.float64(U[i, a]) * scale
+        while True:  # verify the stored values; shrink again while the rigorous bound fails
+            s2 = 0.0
+            for a in range(d):
+                v = np.float64(out[i, a])
+                s2 += v * v
+            if not s2 * slack > limit:
+                break
+            for a in range(d):
+                out[i, a] = np.float64(out[i, a]) * (1.0 - margin)
+
+
+def clip_rows_into(U, gamma, margin, limit, out):
+    """Rows ``out_i ← u_i · min(1, γ/‖u_i‖)·(1 − margin)`` (no scaling when ``‖u_i‖ ≤ γ``), then shrunk by
+    ``1 − margin`` while the float64 upper bound ``Σ out² · (1 + (d + 2)·eps64)`` of the stored row's squared
+    norm exceeds ``limit``: the per-row loop of :func:`dprec.models._biased_als.clip_rows` in one parallel pass."""
+    slack = 1.0 + (U.shape[1] + 2) * float(np.finfo(np.float64).eps)
+    _clip_rows_nb(U, float(gamma), float(margin), float(limit), slack, out)
+    return out

@@ -485,7 +485,11 @@ class DPALS(DPModelMixin, Recommender):
         else:
             item_major_csr = E.item_major(X)
             w_t = (
-                rel.item_major_weights(X, rng=self._noise.generator("factor_contribution_sampling"))
+                rel.item_major_weights(
+                    X,
+                    rng=self._noise.generator("factor_contribution_sampling"),
+                    item_major_users=item_major_csr[0].indices,
+                )
                 if self.private
                 else None
             )

@@ -31,6 +31,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from ..kernels import als as K
 from ..privacy import accounting as acc
 from ..privacy.units import check_privacy_unit
 
@@ -51,6 +52,7 @@ __all__ = [
     "contribution_weights",
     "implicit_weights",
     "segment_sums",
+    "user_weights",
 ]
 
 
@@ -67,9 +69,7 @@ def contribution_weights(
     if privacy_unit == "rating":
         return np.ones(X.nnz)
     if method == "weight":
-        nu = np.maximum(n_u, 1).astype(np.float64)
-        w_user = np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
-        return np.repeat(w_user, n_u)
+        return np.repeat(user_weights(n_u, k, scalar=scalar), n_u)
     if method == "sample":
         if rng is None:
             raise ValueError('contribution="sample" needs a random stream')
@@ -83,6 +83,13 @@ def contribution_weights(
                 w[s + np.argpartition(keys[s:e], k - 1)[:k]] = 1.0
         return w
     raise ValueError(f'contribution must be "weight" or "sample", got {method!r}')
+
+
+def user_weights(n_u: np.ndarray, k: int, *, scalar: bool = False) -> np.ndarray:
+    """The per-user weights of ``method="weight"`` (user unit): ``min(1, √(k/n_u))`` (``min(1, k/n_u)`` if
+    ``scalar``), ``n_u`` floored at 1; float64."""
+    nu = np.maximum(n_u, 1).astype(np.float64)
+    return np.minimum(1.0, k / nu) if scalar else np.minimum(1.0, np.sqrt(k / nu))
 
 
 def segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
@@ -193,6 +200,8 @@ class GlobalMean(Release):
 
     def statistic(self, X: sp.csr_matrix, *, rng=None) -> np.ndarray:
         lo, hi = self.rating_bounds
+        if self.contribution == "weight" or self.unit == "rating":  # deterministic weights: one fused pass
+            return K.global_mean_stats(X.indptr, X.data, self.k, (lo + hi) / 2.0, rating_unit=self.unit == "rating")
         wm = contribution_weights(X, self.k, privacy_unit=self.unit, method=self.contribution, rng=rng, scalar=True)
         return np.array([np.sum(wm * (X.data - (lo + hi) / 2.0)), np.sum(wm)])
 
@@ -227,6 +236,18 @@ class ItemBiases(Release):
         return 2 * n_items
 
     def statistic(self, X: sp.csr_matrix, *, mu: float, rng=None) -> np.ndarray:
+        if self.contribution == "weight" or self.unit == "rating":  # deterministic weights: one fused pass
+            return K.item_bias_stats(
+                X.indptr,
+                X.indices,
+                X.data,
+                X.shape[1],
+                mu,
+                self.user_reg,
+                self.residual_bound,
+                self.k,
+                rating_unit=self.unit == "rating",
+            )
         indptr, idx, val = X.indptr, X.indices, X.data
         n_u = np.diff(indptr)
         if self.unit == "user":
@@ -303,6 +324,8 @@ class SpectralMoment(Release):
         """The exact ``C`` (``M × M``, zero diagonal, float64), with each user's own local bias
         ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``)."""
         items = np.asarray(items, dtype=np.int64)
+        if X.has_sorted_indices and len(np.unique(items)) == len(items):  # the models' case: one fused pass
+            return K.spectral_moment(X.indptr, X.indices, X.data, mu, item_bias, items, bias_reg, self.bound, self.k)
         n_u = np.diff(X.indptr)
         t = X.data - mu - np.asarray(item_bias)[X.indices]
         user_bias = segment_sums(t, X.indptr) / (n_u + bias_reg)
@@ -347,9 +370,15 @@ class FactorStats(Release):
     def count(self) -> int:
         return self.iterations
 
-    def item_major_weights(self, X: sp.csr_matrix, rng=None) -> np.ndarray:
-        """The user-level contribution weights (under both units), ordered like the item-major CSR."""
+    def item_major_weights(self, X: sp.csr_matrix, rng=None, *, item_major_users=None) -> np.ndarray:
+        """The user-level contribution weights (under both units), ordered like the item-major CSR.
+
+        ``item_major_users``: the user of each item-major entry (``item_major(X)[0].indices``), when the caller
+        has it; deterministic weights are then a gather of the per-user weights (the same values)."""
         from ._biased_als import item_major_weights
+
+        if self.contribution == "weight" and item_major_users is not None:
+            return user_weights(np.diff(X.indptr), self.k)[item_major_users]
 
         w = contribution_weights(X, self.k, privacy_unit="user", method=self.contribution, rng=rng)
         return item_major_weights(X, w)
