@@ -105,14 +105,3 @@ def test_poisson_batch_rates():
             b = n[0]
             rows = np.flatnonzero(np.diff(b.indptr))
             assert all(b[r].nnz == X[r].nnz for r in rows)
-
-
-def test_rating_count_moves_by_one_and_is_rating_unit_only():
-    X, _ = _data()
-    rel = R.RatingCount("rating")
-    for p in (0, X.nnz // 2, X.nnz - 1):
-        assert abs(rel.statistic(X)[0] - rel.statistic(_drop_entry(X, p))[0]) == rel.sensitivity() == 1.0
-    import pytest
-
-    with pytest.raises(ValueError, match="rating unit"):
-        R.RatingCount("user").sensitivity()

@@ -247,8 +247,8 @@ def test_every_release_has_a_case_per_unit():
     missing = {(n, u) for n in declared for u in ("user", "rating")} - names
     # FactorStats runs the ALS engine: its cases live in tests/privacy/test_release_factor_stats.py; the releases of
     # DP implicit ALS (users solve against released item factors) in tests/privacy/test_release_implicit.py;
-    # DP-SGD's (RatingCount: rating unit only; ClippedItemGradient) in tests/privacy/test_dpsgd_release.py
-    engine = {"FactorStats", "ImplicitGramian", "ImplicitItemStats", "RatingCount", "ClippedItemGradient"}
+    # DP-SGD's (ClippedItemGradient) in tests/privacy/test_dpsgd_release.py
+    engine = {"FactorStats", "ImplicitGramian", "ImplicitItemStats", "ClippedItemGradient"}
     assert missing <= {(n, u) for n in engine for u in ("user", "rating")}, missing
 
 

@@ -47,7 +47,6 @@ __all__ = [
     "ItemCooccurrence",
     "ImplicitGramian",
     "ImplicitItemStats",
-    "RatingCount",
     "ClippedItemGradient",
     "contribution_weights",
     "implicit_weights",
@@ -725,29 +724,6 @@ class ImplicitItemStats(Release):
 
 
 # ---------------------------------------------------------------------------------------------- DP-SGD (appended)
-@dataclass(frozen=True)
-class RatingCount(Release):
-    """The number of ratings ``N = |Ω|``, the number of protected units under ``privacy_unit="rating"``.
-
-    Sensitivity: adding or removing one rating changes ``N`` by exactly 1 (``Δ = 1``, attained by every
-    neighbour). Used by DP-SGD at the rating unit for its public rules and its expected batch size.
-    """
-
-    name: ClassVar[str] = "n_ratings"
-    what: ClassVar[str] = "number of ratings"
-
-    def sensitivity(self) -> float:
-        if self.unit != "rating":
-            raise ValueError("RatingCount is a release of the rating unit (a user's count is unbounded)")
-        return 1.0
-
-    def size(self, n_items: int) -> int:
-        return 1
-
-    def statistic(self, X: sp.csr_matrix) -> np.ndarray:
-        return np.array([float(X.nnz)])
-
-
 @dataclass(frozen=True)
 class ClippedItemGradient(Release):
     """One DP-SGD step: ``G = Σ_g clip_C(∇_θ ½ Σ_{j∈g} e_gj²)`` over the groups ``g`` of a Poisson batch.
