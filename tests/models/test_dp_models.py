@@ -370,9 +370,43 @@ def test_dpals_rules_use_only_public_inputs():
     assert inf["factors"] > 0 and inf["spectral_items"] == 0  # ε = ∞: ALS's random start
 
 
+def test_dpals_rating_unit_rules_count_ratings():
+    from dprec.models.dpals import default_hyperparameters
+
+    def rules(eps, n_ratings, n_users=943.0, n_items=1682):
+        return default_hyperparameters(eps, n_users, n_items, privacy_unit="rating", n_ratings_est=n_ratings)
+
+    assert rules(1.0, 80_000)["factors"] == 0  # ε·Ñ = 80k < 150k: biases only
+    assert rules(1.0, 149_999)["factors"] == 0
+    lo, hi = rules(2.0, 80_000), rules(10.0, 80_000)
+    assert (lo["factors"], lo["iterations"], lo["spectral_items"], lo["spectral_share"]) == (16, 0, 400, 1.0)
+    assert (hi["factors"], hi["iterations"], hi["spectral_items"], hi["factor_share"]) == (16, 0, 800, 0.8)
+    assert rules(10.0, 80_000, n_items=300)["spectral_items"] == 300  # capped by the catalog
+    # the users do not enter the rating-unit bands; ε = ∞ is ALS's random start at both units
+    assert rules(10.0, 80_000, n_users=10.0) == hi
+    assert rules(math.inf, 0.0) == default_hyperparameters(math.inf, 943.0, 1682)
+
+
+def test_dpals_rating_unit_releases_a_rating_count_that_feeds_the_rules():
+    data = synthetic(600, 120, 4, mean_ratings_per_user=40, rng=3)  # ≈ 24k ratings
+    m = DPALS(epsilon=10.0, delta=DELTA, privacy_unit="rating", rng=0).fit(data)
+    steps = {s["name"]: s for s in m.privacy_report()["steps"]}
+    assert steps["n_ratings"]["sensitivity_l2"] == 1.0 and steps["n_users"]["sensitivity_l2"] == 1.0
+    assert steps["n_ratings"]["rho"] == pytest.approx(steps["n_users"]["rho"])  # the count share, halved
+    assert abs(m.resolved_.n_ratings_dp - data.matrix.nnz) < 200  # σ ≈ 18 at this ε
+    # ε·Ñ ≈ 240k: the spectral band, priced per rating
+    assert m.resolved_.spectral_items == 120 and m.resolved_.iterations == 0 and m.resolved_.factors == 16
+    assert steps["spectral_moment"]["sensitivity_l2"] == pytest.approx(math.sqrt(99) * 0.5**2)
+    assert (m.resolved_.spectral_k, m.resolved_.spectral_bound) == (100, 0.5)
+    # the user unit releases no rating count and keeps its bands
+    u = DPALS(epsilon=10.0, delta=DELTA, rng=0).fit(data)
+    assert "n_ratings" not in {s["name"] for s in u.privacy_report()["steps"]} and u.resolved_.factors == 0
+
+
 def test_dpals_spectral_release_is_accounted_and_bounded():
     data = synthetic(3000, 300, 4, mean_ratings_per_user=30, rng=2)
-    for unit, mult in (("user", 1.0), ("rating", 2.0)):
+    # user unit: k B²/√2 (k = 10, B = 0.5); rating unit: √(k − 1) B² (k = 100, B = 0.5: the rating-unit bounds)
+    for unit, delta_l2 in (("user", 10 * 0.5**2 / math.sqrt(2)), ("rating", math.sqrt(99) * 0.5**2)):
         m = DPALS(
             epsilon=8.0,
             delta=DELTA,
@@ -385,7 +419,7 @@ def test_dpals_spectral_release_is_accounted_and_bounded():
         ).fit(data)
         rep = m.privacy_report()
         step = {s["name"]: s for s in rep["steps"]}["spectral_moment"]
-        assert step["sensitivity_l2"] == pytest.approx(mult * 10 * 0.5**2 / math.sqrt(2))
+        assert step["sensitivity_l2"] == pytest.approx(delta_l2)
         assert step["sigma"] > 0 and rep["verified_epsilon"] <= 8.0
         assert m.resolved_.spectral_items == 50 and len(m.spectral_eigenvalues_) == 4
         # only the 50 items with the largest DP counts got a spectral start; the iteration then moved all items

@@ -10,7 +10,14 @@ import scipy.sparse as sp
 
 from dprec.datasets import synthetic
 from dprec.models import releases as R
-from dprec.models._spectral import SPECTRAL_BOUND, SPECTRAL_K, spectral_item_factors, spike_weights
+from dprec.models._spectral import (
+    SPECTRAL_BOUND,
+    SPECTRAL_BOUND_RATING,
+    SPECTRAL_K,
+    SPECTRAL_K_RATING,
+    spectral_item_factors,
+    spike_weights,
+)
 
 K, B = 10, 0.5
 BIAS_REG = 5.0
@@ -40,11 +47,12 @@ def _without_row(X, i):
 
 def test_declared_sensitivity_and_size():
     assert _release().sensitivity() == pytest.approx(K * B**2 / math.sqrt(2))
-    assert _release("rating").sensitivity() == pytest.approx(2 * K * B**2 / math.sqrt(2))
+    assert _release("rating").sensitivity() == pytest.approx(math.sqrt(K - 1) * B**2)  # k ≥ 3
     assert _release(n_selected=40).size(80) == 40 * 39 // 2
     assert _release(n_selected=200).size(80) == 80 * 79 // 2  # capped by the catalog
     # the defaults DP-ALS uses
     assert (SPECTRAL_K, SPECTRAL_BOUND) == (10, 0.5)
+    assert (SPECTRAL_K_RATING, SPECTRAL_BOUND_RATING) == (100, 0.5)
 
 
 def test_removing_any_user_moves_the_release_by_at_most_the_sensitivity():
@@ -70,9 +78,11 @@ def test_rating_level_change_stays_within_twice_the_rating_bound():
     rel = _release("rating")
     full = _stat(rel, X, mu, c, items)
     X2 = X.copy()
-    # change one rating of the heaviest user: its local bias (a per-user transformation) changes too
+    # change one rating of the heaviest user on a selected item (no local bias at this unit: a rating outside
+    # the selected items changes nothing)
     i = int(np.argmax(np.diff(X.indptr)))
-    X2.data[X2.indptr[i]] = 1.0 if X2.data[X2.indptr[i]] > 3 else 5.0
+    t = X.indptr[i] + int(np.flatnonzero(np.isin(X.indices[X.indptr[i] : X.indptr[i + 1]], items))[0])
+    X2.data[t] = 1.0 if X2.data[t] > 3 else 5.0
     moved = _stat(rel, X2, mu, c, items)
     assert np.linalg.norm(full - moved) > 0
     # a change is a removal plus an addition: ≤ 2Δ of the rating unit
@@ -80,7 +90,7 @@ def test_rating_level_change_stays_within_twice_the_rating_bound():
     # removing that rating: ≤ Δ
     C = X.tocoo()
     keep = np.ones(C.nnz, bool)
-    keep[np.flatnonzero(C.row == i)[0]] = False
+    keep[np.flatnonzero((C.row == i) & np.isin(C.col, items))[0]] = False
     X3 = sp.csr_matrix((C.data[keep], (C.row[keep], C.col[keep])), shape=X.shape)
     X3.sort_indices()
     assert np.linalg.norm(full - _stat(rel, X3, mu, c, items)) <= rel.sensitivity() * (1 + 1e-12)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from dprec.kernels import als as K
 from dprec.models import releases as R
 from dprec.privacy.bounding import sample_per_user, sips_round_matrix
 
@@ -123,6 +124,12 @@ def _cases() -> list[Case]:
         Case("user_count/rating", rel, rel.statistic, _neighbours_rating(rows, [(7, 4.0)], 8, 2.0, [1.0]), 1.0)
     )
 
+    # ---- rating count (capped at k per user under the user unit)
+    rel = R.RatingCount("user", k=k)
+    cases.append(Case("rating_count/user", rel, rel.statistic, _neighbours_user(rows, heavy_user), 1.0))
+    rel = R.RatingCount("rating")
+    cases.append(Case("rating_count/rating", rel, rel.statistic, rating_pairs, 1.0))
+
     # ---- global mean pair
     for contribution in ("weight", "sample"):
         rel = R.GlobalMean("user", k=k, rating_bounds=BOUNDS, contribution=contribution)
@@ -172,20 +179,18 @@ def _cases() -> list[Case]:
     rel = R.SpectralMoment("user", k=sk, bound=sb, n_selected=50)
     stat = lambda X, rel=rel: rel.statistic(X, mu=MU, item_bias=c, items=items, bias_reg=10.0)  # noqa: E731
     cases.append(Case("spectral_moment/user", rel, stat, _neighbours_user(rows, spectral_user), 0.85))
-    rel_r = R.SpectralMoment("rating", k=sk, bound=sb, n_selected=50)
-    stat_r = lambda X: rel_r.statistic(X, mu=MU, item_bias=c, items=items, bias_reg=10.0)  # noqa: E731
-    cases.append(
-        Case(
-            "spectral_moment/rating",
-            rel_r,
-            stat_r,
-            _neighbours_rating(rows, spectral_user[:12], 30, 5.0, [1.0, 5.0]),
-            0.0,
-            why_loose="one rating moves the user's local bias and so every residual; the 2× user-level "
-            "bound is conservative (a sign flip of x leaves x xᵀ unchanged)",
-        )
-    )
-
+    for rk in (sk, 3):
+        rel_r = R.SpectralMoment("rating", k=rk, bound=sb, n_selected=50)
+        stat_r = lambda X, rel_r=rel_r: rel_r.statistic(X, mu=MU, item_bias=c, items=items, bias_reg=10.0)  # noqa: E731
+        # k − 1 ratings in S, all clipped, gaining a k-th (clipped too): ‖ΔT‖ = √(k − 1) B² exactly; users at and
+        # above k (weights change), mixed signs, and a rating outside S (changes nothing) must stay below it
+        pairs = _neighbours_rating(rows, spectral_user[: rk - 1], 30, 5.0, [1.0, 5.0])
+        pairs += _neighbours_rating(rows, spectral_user[:rk], 31, 1.0, [1.0, 5.0])
+        pairs += _neighbours_rating(rows, spectral_user[: 3 * rk], 45, 5.0, [1.0])
+        pairs += _neighbours_rating(rows, [(55, 5.0), (2, 5.0), (3, 1.0)], 57, 5.0, [3.0])
+        # unclipped residuals and a low rating added: a local bias would move them all (the mutant test below)
+        pairs += _neighbours_rating(rows, [(j, 4.0) for j in range(rk - 1)], 30, 1.0, [1.0])
+        cases.append(Case(f"spectral_moment/rating/k={rk}", rel_r, stat_r, pairs, 1.0))
     # ---- item co-occurrence (DP item-item): upper triangle with diagonal of Σ x xᵀ on the top items
     co_items = np.arange(45)
     for ck in (1, 5):
@@ -268,6 +273,29 @@ def test_mutant_rating_unit_offset_is_caught(monkeypatch):
     monkeypatch.setattr(R.ItemBiases, "statistic", mutant)
     r, _ = _ratio(case)
     assert r > 1 + 1e-3, f"the mutant went undetected (ratio {r})"
+
+
+def test_spectral_rating_unit_has_no_local_bias():
+    """Under the rating unit the spectral statistic ignores ``bias_reg`` exactly (no local bias)."""
+    X = _matrix(_base_rows(3))
+    rel = R.SpectralMoment("rating", k=10, bound=0.5, n_selected=50)
+    ctx = dict(mu=MU, item_bias=_item_bias_context(), items=np.arange(50))
+    a, b = rel.statistic(X, bias_reg=1.0, **ctx), rel.statistic(X, bias_reg=1e6, **ctx)
+    assert np.array_equal(a, b) and np.abs(a).max() > 0
+
+
+def test_mutant_spectral_local_bias_under_rating_unit_is_caught(monkeypatch):
+    """The user-unit statistic (with the user's local bias) priced at the rating-unit bound fails the check."""
+    case = next(c for c in CASES if c.id == "spectral_moment/rating/k=10")
+    assert _ratio(case)[0] <= 1 + TOL
+
+    def mutant(self, X, *, mu, item_bias, items, bias_reg):
+        items = np.asarray(items, dtype=np.int64)
+        return K.spectral_moment(X.indptr, X.indices, X.data, mu, item_bias, items, 1.0, self.bound, self.k)
+
+    monkeypatch.setattr(R.SpectralMoment, "matrix", mutant)
+    r, _ = _ratio(case)
+    assert r > 1.1, f"the mutant went undetected (ratio {r})"
 
 
 def test_mutant_sensitivity_one_percent_small_is_caught(monkeypatch):

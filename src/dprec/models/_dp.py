@@ -14,7 +14,8 @@ How a DP fit runs (:meth:`DPModelMixin._start_private_fit`)
    (reproducibility mode, flagged in the report and by a :class:`~dprec.privacy.PrivacyWarning`), one stream
    per (model, release step).
 4. Without a public catalog, DP item selection (:class:`~dprec.models.releases.ItemSelection`) runs first;
-   then the DP user count ñ (:class:`~dprec.models.releases.UserCount`, 0.2% of the budget), which feeds the
+   then the DP user count ñ (:class:`~dprec.models.releases.UserCount`, 0.2% of the budget, shared with any
+   other count the model's rules read: :meth:`DPModelMixin._count_releases`), which feeds the
    δ check (``δ ≥ 1/ñ`` warns) and any public rules; then the model's own releases, each through
    :meth:`DPModelMixin._release`.
 5. The privacy report is generated from the releases that ran.
@@ -149,6 +150,8 @@ class DPModelMixin:
         self._count_plan = self._rest_budget = None
         #: the DP user count ñ (the exact count at ε = ∞)
         self.n_users_dp_ = None
+        #: every DP count the rules read, by release name (``"n_users"``, …; exact at ε = ∞)
+        self.dp_counts_ = None
 
     @property
     def released_item_mask_(self) -> np.ndarray:
@@ -201,14 +204,18 @@ class DPModelMixin:
         """
         self._catalog_public = bool(data.public_items)
         self._open_noise(ledger)
+        counts = self._count_releases()
         if not self.private:
             self.n_users_dp_ = float(data.n_users)
-            self._count_plan = acc.plan(math.inf, 0.0, [UserCount(self.privacy_unit).step(1.0)])
+            self.dp_counts_ = {c.name: float(user_sum(c.statistic, data.matrix)[0]) for c in counts}
+            self._count_plan = acc.plan(math.inf, 0.0, [c.step(1.0) for c in counts])
             self._rest_budget = (math.inf, 0.0, math.inf)
             return None
         rho_sel, delta_sel, eps_rest, delta_rest = self._budget_split(self._catalog_public)
-        count = UserCount(self.privacy_unit)
-        plan0 = acc.plan(eps_rest, delta_rest, [count.step(COUNT_SHARE), acc.Step("rest", 1 - COUNT_SHARE, 1.0)])
+        share = COUNT_SHARE / len(counts)
+        plan0 = acc.plan(
+            eps_rest, delta_rest, [c.step(share) for c in counts] + [acc.Step("rest", 1 - COUNT_SHARE, 1.0)]
+        )
         self._count_plan, self._rest_budget = (
             plan0,
             (acc.rho_to_epsilon(plan0["rest"].total_rho, delta_rest), delta_rest, plan0["rest"].total_rho),
@@ -224,12 +231,21 @@ class DPModelMixin:
         mask = None
         if not self._catalog_public:
             mask = self._select_items(data, rho=rho_sel, delta_sel=delta_sel)
-        # the DP user count: public rules and the δ check use ñ, never the exact count
-        n_est = float(self._release(count, user_sum(count.statistic, data.matrix), plan0["n_users"])[0])
+        # the DP counts: public rules and the δ check use ñ, never the exact count
+        self.dp_counts_ = {
+            c.name: float(self._release(c, user_sum(c.statistic, data.matrix), plan0[c.name])[0]) for c in counts
+        }
+        n_est = self.dp_counts_[UserCount.name]
         self.n_users_dp_ = n_est
         check_delta(self.delta, max(n_est, 1.0))
         self._item_mask = mask
         return mask
+
+    def _count_releases(self) -> list[Release]:
+        """The DP counts released before the public rules run, sharing ``COUNT_SHARE`` of the budget equally: the
+        user count ñ (first, for every model); a model whose rules read another count appends it (DP-ALS: the
+        rating count under the rating unit). Their values land in ``dp_counts_`` by release name."""
+        return [UserCount(self.privacy_unit)]
 
     def _plan_releases(self, releases: Sequence[tuple[Release, float]], *, n_items: int, dry_run: bool = False):
         """Calibrate ``releases`` (``(release, weight)`` pairs) on the budget left after the user count.

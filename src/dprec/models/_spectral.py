@@ -15,10 +15,10 @@ Thakurta & Zhang 2014) applied to the clipped, bias-corrected rating residuals.
 
 Mechanism
 ---------
-The release is :class:`dprec.models.releases.SpectralMoment` (statistic, sensitivity ``k B²/√2`` and its
-proof are declared there): the strict upper triangle of the clipped, bias-corrected residual second moment
-``C = Σ_i x_i x_iᵀ`` of the ``M`` items with the largest DP counts, plus i.i.d. ``N(0, σ²)`` noise. The
-diagonal is not released: it holds each item's squared residuals (rating noise), not co-occurrence.
+The release is :class:`dprec.models.releases.SpectralMoment` (statistic, sensitivity ``k B²/√2`` per user and
+``√(k − 1) B²`` per rating, and their proofs are declared there): the strict upper triangle of the clipped,
+bias-corrected residual second moment ``C = Σ_i x_i x_iᵀ`` of the ``M`` items with the largest DP counts, plus
+i.i.d. ``N(0, σ²)`` noise. The diagonal is not released: it holds each item's squared residuals (rating noise), not co-occurrence.
 
 Post-processing (no privacy cost)
 ---------------------------------
@@ -38,8 +38,25 @@ import numpy as np
 #: Per-user bound ``k`` and residual clip ``B`` of the spectral statistic, and the size ``scale`` of a full-weight
 #: factor entry (how they were chosen: docs/tuning.md, "Notes moved out of docstrings").
 SPECTRAL_K, SPECTRAL_BOUND, SPECTRAL_SCALE = 10, 0.5, 1.0
+#: ``k`` and ``B`` under the rating unit. A rating costs ``√(k − 1) B²`` there while a heavy user's signal grows
+#: like ``k B²``, so a large ``k`` pays (at the user unit both grow like ``k``; docs/tuning.md, "rating unit").
+SPECTRAL_K_RATING, SPECTRAL_BOUND_RATING = 100, 0.5
 
-__all__ = ["SPECTRAL_K", "SPECTRAL_BOUND", "SPECTRAL_SCALE", "spectral_item_factors", "spike_weights"]
+__all__ = [
+    "SPECTRAL_K",
+    "SPECTRAL_BOUND",
+    "SPECTRAL_K_RATING",
+    "SPECTRAL_BOUND_RATING",
+    "SPECTRAL_SCALE",
+    "spectral_bounds",
+    "spectral_item_factors",
+    "spike_weights",
+]
+
+
+def spectral_bounds(privacy_unit: str) -> tuple[int, float]:
+    """The spectral statistic's per-user bound ``k`` and residual clip ``B`` for ``privacy_unit``."""
+    return (SPECTRAL_K_RATING, SPECTRAL_BOUND_RATING) if privacy_unit == "rating" else (SPECTRAL_K, SPECTRAL_BOUND)
 
 
 def spike_weights(eigvals, sigma: float, m: int) -> np.ndarray:

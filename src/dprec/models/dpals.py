@@ -7,9 +7,9 @@ the released item side and user ``i``'s own ratings (joint DP / billboard model)
 Fit
 ---
 1. (no public catalog only) DP item selection — see :meth:`DPModelMixin._plan_fit`.
-2. A DP count of users ``ñ`` (Δ = 1); with ε it decides, by documented rules,
-   how the rest of the budget is split (:func:`default_hyperparameters`). Nothing else about the data is
-   looked at before noise.
+2. A DP count of users ``ñ`` (Δ = 1) and, under ``privacy_unit="rating"``, a DP count of ratings ``Ñ``
+   (Δ = 1); with ε they decide, by documented rules, how the rest of the budget is split
+   (:func:`default_hyperparameters`). Nothing else about the data is looked at before noise.
 3. DP global effects (:func:`dprec.models.global_effects.release_biases`): DP mean, DP item biases and counts.
 3b. Start of the item factors: random (data-independent) or, when ``spectral_items = M > 0`` (the rules'
    choice once ``ε · ñ ≥ 15,000``), the DP spectral start of :mod:`dprec.models._spectral`: one Gaussian
@@ -38,7 +38,9 @@ private) item factors, so removing user i removes exactly its terms. For the sta
 jointly ``√k Γ √(Γ² + B²)`` (with the augmented ``[u; 1]``, Γ² → Γ² + 1). Under ``privacy_unit="rating"``
 one rating changes its user's factor and hence all of that user's terms, but the user's whole weighted
 contribution still has norm ≤ C (the user-level bound), so one rating changes the release by ≤ 2C: the
-factor statistics use the user-level weights and twice the user-level sensitivity.
+factor statistics use the user-level weights and twice the user-level sensitivity. The spectral start, in
+contrast, is priced per rating under that unit (no local bias: :class:`~dprec.models.releases.SpectralMoment`),
+which is why the rating-unit rules spend the factor budget on it alone.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from .global_effects import (
     release_biases,
 )
 from .registry import register_model
-from .releases import FactorStats, SpectralMoment
+from .releases import FactorStats, RatingCount, SpectralMoment
 
 __all__ = ["DPALS", "DPALSConfig", "ResolvedDPALS", "default_hyperparameters"]
 
@@ -78,11 +80,15 @@ _SPECTRAL_SHARE_WITH_ITERATIONS = 0.1
 FACTOR_RESIDUAL_BOUND = 1.5
 
 
-def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) -> dict:
-    """Rules for the hyperparameters left as ``None`` (public inputs only: ε and the DP user count ``ñ``).
+def default_hyperparameters(
+    epsilon: float, n_users_est: float, n_items: int, *, privacy_unit: str = "user", n_ratings_est: float = 0.0
+) -> dict:
+    """Rules for the hyperparameters left as ``None`` (public inputs only: ε and DP counts of protected units).
 
-    How much a factor part can earn depends on how many users stand behind each released statistic, so the
-    rules switch on ``ε · ñ``:
+    How much a factor part can earn depends on how many protected units stand behind each released statistic,
+    so the rules switch on ε times a DP count.
+
+    User unit, on ``ε · ñ`` (``ñ`` the DP user count):
 
     * ``ε · ñ < 15,000`` → biases only: the whole budget goes to the DP global effects, so DP-ALS equals the
       DP baseline (which it must never be worse than). MovieLens-100K (943 users) is here up to ε ≈ 16.
@@ -93,14 +99,19 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
     * ``ε · ñ ≥ 80,000`` → the spectral start (10% of the factor budget) and then two noisy ALS iterations,
       80% of the budget on factors, rank 8, λ = 0.1 (items, × DP counts), λ_u = 0.03 (users, × own count).
 
-    Where the thresholds come from (MovieLens-100K, a synthetic ML-10M shape, and a re-check with forced
-    bands): docs/tuning.md. ``n_items`` caps the spectral item count.
+    Rating unit, on ``ε · Ñ`` (``Ñ`` the DP rating count, :class:`~dprec.models.releases.RatingCount`). The
+    spectral moment is priced per rating there (``√(k − 1) B²``, :class:`~dprec.models.releases.SpectralMoment`),
+    so it pays from far fewer users; the per-item factor statistics still pay a whole user per rating
+    (:class:`~dprec.models.releases.FactorStats`), so the rules run no noisy iteration at this unit:
 
-    Under ``privacy_unit="rating"`` the protected units of the *bias* releases are ratings, but those of the
-    factor part are still users: one rating moves its user's whole factor, so the spectral moment and the
-    factor statistics keep the user-level weights and pay twice the user-level sensitivity
-    (:class:`~dprec.models.releases.FactorStats`). The switch therefore stays on ``ε · ñ`` users at both units
-    (forced bands at the rating unit, ML-100K split seed 1: docs/tuning.md, "DP-SGD").
+    * ``ε · Ñ < 150,000`` → biases only (the DP baseline; ML-100K's 80,000 training ratings: ε < 1.9);
+    * ``150,000 ≤ ε · Ñ < 500,000`` → spectral only: 50% of the budget on the moment of the 400 most-rated
+      items, rank 16 (the spike weights drop the components under the noise edge), λ_u = 0.3;
+    * ``ε · Ñ ≥ 500,000`` → the same on the 800 most-rated items with 80% of the budget.
+
+    Where the thresholds come from (MovieLens-100K, a synthetic ML-10M shape, a re-check with forced bands, and
+    for the rating unit ML-100K split seed 1, which no reported table uses): docs/tuning.md. ``n_items`` caps
+    the spectral item count.
 
     At ε = ∞ (no noise): rank 64, 15 iterations from a random start, λ = 0.1 (items), 0.12 (users), bias
     damping 5 — the defaults of ``ALS(feedback="explicit")``.
@@ -116,6 +127,8 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
             "user_regularization": 0.12,
             "bias_regularization": 5.0,
         }
+    if privacy_unit == "rating":
+        return _rating_unit_rules(epsilon * max(n_ratings_est, 0.0), n_items)
     en = epsilon * max(n_users_est, 0.0)
     m = int(min(200, n_items))
     if en < 15_000:
@@ -149,6 +162,21 @@ def default_hyperparameters(epsilon: float, n_users_est: float, n_items: int) ->
         "regularization": 0.1,
         "user_regularization": 0.03,
         "bias_regularization": 10.0,
+    }
+
+
+def _rating_unit_rules(en: float, n_items: int) -> dict:
+    """The rating-unit bands of :func:`default_hyperparameters` (``en = ε · Ñ``, Ñ the DP rating count)."""
+    common = {"iterations": 0, "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
+    if en < 150_000:
+        return {**common, "factors": 0, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0}
+    m, share = (400, 0.5) if en < 500_000 else (800, 0.8)
+    return {
+        **common,
+        "factors": 16,
+        "factor_share": share,
+        "spectral_items": int(min(m, n_items)),
+        "spectral_share": 1.0,
     }
 
 
@@ -233,6 +261,11 @@ class ResolvedDPALS:
     clip_norm: float
     #: the DP user count the rules saw (None at ε = ∞)
     n_users_dp: float | None = None
+    #: the spectral statistic's per-user bound k and residual clip B (they depend on the privacy unit)
+    spectral_k: int = S.SPECTRAL_K
+    spectral_bound: float = S.SPECTRAL_BOUND
+    #: the DP rating count the rating-unit rules saw (None at the user unit and at ε = ∞)
+    n_ratings_dp: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -246,7 +279,8 @@ class ResolvedDPALS:
         if "bias_reg" in d and "bias_regularization" not in d:
             d["bias_regularization"] = d.pop("bias_reg")
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in d and n != "n_users_dp"]
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        missing = [n for n in names if n not in d and n not in optional]
         if missing:
             raise CorruptFileError(f"the model file's DP-ALS hyperparameters lack {', '.join(missing)}")
         return cls(**{n: d[n] for n in names if n in d})
@@ -333,12 +367,25 @@ class DPALS(DPModelMixin, Recommender):
     def _fit(self, data, *, ledger=None):
         X = data.matrix
         k = int(self.max_ratings_per_user or default_k(self.epsilon))
-        # every configuration the rules can choose once ñ is known, planned and checked before the charge
-        probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon] if self.private else [float(data.n_users)]
-        candidates = [self._releases_for(self._resolve(n, data.n_items, k), data) for n in probes]
+        # every configuration the rules can choose once the DP counts are known, planned and checked before the
+        # charge (each probe is one band's lower edge, for the count the rules of this unit read)
+        if not self.private:
+            probes = [float(data.n_users)]  # the ε = ∞ rules read no count
+        elif self.privacy_unit == "user":
+            probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon]
+        else:
+            probes = [0.0, 150_000 / self.epsilon, 500_000 / self.epsilon]
+        candidates = [self._releases_for(self._resolve(n, data.n_items, k, n_ratings_est=n), data) for n in probes]
         mask = self._start_private_fit(data, candidates, ledger=ledger)
-        hp = self._resolve(self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items, k)
-        hp = dataclasses.replace(hp, n_users_dp=self.n_users_dp_ if self.private else None)
+        n_ratings = self.dp_counts_.get(RatingCount.name)
+        hp = self._resolve(
+            self.n_users_dp_, int(mask.sum()) if mask is not None else data.n_items, k, n_ratings_est=n_ratings
+        )
+        hp = dataclasses.replace(
+            hp,
+            n_users_dp=self.n_users_dp_ if self.private else None,
+            n_ratings_dp=n_ratings if self.private else None,
+        )
         releases = self._releases_for(hp, data)
         plan = self._plan_releases(releases, n_items=data.n_items)
         self.resolved_ = hp
@@ -385,7 +432,7 @@ class DPALS(DPModelMixin, Recommender):
             out.append(
                 (
                     SpectralMoment(
-                        self.privacy_unit, k=S.SPECTRAL_K, bound=S.SPECTRAL_BOUND, n_selected=hp.spectral_items
+                        self.privacy_unit, k=hp.spectral_k, bound=hp.spectral_bound, n_selected=hp.spectral_items
                     ),
                     share * ss,
                 )
@@ -411,8 +458,8 @@ class DPALS(DPModelMixin, Recommender):
         """Initial item factors from the DP residual second moment of the ``m`` items with the largest DP counts.
 
         The item choice and everything after the release are post-processing (:mod:`dprec.models._spectral`);
-        the release is :class:`~dprec.models.releases.SpectralMoment`. Users enter with their own local bias
-        ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed.
+        the release is :class:`~dprec.models.releases.SpectralMoment`. Under the user unit users enter with their
+        own local bias ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed; under the rating unit with none.
         """
         rel = self._releases[SpectralMoment.name]
         items = np.argsort(-self.item_counts_, kind="stable")[:m]
@@ -435,9 +482,21 @@ class DPALS(DPModelMixin, Recommender):
         self.spectral_eigenvalues_, self.spectral_weights_ = lam, wts
         return V
 
-    def _resolve(self, n_users_est: float, n_items_pub: int, k: int) -> ResolvedDPALS:
-        """The hyperparameters left as None, filled by the rules from public inputs (ε, ñ, the public item count)."""
-        rules = default_hyperparameters(self.epsilon, n_users_est, n_items_pub)
+    def _count_releases(self) -> list:
+        # the rating-unit rules count protected units: the DP rating count beside the user count
+        counts = super()._count_releases()
+        return counts + [RatingCount("rating")] if self.privacy_unit == "rating" else counts
+
+    def _resolve(self, n_users_est: float, n_items_pub: int, k: int, *, n_ratings_est=None) -> ResolvedDPALS:
+        """The hyperparameters left as None, filled by the rules from public inputs (ε, the DP counts, the public
+        item count)."""
+        rules = default_hyperparameters(
+            self.epsilon,
+            n_users_est,
+            n_items_pub,
+            privacy_unit=self.privacy_unit,
+            n_ratings_est=n_ratings_est or 0.0,
+        )
         d = rules["factors"] if self.factors is None else self.factors
         T = rules["iterations"] if self.iterations is None else self.iterations
         share = rules["factor_share"] if self.factor_share is None else self.factor_share
@@ -470,6 +529,8 @@ class DPALS(DPModelMixin, Recommender):
             bias_residual_bound=BIAS_RESIDUAL_BOUND,
             residual_bound=self.residual_bound or FACTOR_RESIDUAL_BOUND,
             clip_norm=self.clip_norm,
+            spectral_k=S.spectral_bounds(self.privacy_unit)[0],
+            spectral_bound=S.spectral_bounds(self.privacy_unit)[1],
         )
 
     def _iterate(self, X, V, plan, mask, hp: ResolvedDPALS):

@@ -38,6 +38,7 @@ from ..privacy.units import check_privacy_unit
 __all__ = [
     "Release",
     "UserCount",
+    "RatingCount",
     "GlobalMean",
     "ItemBiases",
     "ItemCounts",
@@ -173,6 +174,33 @@ class UserCount(Release):
 
 
 @dataclass(frozen=True)
+class RatingCount(Release):
+    """The number of ratings, each user's capped at ``k``: ``N = Σ_i min(n_i, k)`` (``k = 1`` under the rating
+    unit means no cap: every rating counts once).
+
+    Sensitivity: adding or removing one rating changes ``N`` by at most 1 (by exactly 1 while its user has at most
+    ``k`` ratings); adding or removing one user changes it by ``min(n_i, k) ≤ k``. ``Δ = 1`` under the rating
+    unit, ``k`` under the user unit. DP-ALS reads it under the rating unit, where its rules count protected units.
+    """
+
+    name: ClassVar[str] = "n_ratings"
+    what: ClassVar[str] = "number of ratings"
+
+    k: int = 1
+
+    def sensitivity(self) -> float:
+        return 1.0 if self.unit == "rating" else float(self.k)
+
+    def size(self, n_items: int) -> int:
+        return 1
+
+    def statistic(self, X: sp.csr_matrix) -> np.ndarray:
+        if self.unit == "rating":
+            return np.array([float(X.nnz)])
+        return np.array([float(np.minimum(np.diff(X.indptr), self.k).sum())])
+
+
+@dataclass(frozen=True)
 class GlobalMean(Release):
     """The pair ``(S, N) = (Σ w_ij (r_ij − m), Σ w_ij)`` for the DP global mean ``μ = m + clip(S̃/Ñ, ±h)``.
 
@@ -290,14 +318,28 @@ class ItemCounts(Release):
 class SpectralMoment(Release):
     """The strict upper triangle of ``C = Σ_i x_i x_iᵀ`` over the ``M`` selected items (DP spectral start).
 
-    ``x_i = min(1, √(k/n_iS)) · clip(r_iS − μ − c_S − b_i, −B, B)`` (``n_iS`` = the user's ratings among the
-    items ``S``, chosen from released counts; μ, c released; ``b_i`` the user's own local bias).
+    ``x_i = w_i · clip(r_iS − μ − c_S − b_i, −B, B)`` with ``w_i = min(1, √(k/n_iS))`` (``n_iS`` = the user's
+    ratings among the items ``S``, chosen from released counts; μ, c released). ``b_i`` is the user's own local
+    bias ``Σ_j (r_ij − μ − c_j)/(n_i + λ_b)`` under the user unit and **0** under the rating unit (where it
+    would carry one rating into every residual of its user).
 
-    Removing user ``i`` removes exactly ``T_i = triu⁺(x_i x_iᵀ)``:
+    User unit: removing user ``i`` removes exactly ``T_i = triu⁺(x_i x_iᵀ)``:
     ``‖T_i‖² = Σ_{j<l} x_j² x_l² = ((Σ x_j²)² − Σ x_j⁴)/2 ≤ ‖x_i‖⁴/2`` and ``‖x_i‖² ≤ min(n_iS, k) B² ≤ k B²``,
     so ``Δ = k B²/√2`` (nearly attained by a user with many ratings, all clipped: ``Σ x⁴`` is then ``k B⁴/n``).
-    Rating unit: one rating moves the user's local bias and so all of the user's residuals, but the old and the
-    new term both obey the user-level bound: ``Δ = √2 k B²``.
+
+    Rating unit: adding a rating outside ``S`` changes nothing (no local bias). Adding one inside ``S`` to a
+    user with ``n = n_iS`` ratings there, with residuals ``e`` (``Q = Σ e_j² ≤ n B²``) and the new residual
+    ``e*``, turns ``x = w e`` into ``x' = (w' e, w' e*)``; the strict upper triangle changes on the old pairs by
+    ``(w² − w'²) e_j e_l`` and gains the pairs ``w'² e_j e*``:
+    ``‖ΔT‖² = (w² − w'²)² (Q² − Σ e⁴)/2 + w'⁴ e*² Q``.
+
+    * ``n + 1 ≤ k``: ``w = w' = 1``, ``‖ΔT‖² = e*² Q ≤ (k − 1) B⁴`` (``n ≤ k − 1``);
+    * ``n ≥ k``: ``w² − w'² = k/(n(n+1))``, so ``‖ΔT‖² ≤ k² B⁴ (n + ½)/(n + 1)²``, decreasing in ``n``:
+      at most ``k² (k + ½)/(k + 1)² · B⁴``.
+
+    ``Δ = B² · √max(k − 1, k²(k + ½)/(k + 1)²)`` — for ``k ≥ 3`` that is ``√(k − 1) B²``, attained exactly by a
+    user with ``k − 1`` clipped ratings in ``S`` gaining a ``k``-th. One rating thus costs ``√k B²`` where a
+    user costs ``k B²/√2``; the protected unit no longer pays for its whole user.
     """
 
     name: ClassVar[str] = "spectral_moment"
@@ -308,8 +350,10 @@ class SpectralMoment(Release):
     n_selected: int = 0
 
     def sensitivity(self) -> float:
-        d = self.k * self.bound**2 / math.sqrt(2.0)
-        return 2.0 * d if self.unit == "rating" else d
+        k, b2 = float(self.k), self.bound**2
+        if self.unit == "rating":
+            return b2 * math.sqrt(max(k - 1.0, k * k * (k + 0.5) / (k + 1.0) ** 2))
+        return k * b2 / math.sqrt(2.0)
 
     def size(self, n_items: int) -> int:
         m = min(self.n_selected, n_items)
@@ -321,8 +365,11 @@ class SpectralMoment(Release):
 
     def matrix(self, X: sp.csr_matrix, *, mu: float, item_bias, items, bias_reg: float) -> np.ndarray:
         """The exact ``C`` (``M × M``, zero diagonal, float64), with each user's own local bias
-        ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``)."""
+        ``b_i = Σ_j (r_ij − μ − c_j) / (n_i + λ_b)`` removed (``λ_b`` = ``bias_reg``) under the user unit; under the
+        rating unit ``b_i = 0`` (``bias_reg`` is ignored)."""
         items = np.asarray(items, dtype=np.int64)
+        if self.unit == "rating":
+            bias_reg = math.inf  # Σ_j (…)/(n_i + ∞) = 0 exactly in float64: no local bias (class docstring)
         if X.has_sorted_indices and len(np.unique(items)) == len(items):  # the models' case: one fused pass
             return K.spectral_moment(X.indptr, X.indices, X.data, mu, item_bias, items, bias_reg, self.bound, self.k)
         n_u = np.diff(X.indptr)
