@@ -868,10 +868,13 @@ def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shif
     ``shift`` (n,) or (n, k), default 0, are public terms added before the projection (e.g. a released Gramian
     and a ridge that is to be projected with the matrix): adding them here saves a pass over the (n, k, k) stack.
 
-    An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection; the
-    others are projected through one eigendecomposition by a small numba eigensolver (Householder
-    tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without its per-call
-    overhead). Then one Cholesky solve.
+    An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection and
+    takes one Cholesky solve. The others need the eigendecomposition ``M_j = Z D Zᵀ`` (a small numba eigensolver:
+    Householder tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without
+    its per-call overhead). When the ridge ``λ_j`` is one value ``r`` on every coordinate but at most one
+    (``r + δ`` at coordinate ``p``; DP-ALS's item ridge), ``x_j = Z diag(1/(max(d_i, floor) + r)) Zᵀ rhs_j``
+    corrected by Sherman–Morrison for ``δ e_p e_pᵀ`` (the spectral ridge solve, see the section above in the
+    source); otherwise ``P(M_j)`` is formed and solved by Cholesky. Both are the same function of ``M_j``.
     """
     return _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor, base=base, shift=shift)[0]
 
