@@ -266,3 +266,41 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
         for r in np.argsort(-norms)[:50]:
             assert sum(Fraction(float(x)) ** 2 for x in U[r, :d]) <= Fraction(gamma) ** 2
         assert wA.dtype == np.float64 and np.all(np.abs(wb) <= wA * B)
+
+
+@pytest.mark.parametrize("k", [2, 3, 9, 33])
+@pytest.mark.parametrize("form", ["bias_last", "odd_first", "scalar", "negative_delta"])
+def test_noisy_psd_solve_spectral_ridge_forms_against_reference(k, form):
+    """The ridge forms that go through the spectral solve (one value everywhere but at most one coordinate:
+    DP-ALS's item ridge; a negative δ too) on strongly indefinite noisy matrices: equal to the explicit
+    projection followed by the dense solve, whichever items share the interleaved eigensolver."""
+    g = np.random.default_rng(k * 7 + len(form))
+    n = 41
+    U = g.normal(size=(n, 2 * k, k))
+    A = np.einsum("nij,nik->njk", U, U)
+    noise_tri = g.normal(size=(n, k * (k + 1) // 2)) * 4.0 * np.sqrt(k)
+    noise_b = g.normal(size=(n, k))
+    b = g.normal(size=(n, k))
+    reg = np.repeat(g.uniform(0.5, 4.0, n)[:, None], k, axis=1)
+    if form == "bias_last":
+        reg[:, -1] += 100.0
+    elif form == "odd_first":
+        reg[:, 0] += 3.0
+    elif form == "negative_delta":
+        reg[:, -1] *= 0.25
+    got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+    N = np.zeros((n, k, k))
+    iu = np.triu_indices(k)
+    N[:, iu[0], iu[1]] = noise_tri
+    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
+    ref = np.linalg.solve(project_psd(A + N) + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
+    assert n_eig > n // 2  # most items took the eigen path
+    # other pairings in the interleaved eigensolver: each item alone, and the stack shifted by one (equal to
+    # rounding: a fresh numba compile may contract the single and the paired QL recurrences differently)
+    for j in (0, 7, n - 1):
+        one = noisy_psd_solve(A[j : j + 1], b[j : j + 1], noise_tri[j : j + 1], noise_b[j : j + 1], reg[j : j + 1])
+        np.testing.assert_allclose(one[0], got[j], rtol=1e-12, atol=1e-13)
+    shifted = noisy_psd_solve(A[1:], b[1:], noise_tri[1:], noise_b[1:], reg[1:])
+    np.testing.assert_allclose(shifted, got[1:], rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(noisy_psd_solve(A, b, noise_tri, noise_b, reg), got)  # run to run

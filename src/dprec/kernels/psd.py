@@ -153,12 +153,10 @@ def _ql_next(d, e, l, tol):
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
-def _ql_rotation(d, e, Zt, i, s, c, p, g):
-    """One plane rotation of an implicit QL sweep (bulge chasing upwards, coordinates ``i`` and ``i+1``),
-    applied to ``(d, e)`` and to rows ``i``, ``i+1`` of ``Zt``. Returns ``(s, c, p, g, split)``;
-    ``split``: ``e`` vanished exactly inside the block (nothing rotated; the caller restarts the sweep).
-    """
-    k = d.shape[0]
+def _ql_plane(d, e, i, s, c, p, g):
+    """The scalar part of one plane rotation of an implicit QL sweep (coordinates ``i`` and ``i+1``): updates
+    ``(d, e)`` and returns ``(s, c, p, g, split)``, the rotation being ``(c, s)``; ``split``: ``e`` vanished
+    exactly inside the block (nothing rotated; the caller restarts the sweep)."""
     f = s * e[i]
     bb = c * e[i]
     # no hypot: T is scaled to norm ~1 (see _sym_eig_prepare), so f² + g² cannot overflow, and both fall
@@ -175,6 +173,19 @@ def _ql_rotation(d, e, Zt, i, s, c, p, g):
     p = s * r
     d[i + 1] = g + p
     g = c * r - bb
+    return s, c, p, g, False
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _ql_rotation(d, e, Zt, i, s, c, p, g):
+    """One plane rotation of an implicit QL sweep (bulge chasing upwards, coordinates ``i`` and ``i+1``),
+    applied to ``(d, e)`` and to rows ``i``, ``i+1`` of ``Zt``. Returns ``(s, c, p, g, split)``;
+    ``split``: ``e`` vanished exactly inside the block (nothing rotated; the caller restarts the sweep).
+    """
+    k = d.shape[0]
+    s, c, p, g, split = _ql_plane(d, e, i, s, c, p, g)
+    if split:
+        return s, c, p, g, True
     z0 = Zt[i]
     z1 = Zt[i + 1]
     for a in range(k):  # contiguous rows: vectorises, and overlaps with the scalar recurrence above
@@ -299,13 +310,12 @@ _D, _E, _B, _W, _R, _X, _Y = 0, 1, 2, 3, 4, 5, 6
 
 
 @njit(cache=True, fastmath=_FM)
-def _sym_eig_prepare(W, Wv):
-    """Scale ``M = W[_M]`` by a power of two to max |entry| in [0.5, 1) (exact), reduce it to tridiagonal form
-    and form ``Qᵀ`` in ``W[_Z]``. Returns the scale; 0.0 for ``M = 0`` (then ``d = 0``, ``Zt = I``: done);
-    −1.0 if ``M`` has a non-finite entry (callers check first; LAPACK would report it)."""
+def _scale_tridiagonalize(W, Wv):
+    """Scale ``M = W[_M]`` by a power of two to max |entry| in [0.5, 1) (exact) into ``W[_S]`` and reduce that
+    to tridiagonal form (``Wv[_D]``, ``Wv[_E]``; reflectors in ``W[_V]``, ``Wv[_B]``). Returns the scale; 0.0 for
+    ``M = 0`` (nothing reduced); −1.0 if ``M`` has a non-finite entry (callers check first)."""
     M = W[_M]
     S = W[_S]
-    d = Wv[_D]
     k = M.shape[0]
     amax = 0.0
     finite = True
@@ -317,19 +327,32 @@ def _sym_eig_prepare(W, Wv):
     if not finite:
         return -1.0
     if amax == 0.0:
-        Zt = W[_Z]
-        for i in range(k):
-            d[i] = 0.0
-            for a in range(k):
-                Zt[i, a] = 0.0
-            Zt[i, i] = 1.0
         return 0.0
     sc = math.ldexp(1.0, -math.frexp(amax)[1])
     for a in range(k):
         for q in range(k):
             S[a, q] = M[a, q] * sc
-    _tridiagonalize(S, d, Wv[_E], W[_V], Wv[_B], Wv[_W])
-    _reflectors_transposed(W[_V], Wv[_B], W[_Z])
+    _tridiagonalize(S, Wv[_D], Wv[_E], W[_V], Wv[_B], Wv[_W])
+    return sc
+
+
+@njit(cache=True, fastmath=_FM)
+def _sym_eig_prepare(W, Wv):
+    """:func:`_scale_tridiagonalize` and ``Qᵀ`` formed in ``W[_Z]``. Returns the scale; 0.0 for ``M = 0`` (then
+    ``d = 0``, ``Zt = I``: done); −1.0 if ``M`` has a non-finite entry (callers check first; LAPACK would
+    report it)."""
+    sc = _scale_tridiagonalize(W, Wv)
+    if sc == 0.0:
+        d = Wv[_D]
+        Zt = W[_Z]
+        k = d.shape[0]
+        for i in range(k):
+            d[i] = 0.0
+            for a in range(k):
+                Zt[i, a] = 0.0
+            Zt[i, i] = 1.0
+    elif sc > 0.0:
+        _reflectors_transposed(W[_V], Wv[_B], W[_Z])
     return sc
 
 
@@ -420,6 +443,146 @@ def _clip_project(M, d, Zt, floor, C, cv, idx):
             f = cv[t] * z[a]
             for q in range(k):
                 row[q] += f * z[q]
+
+
+# ------------------------------------------------------------------------------ spectral ridge solve
+# The ridge solve of an item that needs the projection, x = (P(M) + R)⁻¹ rhs, needs the eigenvectors only
+# applied to vectors when the ridge is one value on every coordinate but at most one,
+# R = r·I + δ e_p e_pᵀ (DP-ALS's item ridge: λ·ñ_j + 2σ√(d+1) on the factors, λ_c more on the bias). With
+# M = Z D Zᵀ, P(M) = Z max(D, floor) Zᵀ and H = (P(M) + r I)⁻¹ = Z diag(h) Zᵀ, h_i = 1 / (max(d_i, floor) + r),
+# Sherman–Morrison gives
+#
+#     x = H rhs − δ (e_pᵀ H rhs) / (1 + δ e_pᵀ H e_p) · H e_p
+#       = Z [h ∘ y − δ (Σ_i h_i y_i q_i) / (1 + δ Σ_i h_i q_i²) · h ∘ q],   y = Zᵀ rhs, q = Zᵀ e_p.
+#
+# Zᵀ = G Qᵀ (Qᵀ: the Householder reflectors, G: the product of the QL rotations, accumulated from I by the
+# same interleaved QL as the explicit path) is applied to the two vectors by the reflectors and two products
+# with G, and Z = Q Gᵀ to the one result: Qᵀ is never formed and neither the projection nor its Cholesky
+# factor is built (O(k²) per item besides the tridiagonalisation and the QL, instead of three O(k³) steps).
+# It is the same matrix function of M from the same backward-stable decomposition as :func:`_clip_project`
+# followed by the Cholesky solve (tests compare both with the dense reference). H is positive definite and
+# δ ≥ 0 in DP-ALS, so the denominator is ≥ 1; a negative δ that makes it ≤ 0, a non-positive
+# ``max(d_i, floor) + r``, a ridge of another form or a QL that does not converge send the item to the explicit
+# projection instead.
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _reflect(V, beta, j, y):
+    """``y ← H_j y`` with the reflector ``H_j = I − beta_j v vᵀ``, ``v = V[j, j+1:]`` of :func:`_tridiagonalize`."""
+    bt = beta[j]
+    if bt != 0.0:
+        k = y.shape[0]
+        t = 0.0
+        for q in range(j + 1, k):
+            t += V[j, q] * y[q]
+        t *= bt
+        for q in range(j + 1, k):
+            y[q] -= t * V[j, q]
+
+
+@njit(cache=True, inline="always")
+def _ridge_split(reg, j):
+    """``reg_j = r·1 + δ·e_p``: returns ``(r, δ, p)``; ``p = -1``: one value everywhere (δ = 0); ``p = -2``: the
+    ridge has another form (more than one coordinate off the common value)."""
+    k = reg.shape[1]
+    r0 = reg[j, 0]
+    n_off = 0
+    p = -1
+    for a in range(1, k):
+        if reg[j, a] != r0:
+            n_off += 1
+            p = a
+    if n_off == 0:
+        return r0, 0.0, -1
+    if n_off == 1:
+        return r0, reg[j, p] - r0, p
+    if n_off == k - 1:  # maybe coordinate 0 is the odd one out
+        r = reg[j, 1]
+        for a in range(2, k):
+            if reg[j, a] != r:
+                return 0.0, 0.0, -2
+        return r, r0 - r, 0
+    return 0.0, 0.0, -2
+
+
+@njit(cache=True, fastmath=_FM)
+def _spectral_prepare(W, Wv, p):
+    """Tridiagonalise the scaled ``M = W[_M]`` and set ``y = Qᵀ rhs`` (``Wv[_X]``, from ``Wv[_R]``) and
+    ``q = Qᵀ e_p`` (``Wv[_Y]``; 0 when ``p < 0``). Returns the scale (≤ 0: no spectral solve, see
+    :func:`_scale_tridiagonalize`)."""
+    sc = _scale_tridiagonalize(W, Wv)
+    if sc <= 0.0:
+        return sc
+    k = W.shape[1]
+    y = Wv[_X]
+    q = Wv[_Y]
+    rhs = Wv[_R]
+    for a in range(k):
+        y[a] = rhs[a]
+        q[a] = 0.0
+    if p >= 0:
+        q[p] = 1.0
+    V = W[_V]
+    beta = Wv[_B]
+    for j in range(k - 2):  # Qᵀ = H_{k-3} ⋯ H_0: H_0 first
+        _reflect(V, beta, j, y)
+        _reflect(V, beta, j, q)
+    G = W[_Z]  # the QL rotations accumulate here (G = their product); Q itself is never formed
+    for a in range(k):
+        for c in range(k):
+            G[a, c] = 0.0
+        G[a, a] = 1.0
+    return sc
+
+
+@njit(cache=True, fastmath=_FM)
+def _spectral_finish(W, Wv, sc, r, delta, floor):
+    """From the eigenvalues (scaled by ``sc``), the rotation product ``G = W[_Z]`` and ``Qᵀ rhs``, ``Qᵀ e_p``
+    (``Wv[_X]``, ``Wv[_Y]``): ``x = Wv[_X]`` by the Sherman–Morrison form above, with ``y = G Qᵀ rhs``,
+    ``q = G Qᵀ e_p`` and ``x = Q Gᵀ w``. Returns False (nothing usable in ``Wv[_X]``) if the spectral solve does
+    not apply (see above)."""
+    d = Wv[_D]
+    G = W[_Z]
+    ty = Wv[_X]
+    tq = Wv[_Y]
+    y = Wv[_W]
+    q = Wv[_E]  # free: the QL is done with e
+    k = d.shape[0]
+    inv = 1.0 / sc
+    num = 0.0
+    hqq = 0.0
+    for i in range(k):
+        gi = G[i]
+        a0 = 0.0
+        a1 = 0.0
+        for a in range(k):
+            a0 += gi[a] * ty[a]
+            a1 += gi[a] * tq[a]
+        lam = max(d[i] * inv, floor) + r
+        if not lam > 0.0:
+            return False
+        h = 1.0 / lam
+        num += h * a0 * a1
+        hqq += h * a1 * a1
+        y[i] = h * a0
+        q[i] = h * a1
+    den = 1.0 + delta * hqq
+    if not den > 0.0:
+        return False
+    coef = delta * num / den
+    x = Wv[_X]
+    for a in range(k):
+        x[a] = 0.0
+    for i in range(k):  # x = Gᵀ w with w = y − coef·q, over contiguous rows of G
+        wi = y[i] - coef * q[i]
+        gi = G[i]
+        for a in range(k):
+            x[a] += wi * gi[a]
+    V = W[_V]
+    beta = Wv[_B]
+    for j in range(k - 3, -1, -1):  # Q = H_0 ⋯ H_{k-3}: H_{k-3} first
+        _reflect(V, beta, j, x)
+    return True
 
 
 @njit(cache=True, fastmath=_FM)
@@ -519,11 +682,65 @@ def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p, potrf
                 out_p[j, q, a] = C[a, q]
 
 
+@njit(cache=True, fastmath=_FM)
+def _explicit_item(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
+    """One item by the explicit projection: eigendecomposition, ``C = P(M)``, then :func:`_finish_item`."""
+    _sym_eig(W, Wv)
+    _finish_item(j, floor, reg, solve, True, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
+
+
+@njit(cache=True, fastmath=_FM)
+def _eig_pair(j0, j1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
+    """Items ``j0`` (slot 0) and ``j1`` (slot 1; −1: none), both needing an eigendecomposition, their QL
+    iterations interleaved (:func:`_tridiagonal_ql_pair`). ``solve``: the spectral ridge solve
+    (:func:`_spectral_finish`), or the explicit projection for an item it does not apply to
+    (:func:`_explicit_item`); otherwise the explicit projection ``out_p[j] = P(M_j)``."""
+    k = W.shape[2]
+    cnt = 1 if j1 < 0 else 2
+    if not solve:
+        if cnt == 2:
+            _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
+            _finish_item(j0, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+            _finish_item(j1, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+        else:
+            _explicit_item(j0, floor, reg, solve, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+        return
+    r0, dl0, p0 = _ridge_split(reg, j0)
+    sc0 = _spectral_prepare(W[0], Wv[0], p0) if p0 > -2 else -1.0
+    r1, dl1, p1, sc1 = 0.0, 0.0, -2, -1.0
+    if cnt == 2:
+        r1, dl1, p1 = _ridge_split(reg, j1)
+        sc1 = _spectral_prepare(W[1], Wv[1], p1) if p1 > -2 else -1.0
+    ok0 = sc0 > 0.0
+    ok1 = sc1 > 0.0
+    if ok0 and ok1:
+        ok0, ok1 = _tridiagonal_ql_pair(Wv[0, _D], Wv[0, _E], W[0, _Z], Wv[1, _D], Wv[1, _E], W[1, _Z])
+    else:
+        if ok0:
+            ok0 = _tridiagonal_ql(Wv[0, _D], Wv[0, _E], W[0, _Z])
+        if ok1:
+            ok1 = _tridiagonal_ql(Wv[1, _D], Wv[1, _E], W[1, _Z])
+    if ok0 and _spectral_finish(W[0], Wv[0], sc0, r0, dl0, floor):
+        x = Wv[0, _X]
+        for a in range(k):
+            out_x[j0, a] = x[a]
+    else:
+        _explicit_item(j0, floor, reg, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+    if cnt == 2:
+        if ok1 and _spectral_finish(W[1], Wv[1], sc1, r1, dl1, floor):
+            x = Wv[1, _X]
+            for a in range(k):
+                out_x[j1, a] = x[a]
+        else:
+            _explicit_item(j1, floor, reg, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
 def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p, nchunks, potrf):
     """Every item ``j``: ``M_j = sym(A_j) (+ B + diag(s_j) + N_j)``, ``C_j = P(M_j)``, then the ridge solve (``solve``) or
-    ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in pairs (interleaved QL).
-    Returns the number of items that needed one and the number with a non-finite matrix (left unsolved)."""
+    ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in pairs (interleaved QL,
+    :func:`_eig_pair`). Returns the number of items that needed one and the number with a non-finite matrix
+    (left unsolved)."""
     n, k = A.shape[0], A.shape[1]
     step = (n + nchunks - 1) // nchunks
     n_eig = np.zeros(nchunks, dtype=np.int64)
@@ -547,13 +764,10 @@ def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_
             if pending < 0:
                 pending = j
                 continue
-            _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
-            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, cc)
-            _finish_item(j, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, cc)
+            _eig_pair(pending, j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, cc)
             pending = -1
         if pending >= 0:
-            _sym_eig(W[0], Wv[0])
-            _finish_item(pending, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, cc)
+            _eig_pair(pending, -1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, cc)
     return n_eig.sum(), n_bad.sum()
 
 
@@ -654,10 +868,13 @@ def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shif
     ``shift`` (n,) or (n, k), default 0, are public terms added before the projection (e.g. a released Gramian
     and a ridge that is to be projected with the matrix): adding them here saves a pass over the (n, k, k) stack.
 
-    An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection; the
-    others are projected through one eigendecomposition by a small numba eigensolver (Householder
-    tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without its per-call
-    overhead). Then one Cholesky solve.
+    An item whose noisy matrix has all eigenvalues above ``floor`` (a Cholesky test) needs no projection and
+    takes one Cholesky solve. The others need the eigendecomposition ``M_j = Z D Zᵀ`` (a small numba eigensolver:
+    Householder tridiagonalisation + implicit QL, two items interleaved; backward stable like LAPACK, without
+    its per-call overhead). When the ridge ``λ_j`` is one value ``r`` on every coordinate but at most one
+    (``r + δ`` at coordinate ``p``; DP-ALS's item ridge), ``x_j = Z diag(1/(max(d_i, floor) + r)) Zᵀ rhs_j``
+    corrected by Sherman–Morrison for ``δ e_p e_pᵀ`` (the spectral ridge solve, see the section above in the
+    source); otherwise ``P(M_j)`` is formed and solved by Cholesky. Both are the same function of ``M_j``.
     """
     return _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor, base=base, shift=shift)[0]
 
