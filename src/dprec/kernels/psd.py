@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -799,10 +798,17 @@ def _eigh_stack_nb(A, pair, w_out, Q_out):
                     Q_out[j + s, a, i] = Zt[order[i], a]
 
 
+#: items per chunk of the per-item kernels. The chunks are fixed by ``n`` alone, never by the thread count:
+#: items are paired for the interleaved QL within a chunk, and the paired QL may round differently from the
+#: single one on some CPUs (fresh compiles on AMD EPYC differ in the last bits), so chunking by thread count
+#: would make an item's result depend on the number of threads.
+PSD_CHUNK = 64
+
+
 def _nchunks(n):
-    # many more chunks than threads, handed out dynamically (see _run_dynamic): on a shared machine a thread
-    # that is descheduled for a while does not hold up the whole solve
-    return max(1, min(n, 8 * max(1, int(numba.get_num_threads()))))
+    # many more chunks than threads (n/64), handed out dynamically (see _run_dynamic): on a shared machine a
+    # thread that is descheduled for a while does not hold up the whole solve
+    return max(1, -(-n // PSD_CHUNK))
 
 
 def _as_stack(A):
