@@ -39,8 +39,10 @@ import ctypes
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
-from numba.extending import get_cython_function_address
+from numba.core import cgutils, types
+from numba.extending import get_cython_function_address, intrinsic
 
 __all__ = [
     "balanced_bounds",
@@ -407,92 +409,215 @@ def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
     return fails.sum()
 
 
+# ---------------------------------------------------------------------------------------------- implicit CG
+#: CG row blocks: at most this many rows and (unless a single row is larger) this many stored entries. The
+#: blocks depend on ``indptr`` only (never on the thread count), so every row's arithmetic is the same for
+#: any number of threads; 64 rows make the block's ``P·S`` product an ``sgemm`` of useful size.
+_CG_BLOCK_ROWS = 64
+_CG_BLOCK_ENTRIES = 8192
+#: gathered rows ahead of the copy that are prefetched (the random reads of ``Y`` are the item step's cost)
+_CG_PREFETCH = 16
+
+
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """``llvm.prefetch`` (read, keep in all cache levels) of the address of ``arr[row, col]`` (2-D array)."""
+    sig = types.void(arr, row, col)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [context.cast(builder, args[i + 1], signature.args[i + 1], types.intp) for i in range(2)]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(**_JIT)
+def cg_blocks(indptr, max_rows, max_entries):
+    """Boundaries of consecutive row blocks of at most ``max_rows`` rows and ``max_entries`` stored entries
+    (a row with more entries is a block of its own); a function of ``indptr`` alone."""
+    n = indptr.shape[0] - 1
+    out = np.empty(n + 1, dtype=np.int64)
+    out[0] = 0
+    nb = 0
+    r = 0
+    while r < n:
+        e = r + 1
+        while e < n and e - r < max_rows and indptr[e + 1] - indptr[r] <= max_entries:
+            e += 1
+        nb += 1
+        out[nb] = e
+        r = e
+    return out[: nb + 1]
+
+
+@njit(**_JIT)
+def _aligned_f32(n, k):
+    """An uninitialised (n, k) float32 C array starting on a 64-byte boundary (rows of 64 float32 = whole
+    cache lines: no load straddles two lines, and the vector loops take the same path for every buffer)."""
+    buf = np.empty(n * k + 16, dtype=np.float32)
+    off = ((64 - buf.ctypes.data % 64) % 64) // 4
+    return buf[off : off + n * k].reshape((n, k))
+
+
+@njit(inline="always", **_JIT)
+def _cg_sparse_pass(Yb, cm, s, e, v, i, out, k, resid):
+    """``out[i] += Σ_{t∈[s,e)} w_t Yb[t]`` with ``d_t = Yb[t]·v[i]`` and ``w_t = cm_t d_t`` (``resid``:
+    ``w_t = (cm_t + 1) − cm_t d_t``, the right-hand side minus the sparse part of ``A x``).
+
+    Four gathered rows per sweep: their four dots share the loads of ``v[i]`` and one update of ``out[i]``
+    takes the four rows (one read and write of ``out[i]`` per four entries instead of per entry)."""
+    one = np.float32(1.0)
+    t = s
+    while t + 4 <= e:
+        d0 = np.float32(0.0)
+        d1 = np.float32(0.0)
+        d2 = np.float32(0.0)
+        d3 = np.float32(0.0)
+        for a in range(k):
+            va = v[i, a]
+            d0 += Yb[t, a] * va
+            d1 += Yb[t + 1, a] * va
+            d2 += Yb[t + 2, a] * va
+            d3 += Yb[t + 3, a] * va
+        if resid:
+            d0 = cm[t] + one - cm[t] * d0
+            d1 = cm[t + 1] + one - cm[t + 1] * d1
+            d2 = cm[t + 2] + one - cm[t + 2] * d2
+            d3 = cm[t + 3] + one - cm[t + 3] * d3
+        else:
+            d0 *= cm[t]
+            d1 *= cm[t + 1]
+            d2 *= cm[t + 2]
+            d3 *= cm[t + 3]
+        for a in range(k):
+            out[i, a] += (d0 * Yb[t, a] + d1 * Yb[t + 1, a]) + (d2 * Yb[t + 2, a] + d3 * Yb[t + 3, a])
+        t += 4
+    while t < e:
+        d = np.float32(0.0)
+        for a in range(k):
+            d += Yb[t, a] * v[i, a]
+        d = (cm[t] + one - cm[t] * d) if resid else cm[t] * d
+        for a in range(k):
+            out[i, a] += d * Yb[t, a]
+        t += 1
+
+
+@njit(**_JIT)
+def _cg_block(lo, hi, indptr, indices, conf, Y, S, X, cg_steps, Yb, cm, xb, rb, pb, apb, rs, act):
+    """``cg_steps`` CG steps for the rows ``[lo, hi)`` of one block, in place on ``X`` (see :func:`_cg_rows_nb`).
+
+    The block's rows advance together: the dense part ``P·S`` of ``A p`` for all of them is one ``sgemm``
+    (BLAS through ``np.dot``), the sparse part ``Σ_j (c_j − 1) y_j (y_jᵀ p)`` reads the block's gathered
+    item vectors ``Yb`` (copied once, contiguously, with the random reads of ``Y`` prefetched). A row that has
+    stopped (tiny residual, or non-positive curvature) keeps ``p = 0`` and is skipped."""
+    k = Y.shape[1]
+    B = hi - lo
+    s0 = indptr[lo]
+    ne = indptr[hi] - s0
+    for t in range(ne):
+        if t + _CG_PREFETCH < ne:
+            jp = indices[s0 + t + _CG_PREFETCH]
+            for a in range(0, k, 16):
+                _prefetch(Y, jp, a)
+        j = indices[s0 + t]
+        for a in range(k):
+            Yb[t, a] = Y[j, a]
+        cm[t] = np.float32(conf[s0 + t]) - np.float32(1.0)
+    for i in range(B):
+        for a in range(k):
+            xb[i, a] = X[lo + i, a]
+    # r = b − A x = Σ_j [c_j − (c_j − 1) y_j·x] y_j − (YᵀY + reg I) x
+    np.dot(xb[:B], S, apb[:B])
+    for i in range(B):
+        s, e = indptr[lo + i] - s0, indptr[lo + i + 1] - s0
+        for a in range(k):
+            rb[i, a] = -apb[i, a]
+        _cg_sparse_pass(Yb, cm, s, e, xb, i, rb, k, True)
+        acc = np.float32(0.0)
+        for a in range(k):
+            pb[i, a] = rb[i, a]
+            acc += rb[i, a] * rb[i, a]
+        rs[i] = acc
+        act[i] = not acc < 1e-20
+        if not act[i]:
+            pb[i, :] = 0.0
+    for _ in range(cg_steps):
+        np.dot(pb[:B], S, apb[:B])
+        for i in range(B):
+            if not act[i]:
+                continue
+            _cg_sparse_pass(Yb, cm, indptr[lo + i] - s0, indptr[lo + i + 1] - s0, pb, i, apb, k, False)
+            pAp = np.float32(0.0)
+            for a in range(k):
+                pAp += pb[i, a] * apb[i, a]
+            if not pAp > 0:
+                act[i] = False
+                pb[i, :] = 0.0
+                continue
+            alpha = rs[i] / pAp
+            rsnew = np.float32(0.0)
+            for a in range(k):
+                xb[i, a] += alpha * pb[i, a]
+                rb[i, a] -= alpha * apb[i, a]
+                rsnew += rb[i, a] * rb[i, a]
+            if rsnew < 1e-20:
+                act[i] = False
+                pb[i, :] = 0.0
+                continue
+            beta = rsnew / rs[i]
+            for a in range(k):
+                pb[i, a] = rb[i, a] + beta * pb[i, a]
+            rs[i] = rsnew
+    for i in range(B):
+        for a in range(k):
+            X[lo + i, a] = xb[i, a]
+
+
 @njit(**_PJIT)
-def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, nchunks):
+def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks):
     """Warm-started conjugate gradient for implicit ALS rows, in place on ``X``.
 
     Solves ``(YᵀY + reg·I + Σ_j (c_j − 1) y_j y_jᵀ) x = Σ_j c_j y_j`` for every row with ``cg_steps``
     iterations from the current ``X`` (Hu–Koren–Volinsky with preference 1 on observed entries;
-    ``conf`` holds c = 1 + α r). ``YtY`` is the float64 Gram of ``Y`` (without ``reg``).
+    ``conf`` holds c = 1 + α r). ``YtY`` is the float64 Gram of ``Y`` (without ``reg``); ``Y`` is float32,
+    C-contiguous and 64-byte aligned. Arithmetic is float32. The rows go in the fixed blocks ``blocks``
+    (:func:`cg_blocks`), ``nchunks`` contiguous runs of blocks handed out to the threads; a row's result depends
+    on its block only, so it is the same for every thread count and schedule.
     """
-    n = indptr.shape[0] - 1
     k = Y.shape[1]
-    bounds = balanced_bounds(indptr, nchunks, float(k) / 4.0 + 4.0)
-    YtYr = YtY.astype(np.float32)
+    nb = blocks.shape[0] - 1
+    S = YtY.astype(np.float32)
     for a in range(k):
-        YtYr[a, a] += reg
+        S[a, a] += reg
+    step = (nb + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        lo, hi = bounds[c], bounds[c + 1]
-        mx = 1
-        for u in range(lo, hi):
-            mx = max(mx, indptr[u + 1] - indptr[u])
-        Yb = np.empty((mx, k), dtype=np.float32)  # the row's gathered item vectors (one random pass)
-        cm = np.empty(mx, dtype=np.float32)
-        x = np.empty(k, dtype=np.float32)
-        r = np.empty(k, dtype=np.float32)
-        p = np.empty(k, dtype=np.float32)
-        Ap = np.empty(k, dtype=np.float32)
-        for u in range(lo, hi):
-            s, e = indptr[u], indptr[u + 1]
-            n = e - s
-            for a in range(k):
-                x[a] = X[u, a]
-            # r = b − A x = Σ_j [c_j − (c_j − 1) y_j·x] y_j − (YtY + reg I) x
-            for a in range(k):
-                acc = np.float32(0.0)
-                for q in range(k):
-                    acc += YtYr[a, q] * x[q]
-                r[a] = -acc
-            for t in range(n):
-                j = indices[s + t]
-                cj = np.float32(conf[s + t])
-                cm[t] = cj - np.float32(1.0)
-                d = np.float32(0.0)
-                for a in range(k):
-                    v = np.float32(Y[j, a])
-                    Yb[t, a] = v
-                    d += v * x[a]
-                w = cj - cm[t] * d
-                for a in range(k):
-                    r[a] += w * Yb[t, a]
-            rsold = np.float32(0.0)
-            for a in range(k):
-                p[a] = r[a]
-                rsold += r[a] * r[a]
-            if rsold < 1e-20:
-                continue
-            for _ in range(cg_steps):
-                for a in range(k):
-                    acc = np.float32(0.0)
-                    for q in range(k):
-                        acc += YtYr[a, q] * p[q]
-                    Ap[a] = acc
-                for t in range(n):
-                    d = np.float32(0.0)
-                    for a in range(k):
-                        d += Yb[t, a] * p[a]
-                    d *= cm[t]
-                    for a in range(k):
-                        Ap[a] += d * Yb[t, a]
-                pAp = np.float32(0.0)
-                for a in range(k):
-                    pAp += p[a] * Ap[a]
-                if not pAp > 0:
-                    break
-                alpha = rsold / pAp
-                rsnew = np.float32(0.0)
-                for a in range(k):
-                    x[a] += alpha * p[a]
-                    r[a] -= alpha * Ap[a]
-                    rsnew += r[a] * r[a]
-                if rsnew < 1e-20:
-                    break
-                beta = rsnew / rsold
-                for a in range(k):
-                    p[a] = r[a] + beta * p[a]
-                rsold = rsnew
-            for a in range(k):
-                X[u, a] = x[a]
+        b0 = min(c * step, nb)
+        b1 = min(b0 + step, nb)
+        mr = 1
+        me = 1
+        for b in range(b0, b1):
+            mr = max(mr, blocks[b + 1] - blocks[b])
+            me = max(me, indptr[blocks[b + 1]] - indptr[blocks[b]])
+        Yb = _aligned_f32(me, k)
+        cm = np.empty(me, dtype=np.float32)
+        xb = _aligned_f32(mr, k)
+        rb = _aligned_f32(mr, k)
+        pb = _aligned_f32(mr, k)
+        apb = _aligned_f32(mr, k)
+        rs = np.empty(mr, dtype=np.float32)
+        act = np.empty(mr, dtype=np.bool_)
+        for b in range(b0, b1):
+            _cg_block(
+                blocks[b], blocks[b + 1], indptr, indices, conf, Y, S, X, cg_steps, Yb, cm, xb, rb, pb, apb, rs, act
+            )
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -684,18 +809,38 @@ def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
     )
 
 
+def _aligned_float32(Y):
+    """``Y`` as a C-contiguous float32 array on a 64-byte boundary (a copy unless it already is one)."""
+    Y = np.ascontiguousarray(Y, dtype=np.float32)
+    if Y.ctypes.data % 64 == 0:
+        return Y
+    buf = np.empty(Y.nbytes + 64, dtype=np.uint8)
+    off = (-buf.ctypes.data) % 64
+    out = buf[off : off + Y.nbytes].view(np.float32).reshape(Y.shape)
+    out[...] = Y
+    return out
+
+
 def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
-    """Warm-started CG steps for implicit ALS rows, in place on ``X`` (float32)."""
-    _cg_rows_nb(
+    """Warm-started CG steps for implicit ALS rows, in place on ``X`` (float32 arithmetic).
+
+    ``Y`` is read as float32 (an aligned copy is made when needed: a few ms against the pass's seconds).
+    Results are bit-identical for every thread count (fixed row blocks, see :func:`_cg_rows_nb`).
+    """
+    blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _CG_BLOCK_ENTRIES)
+    nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out dynamically
+    _run_dynamic(
+        _cg_rows_nb,
         indptr,
         indices,
         conf,
-        np.ascontiguousarray(Y),
+        _aligned_float32(Y),
         np.ascontiguousarray(YtY, dtype=np.float64),
         float(reg),
         X,
         int(cg_steps),
-        _nchunks(),
+        blocks,
+        nchunks,
     )
 
 
