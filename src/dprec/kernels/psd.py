@@ -694,7 +694,6 @@ def _eig_pair(j0, j1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
     iterations interleaved (:func:`_tridiagonal_ql_pair`). ``solve``: the spectral ridge solve
     (:func:`_spectral_finish`), or the explicit projection for an item it does not apply to
     (:func:`_explicit_item`); otherwise the explicit projection ``out_p[j] = P(M_j)``."""
-    k = W.shape[2]
     cnt = 1 if j1 < 0 else 2
     if not solve:
         if cnt == 2:
@@ -719,19 +718,21 @@ def _eig_pair(j0, j1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
             ok0 = _tridiagonal_ql(Wv[0, _D], Wv[0, _E], W[0, _Z])
         if ok1:
             ok1 = _tridiagonal_ql(Wv[1, _D], Wv[1, _E], W[1, _Z])
-    if ok0 and _spectral_finish(W[0], Wv[0], sc0, r0, dl0, floor):
-        x = Wv[0, _X]
-        for a in range(k):
-            out_x[j0, a] = x[a]
-    else:
-        _explicit_item(j0, floor, reg, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+    _spectral_store(j0, ok0, sc0, r0, dl0, floor, reg, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
     if cnt == 2:
-        if ok1 and _spectral_finish(W[1], Wv[1], sc1, r1, dl1, floor):
-            x = Wv[1, _X]
-            for a in range(k):
-                out_x[j1, a] = x[a]
-        else:
-            _explicit_item(j1, floor, reg, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+        _spectral_store(j1, ok1, sc1, r1, dl1, floor, reg, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _spectral_store(j, ok, sc, r, dl, floor, reg, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
+    """Item ``j``'s spectral ridge solve into ``out_x[j]`` when its QL converged and the solve is well posed,
+    else the explicit projection and Cholesky solve."""
+    if ok and _spectral_finish(W, Wv, sc, r, dl, floor):
+        x = Wv[_X]
+        for a in range(out_x.shape[1]):
+            out_x[j, a] = x[a]
+    else:
+        _explicit_item(j, floor, reg, True, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
