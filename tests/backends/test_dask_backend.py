@@ -8,6 +8,7 @@ seed → the same pre-noise statistics up to float64 summation order, and the sa
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,15 @@ def _table(seed=0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def client():
+def client(local):
+    # compile (and write numba's on-disk cache of) the kernels in this process first: the worker processes then
+    # load them instead of each compiling them again (minutes on a fresh 2-core machine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reproducibility-mode warnings of the seeded fits
+        DPALS(**DP).fit(local)
+        DPImplicitALS(**IMPLICIT).fit(local)
+        ALS(feedback="explicit", factors=4, iterations=3, rng=1).fit(local)
+        DPImplicitALS(epsilon=math.inf, factors=4, iterations=2, confidence="value", rng=3).fit(local)
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
     )
