@@ -40,15 +40,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 
 import numba
 import numpy as np
 import pytest
-from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
+from _machine import cpu_model, versions  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
-import dprec
 from dprec.datasets import synthetic
 from dprec.models import ALS, DPALS
 
@@ -239,22 +237,6 @@ def test_dpals_default_fit(benchmark, data):
     _write(data)
 
 
-def _git_commit():
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "../src"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return sha.strip() + (" (src modified)" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def _write(data):
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     out = {
@@ -282,15 +264,7 @@ def _write(data):
             "load averages per rank)",
         },
         "results": _results,
-        "versions": {
-            "dprec": dprec.__version__,
-            "git_commit": _git_commit(),
-            "numpy": np.__version__,
-            "numba": numba.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-        },
+        "versions": versions(machine=platform.machine(), cpus=os.cpu_count()),
     }
     with open(RESULTS, "w") as fh:
         json.dump(out, fh, indent=2, sort_keys=True)

@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 import numba
 import numpy as np
-from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
-from test_bench_dpals import _git_commit
+from _machine import cpu_model, versions  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
-import dprec
 from dprec.datasets import synthetic
 from dprec.models import ALS, DPALS
 
@@ -102,13 +99,7 @@ def test_dpals_default_fit_20m(benchmark):
                 },
                 "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "description": "shared 2-core x86-64 VM"},
                 "results": summary,
-                "versions": {
-                    "dprec": dprec.__version__,
-                    "git_commit": _git_commit(),
-                    "numpy": np.__version__,
-                    "numba": numba.__version__,
-                    "python": platform.python_version(),
-                },
+                "versions": versions(),
             },
             fh,
             indent=2,

@@ -33,7 +33,7 @@ import uuid
 
 import numpy as np
 import pytest
-from _machine import cpu_model  # benchmarks/_machine.py (pytest puts this folder on sys.path)
+from _machine import cpu_model, git_commit  # benchmarks/_machine.py (pytest puts this folder on sys.path)
 
 import dprec
 from dprec.privacy import Ledger
@@ -158,7 +158,7 @@ def test_ledger_charge_cost(backends):
             "psycopg": psycopg.__version__,
             "postgresql": subprocess.run(["postgres", "--version"], capture_output=True, text=True).stdout.strip(),
             "python": platform.python_version(),
-            "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+            "git_commit": git_commit(),
         },
     }
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
