@@ -78,6 +78,10 @@ __all__ = ["DPALS", "DPALSConfig", "ResolvedDPALS", "default_hyperparameters"]
 _SPECTRAL_SHARE_WITH_ITERATIONS = 0.1
 #: default B of the factor statistics' residual clip
 FACTOR_RESIDUAL_BOUND = 1.5
+#: lower edges of the rules' factor bands in ε·ñ (users, user unit) and ε·Ñ (ratings, rating unit); the fit
+#: plans one configuration per band before the charge (:func:`default_hyperparameters`)
+USER_BANDS = (15_000, 80_000)
+RATING_BANDS = (150_000, 500_000)
 
 
 def default_hyperparameters(
@@ -131,7 +135,7 @@ def default_hyperparameters(
         return _rating_unit_rules(epsilon * max(n_ratings_est, 0.0), n_items)
     en = epsilon * max(n_users_est, 0.0)
     m = int(min(200, n_items))
-    if en < 15_000:
+    if en < USER_BANDS[0]:
         return {
             "factors": 0,
             "iterations": 0,
@@ -142,7 +146,7 @@ def default_hyperparameters(
             "user_regularization": 0.3,
             "bias_regularization": 10.0,
         }
-    if en < 80_000:
+    if en < USER_BANDS[1]:
         return {
             "factors": 8,
             "iterations": 0,
@@ -168,9 +172,9 @@ def default_hyperparameters(
 def _rating_unit_rules(en: float, n_items: int) -> dict:
     """The rating-unit bands of :func:`default_hyperparameters` (``en = ε · Ñ``, Ñ the DP rating count)."""
     common = {"iterations": 0, "regularization": 0.3, "user_regularization": 0.3, "bias_regularization": 10.0}
-    if en < 150_000:
+    if en < RATING_BANDS[0]:
         return {**common, "factors": 0, "factor_share": 0.0, "spectral_items": 0, "spectral_share": 0.0}
-    m, share = (400, 0.5) if en < 500_000 else (800, 0.8)
+    m, share = (400, 0.5) if en < RATING_BANDS[1] else (800, 0.8)
     return {
         **common,
         "factors": 16,
@@ -371,10 +375,9 @@ class DPALS(DPModelMixin, Recommender):
         # charge (each probe is one band's lower edge, for the count the rules of this unit read)
         if not self.private:
             probes = [float(data.n_users)]  # the ε = ∞ rules read no count
-        elif self.privacy_unit == "user":
-            probes = [0.0, 15_000 / self.epsilon, 80_000 / self.epsilon]
         else:
-            probes = [0.0, 150_000 / self.epsilon, 500_000 / self.epsilon]
+            bands = USER_BANDS if self.privacy_unit == "user" else RATING_BANDS
+            probes = [0.0] + [edge / self.epsilon for edge in bands]
         candidates = [self._releases_for(self._resolve(n, data.n_items, k, n_ratings_est=n), data) for n in probes]
         mask = self._start_private_fit(data, candidates, ledger=ledger)
         n_ratings = self.dp_counts_.get(RatingCount.name)
