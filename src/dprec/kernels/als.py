@@ -421,7 +421,10 @@ _CG_PREFETCH = 16
 
 @intrinsic
 def _prefetch(typingctx, arr, row, col):
-    """``llvm.prefetch`` (read, keep in all cache levels) of the address of ``arr[row, col]`` (2-D array)."""
+    """``llvm.prefetch`` (read, keep in all cache levels) of the address of ``arr[row, col]`` (2-D array).
+
+    The name ``llvm.prefetch.p0`` is the opaque-pointer mangling (the LLVM of numba ≥ 0.68, the floor in
+    pyproject.toml); a typed-pointer LLVM would want ``p0i8``."""
     sig = types.void(arr, row, col)
 
     def codegen(context, builder, signature, args):
