@@ -660,13 +660,11 @@ def _is_pd_above(W, floor, potrf, ia, ch):
 
 
 @njit(cache=True, fastmath=_FM)
-def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
-    """``C = P(M)`` (from the eigenpairs when ``projected``, else ``C`` already holds ``M``), then either
-    ``out_x[j] = (C + diag(reg_j))⁻¹ rhs`` (``solve``) or ``out_p[j] = C``."""
+def _finish_item(j, reg, solve, W, Wv, out_x, out_p, potrf, ia, ch):
+    """From ``C = W[_C]`` (``P(M)``, upper triangle at least): ``out_x[j] = (C + diag(reg_j))⁻¹ rhs``
+    (``solve``) or ``out_p[j] = C``."""
     C = W[_C]
     k = C.shape[0]
-    if projected:
-        _clip_project(W[_M], Wv[_D], W[_Z], floor, C, Wv[_W], Wi)
     if solve:
         x = Wv[_X]
         for a in range(k):
@@ -685,7 +683,14 @@ def _finish_item(j, floor, reg, solve, projected, W, Wv, Wi, out_x, out_p, potrf
 def _explicit_item(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
     """One item by the explicit projection: eigendecomposition, ``C = P(M)``, then :func:`_finish_item`."""
     _sym_eig(W, Wv)
-    _finish_item(j, floor, reg, solve, True, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
+    _project_finish(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
+
+
+@njit(cache=True, fastmath=_FM)
+def _project_finish(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
+    """``C = P(M)`` from the eigenpairs in ``W``/``Wv``, then :func:`_finish_item`."""
+    _clip_project(W[_M], Wv[_D], W[_Z], floor, W[_C], Wv[_W], Wi)
+    _finish_item(j, reg, solve, W, Wv, out_x, out_p, potrf, ia, ch)
 
 
 @njit(cache=True, fastmath=_FM)
@@ -698,8 +703,8 @@ def _eig_pair(j0, j1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
     if not solve:
         if cnt == 2:
             _sym_eig_pair(W[0], Wv[0], W[1], Wv[1])
-            _finish_item(j0, floor, reg, solve, True, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
-            _finish_item(j1, floor, reg, solve, True, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+            _project_finish(j0, floor, reg, solve, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+            _project_finish(j1, floor, reg, solve, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
         else:
             _explicit_item(j0, floor, reg, solve, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
         return
@@ -718,13 +723,13 @@ def _eig_pair(j0, j1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
             ok0 = _tridiagonal_ql(Wv[0, _D], Wv[0, _E], W[0, _Z])
         if ok1:
             ok1 = _tridiagonal_ql(Wv[1, _D], Wv[1, _E], W[1, _Z])
-    _spectral_store(j0, ok0, sc0, r0, dl0, floor, reg, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
+    _spectral_store(j0, ok0, sc0, r0, dl0, floor, reg, solve, W[0], Wv[0], Wi, out_x, out_p, potrf, ia, ch)
     if cnt == 2:
-        _spectral_store(j1, ok1, sc1, r1, dl1, floor, reg, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
+        _spectral_store(j1, ok1, sc1, r1, dl1, floor, reg, solve, W[1], Wv[1], Wi, out_x, out_p, potrf, ia, ch)
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
-def _spectral_store(j, ok, sc, r, dl, floor, reg, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
+@njit(cache=True, fastmath=_FM)
+def _spectral_store(j, ok, sc, r, dl, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch):
     """Item ``j``'s spectral ridge solve into ``out_x[j]`` when its QL converged and the solve is well posed,
     else the explicit projection and Cholesky solve."""
     if ok and _spectral_finish(W, Wv, sc, r, dl, floor):
@@ -732,7 +737,7 @@ def _spectral_store(j, ok, sc, r, dl, floor, reg, W, Wv, Wi, out_x, out_p, potrf
         for a in range(out_x.shape[1]):
             out_x[j, a] = x[a]
     else:
-        _explicit_item(j, floor, reg, True, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
+        _explicit_item(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch)
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
@@ -752,22 +757,29 @@ def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_
         ia = np.empty(2, dtype=np.int32)
         cc = np.empty(1, dtype=np.uint8)
         pending = -1  # an item in slot 0 waiting for a partner for the paired eigensolver
-        for j in range(ch * step, min(n, (ch + 1) * step)):
-            slot = 0 if pending < 0 else 1
-            if not _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W[slot], Wv[slot]):
-                n_bad[ch] += 1
-                continue
-            if _is_pd_above(W[slot], floor, potrf, ia, cc):
-                _finish_item(j, floor, reg, solve, False, W[slot], Wv[slot], Wi, out_x, out_p, potrf, ia, cc)
-                continue
-            n_eig[ch] += 1
-            if pending < 0:
-                pending = j
-                continue
-            _eig_pair(pending, j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, cc)
+        lo, hi = ch * step, min(n, (ch + 1) * step)
+        # j = hi flushes a pending item alone; one call site with a run-time partner (-1: none), so that
+        # numba compiles _eig_pair once (a literal -1 argument would be a second specialisation)
+        for j in range(lo, hi + 1):
+            if j < hi:
+                slot = 0 if pending < 0 else 1
+                if not _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W[slot], Wv[slot]):
+                    n_bad[ch] += 1
+                    continue
+                if _is_pd_above(W[slot], floor, potrf, ia, cc):
+                    _finish_item(j, reg, solve, W[slot], Wv[slot], out_x, out_p, potrf, ia, cc)
+                    continue
+                n_eig[ch] += 1
+                if pending < 0:
+                    pending = j
+                    continue
+                partner = j
+            elif pending >= 0:
+                partner = -1
+            else:
+                break
+            _eig_pair(pending, partner, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, cc)
             pending = -1
-        if pending >= 0:
-            _eig_pair(pending, -1, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, cc)
     return n_eig.sum(), n_bad.sum()
 
 
@@ -812,8 +824,14 @@ def _nchunks(n):
     return max(1, -(-n // PSD_CHUNK))
 
 
+def _c64(x):
+    """``x`` as a C-contiguous, writable float64 array (copied only when it is not one already): each kernel then
+    compiles for one signature (a read-only or strided input would be another specialisation)."""
+    return np.require(x, dtype=np.float64, requirements=("C", "W", "A"))
+
+
 def _as_stack(A):
-    A = np.ascontiguousarray(A, dtype=np.float64)
+    A = _c64(A)
     if A.ndim not in (2, 3) or A.shape[-1] != A.shape[-2] or A.shape[-1] == 0:
         raise ValueError(f"A must be a (k, k) matrix or an (n, k, k) stack, got shape {A.shape}")
     return (A[None], True) if A.ndim == 2 else (A, False)
@@ -889,20 +907,21 @@ def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shif
 def _per_item(v, n, k):
     """A scalar, (n,) per item or (n, k) per item and coordinate, as a contiguous (n, k) float64 array."""
     v = np.asarray(v, dtype=np.float64)
-    return np.ascontiguousarray(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)))
+    # a copy, always writable: a read-only broadcast view would make numba compile the kernel again
+    return np.array(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)), order="C")
 
 
 def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shift=None):
     """:func:`noisy_psd_solve` and the number of items that needed an eigendecomposition."""
-    A = np.ascontiguousarray(A, dtype=np.float64)
-    b = np.ascontiguousarray(b, dtype=np.float64)
+    A = _c64(A)
+    b = _c64(b)
     n, k = b.shape
     if A.shape != (n, k, k) or noise_tri.shape != (n, k * (k + 1) // 2) or noise_b.shape != (n, k):
         raise ValueError(
             f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}"
         )
     reg = _per_item(reg, n, k)
-    base = np.zeros((k, k)) if base is None else np.ascontiguousarray(base, dtype=np.float64)
+    base = np.zeros((k, k)) if base is None else _c64(base)
     if base.shape != (k, k):
         raise ValueError(f"base must have shape {(k, k)}, got {base.shape}")
     shift = np.zeros((n, k)) if shift is None else _per_item(shift, n, k)
@@ -911,8 +930,8 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shi
         _psd_items_nb,
         A,
         b,
-        np.ascontiguousarray(noise_tri, dtype=np.float64),
-        np.ascontiguousarray(noise_b, dtype=np.float64),
+        _c64(noise_tri),
+        _c64(noise_b),
         base,
         shift,
         reg,
