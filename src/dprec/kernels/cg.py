@@ -47,12 +47,20 @@ def _cg_ridge_rows_nb(indptr, indices, target, Y, reg_rows, X, XB, cg_steps, nch
         mx = 1
         for u in range(lo, hi):
             mx = max(mx, indptr[u + 1] - indptr[u])
-        Yb = np.empty((mx, k), dtype=np.float32)  # the row's gathered vectors: one random pass, reused by every step
-        x = np.empty(k, dtype=np.float32)
-        r = np.empty(k, dtype=np.float32)
-        p = np.empty(k, dtype=np.float32)
-        Ap = np.empty(k, dtype=np.float32)
-        lam = np.empty(k, dtype=np.float32)
+        # One allocation with a fixed layout, rows padded to 16 floats (64 bytes): the gathered vectors ``Yb`` (one
+        # random pass, reused by every step), then x, r, p, Ap, lam. LLVM's vectorised loops over these arrays
+        # check at run time whether they overlap and otherwise take a scalar loop that sums in another order;
+        # with separate allocations the outcome of that check depends on where the heap put them (and so on the
+        # thread count and the process's history), and so did the last bits of the result. Here every row sees
+        # the same relative layout: the same code path, bit-identical results.
+        kp = (k + 15) // 16 * 16
+        work = np.empty((mx + 5, kp), dtype=np.float32)
+        Yb = work[:mx, :k]
+        x = work[mx, :k]
+        r = work[mx + 1, :k]
+        p = work[mx + 2, :k]
+        Ap = work[mx + 3, :k]
+        lam = work[mx + 4, :k]
         for u in range(lo, hi):
             s, e = indptr[u], indptr[u + 1]
             n = e - s
