@@ -258,7 +258,9 @@ class ALS(Recommender):
             cg = E.cg_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization, self.cg_steps)
         else:
             solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
-        item_major_csr = None if Xt is None else (Xt, np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr)))
+        item_major_csr = (
+            None if Xt is None else (Xt, np.repeat(np.arange(X.shape[1], dtype=Xt.indices.dtype), np.diff(Xt.indptr)))
+        )
 
         def record(t, state):
             self._store_explicit(state, mu)
