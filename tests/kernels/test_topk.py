@@ -37,7 +37,8 @@ def reference(scores, allowed, seen, n):
 
 def _seen_csr(seen, N):
     rows = [np.array(sorted(s), np.int64) for s in seen]
-    indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+    # int32, as scipy's CSR and recommend() pass them (the kernels compile once per index dtype)
+    indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int32)
     indices = np.concatenate(rows + [np.zeros(0, np.int64)]).astype(np.int32)
     return indptr, indices
 

@@ -856,6 +856,7 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     ``Y`` is read as float32 (an aligned copy is made when needed: a few ms against the pass's seconds).
     Results are bit-identical for every thread count (fixed row blocks, see :func:`_cg_rows_nb`).
     """
+    indptr, indices = _ro(indptr), _ro(indices)
     blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _CG_BLOCK_ENTRIES)
     nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out dynamically
     _run_dynamic(
