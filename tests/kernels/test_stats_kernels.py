@@ -152,6 +152,37 @@ def test_clip_rows_kernel_matches_numpy_and_bounds_the_stored_rows(dtype, d):
     # a non-contiguous input (the user solve's [U, b] columns) gives the same rows
     Ub = np.concatenate([U, np.ones((500, 1), dtype)], axis=1)
     np.testing.assert_array_equal(clip_rows(Ub[:, :d], gamma, np.empty_like(U)), got)
+    # ... also into a column block of a wider output (the item statistics' [ũ, 1]); its last column untouched
+    Ua = np.full((500, d + 1), 7.0, dtype)
+    clip_rows(Ub[:, :d], gamma, Ua[:, :d])
+    np.testing.assert_array_equal(Ua[:, :d], got)
+    assert np.all(Ua[:, d] == 7.0)
+
+
+def test_wrappers_compile_one_specialisation_per_dtype():
+    """Read-only or writable inputs, column blocks or contiguous arrays: one compiled kernel per dtype (numba
+    would otherwise compile a specialisation per mix of layouts and flags)."""
+    g = np.random.default_rng(0)
+    U = g.standard_normal((50, 4))
+    ro = U.copy()
+    ro.flags.writeable = False
+    Ub = np.concatenate([U, np.ones((50, 1))], axis=1)
+    before = None
+    for src, out in ((U, np.empty_like(U)), (ro, np.empty_like(U)), (Ub[:, :4], np.empty((50, 5))[:, :4])):
+        K.clip_rows_into(src, 1.0, 1e-6, 0.99, out)
+        n = len(K._clip_rows_nb.signatures)
+        assert before is None or n == before, K._clip_rows_nb.signatures
+        before = n
+    X = sp.random(30, 20, density=0.3, format="csr", random_state=1)
+    Xro = X.copy()
+    for a in (Xro.indptr, Xro.indices, Xro.data):
+        a.flags.writeable = False
+    before = None
+    for M in (X, Xro):
+        K.item_bias_stats(M.indptr, M.indices, M.data, 20, 0.5, 1.0, 1.0, 5.0, rating_unit=False)
+        n = len(K._item_bias_nb.signatures)
+        assert before is None or n == before, K._item_bias_nb.signatures
+        before = n
 
 
 def test_kernels_on_a_matrix_without_ratings_return_zeros():

@@ -37,7 +37,8 @@ def reference(scores, allowed, seen, n):
 
 def _seen_csr(seen, N):
     rows = [np.array(sorted(s), np.int64) for s in seen]
-    indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+    # int32, as scipy's CSR and recommend() pass them (the kernels compile once per index dtype)
+    indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int32)
     indices = np.concatenate(rows + [np.zeros(0, np.int64)]).astype(np.int32)
     return indptr, indices
 
@@ -131,7 +132,7 @@ def test_float32_tie_is_resolved_in_float64():
     V = np.array([[2.0**24, 0.0], [2.0**24, 1.0]], np.float32)
     assert np.float32(2.0**24) + np.float32(1.0) == np.float32(2.0**24)
     idx, val = np.full((1, 1), -1, np.int64), np.full((1, 1), -np.inf)
-    empty = np.zeros(2, np.int64), np.zeros(0, np.int32)
+    empty = np.zeros(2, np.int32), np.zeros(0, np.int32)
     DotScores(U, V).topk(np.array([0]), np.ones(2, bool), *empty, np.array([-1]), 1, idx, val)
     assert idx[0, 0] == 1 and val[0, 0] == 2.0**24 + 1
 

@@ -115,8 +115,9 @@ class EngineBlock:
         self.block, self.dtype = block, np.dtype(dtype)
         self.users = E.UserSolver(X, d, user_reg, bias_reg, self.dtype)
         self.Xt, self.item_t = E.item_major(X)
-        # exact 1 in any dtype, as the local engine; else the release's own weights of this block's users
-        self.w_t = np.ones(X.nnz, dtype=np.float32) if weights is None else weights(X)
+        # exact 1 in any dtype: the user solver's ones, as the local engine (one nnz-sized array fewer, and the
+        # item statistics kernel sees the same weight dtype as in a local fit); else the release's own weights
+        self.w_t = self.users.ones if weights is None else weights(X)
 
 
 def make_engine(block: Block, d: int, user_reg: float, bias_reg: float, dtype, weights) -> EngineBlock:

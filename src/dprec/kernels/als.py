@@ -707,14 +707,15 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
     elif out.shape != data.shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous:
         raise ValueError(f"out must be a contiguous float32/float64 array of shape {data.shape}")
     # numba specialises on the input dtypes: no conversion copies of the (nnz,) arrays
+    # (row_bias/col_bias are small per-row/per-column vectors: made contiguous, a copy only of a strided view)
     _residuals_nb(
-        data,
-        rows,
-        cols,
+        _ro(data),
+        _ro(rows),
+        _ro(cols),
         float(mu),
-        np.asarray(row_bias, np.float64),
-        np.asarray(col_bias, np.float64),
-        w,
+        _ro(np.ascontiguousarray(row_bias, np.float64)),
+        _ro(np.ascontiguousarray(col_bias, np.float64)),
+        _ro(w),
         float(bound),
         out,
     )
@@ -724,6 +725,18 @@ def clipped_weighted_residuals(data, rows, cols, mu, row_bias, col_bias, w, boun
 # ---------------------------------------------------------------------------------------------- wrappers
 # Thin Python entry points: they pick the chunk count from numba's current thread count (numba cannot
 # cache functions that query it inside nopython code) and allocate outputs.
+def _ro(a):
+    """A read-only view of ``a`` (never a copy), for the arrays a kernel only reads.
+
+    numba compiles one specialisation per argument mutability: callers' arrays are sometimes read-only (loaded,
+    shared or broadcast data) and sometimes not, so the wrappers pass every read-only input as a read-only view,
+    and each kernel compiles once per genuinely different dtype instead of once per mix of flags.
+    """
+    a = np.asarray(a).view()
+    a.flags.writeable = False
+    return a
+
+
 def _nchunks() -> int:
     return max(1, int(numba.get_num_threads()))
 
@@ -770,7 +783,20 @@ def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
         if A.shape != (n_items, k, k) or b.shape != (n_items, k) or A.dtype != np.float64 or b.dtype != np.float64:
             raise ValueError(f"out must be float64 arrays of shapes {(n_items, k, k)} and {(n_items, k)}")
     nchunks = max(1, min(n_items, 8 * _nchunks()))  # cost-balanced chunks, handed out dynamically
-    return _run_dynamic(_item_stats_nb, indptr, indices, wA, wb, U, int(u_start), int(u_stop), nchunks, A, b, _DSYRK)
+    return _run_dynamic(
+        _item_stats_nb,
+        _ro(indptr),
+        _ro(indices),
+        _ro(wA),
+        _ro(wb),
+        _ro(U),
+        int(u_start),
+        int(u_stop),
+        nchunks,
+        A,
+        b,
+        _DSYRK,
+    )
 
 
 def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):
@@ -784,11 +810,11 @@ def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):
     n, k = b.shape
     if A.shape != (n, k, k):
         raise ValueError(f"A must have shape (n, k, k) = {(n, k, k)}, got {A.shape}")
-    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg_diag, dtype=np.float64), (n, k)))
+    reg = _ro(np.ascontiguousarray(np.broadcast_to(np.asarray(reg_diag, dtype=np.float64), (n, k))))
     G = np.zeros((k, k)) if G is None else np.ascontiguousarray(G, dtype=np.float64)
     if out is None:
         out = np.empty((n, k), dtype=dtype)
-    fails = _solve_batched_nb(A, b, reg, G, out, _nchunks())
+    fails = _solve_batched_nb(_ro(A), _ro(b), reg, _ro(G), out, _nchunks())
     return out, int(fails)
 
 
@@ -796,15 +822,15 @@ def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
     """Fused Gram + Cholesky per CSR row (the user step); returns the number of failed systems."""
     n = indptr.shape[0] - 1
     k = Y.shape[1]
-    reg = np.ascontiguousarray(np.broadcast_to(np.asarray(reg_rows, dtype=np.float64), (n, k)))
+    reg = _ro(np.ascontiguousarray(np.broadcast_to(np.asarray(reg_rows, dtype=np.float64), (n, k))))
     return int(
         _solve_rows_nb(
-            indptr,
-            indices,
-            wA,
-            wb,
-            np.ascontiguousarray(Y),
-            np.ascontiguousarray(G, dtype=np.float64),
+            _ro(indptr),
+            _ro(indices),
+            _ro(wA),
+            _ro(wb),
+            _ro(np.ascontiguousarray(Y)),
+            _ro(np.ascontiguousarray(G, dtype=np.float64)),
             reg,
             out,
             _nchunks(),
@@ -830,6 +856,7 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     ``Y`` is read as float32 (an aligned copy is made when needed: a few ms against the pass's seconds).
     Results are bit-identical for every thread count (fixed row blocks, see :func:`_cg_rows_nb`).
     """
+    indptr, indices = _ro(indptr), _ro(indices)
     blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _CG_BLOCK_ENTRIES)
     nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out dynamically
     _run_dynamic(
@@ -873,7 +900,7 @@ def _global_mean_nb(indptr, data, k, mid, rating_unit, nchunks):
 def global_mean_stats(indptr, data, k, mid, *, rating_unit):
     """``(Σ_t w_t (r_t − mid), Σ_t w_t)`` with scalar weights ``w = min(1, k/max(n_u, 1))`` per user row
     (``w = 1`` when ``rating_unit``): :class:`dprec.models.releases.GlobalMean`'s statistic, one parallel pass."""
-    return _global_mean_nb(indptr, data, float(k), float(mid), bool(rating_unit), _nchunks())
+    return _global_mean_nb(_ro(indptr), _ro(data), float(k), float(mid), bool(rating_unit), _nchunks())
 
 
 @njit(cache=True, parallel=True)
@@ -917,9 +944,9 @@ def item_bias_stats(indptr, indices, data, n_items, mu, user_reg, bound, k, *, r
     ``N_j = Σ w_u`` over the entries of item ``j``. Returns a float64 (2·n_items,) vector.
     """
     return _item_bias_nb(
-        indptr,
-        indices,
-        data,
+        _ro(indptr),
+        _ro(indices),
+        _ro(data),
         int(n_items),
         float(mu),
         float(user_reg),
@@ -997,12 +1024,12 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
     inv = np.empty(len(items), dtype=np.int64)
     inv[order] = np.arange(len(items))
     C = _spectral_moment_nb(
-        indptr,
-        indices,
-        data,
+        _ro(indptr),
+        _ro(indices),
+        _ro(data),
         float(mu),
-        np.ascontiguousarray(item_bias, dtype=np.float64),
-        pos,
+        _ro(np.ascontiguousarray(item_bias, dtype=np.float64)),
+        _ro(pos),
         len(items),
         float(bias_reg),
         float(bound),
@@ -1013,8 +1040,8 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
 
 
 @njit(cache=True, parallel=True)
-def _clip_rows_nb(U, gamma, margin, limit, slack, out):
-    n, d = U.shape
+def _clip_rows_nb(U, d, gamma, margin, limit, slack, out):
+    n = U.shape[0]  # the rows' first d columns (U and out may be wider: see clip_rows_into)
     for i in prange(n):
         s = 0.0
         for a in range(d):
@@ -1039,6 +1066,29 @@ def clip_rows_into(U, gamma, margin, limit, out):
     """Rows ``out_i ← u_i · min(1, γ/‖u_i‖)·(1 − margin)`` (no scaling when ``‖u_i‖ ≤ γ``), then shrunk by
     ``1 − margin`` while the float64 upper bound ``Σ out² · (1 + (d + 2)·eps64)`` of the stored row's squared
     norm exceeds ``limit``: the per-row loop of :func:`dprec.models._biased_als.clip_rows` in one parallel pass."""
-    slack = 1.0 + (U.shape[1] + 2) * float(np.finfo(np.float64).eps)
-    _clip_rows_nb(U, float(gamma), float(margin), float(limit), slack, out)
+    d = U.shape[1]
+    slack = 1.0 + (d + 2) * float(np.finfo(np.float64).eps)
+    # a column block [:, :d] of a C array is passed as that whole C array (the kernel reads the first d
+    # columns): the kernel compiles for C layouts only, with no copy of either array
+    _clip_rows_nb(_ro(_row_major_base(U)), d, float(gamma), float(margin), float(limit), slack, _row_major_base(out))
     return out
+
+
+def _row_major_base(a):
+    """``a`` if C-contiguous; else, when ``a`` is the leading columns ``b[:, :d]`` of a C-contiguous 2-D array
+    ``b``, that ``b`` (same rows, same memory); else ``a`` itself."""
+    if a.flags.c_contiguous:
+        return a
+    b = a.base
+    if (
+        isinstance(b, np.ndarray)
+        and b.ndim == 2
+        and b.flags.c_contiguous
+        and b.dtype == a.dtype
+        and b.shape[0] == a.shape[0]
+        and b.shape[1] >= a.shape[1]
+        and b.strides == a.strides
+        and b.ctypes.data == a.ctypes.data
+    ):
+        return b
+    return a

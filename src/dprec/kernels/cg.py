@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import balanced_bounds
+from .als import _ro, balanced_bounds
 
 __all__ = ["cg_ridge_rows", "ridge_residual_norms"]
 
@@ -187,7 +187,7 @@ def cg_ridge_rows(indptr, indices, target, Y, reg_rows, X, XB, cg_steps=3):
         raise ValueError(f"cg_steps must be ≥ 1, got {cg_steps}")
     Y32 = np.ascontiguousarray(Y, dtype=np.float32)
     nchunks = max(1, int(numba.get_num_threads()))
-    _cg_ridge_rows_nb(indptr, indices, target, Y32, reg, X, XB, int(cg_steps), nchunks)
+    _cg_ridge_rows_nb(_ro(indptr), _ro(indices), target, Y32, reg, X, XB, int(cg_steps), nchunks)
     return X, XB
 
 

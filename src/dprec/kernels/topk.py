@@ -160,7 +160,7 @@ def _exact(U, b, V, j, row_off, item_off, normalize, one_minus_beta, M):
 @njit(parallel=True, cache=True)
 def topk_factors(
     U32,
-    V32T,
+    V32,
     U,
     V,
     row_off,
@@ -182,8 +182,8 @@ def topk_factors(
 
     Parameters
     ----------
-    U32 : (m, k) float32 C-contiguous, V32T : (k, n_items) float32, C- or Fortran-contiguous
-        The float32 factors: each thread scores its chunk of ``FACTOR_CHUNK`` rows as ``S = U32[chunk] · V32T`` by
+    U32 : (m, k) float32 C-contiguous, V32 : (n_items, k) float32 C-contiguous
+        The float32 factors: each thread scores its chunk of ``FACTOR_CHUNK`` rows as ``S = U32[chunk] · V32ᵀ`` by
         single-threaded BLAS ``sgemm`` (callers limit BLAS to one thread), then selects from the cached ``S``.
     U : (m, k), V : (n_items, k)
         The block's user factors and the item factors as stored (float32 or float64); exact scores use them.
@@ -203,6 +203,7 @@ def topk_factors(
     out_idx, out_val : (m, n) int64 / float64, pre-filled with ``-1`` / ``-inf``.
     """
     m = U32.shape[0]
+    V32T = V32.T  # a Fortran-ordered (k, n_items) view, whatever the shape (one compiled layout)
     N = V32T.shape[1]
     n_chunks = (m + FACTOR_CHUNK - 1) // FACTOR_CHUNK
     one_minus_beta = 1.0 - beta

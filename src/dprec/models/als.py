@@ -258,7 +258,9 @@ class ALS(Recommender):
             cg = E.cg_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization, self.cg_steps)
         else:
             solve = E.exact_item_solver(self.item_counts_, k, self.regularization_, self.item_bias_regularization)
-        item_major_csr = None if Xt is None else (Xt, np.repeat(np.arange(X.shape[1]), np.diff(Xt.indptr)))
+        item_major_csr = (
+            None if Xt is None else (Xt, np.repeat(np.arange(X.shape[1], dtype=Xt.indices.dtype), np.diff(Xt.indptr)))
+        )
 
         def record(t, state):
             self._store_explicit(state, mu)
@@ -427,13 +429,21 @@ class ALS(Recommender):
     def _solve_user(self, cols, vals) -> np.ndarray:
         Y, wA, wb, G, reg = self._user_system(cols, vals)
         x = np.empty(Y.shape[1])
-        n = max(len(cols), 1)
-        ok = K.row_gram_solve(
-            np.asarray(cols, dtype=np.int64), wA, wb, Y, G, reg, x, np.empty((n, Y.shape[1])), np.empty((n, Y.shape[1]))
-        )
-        if not ok:
+        if not self._row_gram_solve(cols, wA, wb, Y, G, reg, x):
             raise ValueError("fold_in: the user's system is singular (set regularization > 0)")
         return x
+
+    def _row_gram_solve(self, cols, wA, wb, Y, G, reg, x) -> bool:
+        """:func:`~dprec.kernels.als.row_gram_solve` of one user into ``x``, its inputs typed as in the float64
+        user step's own calls (read-only int32 columns and float64 arrays): one compiled specialisation serves
+        the fold-in and ``solve_rows``."""
+        ro = K._ro
+        n, k = max(len(cols), 1), Y.shape[1]
+        cols = np.asarray(cols, dtype=np.int32 if self.n_items < 2**31 else np.int64)
+        Y, G = np.ascontiguousarray(Y, np.float64), np.ascontiguousarray(G, np.float64)
+        wA, wb = np.ascontiguousarray(wA, np.float64), np.ascontiguousarray(wb, np.float64)
+        reg = np.ascontiguousarray(reg, np.float64)
+        return K.row_gram_solve(ro(cols), ro(wA), ro(wb), ro(Y), ro(G), ro(reg), x, np.empty((n, k)), np.empty((n, k)))
 
     def _reserve_users(self, n_new: int) -> None:
         ft = self.user_factors_.dtype
@@ -454,9 +464,7 @@ class ALS(Recommender):
                 wA, wb = self.alpha * vals, 1.0 + self.alpha * vals
             reg = self._user_ridge(np.array([len(cols)]))[0]
             x = np.empty(Y.shape[1])
-            n = max(len(cols), 1)
-            ok = K.row_gram_solve(cols, wA, wb, Y, G, reg, x, np.empty((n, Y.shape[1])), np.empty((n, Y.shape[1])))
-            if not ok:
+            if not self._row_gram_solve(cols, wA, wb, Y, G, reg, x):
                 raise ValueError("fold_in: the user's system is singular (set regularization > 0)")
             self.user_factors_[row] = x[:k]
             if self.feedback == "explicit":

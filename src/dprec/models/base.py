@@ -171,6 +171,15 @@ def topk_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
 
 
+def _int32_csr(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with int32 ``indptr`` / ``indices`` (scipy's default) when they fit, else unchanged (int64)."""
+    if m.nnz >= 2**31 or max(m.shape) >= 2**31:
+        return m
+    m = m.copy()
+    m.indptr, m.indices = m.indptr.astype(np.int32), m.indices.astype(np.int32)
+    return m
+
+
 #: users per call of the factor kernel (it scores 16 rows at a time per thread; the block bounds the copies)
 _DOT_BLOCK = 8192
 #: users per dense ``_scores`` batch of the other models (a float64 block × n_items)
@@ -192,7 +201,8 @@ class DotScores:
     def __init__(
         self, U, V, *, global_mean=0.0, user_bias=None, item_bias=None, item_mask=None, beta=0.0, popularity=None
     ):
-        self.U, self.V = U, V
+        # C-contiguous item factors (a copy only of a strided view): the factor kernel compiles for one layout
+        self.U, self.V = U, np.ascontiguousarray(V)
         self.global_mean, self.user_bias = float(global_mean), user_bias
         self.item_mask, self.beta = item_mask, float(beta)
         if self.beta > 0:
@@ -228,7 +238,7 @@ class DotScores:
         k = V.shape[1]
         if self.item_mask is not None:
             allowed = allowed & self.item_mask
-        V32T = np.ascontiguousarray(V, dtype=np.float32).T  # a Fortran-ordered view: no copy of float32 factors
+        V32 = np.ascontiguousarray(V, dtype=np.float32)  # no copy of float32 factors
         Ub = np.ascontiguousarray(self.U[rows])
         Ub32 = np.ascontiguousarray(Ub, dtype=np.float32)
         vmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64)))) if V.size else 0.0
@@ -247,7 +257,7 @@ class DotScores:
             norm_err = 0.0
         c32 = self.item_off.astype(np.float32)
         topk_factors(
-            Ub32, V32T, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
+            Ub32, V32, Ub, V, row_off, self.item_off, c32, allowed, seen_indptr, seen_indices,
             np.asarray(seen_rows, np.int64), err, norm_err, n, self.beta > 0, self.beta, out_idx, out_val,
         )  # fmt: skip
 
@@ -569,6 +579,8 @@ class Recommender:
         if n == 0:
             return idx, val
         seen = self._seen
+        if seen.indptr.dtype != np.int32 or seen.indices.dtype != np.int32:
+            seen = self._seen = _int32_csr(seen)  # once: the top-n kernels then compile for one index dtype
         known = np.flatnonzero(rows >= 0)
         form = self._fast_dot_scores() if len(known) else None
         block = _DOT_BLOCK if form is not None else _DENSE_BLOCK
