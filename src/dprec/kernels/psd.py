@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .als import _DPOTRF, _chol_back_solve, _run_dynamic
+from .als import _DPOTRF, _chol_back_solve, _ro, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
 
@@ -825,9 +825,9 @@ def _nchunks(n):
 
 
 def _c64(x):
-    """``x`` as a C-contiguous, writable float64 array (copied only when it is not one already): each kernel then
-    compiles for one signature (a read-only or strided input would be another specialisation)."""
-    return np.require(x, dtype=np.float64, requirements=("C", "W", "A"))
+    """``x`` as a C-contiguous float64 array, read-only (:func:`dprec.kernels.als._ro`; a copy only when the
+    dtype or layout differs): every read-only input of these kernels then has one compiled type."""
+    return _ro(np.ascontiguousarray(x, dtype=np.float64))
 
 
 def _as_stack(A):
@@ -859,16 +859,17 @@ def psd_project(A, floor=0.0, return_count=False):
     S, single = _as_stack(A)
     n = S.shape[0]
     out = np.empty_like(S)
-    dummy = np.empty((1, 1))
+    dummy = np.empty((1, 1))  # unused inputs (read-only, as the solve's) and the unused output
+    unused = _c64(dummy)
     cnt, bad = _run_dynamic(
         _psd_items_nb,
         S,
-        dummy,
-        dummy,
-        dummy,
-        dummy,
-        dummy,
-        dummy,
+        unused,
+        unused,
+        unused,
+        unused,
+        unused,
+        unused,
         float(floor),
         False,
         dummy,
@@ -907,8 +908,7 @@ def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shif
 def _per_item(v, n, k):
     """A scalar, (n,) per item or (n, k) per item and coordinate, as a contiguous (n, k) float64 array."""
     v = np.asarray(v, dtype=np.float64)
-    # a copy, always writable: a read-only broadcast view would make numba compile the kernel again
-    return np.array(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)), order="C")
+    return _c64(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)))
 
 
 def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shift=None):
@@ -921,10 +921,10 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shi
             f"shape mismatch: A {A.shape}, b {b.shape}, noise_tri {noise_tri.shape}, noise_b {noise_b.shape}"
         )
     reg = _per_item(reg, n, k)
-    base = np.zeros((k, k)) if base is None else _c64(base)
+    base = _c64(np.zeros((k, k)) if base is None else base)
     if base.shape != (k, k):
         raise ValueError(f"base must have shape {(k, k)}, got {base.shape}")
-    shift = np.zeros((n, k)) if shift is None else _per_item(shift, n, k)
+    shift = _c64(np.zeros((n, k))) if shift is None else _per_item(shift, n, k)
     out = np.empty((n, k))
     cnt, bad = _run_dynamic(
         _psd_items_nb,
