@@ -338,3 +338,30 @@ def test_noisy_psd_solve_is_bit_identical_for_any_thread_count():
     for x, cnt in outs[1:]:
         assert cnt == cnt0
         np.testing.assert_array_equal(x, x0)
+
+
+def test_every_input_form_compiles_the_solve_once():
+    """Scalar, per-item and per-coordinate ridges, given or default base and shift, read-only or writable
+    statistics, and the projection: one compiled ``_psd_items_nb`` (before, a read-only broadcast ridge and
+    literal arguments each added a specialisation of the whole solve, tens of seconds of cold compile)."""
+    from dprec.kernels import psd
+
+    g = np.random.default_rng(0)
+    n, k = 12, 5
+    A = g.standard_normal((n, k, k))
+    A = A @ A.transpose(0, 2, 1)
+    b, tri, nb = g.standard_normal((n, k)), g.standard_normal((n, k * (k + 1) // 2)), g.standard_normal((n, k))
+    A_ro = A.copy()
+    A_ro.flags.writeable = False
+    calls = [
+        lambda: noisy_psd_solve(A, b, tri, nb, 1.0),
+        lambda: noisy_psd_solve(A_ro, b, tri, nb, np.ones(n), base=np.eye(k), shift=np.ones(n)),
+        lambda: noisy_psd_solve(A, b, tri, nb, np.ones((n, k)), shift=np.ones((n, k))),
+        lambda: psd_project(A - 2 * np.eye(k)),
+        lambda: psd_project(A_ro[0]),
+    ]
+    counts = []
+    for call in calls:
+        call()
+        counts.append(len(psd._psd_items_nb.signatures))
+    assert counts == [counts[0]] * len(calls), psd._psd_items_nb.signatures

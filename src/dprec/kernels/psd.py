@@ -906,7 +906,7 @@ def noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shif
 
 
 def _per_item(v, n, k):
-    """A scalar, (n,) per item or (n, k) per item and coordinate, as a contiguous (n, k) float64 array."""
+    """A scalar, (n,) per item or (n, k) per item and coordinate, as a read-only contiguous (n, k) float64 array."""
     v = np.asarray(v, dtype=np.float64)
     return _c64(np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, k)))
 
