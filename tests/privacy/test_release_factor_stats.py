@@ -69,7 +69,6 @@ def _rating_case():
 def test_statistic_is_what_the_engine_solves():
     rel, ctx, _ = _user_case()
     X = _matrix(ROWS)
-    w = R.contribution_weights(X, rel.k, privacy_unit="user")
     Xt, item_t = E.item_major(X)
     seen = []
 
@@ -86,7 +85,7 @@ def test_statistic_is_what_the_engine_solves():
         user_reg=ctx["user_reg"],
         bias_reg=ctx["bias_reg"],
         solve=solve,
-        weights=E.item_major_weights(X, w),
+        weights=rel.item_major_weights(X),  # what DP-ALS gives the engine
         residual_bound=rel.residual_bound,
         clip_norm=rel.clip_norm,
         item_major_csr=(Xt, item_t),
@@ -122,3 +121,32 @@ def test_mutant_one_percent_small_is_caught(monkeypatch):
     orig = R.FactorStats.sensitivity
     monkeypatch.setattr(R.FactorStats, "sensitivity", lambda self: 0.99 * orig(self))
     assert _ratio(rel, ctx, pairs) > 1 + TOL
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kernel_weights_round_toward_zero(seed):
+    # the stored float32 weights never exceed the float64 ones (so w ≤ 1 and Σ w² ≤ k per user still hold)
+    # and are the nearest float32 at or below them
+    w = np.random.default_rng(seed).random(10_000) ** 3
+    w[:3] = [0.0, 1.0, np.sqrt(1 / 3)]
+    w32 = R.kernel_weights(w)
+    assert w32.dtype == np.float32
+    assert (w32.astype(np.float64) <= w).all()
+    nxt = np.nextafter(w32, np.float32(2.0)).astype(np.float64)
+    assert (nxt > w).all()
+    assert w32[0] == 0.0 and w32[1] == 1.0
+
+
+def test_release_weights_bound_each_user():
+    X = _matrix(ROWS)
+    rel = R.FactorStats("user", k=2, residual_bound=1.5, clip_norm=1.0, factors=3)
+    Xt, _ = E.item_major(X)
+    w_t = rel.item_major_weights(X, item_major_users=Xt.indices)
+    assert w_t.dtype == np.float32
+    np.testing.assert_array_equal(w_t, rel.item_major_weights(X))
+    per_user = np.bincount(Xt.indices, weights=w_t.astype(np.float64) ** 2, minlength=X.shape[0])
+    assert (per_user <= rel.k).all()
+    # attained to float32 rounding for users with more than k ratings
+    heavy = np.diff(X.indptr) > rel.k
+    assert heavy.any()
+    np.testing.assert_allclose(per_user[heavy], rel.k, rtol=1e-6)
