@@ -179,6 +179,37 @@ def test_psd_project_properties_and_fast_path_count():
     np.testing.assert_allclose(psd_project(indef[0]), project_psd(indef[0]), rtol=0, atol=1e-10)
 
 
+def test_fast_path_decision_at_the_diagonal_pretest():
+    # the Cholesky test is skipped when a diagonal entry is ≤ floor; around that edge the decision must be the
+    # factorisation's: PD with the smallest diagonal entry just above floor takes the fast path (P(M) = M
+    # exactly), a diagonal entry at floor or below needs the eigensolver
+    g = np.random.default_rng(11)
+    k = 9
+    Q, _ = np.linalg.qr(g.normal(size=(k, k)))
+    pd = Q @ np.diag(np.linspace(0.5, 3.0, k)) @ Q.T
+    pd = 0.5 * (pd + pd.T)
+    floor = float(np.diag(pd).min()) * (1 - 1e-12)
+    lo_eig = float(np.linalg.eigvalsh(pd).min())
+    for f, fast in [(0.0, True), (0.999 * lo_eig, True), (floor, False), (float(np.diag(pd).min()), False)]:
+        P, n_eig = psd_project(pd[None], floor=f, return_count=True)
+        assert n_eig == (0 if fast else 1), f
+        if fast:
+            np.testing.assert_array_equal(P[0], pd)
+        else:
+            np.testing.assert_allclose(P[0], project_psd_floor(pd, f), rtol=0, atol=1e-10)
+    # one negative diagonal entry in an otherwise dominant matrix: the eigensolver, and the right projection
+    M = np.eye(k) * 5.0 + 0.1 * (lambda B: B + B.T)(g.normal(size=(k, k)))
+    M[3, 3] = -0.2
+    P, n_eig = psd_project(M[None], return_count=True)
+    assert n_eig == 1
+    np.testing.assert_allclose(P[0], project_psd(M), rtol=0, atol=1e-10)
+
+
+def project_psd_floor(M, floor):
+    w, V = np.linalg.eigh(M)
+    return (V * np.maximum(w, floor)) @ V.T
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 9, 17, 33, 40])
 @pytest.mark.parametrize("n", [1, 2, 37])
 def test_noisy_psd_solve_sizes_against_reference(k, n):
@@ -269,7 +300,8 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
         assert norms.max() <= gamma
         for r in np.argsort(-norms)[:50]:
             assert sum(Fraction(float(x)) ** 2 for x in U[r, :d]) <= Fraction(gamma) ** 2
-        assert wA.dtype == np.float64 and np.all(np.abs(wb) <= wA * B)
+        # the weights as float32 rounded toward zero (releases.kernel_weights), widened exactly
+        assert wA.dtype == np.float32 and np.all(np.abs(wb) <= wA.astype(np.float64) * B)
 
 
 @pytest.mark.parametrize("k", [2, 3, 9, 33])

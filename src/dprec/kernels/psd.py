@@ -643,10 +643,15 @@ def _chol_solve_upper(potrf, C, rhs, x, y, ia, ch):
 @njit(cache=True, fastmath=_FM)
 def _is_pd_above(W, floor, potrf, ia, ch):
     """Exact fast path: all eigenvalues of ``M`` exceed ``floor`` iff ``M − floor·I`` has a Cholesky factor;
-    then ``P(M) = M`` and ``C = M`` (upper triangle) on return."""
+    then ``P(M) = M`` and ``C = M`` (upper triangle) on return. A diagonal entry ``≤ floor`` rules that out
+    first, without the factorisation (Cholesky's pivot there would be ``≤ M_aa − floor ≤ 0`` too, so the answer
+    is the same); most noisy Grams of DP-ALS have one (half of them at k = 9, 99% at k = 33)."""
     M = W[_M]
     C = W[_C]
     k = M.shape[0]
+    for a in range(k):
+        if not M[a, a] > floor:
+            return False
     for a in range(k):
         for q in range(a, k):
             C[a, q] = M[a, q]
