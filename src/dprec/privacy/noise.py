@@ -17,7 +17,11 @@ Two samplers (:class:`NoiseSource`)
 *fast* (default)
     Bulk draws from the step's :class:`numpy.random.Generator` (``standard_normal`` scaled by σ).
     Reproducible in reproducibility mode and fast. Large per-item noise (:meth:`NoiseSource.draw_rows`) is
-    drawn in parallel, one stream per (step, index, row block), the blocks fixed by the shape alone.
+    drawn in parallel, one stream per (step, index, row block), the blocks fixed by the shape alone, on
+    numba's threads (:func:`_fill_row_blocks_nb`: numba runs numpy's own bit generator and a port of numpy's
+    ziggurat, so the values are those of ``Generator.standard_normal``, bit for bit, which the tests check;
+    numpy's calls from Python threads were 5× slower at DP-ALS's sizes, and competed with numba's spinning
+    OpenMP workers right after a kernel).
 *secure* (``secure_noise=True``)
     Every release passes the statistic *itself* through OpenDP's Gaussian measurement on a float vector domain
     (``opendp.measurements.make_gaussian(vector_domain(atom_domain(T=float, nan=False)),
@@ -46,6 +50,8 @@ import secrets
 import warnings
 
 import numpy as np
+from numba import njit, prange
+from numba.typed import List
 
 from .._rng import as_generator
 from .._validation import check_bool, check_int, check_number
@@ -65,6 +71,23 @@ __all__ = [
 SECURE_MAX_SIZE = 100_000
 #: About this many entries (1 MiB of float64: cache-sized) per row block of :meth:`NoiseSource.draw_rows`.
 BLOCK_ENTRIES = 1 << 17
+
+
+@njit(parallel=True, cache=True)
+def _fill_row_blocks_nb(gens, rows, sigma, outs):
+    """Row block ``c`` (rows ``[c·rows, (c+1)·rows)``) of every array in ``outs``, in order, from ``gens[c]``:
+    ``σ · standard_normal``, as ``gens[c].standard_normal(out=block); block *= σ`` would fill it."""
+    n_rows = outs[0].shape[0]
+    for c in prange(len(gens)):
+        g = gens[c]
+        lo = c * rows
+        hi = min(n_rows, lo + rows)
+        for a in range(len(outs)):
+            blk = outs[a]
+            z = g.standard_normal((hi - lo, blk.shape[1]))
+            for i in range(hi - lo):
+                for q in range(blk.shape[1]):
+                    blk[lo + i, q] = z[i, q] * sigma
 
 
 def gaussian_noise(shape, sigma, rng=None) -> np.ndarray:
@@ -323,7 +346,8 @@ class NoiseSource:
 
     def draw_rows(self, n_rows: int, widths, *, step: str, sigma: float, index: int = 0, out=None, threads=None):
         """I.i.d. ``N(0, σ²)`` noise arrays of shapes ``(n_rows, w)`` for ``w`` in ``widths`` (float64), drawn in
-        parallel, for kernels that add the noise themselves (fast sampler only; refused in secure mode).
+        parallel on numba's threads, for kernels that add the noise themselves (fast sampler only; refused in
+        secure mode).
 
         The rows are cut into blocks of ``max(1, BLOCK_ENTRIES // Σ widths)`` rows, a function of the shape only;
         block ``c`` draws its rows of the first array, then of the second, ..., from its own stream
@@ -344,31 +368,20 @@ class NoiseSource:
         self.samplers[step] = "numpy Generator (PCG64, ziggurat), one stream per row block"
         rows = max(1, BLOCK_ENTRIES // max(1, sum(widths)))
         n_blocks = -(-n_rows // rows)
-
-        def fill(c):
-            lo, hi = c * rows, min(n_rows, (c + 1) * rows)
-            g = self.streams.generator(step, index, block=c)
+        if s == 0 or n_rows == 0 or not widths:
             for a in out:
-                blk = a[lo:hi]
-                if s == 0:
-                    blk[:] = 0.0
-                    continue
-                g.standard_normal(out=blk)  # releases the GIL: the blocks fill in parallel
-                blk *= s
+                a[:] = 0.0
+            return out
+        gens = List([self.streams.generator(step, index, block=c) for c in range(n_blocks)])
+        import numba
 
-        if threads is None:
-            import numba
-
-            threads = numba.get_num_threads()
-        threads = max(1, min(int(threads), n_blocks))
-        if threads == 1:
-            for c in range(n_blocks):
-                fill(c)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as ex:
-                list(ex.map(fill, range(n_blocks)))
+        old = numba.get_num_threads()
+        try:
+            if threads is not None:  # the realisation does not depend on it (one stream per block)
+                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+            _fill_row_blocks_nb(gens, rows, s, tuple(out))
+        finally:
+            numba.set_num_threads(old)
         return out
 
     def generator(self, step: str, index: int = 0) -> np.random.Generator:
