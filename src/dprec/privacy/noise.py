@@ -84,10 +84,9 @@ def _fill_row_blocks_nb(gens, rows, sigma, outs):
         hi = min(n_rows, lo + rows)
         for a in range(len(outs)):
             blk = outs[a]
-            z = g.standard_normal((hi - lo, blk.shape[1]))
-            for i in range(hi - lo):
+            for i in range(lo, hi):  # row-major, as standard_normal(out=block) fills it
                 for q in range(blk.shape[1]):
-                    blk[lo + i, q] = z[i, q] * sigma
+                    blk[i, q] = g.standard_normal() * sigma
 
 
 def gaussian_noise(shape, sigma, rng=None) -> np.ndarray:
