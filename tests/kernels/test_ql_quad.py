@@ -1,4 +1,4 @@
-"""The generated four-lane QL of the spectral solve (:mod:`dprec.kernels._ql_quad`) against the single driver."""
+"""The generated interleaved QL drivers (:mod:`dprec.kernels._ql_quad`) against the single one."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_four_lanes_are_the_single_driver_and_the_replay_is_the_transpose(k):
         # the single driver, accumulating the rotations into G from I: the same operations on (d, e)
         ds, es = lanes[u][0].copy(), lanes[u][1].copy()
         G = np.eye(k)
-        assert P._tridiagonal_ql(ds, es, G)
+        assert Q.tridiagonal_ql(ds, es, G)
         np.testing.assert_array_equal(d[u], ds)  # eigenvalues bit for bit
         assert 0 < counts[u] <= cap
         np.testing.assert_allclose(Y[u], G @ Y0[u], rtol=0, atol=1e-13)  # the vectors rotated along

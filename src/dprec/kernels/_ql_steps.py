@@ -1,5 +1,5 @@
 """The scalar steps of the implicit-shift QL iteration on a symmetric tridiagonal matrix, shared by the
-eigensolver drivers of :mod:`dprec.kernels.psd` and the generated four-lane driver :mod:`dprec.kernels._ql_quad`.
+eigensolver drivers of :mod:`dprec.kernels.psd` and the generated interleaved drivers of :mod:`dprec.kernels._ql_quad`.
 """
 
 from __future__ import annotations
@@ -65,3 +65,23 @@ def _ql_tol(d, e):
     for i in range(k):
         t = max(t, abs(d[i]) + abs(e[i]))
     return t * _EPS
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _ql_rotation(d, e, Zt, i, s, c, p, g):
+    """One plane rotation of an implicit QL sweep (bulge chasing upwards, coordinates ``i`` and ``i+1``),
+    applied to ``(d, e)`` and to rows ``i``, ``i+1`` of ``Zt``. Returns ``(s, c, p, g, split)``;
+    ``split``: ``e`` vanished exactly inside the block (nothing rotated; the caller restarts the sweep).
+    """
+    k = d.shape[0]
+    s, c, p, g, split = _ql_plane(d, e, i, s, c, p, g)
+    if split:
+        return s, c, p, g, True
+    z0 = Zt[i]
+    z1 = Zt[i + 1]
+    for a in range(k):  # contiguous rows: vectorises, and overlaps with the scalar recurrence above
+        zi = z0[a]
+        zn = z1[a]
+        z1[a] = s * zi + c * zn
+        z0[a] = c * zi - s * zn
+    return s, c, p, g, False

@@ -13,8 +13,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._ql_quad import replay_quad, tridiagonal_ql_quad
-from ._ql_steps import _EPS, _FM, _QL_MAX_SWEEPS, _ql_next, _ql_plane, _ql_tol  # noqa: F401
+from ._ql_quad import replay_quad, tridiagonal_ql, tridiagonal_ql_pair, tridiagonal_ql_quad
+from ._ql_steps import _EPS, _FM, _QL_MAX_SWEEPS, _ql_next, _ql_plane, _ql_rotation, _ql_tol  # noqa: F401
 from .als import _DPOTRF, _chol_back_solve, _ro, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
@@ -127,121 +127,6 @@ def _reflectors_transposed(V, beta, Zt):
                 z[q] -= t * v[q]
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
-def _ql_rotation(d, e, Zt, i, s, c, p, g):
-    """One plane rotation of an implicit QL sweep (bulge chasing upwards, coordinates ``i`` and ``i+1``),
-    applied to ``(d, e)`` and to rows ``i``, ``i+1`` of ``Zt``. Returns ``(s, c, p, g, split)``;
-    ``split``: ``e`` vanished exactly inside the block (nothing rotated; the caller restarts the sweep).
-    """
-    k = d.shape[0]
-    s, c, p, g, split = _ql_plane(d, e, i, s, c, p, g)
-    if split:
-        return s, c, p, g, True
-    z0 = Zt[i]
-    z1 = Zt[i + 1]
-    for a in range(k):  # contiguous rows: vectorises, and overlaps with the scalar recurrence above
-        zi = z0[a]
-        zn = z1[a]
-        z1[a] = s * zi + c * zn
-        z0[a] = c * zi - s * zn
-    return s, c, p, g, False
-
-
-@njit(cache=True, fastmath=_FM)
-def _tridiagonal_ql(d, e, Zt):
-    """Eigenvalues of the symmetric tridiagonal ``(d, e)`` by implicit-shift QL, rotating the rows of ``Zt``.
-
-    On return ``d`` holds the eigenvalues (unsorted) and row ``i`` of ``Zt`` has been carried along, so if
-    ``Zt`` entered as ``Qᵀ`` its row ``i`` is now the eigenvector of ``Q T Qᵀ`` for ``d[i]``. ``e`` is destroyed.
-    Returns False if some eigenvalue did not converge within the sweep limit (the caller then falls back).
-    """
-    k = d.shape[0]
-    tol = _ql_tol(d, e)
-    l, m, g = _ql_next(d, e, 0, tol)
-    sweeps = 1
-    while l < k:
-        # one sweep over the block [l, m], rotations i = m-1 … l
-        s = 1.0
-        c = 1.0
-        p = 0.0
-        split = False
-        for i in range(m - 1, l - 1, -1):
-            s, c, p, g, split = _ql_rotation(d, e, Zt, i, s, c, p, g)
-            if split:  # undo the pending shift of the rotated part and search again
-                d[i + 1] -= p
-                e[m] = 0.0
-                break
-        if not split:
-            d[l] -= p
-            e[l] = g
-            e[m] = 0.0
-        nl, m, g = _ql_next(d, e, l, tol)
-        sweeps = sweeps + 1 if nl == l else 1
-        if sweeps > _QL_MAX_SWEEPS:
-            return False
-        l = nl
-    return True
-
-
-@njit(cache=True, fastmath=_FM)
-def _tridiagonal_ql_pair(d0, e0, Z0, d1, e1, Z1):
-    """:func:`_tridiagonal_ql` on two independent problems at once, one rotation of each per step.
-
-    Each rotation's scalar recurrence (sqrt, division, a chain of dependent multiply-adds) is latency bound;
-    interleaving two independent chains lets the CPU overlap them. Every problem sees exactly the operations
-    of :func:`_tridiagonal_ql`, so the results are the same.
-    """
-    k = d0.shape[0]
-    tol0 = _ql_tol(d0, e0)
-    tol1 = _ql_tol(d1, e1)
-    l0, m0, g0 = _ql_next(d0, e0, 0, tol0)
-    l1, m1, g1 = _ql_next(d1, e1, 0, tol1)
-    i0, s0, c0, p0, n0 = m0 - 1, 1.0, 1.0, 0.0, 1
-    i1, s1, c1, p1, n1 = m1 - 1, 1.0, 1.0, 0.0, 1
-    ok0 = True
-    ok1 = True
-    while l0 < k or l1 < k:
-        if l0 < k:
-            s0, c0, p0, g0, split = _ql_rotation(d0, e0, Z0, i0, s0, c0, p0, g0)
-            if split:
-                d0[i0 + 1] -= p0
-                e0[m0] = 0.0
-            else:
-                i0 -= 1
-            if split or i0 < l0:  # end of the sweep: bookkeeping and the start of the next one
-                if not split:
-                    d0[l0] -= p0
-                    e0[l0] = g0
-                    e0[m0] = 0.0
-                nl, m0, g0 = _ql_next(d0, e0, l0, tol0)
-                n0 = n0 + 1 if nl == l0 else 1
-                l0 = nl
-                if n0 > _QL_MAX_SWEEPS:
-                    ok0 = False
-                    l0 = k
-                i0, s0, c0, p0 = m0 - 1, 1.0, 1.0, 0.0
-        if l1 < k:
-            s1, c1, p1, g1, split = _ql_rotation(d1, e1, Z1, i1, s1, c1, p1, g1)
-            if split:
-                d1[i1 + 1] -= p1
-                e1[m1] = 0.0
-            else:
-                i1 -= 1
-            if split or i1 < l1:
-                if not split:
-                    d1[l1] -= p1
-                    e1[l1] = g1
-                    e1[m1] = 0.0
-                nl, m1, g1 = _ql_next(d1, e1, l1, tol1)
-                n1 = n1 + 1 if nl == l1 else 1
-                l1 = nl
-                if n1 > _QL_MAX_SWEEPS:
-                    ok1 = False
-                    l1 = k
-                i1, s1, c1, p1 = m1 - 1, 1.0, 1.0, 0.0
-    return ok0, ok1
-
-
 # Per-item workspace, allocated once per chunk of items (two slots, for the paired eigensolver):
 # W (5, k, k) = M (the symmetric matrix), C (its projection / Cholesky factor), Zt (eigenvectors as rows),
 # S (scaled copy reduced in place), V (Householder vectors); Wv (7, k) = d (eigenvalues), e (off-diagonal),
@@ -320,7 +205,7 @@ def _sym_eig(W, Wv):
     """``M = W[_M] = Σ_i d_i z_i z_iᵀ`` with ``d = Wv[_D]`` (unsorted) and unit ``z_i = W[_Z][i]``."""
     sc = _sym_eig_prepare(W, Wv)
     if sc != 0.0:
-        _sym_eig_finish(W, Wv, sc, sc > 0.0 and _tridiagonal_ql(Wv[_D], Wv[_E], W[_Z]))
+        _sym_eig_finish(W, Wv, sc, sc > 0.0 and tridiagonal_ql(Wv[_D], Wv[_E], W[_Z]))
 
 
 @njit(cache=True, fastmath=_FM)
@@ -329,14 +214,14 @@ def _sym_eig_pair(W0, Wv0, W1, Wv1):
     sc0 = _sym_eig_prepare(W0, Wv0)
     sc1 = _sym_eig_prepare(W1, Wv1)
     if sc0 > 0.0 and sc1 > 0.0:
-        ok0, ok1 = _tridiagonal_ql_pair(Wv0[_D], Wv0[_E], W0[_Z], Wv1[_D], Wv1[_E], W1[_Z])
+        ok0, ok1 = tridiagonal_ql_pair(Wv0[_D], Wv0[_E], W0[_Z], Wv1[_D], Wv1[_E], W1[_Z])
         _sym_eig_finish(W0, Wv0, sc0, ok0)
         _sym_eig_finish(W1, Wv1, sc1, ok1)
         return
     if sc0 != 0.0:
-        _sym_eig_finish(W0, Wv0, sc0, sc0 > 0.0 and _tridiagonal_ql(Wv0[_D], Wv0[_E], W0[_Z]))
+        _sym_eig_finish(W0, Wv0, sc0, sc0 > 0.0 and tridiagonal_ql(Wv0[_D], Wv0[_E], W0[_Z]))
     if sc1 != 0.0:
-        _sym_eig_finish(W1, Wv1, sc1, sc1 > 0.0 and _tridiagonal_ql(Wv1[_D], Wv1[_E], W1[_Z]))
+        _sym_eig_finish(W1, Wv1, sc1, sc1 > 0.0 and tridiagonal_ql(Wv1[_D], Wv1[_E], W1[_Z]))
 
 
 @njit(cache=True, fastmath=_FM)
