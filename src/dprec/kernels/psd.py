@@ -127,10 +127,11 @@ def _reflectors_transposed(V, beta, Zt):
                 z[q] -= t * v[q]
 
 
-# Per-item workspace, allocated once per chunk of items (two slots, for the paired eigensolver):
+# Per-item workspace, allocated once per chunk of items (four slots, for the interleaved eigensolvers):
 # W (5, k, k) = M (the symmetric matrix), C (its projection / Cholesky factor), Zt (eigenvectors as rows),
 # S (scaled copy reduced in place), V (Householder vectors); Wv (7, k) = d (eigenvalues), e (off-diagonal),
-# beta (reflector coefficients), w (scratch), rhs, x, y (solve); Wi (k,) int scratch.
+# beta (reflector coefficients), w (scratch), rhs, x, y (solve); Y (k, 2) the spectral solve's two rotated
+# vectors and R (cap, 3) its QL rotations (:func:`_rotation_record`); Wi (k,) int scratch.
 _M, _C, _Z, _S, _V = 0, 1, 2, 3, 4
 _D, _E, _B, _W, _R, _X, _Y = 0, 1, 2, 3, 4, 5, 6
 
