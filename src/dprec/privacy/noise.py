@@ -364,7 +364,7 @@ class NoiseSource:
             a.dtype != np.float64 or not a.flags.c_contiguous for a in out
         ):
             raise ValueError(f"out must be contiguous float64 arrays of shapes {[(n_rows, w) for w in widths]}")
-        self.samplers[step] = "numpy Generator (PCG64, ziggurat), one stream per row block"
+        self.samplers[step] = "numpy Generator (PCG64, ziggurat; drawn on numba's threads), one stream per row block"
         rows = max(1, BLOCK_ENTRIES // max(1, sum(widths)))
         n_blocks = -(-n_rows // rows)
         if s == 0 or n_rows == 0 or not widths:
