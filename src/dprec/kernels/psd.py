@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._ql_quad import replay_quad, tridiagonal_ql, tridiagonal_ql_pair, tridiagonal_ql_quad
-from ._ql_steps import _EPS, _FM, _QL_MAX_SWEEPS, _ql_next, _ql_plane, _ql_rotation, _ql_tol  # noqa: F401
+from ._ql_steps import _FM
 from .als import _DPOTRF, _chol_back_solve, _ro, _run_dynamic
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
@@ -519,11 +519,12 @@ def _project_finish(j, floor, reg, solve, W, Wv, Wi, out_x, out_p, potrf, ia, ch
 
 
 @njit(cache=True, fastmath=_FM)
-def _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wi, out_x, out_p, potrf, ia, ch):
+def _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wg, Wi, out_x, out_p, potrf, ia, ch):
     """Items ``J[:cnt]`` (``cnt`` ≤ 4, in slots 0..cnt−1), all needing an eigendecomposition. ``solve``: the
     spectral ridge solve, the four slots' QL interleaved (:func:`dprec.kernels._ql_quad.tridiagonal_ql_quad`),
     or the explicit projection for an item it does not apply to (:func:`_explicit_item`); otherwise the explicit
-    projection ``out_p[j] = P(M_j)``, two items' QL interleaved (:func:`_sym_eig_pair`)."""
+    projection ``out_p[j] = P(M_j)``, two items' QL interleaved (:func:`_sym_eig_pair`). ``Wg`` (4, 4) holds
+    each slot's ``r``, ``δ``, scale (≤ 0: no spectral solve) and rotation count (< 0: solve it explicitly)."""
     if not solve:
         for u in range(0, cnt - 1, 2):
             _sym_eig_pair(W[u], Wv[u], W[u + 1], Wv[u + 1])
@@ -533,33 +534,29 @@ def _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wi, out_x, out_p, potrf, 
             _explicit_item(J[cnt - 1], floor, reg, solve, W[cnt - 1], Wv[cnt - 1], Wi, out_x, out_p, potrf, ia, ch)
         return
     k = out_x.shape[1]
-    rs = np.zeros((4, 3))  # per slot: r, δ, scale (≤ 0: no spectral solve)
     for u in range(4):
-        rs[u, 2] = -1.0
+        Wg[u, 2] = -1.0
         if u < cnt:
             r, dl, p = _ridge_split(reg, J[u])
-            rs[u, 0], rs[u, 1] = r, dl
+            Wg[u, 0], Wg[u, 1] = r, dl
             if p > -2:
-                rs[u, 2] = _spectral_prepare(W[u], Wv[u], Y[u], p)
-        if not rs[u, 2] > 0.0:
+                Wg[u, 2] = _spectral_prepare(W[u], Wv[u], Y[u], p)
+        if not Wg[u, 2] > 0.0:
             Wv[u, _E, :] = 0.0  # a lane with nothing to do: done at once
     n0, n1, n2, n3 = tridiagonal_ql_quad(
         Wv[0, _D], Wv[0, _E], Y[0], R[0], Wv[1, _D], Wv[1, _E], Y[1], R[1],
         Wv[2, _D], Wv[2, _E], Y[2], R[2], Wv[3, _D], Wv[3, _E], Y[3], R[3],
     )  # fmt: skip
-    nrot = np.array([n0, n1, n2, n3])
+    Wg[0, 3], Wg[1, 3], Wg[2, 3], Wg[3, 3] = n0, n1, n2, n3
     for u in range(4):
-        ok = u < cnt and rs[u, 2] > 0.0 and 0 <= nrot[u] <= R.shape[1]
-        if not (ok and _spectral_weights(Wv[u], Y[u], rs[u, 2], rs[u, 0], rs[u, 1], floor)):
-            nrot[u] = -1
-            Wv[u, _X, :] = 0.0
-    x0, x1, x2, x3 = Wv[0, _X], Wv[1, _X], Wv[2, _X], Wv[3, _X]
-    replay_quad(
-        x0, R[0], max(nrot[0], 0), x1, R[1], max(nrot[1], 0), x2, R[2], max(nrot[2], 0), x3, R[3], max(nrot[3], 0)
-    )
+        ok = u < cnt and Wg[u, 2] > 0.0 and 0 <= Wg[u, 3] <= R.shape[1]
+        if not (ok and _spectral_weights(Wv[u], Y[u], Wg[u, 2], Wg[u, 0], Wg[u, 1], floor)):
+            Wg[u, 3] = -1.0  # replays nothing; the item takes the explicit projection below
+    m0, m1, m2, m3 = max(int(Wg[0, 3]), 0), max(int(Wg[1, 3]), 0), max(int(Wg[2, 3]), 0), max(int(Wg[3, 3]), 0)
+    replay_quad(Wv[0, _X], R[0], m0, Wv[1, _X], R[1], m1, Wv[2, _X], R[2], m2, Wv[3, _X], R[3], m3)
     for u in range(cnt):
         j = J[u]
-        if nrot[u] >= 0:
+        if Wg[u, 3] >= 0:
             x = Wv[u, _X]
             _reflect_back(W[u], Wv[u], x)
             for a in range(k):
@@ -585,6 +582,7 @@ def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_
         R = np.empty((4, _rotation_record(k), 3))
         Wi = np.empty(k, dtype=np.int64)
         J = np.empty(4, dtype=np.int64)
+        Wg = np.empty((4, 4))
         ia = np.empty(2, dtype=np.int32)
         cc = np.empty(1, dtype=np.uint8)
         cnt = 0  # items in slots 0..cnt-1 waiting for the group's eigensolver
@@ -605,7 +603,7 @@ def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_
                     continue
             elif cnt == 0:
                 break
-            _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wi, out_x, out_p, potrf, ia, cc)
+            _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wg, Wi, out_x, out_p, potrf, ia, cc)
             cnt = 0
     return n_eig.sum(), n_bad.sum()
 

@@ -19,9 +19,8 @@ Two samplers (:class:`NoiseSource`)
     Reproducible in reproducibility mode and fast. Large per-item noise (:meth:`NoiseSource.draw_rows`) is
     drawn in parallel, one stream per (step, index, row block), the blocks fixed by the shape alone, on
     numba's threads (:func:`_fill_row_blocks_nb`: numba runs numpy's own bit generator and a port of numpy's
-    ziggurat, so the values are those of ``Generator.standard_normal``, bit for bit, which the tests check;
-    numpy's calls from Python threads were 5× slower at DP-ALS's sizes, and competed with numba's spinning
-    OpenMP workers right after a kernel).
+    ziggurat, so the values are those of ``Generator.standard_normal``, bit for bit, which the tests check; a
+    Python thread pool calling numpy was slower and competed with numba's spinning OpenMP workers).
 *secure* (``secure_noise=True``)
     Every release passes the statistic *itself* through OpenDP's Gaussian measurement on a float vector domain
     (``opendp.measurements.make_gaussian(vector_domain(atom_domain(T=float, nan=False)),
@@ -49,6 +48,7 @@ import math
 import secrets
 import warnings
 
+import numba
 import numpy as np
 from numba import njit, prange
 from numba.typed import List
@@ -372,8 +372,6 @@ class NoiseSource:
                 a[:] = 0.0
             return out
         gens = List([self.streams.generator(step, index, block=c) for c in range(n_blocks)])
-        import numba
-
         old = numba.get_num_threads()
         try:
             if threads is not None:  # the realisation does not depend on it (one stream per block)
