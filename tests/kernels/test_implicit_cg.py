@@ -63,7 +63,7 @@ def test_cg_rows_equals_per_row_reference(k, blocks, monkeypatch):
     four-entry sweeps): equal to the float64 reference to float32 tolerance, rows with no entries included."""
     if blocks is not None:
         monkeypatch.setattr(K, "_CG_BLOCK_ROWS", blocks[0])
-        monkeypatch.setattr(K, "_CG_BLOCK_ENTRIES", blocks[1])
+        monkeypatch.setattr(K, "_cg_block_entries", lambda k: blocks[1])
     X, Y, conf, X0 = _problem(n_rows=200, n_cols=60, k=k, seed=k)
     YtY = Y.astype(np.float64).T @ Y.astype(np.float64)
     for steps in (1, 3):

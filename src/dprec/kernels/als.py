@@ -410,11 +410,15 @@ def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
 
 
 # ---------------------------------------------------------------------------------------------- implicit CG
-#: CG row blocks: at most this many rows and (unless a single row is larger) this many stored entries. The
-#: blocks depend on ``indptr`` only (never on the thread count), so every row's arithmetic is the same for
-#: any number of threads; 64 rows make the block's ``P·S`` product an ``sgemm`` of useful size.
+#: CG row blocks: at most this many rows and (unless a single row is larger) as many stored entries as fill
+#: ``_CG_BLOCK_BYTES`` of gathered float32 rows (:func:`_cg_block_entries`). The blocks depend on ``indptr`` and
+#: ``k`` only (never on the thread count), so every row's arithmetic is the same for any number of threads; 64
+#: rows make the block's ``P·S`` product an ``sgemm`` of useful size.
 _CG_BLOCK_ROWS = 64
-_CG_BLOCK_ENTRIES = 8192
+#: 512 KiB: the gathered rows ``Yb`` stay in a core's L2 cache (512 KiB–2 MiB on current x86 servers) across the
+#: block's four passes over them. The earlier fixed cap of 8,192 entries was 2 MiB at k = 64, which spilled to
+#: L3: the implicit CG iteration was 9% slower on the 2-core Intel Xeon benchmark machine (CHANGELOG).
+_CG_BLOCK_BYTES = 1 << 19
 #: gathered rows ahead of the copy that are prefetched (the random reads of ``Y`` are the item step's cost)
 _CG_PREFETCH = 16
 
@@ -440,6 +444,12 @@ def _prefetch(typingctx, arr, row, col):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _cg_block_entries(k):
+    """Stored entries per CG block: ``_CG_BLOCK_BYTES`` of gathered float32 rows of length ``k`` (at least
+    ``_CG_BLOCK_ROWS``)."""
+    return max(_CG_BLOCK_ROWS, _CG_BLOCK_BYTES // (4 * max(int(k), 1)))
 
 
 @njit(**_JIT)
@@ -857,7 +867,7 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     Results are bit-identical for every thread count (fixed row blocks, see :func:`_cg_rows_nb`).
     """
     indptr, indices = _ro(indptr), _ro(indices)
-    blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _CG_BLOCK_ENTRIES)
+    blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _cg_block_entries(Y.shape[1]))
     nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out dynamically
     _run_dynamic(
         _cg_rows_nb,
