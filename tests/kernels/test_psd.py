@@ -304,7 +304,7 @@ def test_dpals_fit_statistics_respect_the_clip_bound_and_reach_the_noisy_solve_i
         assert wA.dtype == np.float32 and np.all(np.abs(wb) <= wA.astype(np.float64) * B)
 
 
-@pytest.mark.parametrize("k", [2, 3, 9, 33])
+@pytest.mark.parametrize("k", [2, 3, 9, 25, 26, 33])
 @pytest.mark.parametrize("form", ["bias_last", "odd_first", "scalar", "negative_delta"])
 def test_noisy_psd_solve_spectral_ridge_forms_against_reference(k, form):
     """The ridge forms that go through the spectral solve (one value everywhere but at most one coordinate:
@@ -340,6 +340,45 @@ def test_noisy_psd_solve_spectral_ridge_forms_against_reference(k, form):
     shifted = noisy_psd_solve(A[1:], b[1:], noise_tri[1:], noise_b[1:], reg[1:])
     np.testing.assert_allclose(shifted, got[1:], rtol=1e-12, atol=1e-13)
     np.testing.assert_array_equal(noisy_psd_solve(A, b, noise_tri, noise_b, reg), got)  # run to run
+
+
+@pytest.mark.parametrize("k", [9, 25])
+def test_lane_batches_mixing_every_kind_of_item(k):
+    """The lane-wise spectral solve (k ≤ LANE_MAX_K) over batches that mix spectral items with items it must
+    hand back: per-coordinate ridges (explicit projection), all-zero matrices (nothing to reduce), positive
+    definite ones (the Cholesky fast path, not in the batch) and a partial last batch; each item equals the
+    dense reference, and does not depend on which items share its batch."""
+    from dprec.kernels.psd import LANE_MAX_K, LANES
+
+    assert k <= LANE_MAX_K
+    g = np.random.default_rng(k)
+    n = 2 * LANES + 9
+    U = g.normal(size=(n, 2 * k, k))
+    A = np.einsum("nij,nik->njk", U, U)
+    noise_tri = g.normal(size=(n, k * (k + 1) // 2)) * 4.0 * np.sqrt(k)
+    reg = np.repeat(g.uniform(0.5, 4.0, n)[:, None], k, axis=1)
+    reg[:, -1] += 2.0
+    per_coord = g.random(n) < 0.2
+    reg[per_coord] = g.uniform(0.5, 4.0, (per_coord.sum(), k))
+    zero = np.flatnonzero(~per_coord)[:3]
+    A[zero] = 0.0
+    noise_tri[zero] = 0.0
+    pd = np.flatnonzero(~per_coord)[3:6]
+    noise_tri[pd] = 0.0
+    noise_b = g.normal(size=(n, k))
+    b = g.normal(size=(n, k))
+    got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+    N = np.zeros((n, k, k))
+    iu = np.triu_indices(k)
+    N[:, iu[0], iu[1]] = noise_tri
+    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
+    ref = np.linalg.solve(project_psd(A + N) + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
+    assert n // 2 < n_eig <= n - len(pd)  # the positive definite ones took the fast path
+    for lo in (1, LANES - 1):  # other batch compositions: equal to rounding
+        np.testing.assert_allclose(
+            noisy_psd_solve(A[lo:], b[lo:], noise_tri[lo:], noise_b[lo:], reg[lo:]), got[lo:], rtol=1e-12, atol=1e-13
+        )
 
 
 def test_noisy_psd_solve_is_bit_identical_for_any_thread_count():
