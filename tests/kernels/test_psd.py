@@ -26,7 +26,8 @@ def _reference(A, b, noise_tri, noise_b, reg, floor=0.0):
     N[:, iu[0], iu[1]] = noise_tri
     N = N + np.swapaxes(N, 1, 2) - np.einsum("nii->ni", N)[:, :, None] * np.eye(k)
     P = project_psd(A + N, floor=floor)
-    return np.linalg.solve(P + reg[:, None, None] * np.eye(k), (b + noise_b)[..., None])[..., 0], N
+    R = (reg[:, None, None] if reg.ndim == 1 else reg[:, :, None]) * np.eye(k)  # per item or per coordinate
+    return np.linalg.solve(P + R, (b + noise_b)[..., None])[..., 0], N
 
 
 @pytest.mark.parametrize("noise_scale", [0.0, 0.5, 3.0, 30.0])
@@ -224,12 +225,7 @@ def test_noisy_psd_solve_sizes_against_reference(k, n):
     b = g.normal(size=(n, k))
     reg = g.uniform(0.2, 3.0, (n, k))
     got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
-    N = np.zeros((n, k, k))
-    iu = np.triu_indices(k)
-    N[:, iu[0], iu[1]] = noise_tri
-    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
-    P = project_psd(A + N)
-    ref = np.linalg.solve(P + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    ref, N = _reference(A, b, noise_tri, noise_b, reg)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
     np.testing.assert_array_equal(got, noisy_psd_solve(A, b, noise_tri, noise_b, reg))
     assert n_eig == int(np.sum(np.linalg.eigvalsh(A + N).min(axis=1) <= 0))
@@ -325,11 +321,7 @@ def test_noisy_psd_solve_spectral_ridge_forms_against_reference(k, form):
     elif form == "negative_delta":
         reg[:, -1] *= 0.25
     got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
-    N = np.zeros((n, k, k))
-    iu = np.triu_indices(k)
-    N[:, iu[0], iu[1]] = noise_tri
-    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
-    ref = np.linalg.solve(project_psd(A + N) + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    ref, _ = _reference(A, b, noise_tri, noise_b, reg)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
     assert n_eig > n // 2  # most items took the eigen path
     # other pairings in the interleaved eigensolver: each item alone, and the stack shifted by one (equal to
@@ -368,11 +360,7 @@ def test_lane_batches_mixing_every_kind_of_item(k):
     noise_b = g.normal(size=(n, k))
     b = g.normal(size=(n, k))
     got, n_eig = _noisy_psd_solve(A, b, noise_tri, noise_b, reg)
-    N = np.zeros((n, k, k))
-    iu = np.triu_indices(k)
-    N[:, iu[0], iu[1]] = noise_tri
-    N = N + np.swapaxes(np.triu(N, 1), 1, 2)
-    ref = np.linalg.solve(project_psd(A + N) + reg[:, :, None] * np.eye(k), (b + noise_b)[..., None])[..., 0]
+    ref, _ = _reference(A, b, noise_tri, noise_b, reg)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
     assert n // 2 < n_eig <= n - len(pd)  # the positive definite ones took the fast path
     for lo in (1, LANES - 1):  # other batch compositions: equal to rounding
