@@ -417,7 +417,7 @@ def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
 _CG_BLOCK_ROWS = 64
 #: 512 KiB: the gathered rows ``Yb`` stay in a core's L2 cache (512 KiB–2 MiB on current x86 servers) across the
 #: block's four passes over them. The earlier fixed cap of 8,192 entries was 2 MiB at k = 64, which spilled to
-#: L3: the implicit CG iteration was 9% slower on the 2-core Intel Xeon benchmark machine (CHANGELOG).
+#: L3: the implicit CG iteration was about 5% slower on the 2-core Intel Xeon benchmark machine (CHANGELOG).
 _CG_BLOCK_BYTES = 1 << 19
 #: gathered rows ahead of the copy that are prefetched (the random reads of ``Y`` are the item step's cost)
 _CG_PREFETCH = 16

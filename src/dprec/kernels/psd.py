@@ -137,13 +137,10 @@ _M, _C, _Z, _S, _V = 0, 1, 2, 3, 4
 _D, _E, _B, _W, _R, _X, _Y = 0, 1, 2, 3, 4, 5, 6
 
 
-@njit(cache=True, fastmath=_FM)
-def _scale_tridiagonalize(W, Wv):
-    """Scale ``M = W[_M]`` by a power of two to max |entry| in [0.5, 1) (exact) into ``W[_S]`` and reduce that
-    to tridiagonal form (``Wv[_D]``, ``Wv[_E]``; reflectors in ``W[_V]``, ``Wv[_B]``). Returns the scale; 0.0 for
-    ``M = 0`` (nothing reduced); −1.0 if ``M`` has a non-finite entry (callers check first)."""
-    M = W[_M]
-    S = W[_S]
+@njit(cache=True, fastmath=_FM, inline="always")
+def _pow2_scale(M):
+    """The power of two that scales ``M``'s largest |entry| into [0.5, 1) (exact); 0.0 for ``M = 0``, −1.0 if an
+    entry is not finite."""
     k = M.shape[0]
     amax = 0.0
     finite = True
@@ -156,7 +153,20 @@ def _scale_tridiagonalize(W, Wv):
         return -1.0
     if amax == 0.0:
         return 0.0
-    sc = math.ldexp(1.0, -math.frexp(amax)[1])
+    return math.ldexp(1.0, -math.frexp(amax)[1])
+
+
+@njit(cache=True, fastmath=_FM)
+def _scale_tridiagonalize(W, Wv):
+    """Scale ``M = W[_M]`` by a power of two to max |entry| in [0.5, 1) (exact) into ``W[_S]`` and reduce that
+    to tridiagonal form (``Wv[_D]``, ``Wv[_E]``; reflectors in ``W[_V]``, ``Wv[_B]``). Returns the scale; 0.0 for
+    ``M = 0`` (nothing reduced); −1.0 if ``M`` has a non-finite entry (callers check first)."""
+    M = W[_M]
+    S = W[_S]
+    k = M.shape[0]
+    sc = _pow2_scale(M)
+    if sc <= 0.0:
+        return sc
     for a in range(k):
         for q in range(k):
             S[a, q] = M[a, q] * sc
@@ -629,22 +639,7 @@ def _prepare_lanes(W, Wv, Y, Wg, cnt, LS, LV, Lk, Ls):
     (6, n) is scratch."""
     k, n = LS.shape[0], LS.shape[2]
     for u in range(n):
-        sc = -1.0
-        if u < cnt and Wg[u, 4] > -2.0:
-            M = W[u, _M]
-            amax = 0.0
-            finite = True
-            for a in range(k):
-                for q in range(k):
-                    v = abs(M[a, q])
-                    finite = finite and v < np.inf
-                    amax = max(amax, v)
-            if not finite:
-                sc = -1.0
-            elif amax == 0.0:
-                sc = 0.0
-            else:
-                sc = math.ldexp(1.0, -math.frexp(amax)[1])
+        sc = _pow2_scale(W[u, _M]) if u < cnt and Wg[u, 4] > -2.0 else -1.0
         if sc > 0.0:
             M = W[u, _M]
             for a in range(k):
@@ -787,8 +782,9 @@ def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_
     n_eig = np.zeros(nchunks, dtype=np.int64)
     n_bad = np.zeros(nchunks, dtype=np.int64)
     for ch in prange(nchunks):
-        nb = LANES if solve and k <= LANE_MAX_K else 4  # slots per group (a multiple of 4)
-        nl = nb if solve and k <= LANE_MAX_K else 1  # lanes of the lane-wise scratch (1: unused)
+        lanes = solve and k <= LANE_MAX_K
+        nb = LANES if lanes else 4  # slots per group (a multiple of 4)
+        nl = nb if lanes else 1  # lanes of the lane-wise scratch (1: unused)
         W = np.empty((nb, 5, k, k))
         Wv = np.empty((nb, 7, k))
         Y = np.empty((nb, k, 2))
