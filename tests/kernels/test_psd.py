@@ -401,7 +401,7 @@ def test_noisy_psd_solve_is_bit_identical_for_any_thread_count():
 
 def test_every_input_form_compiles_the_solve_once():
     """Scalar, per-item and per-coordinate ridges, given or default base and shift, read-only or writable
-    statistics, and the projection: one compiled ``_psd_items_nb`` (before, a read-only broadcast ridge and
+    statistics, and the projection: one compiled ``_psd_chunks_nb`` (before, a read-only broadcast ridge and
     literal arguments each added a specialisation of the whole solve, tens of seconds of cold compile)."""
     from dprec.kernels import psd
 
@@ -422,5 +422,5 @@ def test_every_input_form_compiles_the_solve_once():
     counts = []
     for call in calls:
         call()
-        counts.append(len(psd._psd_items_nb.signatures))
-    assert counts == [counts[0]] * len(calls), psd._psd_items_nb.signatures
+        counts.append(len(psd._psd_chunks_nb.signatures))
+    assert counts == [counts[0]] * len(calls), psd._psd_chunks_nb.signatures

@@ -36,6 +36,8 @@ the user step (``sgemm`` for float32 factors; its Cholesky is float64).
 from __future__ import annotations
 
 import ctypes
+import itertools
+import threading
 
 import numba
 import numpy as np
@@ -155,24 +157,6 @@ def _chol_solve(A, b, x):
     return _chol_solve_ws(A, b, x, np.empty(A.shape[0]))
 
 
-@njit(**_PJIT)
-def _gram_nb(Y, nb):
-    """``YᵀY`` in float64 (k×k), parallel over row blocks (float32 BLAS per block, float64 reduction)."""
-    n, k = Y.shape
-    parts = np.zeros((nb, k, k))
-    step = (n + nb - 1) // nb
-    for c in prange(nb):
-        lo = min(c * step, n)
-        hi = min(lo + step, n)
-        if hi > lo:
-            blk = np.ascontiguousarray(Y[lo:hi])
-            parts[c] = np.dot(blk.T, blk)
-    out = np.zeros((k, k))
-    for c in range(nb):
-        out += parts[c]
-    return out
-
-
 @njit(**_JIT)
 def _lower_bound(a, lo, hi, v):
     while lo < hi:
@@ -229,9 +213,10 @@ def _syrk_rows(syrk, G, n, C, iargs, chars, scal):
     )
 
 
-@njit(**_PJIT)
-def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b, syrk):
-    """Partial sufficient statistics of every item over users ``u_start <= i < u_stop``.
+@njit(cache=True, fastmath=True, nogil=True)
+def _item_stats_nb(c0, c1, bounds, indptr, indices, wA, wb, U, u_start, u_stop, A, b, syrk):
+    """Partial sufficient statistics of the items of chunks ``c0 ≤ c < c1`` (items ``bounds[c]`` to
+    ``bounds[c + 1]``; run by :func:`run_chunks`) over users ``u_start <= i < u_stop``.
 
     Parameters
     ----------
@@ -245,14 +230,11 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b, s
     (every model's) has ``A_j = GᵀG`` with rows ``g_i = √wA_ij · u_i`` (float64): one ``dsyrk`` (half the
     flops of ``gemm``, exactly symmetric); an item with a negative weight takes ``Gᵀ(wA ∘ G)`` by ``dgemm``.
 
-    Returns
-    -------
-    A : (n_items, k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric), written into the given array
-    b : (n_items, k) float64, ``b_j = Σ wb_ij u_i``
+    Writes, for each of those items,
+    ``A[j]`` (k, k) float64, ``A_j = Σ wA_ij u_i u_iᵀ`` (symmetric), and ``b[j]`` (k,) float64, ``b_j = Σ wb_ij u_i``.
     """
     k = U.shape[1]
-    bounds = balanced_bounds(indptr, nchunks, 8.0)
-    for c in prange(nchunks):
+    for c in range(c0, c1):
         lo_item, hi_item = bounds[c], bounds[c + 1]
         # scratch sized for the largest item of the chunk
         mx = 1
@@ -304,7 +286,6 @@ def _item_stats_nb(indptr, indices, wA, wb, U, u_start, u_stop, nchunks, A, b, s
                     b[j, a] = bj[a]
                     for q in range(k):
                         A[j, a, q] = 0.5 * (Aj[a, q] + Aj[q, a])
-    return A, b
 
 
 # ---------------------------------------------------------------------------------------------- stage (b)
@@ -322,22 +303,23 @@ def reduce_stats(parts):
 
 
 # ---------------------------------------------------------------------------------------------- stage (c)
-@njit(**_PJIT)
-def _solve_batched_nb(A, b, reg_diag, G, out, nchunks):
-    """``out_j = (A_j + G + diag(reg_diag_j))⁻¹ b_j`` for every item j (Cholesky, float64), in parallel.
+@njit(cache=True, fastmath=True, nogil=True)
+def _solve_batched_nb(c0, c1, A, b, reg_diag, G, out, nchunks, fails):
+    """``out_j = (A_j + G + diag(reg_diag_j))⁻¹ b_j`` (Cholesky, float64) for the items of chunks ``c0 ≤ c < c1``
+    of ``nchunks`` equal chunks (run by :func:`run_chunks`).
 
     ``A`` (n, k, k) and ``b`` (n, k) are read only; ``G`` (k, k) is a shared base matrix (zeros for explicit
     ALS, ``UᵀU`` for implicit); ``reg_diag`` (n, k) holds the per-item ridge λ_j on the diagonal;
-    ``out`` (n, k) receives the solutions (any float dtype). Returns the number of systems that were not
-    positive definite (their solution is set to 0).
+    ``out`` (n, k) receives the solutions (any float dtype). ``fails[c]`` receives chunk ``c``'s number of
+    systems that were not positive definite (their solution is set to 0).
     """
     n, k = b.shape
     step = (n + nchunks - 1) // nchunks
-    fails = np.zeros(nchunks, dtype=np.int64)
-    for c in prange(nchunks):
-        M = np.empty((k, k))
-        rhs = np.empty(k)
-        x = np.empty(k)
+    M = np.empty((k, k))
+    rhs = np.empty(k)
+    x = np.empty(k)
+    for c in range(c0, c1):
+        fails[c] = 0
         for j in range(c * step, min(n, (c + 1) * step)):
             for a in range(k):
                 rhs[a] = b[j, a]
@@ -348,7 +330,6 @@ def _solve_batched_nb(A, b, reg_diag, G, out, nchunks):
                 fails[c] += 1
             for a in range(k):
                 out[j, a] = x[a]
-    return fails.sum()
 
 
 # ---------------------------------------------------------------------------------------------- user step
@@ -382,16 +363,15 @@ def row_gram_solve(cols, wA, wb, Y, G, reg, x, Gbuf, GWbuf):
     return _chol_solve(M, rhs, x)
 
 
-@njit(**_PJIT)
-def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
-    """Fused per-row Gram + Cholesky: ``out_r = (G + Σ_j wA_rj y_j y_jᵀ + diag(reg_rows_r))⁻¹ Σ_j wb_rj y_j``.
-
-    Parallel over cost-balanced chunks of rows. Returns the number of non positive-definite systems.
+@njit(cache=True, fastmath=True, nogil=True)
+def _solve_rows_nb(c0, c1, bounds, indptr, indices, wA, wb, Y, G, reg_rows, out, fails):
+    """Fused per-row Gram + Cholesky: ``out_r = (G + Σ_j wA_rj y_j y_jᵀ + diag(reg_rows_r))⁻¹ Σ_j wb_rj y_j``
+    for the rows of chunks ``c0 ≤ c < c1`` (rows ``bounds[c]`` to ``bounds[c + 1]``; run by :func:`run_chunks`).
+    ``fails[c]`` receives chunk ``c``'s number of non positive-definite systems.
     """
     k = Y.shape[1]
-    bounds = balanced_bounds(indptr, nchunks, float(k) / 3.0 + 8.0)
-    fails = np.zeros(nchunks, dtype=np.int64)
-    for c in prange(nchunks):
+    for c in range(c0, c1):
+        fails[c] = 0
         lo, hi = bounds[c], bounds[c + 1]
         mx = 1
         for r in range(lo, hi):
@@ -406,7 +386,6 @@ def _solve_rows_nb(indptr, indices, wA, wb, Y, G, reg_rows, out, nchunks):
                 fails[c] += 1
             for a in range(k):
                 out[r, a] = x[a]
-    return fails.sum()
 
 
 # ---------------------------------------------------------------------------------------------- implicit CG
@@ -764,10 +743,75 @@ def _run_dynamic(kernel, *args):
         numba.set_parallel_chunksize(old)
 
 
+def _sum_parts(parts):
+    """``Σ_c parts[c]`` (float64) added in chunk order: the reduction of per-chunk partials, as a fixed order of
+    float64 sums (numpy's ``sum`` may reorder)."""
+    out = np.zeros(parts.shape[1:])
+    for p in parts:
+        out += p
+    return out
+
+
+def run_chunks(kernel, nchunks, *args):
+    """Call the serial ``nogil`` kernel ``kernel(c0, c1, *args)`` over chunks ``[0, nchunks)`` on
+    ``numba.get_num_threads()`` Python threads (the caller's thread is one), handing out runs of chunks as
+    threads free up.
+
+    The alternative to a ``prange`` kernel for large kernels: numba compiles a parallel kernel into four
+    libraries (the loop body, two wrappers and the caller), each holding and re-optimising the whole call tree
+    below it, so a large one costs far more than its serial compile (the PSD item solve: 42 s against 24 s on
+    the 2-core AMD EPYC machine). A chunk's result must depend on its index only, never on how chunks are
+    grouped into calls or on the thread that runs them.
+    Runs are ``nchunks / (16 · threads)`` chunks long (at least one): sixteen hand-outs per thread keep a
+    descheduled thread from holding up the pass, and a run amortises the ~10 µs dispatch of a call.
+    """
+    threads = max(1, min(int(numba.get_num_threads()), nchunks))
+    run = max(1, nchunks // (16 * threads))
+    starts = itertools.count(0, run)  # next() is atomic under the GIL
+    errors = []
+
+    def work():
+        try:
+            for c0 in starts:
+                if c0 >= nchunks:
+                    return
+                kernel(c0, min(nchunks, c0 + run), *args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, daemon=True) for _ in range(threads - 1)]
+    for t in pool:
+        t.start()
+    work()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def gram(Y):
-    """``YᵀY`` (k×k, float64) of a factor matrix, parallel over row blocks."""
+    """``YᵀY`` (k×k, float64) of a factor matrix: one BLAS product ``Y_cᵀY_c`` in ``Y``'s dtype per block of rows
+    (one block per thread, in parallel: numpy releases the GIL in BLAS), summed in float64 in block order.
+
+    Plain numpy on purpose: the same products through ``np.dot`` in a numba ``prange`` kernel cost ~7 s of cold
+    compile per dtype for no speed."""
     Y = np.ascontiguousarray(Y)
-    return _gram_nb(Y, _nchunks())
+    n, k = Y.shape
+    nb = _nchunks()
+    step = -(-n // nb)
+    parts = np.zeros((nb, k, k))
+
+    def blocks(c0, c1):
+        for c in range(c0, c1):
+            blk = Y[min(c * step, n) : min((c + 1) * step, n)]
+            if blk.shape[0]:
+                parts[c] = blk.T @ blk
+
+    run_chunks(blocks, nb)
+    out = np.zeros((k, k))
+    for c in range(nb):
+        out += parts[c]
+    return out
 
 
 def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
@@ -793,20 +837,11 @@ def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
         if A.shape != (n_items, k, k) or b.shape != (n_items, k) or A.dtype != np.float64 or b.dtype != np.float64:
             raise ValueError(f"out must be float64 arrays of shapes {(n_items, k, k)} and {(n_items, k)}")
     nchunks = max(1, min(n_items, 8 * _nchunks()))  # cost-balanced chunks, handed out dynamically
-    return _run_dynamic(
-        _item_stats_nb,
-        _ro(indptr),
-        _ro(indices),
-        _ro(wA),
-        _ro(wb),
-        _ro(U),
-        int(u_start),
-        int(u_stop),
-        nchunks,
-        A,
-        b,
-        _DSYRK,
-    )
+    indptr = _ro(indptr)
+    bounds = balanced_bounds(indptr, nchunks, 8.0)
+    run_chunks(_item_stats_nb, nchunks, bounds, indptr, _ro(indices), _ro(wA), _ro(wb), _ro(U), int(u_start),
+               int(u_stop), A, b, _DSYRK)  # fmt: skip
+    return A, b
 
 
 def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):
@@ -824,8 +859,10 @@ def solve_batched(A, b, reg_diag, G=None, out=None, dtype=np.float32):
     G = np.zeros((k, k)) if G is None else np.ascontiguousarray(G, dtype=np.float64)
     if out is None:
         out = np.empty((n, k), dtype=dtype)
-    fails = _solve_batched_nb(_ro(A), _ro(b), reg, _ro(G), out, _nchunks())
-    return out, int(fails)
+    nchunks = _nchunks()
+    fails = np.zeros(nchunks, dtype=np.int64)
+    run_chunks(_solve_batched_nb, nchunks, _ro(A), _ro(b), reg, _ro(G), out, nchunks, fails)
+    return out, int(fails.sum())
 
 
 def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
@@ -833,19 +870,13 @@ def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
     n = indptr.shape[0] - 1
     k = Y.shape[1]
     reg = _ro(np.ascontiguousarray(np.broadcast_to(np.asarray(reg_rows, dtype=np.float64), (n, k))))
-    return int(
-        _solve_rows_nb(
-            _ro(indptr),
-            _ro(indices),
-            _ro(wA),
-            _ro(wb),
-            _ro(np.ascontiguousarray(Y)),
-            _ro(np.ascontiguousarray(G, dtype=np.float64)),
-            reg,
-            out,
-            _nchunks(),
-        )
-    )
+    indptr = _ro(indptr)
+    nchunks = _nchunks()
+    bounds = balanced_bounds(indptr, nchunks, float(k) / 3.0 + 8.0)
+    fails = np.zeros(nchunks, dtype=np.int64)
+    Y, G = _ro(np.ascontiguousarray(Y)), _ro(np.ascontiguousarray(G, dtype=np.float64))
+    run_chunks(_solve_rows_nb, nchunks, bounds, indptr, _ro(indices), _ro(wA), _ro(wb), Y, G, reg, out, fails)
+    return int(fails.sum())
 
 
 def _aligned_float32(Y):
@@ -889,11 +920,9 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
 # SpectralMoment) and of the user-factor clip of the item statistics. They compute the same float64 values as
 # the numpy/scipy expressions they replace, up to the order of the float64 sums (per-chunk partials, then a
 # reduction). No fast-math: the clips are exact selects and every operation stays IEEE float64.
-@njit(cache=True, parallel=True)
-def _global_mean_nb(indptr, data, k, mid, rating_unit, nchunks):
-    bounds = balanced_bounds(indptr, nchunks, 1.0)
-    parts = np.zeros((nchunks, 2))
-    for c in prange(nchunks):
+@njit(cache=True, nogil=True)
+def _global_mean_nb(c0, c1, bounds, indptr, data, k, mid, rating_unit, parts):
+    for c in range(c0, c1):
         s_sum = 0.0
         n_sum = 0.0
         for u in range(bounds[c], bounds[c + 1]):
@@ -904,20 +933,20 @@ def _global_mean_nb(indptr, data, k, mid, rating_unit, nchunks):
                 n_sum += w
         parts[c, 0] = s_sum
         parts[c, 1] = n_sum
-    return parts.sum(axis=0)
 
 
 def global_mean_stats(indptr, data, k, mid, *, rating_unit):
     """``(Σ_t w_t (r_t − mid), Σ_t w_t)`` with scalar weights ``w = min(1, k/max(n_u, 1))`` per user row
     (``w = 1`` when ``rating_unit``): :class:`dprec.models.releases.GlobalMean`'s statistic, one parallel pass."""
-    return _global_mean_nb(_ro(indptr), _ro(data), float(k), float(mid), bool(rating_unit), _nchunks())
+    indptr, nchunks = _ro(indptr), _nchunks()
+    bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, 2))
+    run_chunks(_global_mean_nb, nchunks, bounds, indptr, _ro(data), float(k), float(mid), bool(rating_unit), parts)
+    return _sum_parts(parts)
 
 
-@njit(cache=True, parallel=True)
-def _item_bias_nb(indptr, indices, data, n_items, mu, user_reg, bound, k, rating_unit, nchunks):
-    bounds = balanced_bounds(indptr, nchunks, 1.0)
-    parts = np.zeros((nchunks, 2, n_items))
-    for c in prange(nchunks):
+@njit(cache=True, nogil=True)
+def _item_bias_nb(c0, c1, bounds, indptr, indices, data, mu, user_reg, bound, k, rating_unit, parts):
+    for c in range(c0, c1):
         S = parts[c, 0]
         N = parts[c, 1]
         for u in range(bounds[c], bounds[c + 1]):
@@ -939,11 +968,6 @@ def _item_bias_nb(indptr, indices, data, n_items, mu, user_reg, bound, k, rating
                     e = -bound
                 S[indices[t]] += w * e
                 N[indices[t]] += w
-    out = np.zeros(2 * n_items)
-    for c in range(nchunks):
-        out[:n_items] += parts[c, 0]
-        out[n_items:] += parts[c, 1]
-    return out
 
 
 def item_bias_stats(indptr, indices, data, n_items, mu, user_reg, bound, k, *, rating_unit):
@@ -953,25 +977,16 @@ def item_bias_stats(indptr, indices, data, n_items, mu, user_reg, bound, k, *, r
     ``w_u = min(1, √(k/n_u))`` (``β = 0``, ``w = 1`` when ``rating_unit``); ``S_j = Σ w_u clip(r − μ − β_u, ±bound)``,
     ``N_j = Σ w_u`` over the entries of item ``j``. Returns a float64 (2·n_items,) vector.
     """
-    return _item_bias_nb(
-        _ro(indptr),
-        _ro(indices),
-        _ro(data),
-        int(n_items),
-        float(mu),
-        float(user_reg),
-        float(bound),
-        float(k),
-        bool(rating_unit),
-        _nchunks(),
-    )
+    indptr, nchunks = _ro(indptr), _nchunks()
+    bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, 2, int(n_items)))
+    run_chunks(_item_bias_nb, nchunks, bounds, indptr, _ro(indices), _ro(data), float(mu), float(user_reg),
+               float(bound), float(k), bool(rating_unit), parts)  # fmt: skip
+    return _sum_parts(parts).reshape(-1)
 
 
-@njit(cache=True, parallel=True)
-def _spectral_moment_nb(indptr, indices, data, mu, item_bias, pos, m, bias_reg, bound, k, nchunks):
-    bounds = balanced_bounds(indptr, nchunks, 1.0)
-    parts = np.zeros((nchunks, m, m))
-    for c in prange(nchunks):
+@njit(cache=True, nogil=True)
+def _spectral_moment_nb(c0, c1, bounds, indptr, indices, data, mu, item_bias, pos, bias_reg, bound, k, parts):
+    for c in range(c0, c1):
         C = parts[c]
         mx = 1
         for u in range(bounds[c], bounds[c + 1]):
@@ -1007,13 +1022,6 @@ def _spectral_moment_nb(indptr, indices, data, mu, item_bias, pos, m, bias_reg, 
                 pa, xa = ps[a], xs[a]
                 for b in range(a + 1, n_s):
                     C[pa, ps[b]] += xa * xs[b]
-    out = np.zeros((m, m))
-    for c in range(nchunks):
-        out += parts[c]
-    for a in range(m):
-        for b in range(a + 1, m):
-            out[b, a] = out[a, b]
-    return out
 
 
 def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound, k):
@@ -1033,19 +1041,14 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
     pos[items[order]] = np.arange(len(items))
     inv = np.empty(len(items), dtype=np.int64)
     inv[order] = np.arange(len(items))
-    C = _spectral_moment_nb(
-        _ro(indptr),
-        _ro(indices),
-        _ro(data),
-        float(mu),
-        _ro(np.ascontiguousarray(item_bias, dtype=np.float64)),
-        _ro(pos),
-        len(items),
-        float(bias_reg),
-        float(bound),
-        float(k),
-        _nchunks(),
-    )
+    indptr, nchunks, m = _ro(indptr), _nchunks(), len(items)
+    bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, m, m))
+    item_bias = _ro(np.ascontiguousarray(item_bias, dtype=np.float64))
+    run_chunks(_spectral_moment_nb, nchunks, bounds, indptr, _ro(indices), _ro(data), float(mu), item_bias, _ro(pos),
+               float(bias_reg), float(bound), float(k), parts)  # fmt: skip
+    C = _sum_parts(parts)
+    iu = np.triu_indices(m, 1)
+    C.T[iu] = C[iu]  # the lower triangle from the upper
     return np.ascontiguousarray(C[np.ix_(inv, inv)])
 
 

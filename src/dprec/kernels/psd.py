@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._ql_quad import replay_quad, tridiagonal_ql, tridiagonal_ql_pair, tridiagonal_ql_quad
 from ._ql_steps import _FM
-from .als import _DPOTRF, _chol_back_solve, _ro, _run_dynamic
+from .als import _DPOTRF, _chol_back_solve, _ro, run_chunks
 
 __all__ = ["noisy_psd_solve", "psd_project", "small_eigh"]
 
@@ -714,7 +714,7 @@ def _quad_solve(q0, cnt, floor, Wv, Y, R, Wg):
     )  # fmt: skip
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, inline="always")
 def _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wg, Wi, LS, LV, Lk, Ls, out_x, out_p, potrf, ia, ch):
     """Items ``J[:cnt]`` (in slots 0..cnt−1; at most the slot count), all needing an eigendecomposition.
     ``solve``: the spectral ridge solve, prepared per item (:func:`_spectral_prepare`) or, for k ≤
@@ -771,54 +771,64 @@ def _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wg, Wi, LS, LV, Lk, Ls, o
                 out_x[j, a] = x[a]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _psd_items_nb(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p, nchunks, potrf):
-    """Every item ``j``: ``M_j = sym(A_j) (+ B + diag(s_j) + N_j)``, ``C_j = P(M_j)``, then the ridge solve
-    (``solve``) or ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in groups
-    (:func:`_eig_group`) of four, or of :data:`LANES` for the lane-wise spectral solve (k ≤ :data:`LANE_MAX_K`).
-    Returns the number of items that needed one and the number with a non-finite matrix (left unsolved)."""
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _psd_chunks_nb(c0, c1, A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p, nchunks, potrf, cnt):
+    """Every item ``j`` of chunks ``c0 ≤ c < c1`` (of ``nchunks`` equal chunks of the ``n`` items; run by
+    :func:`~dprec.kernels.als.run_chunks`): ``M_j = sym(A_j) (+ B + diag(s_j) + N_j)``, ``C_j = P(M_j)``, then
+    the ridge solve (``solve``) or ``out_p[j] = C_j``. Items that need an eigendecomposition are processed in
+    groups (:func:`_eig_group`) of four, or of :data:`LANES` for the lane-wise spectral solve (k ≤
+    :data:`LANE_MAX_K`), formed within a chunk. ``cnt[c]`` receives chunk ``c``'s number of items that needed
+    one and of items with a non-finite matrix (left unsolved)."""
     n, k = A.shape[0], A.shape[1]
     step = (n + nchunks - 1) // nchunks
-    n_eig = np.zeros(nchunks, dtype=np.int64)
-    n_bad = np.zeros(nchunks, dtype=np.int64)
-    for ch in prange(nchunks):
-        lanes = solve and k <= LANE_MAX_K
-        nb = LANES if lanes else 4  # slots per group (a multiple of 4)
-        nl = nb if lanes else 1  # lanes of the lane-wise scratch (1: unused)
-        W = np.empty((nb, 5, k, k))
-        Wv = np.empty((nb, 7, k))
-        Y = np.empty((nb, k, 2))
-        R = np.empty((4, _rotation_record(k), 3))
-        Wi = np.empty(k, dtype=np.int64)
-        J = np.empty(nb, dtype=np.int64)
-        Wg = np.empty((nb, 5))
-        LS = np.empty((k, k, nl))
-        LV = np.empty((k, k, nl))
-        Lk = np.empty((5, k, nl))
-        Ls = np.empty((6, nl))
-        ia = np.empty(2, dtype=np.int32)
-        cc = np.empty(1, dtype=np.uint8)
-        cnt = 0  # items in slots 0..cnt-1 waiting for the group's eigensolver
+    lanes = solve and k <= LANE_MAX_K
+    nb = LANES if lanes else 4  # slots per group (a multiple of 4)
+    nl = nb if lanes else 1  # lanes of the lane-wise scratch (1: unused)
+    W = np.empty((nb, 5, k, k))
+    Wv = np.empty((nb, 7, k))
+    Y = np.empty((nb, k, 2))
+    R = np.empty((4, _rotation_record(k), 3))
+    Wi = np.empty(k, dtype=np.int64)
+    J = np.empty(nb, dtype=np.int64)
+    Wg = np.empty((nb, 5))
+    LS = np.empty((k, k, nl))
+    LV = np.empty((k, k, nl))
+    Lk = np.empty((5, k, nl))
+    Ls = np.empty((6, nl))
+    ia = np.empty(2, dtype=np.int32)
+    cc = np.empty(1, dtype=np.uint8)
+    for ch in range(c0, c1):
+        cnt[ch, 0] = cnt[ch, 1] = 0
+        m = 0  # items in slots 0..m-1 waiting for the group's eigensolver
         lo, hi = ch * step, min(n, (ch + 1) * step)
         # j = hi flushes the pending items; one call site, so that numba compiles _eig_group once
         for j in range(lo, hi + 1):
             if j < hi:
-                if not _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W[cnt], Wv[cnt]):
-                    n_bad[ch] += 1
+                if not _load_item(j, A, b, noise_tri, noise_b, base, shift, solve, W[m], Wv[m]):
+                    cnt[ch, 1] += 1
                     continue
-                if _is_pd_above(W[cnt], floor, potrf, ia, cc):
-                    _finish_item(j, reg, solve, W[cnt], Wv[cnt], out_x, out_p, potrf, ia, cc)
+                if _is_pd_above(W[m], floor, potrf, ia, cc):
+                    _finish_item(j, reg, solve, W[m], Wv[m], out_x, out_p, potrf, ia, cc)
                     continue
-                n_eig[ch] += 1
-                J[cnt] = j
-                cnt += 1
-                if cnt < nb:
+                cnt[ch, 0] += 1
+                J[m] = j
+                m += 1
+                if m < nb:
                     continue
-            elif cnt == 0:
+            elif m == 0:
                 break
-            _eig_group(J, cnt, floor, reg, solve, W, Wv, Y, R, Wg, Wi, LS, LV, Lk, Ls, out_x, out_p, potrf, ia, cc)
-            cnt = 0
-    return n_eig.sum(), n_bad.sum()
+            _eig_group(J, m, floor, reg, solve, W, Wv, Y, R, Wg, Wi, LS, LV, Lk, Ls, out_x, out_p, potrf, ia, cc)
+            m = 0
+
+
+def _psd_items(A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p):
+    """:func:`_psd_chunks_nb` over all items, in parallel: the number of items that needed an
+    eigendecomposition and the number with a non-finite matrix."""
+    nchunks = _nchunks(A.shape[0])
+    cnt = np.zeros((nchunks, 2), dtype=np.int64)
+    run_chunks(_psd_chunks_nb, nchunks, A, b, noise_tri, noise_b, base, shift, reg, floor, solve, out_x, out_p,
+               nchunks, _DPOTRF, cnt)  # fmt: skip
+    return int(cnt[:, 0].sum()), int(cnt[:, 1].sum())
 
 
 @njit(cache=True)
@@ -829,12 +839,13 @@ def _rotation_record(k):
     return 4 * k * k + 64
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _eigh_stack_nb(A, pair, w_out, Q_out):
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _eigh_pairs_nb(c0, c1, A, pair, w_out, Q_out):
+    """Matrices ``2c`` and ``2c + 1`` of the stack for ``c0 ≤ c < c1`` (run by :func:`run_chunks`)."""
     n, k = A.shape[0], A.shape[1]
-    for j2 in prange((n + 1) // 2):
-        W = np.empty((2, 5, k, k))
-        Wv = np.empty((2, 7, k))
+    W = np.empty((2, 5, k, k))
+    Wv = np.empty((2, 7, k))
+    for j2 in range(c0, c1):
         j = 2 * j2
         cnt = 2 if j + 1 < n else 1
         for s in range(cnt):
@@ -865,8 +876,8 @@ PSD_CHUNK = 64
 
 
 def _nchunks(n):
-    # many more chunks than threads (n/64), handed out dynamically (see _run_dynamic): on a shared machine a
-    # thread that is descheduled for a while does not hold up the whole solve
+    # many more chunks than threads (n/64), handed out as threads free up (see run_chunks): on a shared machine
+    # a thread that is descheduled for a while does not hold up the whole solve
     return max(1, -(-n // PSD_CHUNK))
 
 
@@ -893,7 +904,7 @@ def small_eigh(A, paired=True):
     n, k = S.shape[0], S.shape[1]
     w = np.empty((n, k))
     Q = np.empty((n, k, k))
-    _eigh_stack_nb(S, bool(paired), w, Q)
+    run_chunks(_eigh_pairs_nb, (n + 1) // 2, S, bool(paired), w, Q)
     return (w[0], Q[0]) if single else (w, Q)
 
 
@@ -903,26 +914,10 @@ def psd_project(A, floor=0.0, return_count=False):
     :func:`noisy_psd_solve` (Cholesky test, else the small eigensolver). ``return_count`` also returns how
     many matrices needed the eigendecomposition (the rest were already above ``floor``)."""
     S, single = _as_stack(A)
-    n = S.shape[0]
     out = np.empty_like(S)
     dummy = np.empty((1, 1))  # unused inputs (read-only, as the solve's) and the unused output
     unused = _c64(dummy)
-    cnt, bad = _run_dynamic(
-        _psd_items_nb,
-        S,
-        unused,
-        unused,
-        unused,
-        unused,
-        unused,
-        unused,
-        float(floor),
-        False,
-        dummy,
-        out,
-        _nchunks(n),
-        _DPOTRF,
-    )
+    cnt, bad = _psd_items(S, unused, unused, unused, unused, unused, unused, float(floor), False, dummy, out)
     if bad:
         raise ValueError("A contains NaN or infinite entries")
     res = out[0] if single else out
@@ -973,22 +968,8 @@ def _noisy_psd_solve(A, b, noise_tri, noise_b, reg, floor=0.0, *, base=None, shi
         raise ValueError(f"base must have shape {(k, k)}, got {base.shape}")
     shift = _c64(np.zeros((n, k))) if shift is None else _per_item(shift, n, k)
     out = np.empty((n, k))
-    cnt, bad = _run_dynamic(
-        _psd_items_nb,
-        A,
-        b,
-        _c64(noise_tri),
-        _c64(noise_b),
-        base,
-        shift,
-        reg,
-        float(floor),
-        True,
-        out,
-        np.empty((1, 1, 1)),
-        _nchunks(n),
-        _DPOTRF,
-    )
+    cnt, bad = _psd_items(A, b, _c64(noise_tri), _c64(noise_b), base, shift, reg, float(floor), True, out,
+                          np.empty((1, 1, 1)))  # fmt: skip
     if bad:
         raise ValueError(f"{bad} noisy item matrices have NaN or infinite entries")
     return out, int(cnt)

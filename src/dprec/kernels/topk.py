@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .als import run_chunks
+
 #: rows per parallel chunk (each chunk allocates its scratch buffers once)
 _CHUNK = 8
 #: rows per thread chunk of the factor kernel: its float32 scores (rows × n_items) stay in the core's cache
@@ -157,8 +159,10 @@ def _exact(U, b, V, j, row_off, item_off, normalize, one_minus_beta, M):
     return (row_off + item_off[j]) + d
 
 
-@njit(parallel=True, cache=True)
-def topk_factors(
+@njit(cache=True, nogil=True)
+def _topk_factors_nb(
+    c0,
+    c1,
     U32,
     V32,
     U,
@@ -178,7 +182,8 @@ def topk_factors(
     out_idx,
     out_val,
 ):
-    """Exact top-``n`` of ``t_bj`` (module docstring) for a block of rows, filtered through float32 ``S``.
+    """Exact top-``n`` of ``t_bj`` (module docstring) for the rows of chunks ``c0 ≤ c < c1`` of a block (rows
+    ``FACTOR_CHUNK·c`` up to ``FACTOR_CHUNK·(c + 1)``; run by :func:`topk_factors`), filtered through float32 ``S``.
 
     Parameters
     ----------
@@ -205,9 +210,8 @@ def topk_factors(
     m = U32.shape[0]
     V32T = V32.T  # a Fortran-ordered (k, n_items) view, whatever the shape (one compiled layout)
     N = V32T.shape[1]
-    n_chunks = (m + FACTOR_CHUNK - 1) // FACTOR_CHUNK
     one_minus_beta = 1.0 - beta
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         ok = allowed.copy()  # allowed and not seen: seen items are unmarked per row, then restored
         cand = np.empty(N, np.int64)
         top32 = np.empty(n, np.float32)
@@ -279,3 +283,9 @@ def topk_factors(
                 if k == n and t <= bv[n - 1]:
                     continue
                 k = _insert(bv, bi, k, n, t, j)
+
+
+def topk_factors(U32, *args):
+    """:func:`_topk_factors_nb` for every row of the block, chunks of ``FACTOR_CHUNK`` rows in parallel
+    (:func:`~dprec.kernels.als.run_chunks`); the arguments after ``U32`` are those of :func:`_topk_factors_nb`."""
+    run_chunks(_topk_factors_nb, -(-U32.shape[0] // FACTOR_CHUNK), U32, *args)
