@@ -808,10 +808,7 @@ def gram(Y):
                 parts[c] = blk.T @ blk
 
     run_chunks(blocks, nb)
-    out = np.zeros((k, k))
-    for c in range(nb):
-        out += parts[c]
-    return out
+    return _sum_parts(parts)
 
 
 def item_stats(indptr, indices, wA, wb, U, u_start=0, u_stop=None, out=None):
