@@ -42,18 +42,18 @@ def test_one_thread_runs_everything_in_the_callers_thread():
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
 def test_two_threads_share_the_chunks():
-    """A kernel that holds each chunk long enough for the second thread to start: both threads take chunks."""
+    """Chunk 0 blocks until a second thread has run a chunk: the pass only ends if two threads take chunks
+    (with one thread the wait times out and the error reaches the caller)."""
     before = numba.get_num_threads()
-    ids, lock = set(), threading.Lock()
-    started = threading.Barrier(2, timeout=10)
+    ids, lock, two = set(), threading.Lock(), threading.Event()
 
     def kernel(c0, c1):
         with lock:
             ids.add(threading.get_ident())
-        if c0 == 0:
-            started.wait()  # the first hand-out waits until another thread has taken one
-        elif len(ids) == 2 and started.n_waiting:
-            started.wait()
+            if len(ids) == 2:
+                two.set()
+        if c0 == 0 and not two.wait(10):
+            raise TimeoutError("no second thread took a chunk")
 
     try:
         numba.set_num_threads(2)
