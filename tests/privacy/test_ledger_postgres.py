@@ -99,7 +99,15 @@ def test_explicit_delta_approx_and_erasure(pg):
     assert [c["kind"] for c in L.charges()] == ["zcdp", "approx", "erasure"]
 
 
+def test_open_without_schema_refused(pg):
+    with psycopg.connect(pg("postgres", "postgres"), autocommit=True) as con:
+        con.execute(f"CREATE DATABASE dprec_empty OWNER {OWNER}")
+    with pytest.raises(LedgerError, match="holds no dprec ledger schema; create one with Ledger.create"):
+        Ledger.open(pg(TRAINER, "dprec_empty"), dataset=_ds())
+
+
 def test_create_open_refusals(pg):
+    new_ledger(pg)  # the schema exists (whichever tests ran before): the refusal is about this dataset's ledger
     ds = _ds()
     with pytest.raises(LedgerError, match="no privacy ledger"):
         Ledger.open(pg(TRAINER), dataset=ds)
