@@ -876,14 +876,15 @@ def solve_rows(indptr, indices, wA, wb, Y, G, reg_rows, out):
     return int(fails.sum())
 
 
-def _aligned_float32(Y):
-    """``Y`` as a C-contiguous float32 array on a 64-byte boundary (a copy unless it already is one)."""
-    Y = np.ascontiguousarray(Y, dtype=np.float32)
-    if Y.ctypes.data % 64 == 0:
+def aligned_float32(Y):
+    """``Y`` as a C-contiguous float32 array on a 64-byte boundary: ``Y`` itself when it already is one, else a
+    copy (converted on the way in, so a float64 ``Y`` is copied once)."""
+    Y = np.asarray(Y)
+    if Y.dtype == np.float32 and Y.flags.c_contiguous and Y.ctypes.data % 64 == 0:
         return Y
-    buf = np.empty(Y.nbytes + 64, dtype=np.uint8)
+    buf = np.empty(Y.size * 4 + 64, dtype=np.uint8)
     off = (-buf.ctypes.data) % 64
-    out = buf[off : off + Y.nbytes].view(np.float32).reshape(Y.shape)
+    out = buf[off : off + Y.size * 4].view(np.float32).reshape(Y.shape)
     out[...] = Y
     return out
 
@@ -891,7 +892,7 @@ def _aligned_float32(Y):
 def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     """Warm-started CG steps for implicit ALS rows, in place on ``X`` (float32 arithmetic).
 
-    ``Y`` is read as float32 (an aligned copy is made when needed: a few ms against the pass's seconds).
+    ``Y`` is read as float32 (an aligned copy is made unless it is already one, see :func:`aligned_float32`).
     Results are bit-identical for every thread count (fixed row blocks, see :func:`_cg_rows_nb`).
     """
     indptr, indices = _ro(indptr), _ro(indices)
@@ -902,7 +903,7 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
         indptr,
         indices,
         conf,
-        _aligned_float32(Y),
+        aligned_float32(Y),
         np.ascontiguousarray(YtY, dtype=np.float64),
         float(reg),
         X,

@@ -242,8 +242,11 @@ class ALS(Recommender):
             k = self.factors
             rng = as_generator(self.rng)
             scale = self.init_scale / np.sqrt(k)
-            U = (rng.standard_normal((n_users, k)) * scale).astype(ft)
-            V = (rng.standard_normal((n_items, k)) * scale).astype(ft)
+            U = rng.standard_normal((n_users, k)) * scale
+            V = rng.standard_normal((n_items, k)) * scale
+            # float32 factors 64-byte aligned: the CG passes read them in place (an unaligned one is copied per pass)
+            cast = K.aligned_float32 if ft == np.float32 else (lambda a: a.astype(ft))
+            U, V = cast(U), cast(V)
             self._fit_implicit(X, Xt, U, V, np.diff(X.indptr).astype(np.float64), track_loss)
 
     def _fit_explicit(self, X, Xt, track_loss):
