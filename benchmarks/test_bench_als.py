@@ -19,7 +19,10 @@ Measured (fits of ``ITERS`` iterations, same factors / regularization / alpha / 
   ABBA rounds (ratio explicit CG / implicit CG, goal ≤ 2), and ``solver="cholesky"`` (exact, the reference);
   held-out RMSE of both explicit solvers on the held-out 20 % (same iterations);
 * achieved GFLOP/s against a measured peak (large float32 matmul with numpy on all cores, the fastest of five
-  products at the start and five at the end of the run);
+  products at the start and five at the end of the run), and for dprec's implicit CG also **paired**: the peak
+  (fastest of two products) measured untimed just before each round, and the round's share of that peak
+  (``share_of_peak_paired_fastest``: the fastest round's). On a shared VM whose speed drifts during the run the
+  unpaired share compares a fit in one machine state with a peak from another; the paired one does not;
 * precision@10 on the held-out items of ``EVAL_USERS`` sampled users (training items excluded).
 
 FLOP model per iteration (k factors, m users, n items, N nnz, s CG steps; a multiply-add is 2 flops):
@@ -210,20 +213,30 @@ def data():
     return train, test, users, R_train, R_test
 
 
-def _time_fit(benchmark, fn, rounds=ROUNDS):
-    out = {"seconds": []}
+def _time_fit(benchmark, fn, rounds=ROUNDS, paired=None):
+    """Fastest of ``rounds`` timed calls of ``fn`` → (last model, seconds). ``paired``: a list that gets one
+    ``(peak GFLOP/s, fit seconds)`` per round, the float32 matmul peak measured (untimed) just before the round,
+    so that the round's share of peak compares the fit with the machine in the same state."""
+    out = {"seconds": [], "peak": None}
+
+    def setup():
+        if paired is not None:
+            out["peak"] = peak_gflops(repeats=2)
 
     def run():
         t = time.perf_counter()
         out["model"] = fn()
         out["seconds"].append(time.perf_counter() - t)
+        if paired is not None:
+            paired.append((out["peak"], out["seconds"][-1]))
 
-    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     return out["model"], min(out["seconds"])
 
 
 def test_dprec_implicit_cg(benchmark, data):
     train, test, users = data[:3]
+    paired: list[tuple[float, float]] = []
     m, sec = _time_fit(
         benchmark,
         lambda: ALS(
@@ -236,12 +249,19 @@ def test_dprec_implicit_cg(benchmark, data):
             num_threads=THREADS,
             rng=SEED,
         ).fit(train),
+        paired=paired,
     )
     nu, ni = train.shape
+    flops = flops_cg(nu, ni, train.nnz, FACTORS) * ITERS
     _results["dprec_implicit_cg"] = dict(
         s_per_iter=sec / ITERS,
         fit_seconds=sec,
-        gflops=flops_cg(nu, ni, train.nnz, FACTORS) * ITERS / sec / 1e9,
+        gflops=flops / sec / 1e9,
+        round_fit_seconds=[t for _, t in paired],
+        round_peak_gflops=[p for p, _ in paired],
+        # per round: the fit's GFLOP/s over the peak measured just before it (the fastest round's is the headline)
+        share_of_peak_paired=[flops / t / 1e9 / p for p, t in paired],
+        share_of_peak_paired_fastest=min((t, flops / t / 1e9 / p) for p, t in paired)[1],
         precision_at_10=precision_at_k(m.user_factors_, m.item_factors_, train, test, users),
     )
 
@@ -431,6 +451,9 @@ def test_summary(data):
         f"ratio dprec/implicit (s/iter, CG): {summary['ratio_s_per_iter_dprec_over_implicit']:.3f}; "
         f"peak float32 matmul {peak:.0f} GFLOP/s; load average {summary['loadavg']}"
     )
+    print(f"dprec implicit CG, share of the peak measured just before each round: "
+          f"{', '.join(f'{100 * x:.1f}%' for x in d['share_of_peak_paired'])} (fastest round "
+          f"{100 * d['share_of_peak_paired_fastest']:.1f}%)")  # fmt: skip
     if "ratio_s_per_iter_explicit_cg_over_implicit_cg" in summary:
         print(
             f"ratio explicit CG / implicit CG (s/iter, ABBA): {summary['ratio_s_per_iter_explicit_cg_over_implicit_cg']:.3f}"
