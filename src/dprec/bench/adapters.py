@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, field_validator
 
+from .._threads import single_threaded_blas
 from ..errors import ConfigError, NotFittedError
 from ..models.config import ModelConfig, validate_config
 from ..models.registry import register_model
@@ -34,12 +35,6 @@ class ImplicitALSConfig(ModelConfig):
         if v is not None and not isinstance(v, int):
             raise ValueError(f"rng must be an int seed or None for the implicit adapter, got {v!r}")
         return v
-
-
-def threadpool_limits_blas():
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 @register_model("implicit-als")
@@ -66,8 +61,6 @@ class ImplicitALS:
         return self.config.model_dump()
 
     def fit(self, data) -> ImplicitALS:
-        from threadpoolctl import threadpool_limits
-
         try:
             from implicit.cpu.als import AlternatingLeastSquares
         except ImportError:
@@ -83,7 +76,7 @@ class ImplicitALS:
         self._user_items = sp.csr_matrix(m)
         self._user_index = data.user_index
         self._item_ids = data.item_ids
-        with threadpool_limits(limits=1, user_api="blas"):  # implicit warns (and slows) with threaded BLAS
+        with single_threaded_blas():  # implicit warns (and slows) with threaded BLAS
             self._model = AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization,
@@ -147,7 +140,7 @@ class ImplicitALS:
         if self.binarize:
             m.data[:] = 1.0
         n_old = self._user_items.shape[0]
-        with threadpool_limits_blas():
+        with single_threaded_blas():
             factors = self._model.recalculate_user(np.arange(n_old, n_old + data.n_users), m)
         inner = copy.copy(self._model)
         inner.user_factors = np.vstack([self._model.user_factors, factors])

@@ -450,14 +450,15 @@ class Recommender:
         Both pools at full width would oversubscribe the cores (numba prange × BLAS threads).
         """
         import numba
-        from threadpoolctl import threadpool_limits
+
+        from .._threads import single_threaded_blas
 
         n = self.num_threads or numba.config.NUMBA_NUM_THREADS
         n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
         old = numba.get_num_threads()
         numba.set_num_threads(n)
         try:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with single_threaded_blas():
                 yield n
         finally:
             numba.set_num_threads(old)
