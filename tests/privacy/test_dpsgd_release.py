@@ -77,7 +77,7 @@ def test_user_unit_matches_dense_reference():
     X, ctx = _data(2)
     C, lu, lb = 0.7, 0.05, 1.0
     rel = R.ClippedItemGradient("user", clip_norm=C, factors=D, user_regularization=lu, bias_regularization=lb)
-    got = rel.statistic(X, **ctx, num_threads=3).reshape(N_ITEMS, D + 1)
+    got = rel.statistic(X, **ctx).reshape(N_ITEMS, D + 1)
     V, c, mu = ctx["item_factors"], ctx["item_bias"], ctx["mu"]
     want = np.zeros((N_ITEMS, D + 1))
     for u in range(N_USERS):

@@ -50,6 +50,7 @@ class ImplicitALS:
     is_private = False
     predicts_ratings = False
     feedback = "implicit"
+    uses_threads = True  # implicit's own threads: num_threads
 
     def __init__(self, **params):
         self.config = validate_config(self.Config, params)

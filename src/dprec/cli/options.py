@@ -261,9 +261,6 @@ PRIVACY_PARAMS = ("epsilon", "delta", "privacy_unit", "secure_noise")
 # ============================================================================ hyperparameters
 #: fields every model has, set by dedicated flags (--seed, --threads) or the privacy group
 _NOT_HYPERPARAMETERS = {"rng", "num_threads", *PRIVACY_PARAMS}
-#: registry names of models whose fit runs the numba kernels on --threads cores (others ignore --threads);
-#: a model can declare ``uses_threads = True`` instead of being listed here
-THREADED_MODELS = ("als", "dpals", "implicit-als", "dp-implicit-als")
 
 
 def _unwrap(annotation):
@@ -515,7 +512,7 @@ def _check_privacy_flags(ctx, kwargs, cls) -> None:
 
 def _warn_ignored(cls, config, origin: dict) -> None:
     """A flag the chosen model accepts but will not use is a warning naming the flag."""
-    if "num_threads" in origin and not (cls.name in THREADED_MODELS or getattr(cls, "uses_threads", False)):
+    if "num_threads" in origin and not getattr(cls, "uses_threads", False):  # the model class declares it
         _app.warn(
             f"{origin['num_threads']} is ignored by model {cls.name!r} (its fit does not run the parallel kernels)"
         )

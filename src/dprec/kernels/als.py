@@ -573,8 +573,8 @@ def _cg_block(lo, hi, indptr, indices, conf, Y, S, X, cg_steps, Yb, cm, xb, rb, 
             X[lo + i, a] = xb[i, a]
 
 
-@njit(**_PJIT)
-def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks):
+@njit(nogil=True, **_JIT)
+def _cg_rows_nb(c0, c1, indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks):
     """Warm-started conjugate gradient for implicit ALS rows, in place on ``X``.
 
     Solves ``(YᵀY + reg·I + Σ_j (c_j − 1) y_j y_jᵀ) x = Σ_j c_j y_j`` for every row with ``cg_steps``
@@ -582,7 +582,8 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks
     ``conf`` holds c = 1 + α r). ``YtY`` is the float64 Gram of ``Y`` (without ``reg``); ``Y`` is float32,
     C-contiguous and 64-byte aligned. Arithmetic is float32. The rows go in the fixed blocks ``blocks``
     (:func:`cg_blocks`), ``nchunks`` contiguous runs of blocks handed out to the threads; a row's result depends
-    on its block only, so it is the same for every thread count and schedule.
+    on its block only, so it is the same for every thread count and schedule. A serial kernel over the chunks
+    ``c0 ≤ c < c1`` (:func:`run_chunks`).
     """
     k = Y.shape[1]
     nb = blocks.shape[0] - 1
@@ -590,7 +591,7 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks
     for a in range(k):
         S[a, a] += reg
     step = (nb + nchunks - 1) // nchunks
-    for c in prange(nchunks):
+    for c in range(c0, c1):
         b0 = min(c * step, nb)
         b1 = min(b0 + step, nb)
         mr = 1
@@ -613,13 +614,12 @@ def _cg_rows_nb(indptr, indices, conf, Y, YtY, reg, X, cg_steps, blocks, nchunks
 
 
 # ---------------------------------------------------------------------------------------------- losses
-@njit(**_PJIT)
-def explicit_sq_error(indptr, indices, data, U, V, mu, bu, bi):
-    """``Σ (r_ui − μ − b_u − c_i − u·v)²`` over the stored ratings (float64)."""
-    n = indptr.shape[0] - 1
+# Serial chunk kernels on run_chunks (see run_chunks for why not prange): each row's term depends on the row
+# only, so the chunking does not change the result.
+@njit(nogil=True, **_JIT)
+def _explicit_sq_error_nb(c0, c1, bounds, indptr, indices, data, U, V, mu, bu, bi, tot):
     k = U.shape[1]
-    tot = np.zeros(n)
-    for u in prange(n):
+    for u in range(bounds[c0], bounds[c1]):
         acc = 0.0
         for t in range(indptr[u], indptr[u + 1]):
             i = indices[t]
@@ -629,21 +629,41 @@ def explicit_sq_error(indptr, indices, data, U, V, mu, bu, bi):
             e = data[t] - mu - bu[u] - bi[i] - d
             acc += e * e
         tot[u] = acc
+
+
+def _loss_chunks(indptr, k):
+    nchunks = 16 * _nchunks()
+    return nchunks, balanced_bounds(_ro(indptr), nchunks, float(k))
+
+
+def explicit_sq_error(indptr, indices, data, U, V, mu, bu, bi):
+    """``Σ (r_ui − μ − b_u − c_i − u·v)²`` over the stored ratings (float64)."""
+    tot = np.zeros(indptr.shape[0] - 1)
+    nchunks, bounds = _loss_chunks(indptr, U.shape[1])
+    run_chunks(_explicit_sq_error_nb, nchunks, bounds, indptr, indices, data, U, V, float(mu), bu, bi, tot)
     return tot.sum()
 
 
-@njit(**_PJIT)
-def implicit_loss(indptr, indices, conf, U, V, reg):
-    """HKV objective ``Σ_{u,i} c_ui (p_ui − u·v)² + reg (‖U‖² + ‖V‖²)`` using the YᵀY trick (float64)."""
-    n = indptr.shape[0] - 1
-    k = U.shape[1]
+@njit(**_JIT)
+def _gram_and_sq_norm_nb(V):
+    """``(VᵀV, ‖V‖²_F)`` in float64, summed row by row."""
+    k = V.shape[1]
     VtV = np.zeros((k, k))
     for i in range(V.shape[0]):
         for a in range(k):
             for q in range(k):
                 VtV[a, q] += float(V[i, a]) * float(V[i, q])
-    tot = np.zeros(n)
-    for u in prange(n):
+    nv = 0.0
+    for i in range(V.shape[0]):
+        for a in range(k):
+            nv += float(V[i, a]) * float(V[i, a])
+    return VtV, nv
+
+
+@njit(nogil=True, **_JIT)
+def _implicit_loss_nb(c0, c1, bounds, indptr, indices, conf, U, V, VtV, reg, tot):
+    k = U.shape[1]
+    for u in range(bounds[c0], bounds[c1]):
         # Σ_i (u·v_i)² over all items = uᵀ VtV u
         acc = 0.0
         for a in range(k):
@@ -662,10 +682,14 @@ def implicit_loss(indptr, indices, conf, U, V, reg):
         for a in range(k):
             nu += float(U[u, a]) * float(U[u, a])
         tot[u] = acc + reg * nu
-    nv = 0.0
-    for i in range(V.shape[0]):
-        for a in range(k):
-            nv += float(V[i, a]) * float(V[i, a])
+
+
+def implicit_loss(indptr, indices, conf, U, V, reg):
+    """HKV objective ``Σ_{u,i} c_ui (p_ui − u·v)² + reg (‖U‖² + ‖V‖²)`` using the YᵀY trick (float64)."""
+    VtV, nv = _gram_and_sq_norm_nb(V)
+    tot = np.zeros(indptr.shape[0] - 1)
+    nchunks, bounds = _loss_chunks(indptr, U.shape[1])
+    run_chunks(_implicit_loss_nb, nchunks, bounds, indptr, indices, conf, U, V, VtV, float(reg), tot)
     return tot.sum() + reg * nv
 
 
@@ -730,17 +754,10 @@ def _nchunks() -> int:
     return max(1, int(numba.get_num_threads()))
 
 
-def _run_dynamic(kernel, *args):
-    """Run a ``prange`` kernel with its iterations handed out one at a time (numba's parallel chunk size 1).
-
-    Kernels called this way take many more chunks than threads: on a shared machine a thread that is
-    descheduled for a while then does not hold up the whole pass.
-    """
-    old = numba.set_parallel_chunksize(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_parallel_chunksize(old)
+#: Partial sums of the reductions (``gram`` and the DP-ALS statistics): a constant, so that the float64 partials
+#: and their chunk-order sum, and with them the last bits of every fit, are the same for every thread count.
+#: Eight keeps up to eight threads busy and the per-part buffers (``8 × 2 × n_items`` for the item biases) small.
+REDUCTION_PARTS = 8
 
 
 def _sum_parts(parts):
@@ -791,13 +808,14 @@ def run_chunks(kernel, nchunks, *args):
 
 def gram(Y):
     """``YᵀY`` (k×k, float64) of a factor matrix: one BLAS product ``Y_cᵀY_c`` in ``Y``'s dtype per block of rows
-    (one block per thread, in parallel: numpy releases the GIL in BLAS), summed in float64 in block order.
+    (:data:`REDUCTION_PARTS` blocks, in parallel: numpy releases the GIL in BLAS), summed in float64 in block
+    order.
 
     Plain numpy on purpose: the same products through ``np.dot`` in a numba ``prange`` kernel cost ~7 s of cold
     compile per dtype for no speed."""
     Y = np.ascontiguousarray(Y)
     n, k = Y.shape
-    nb = _nchunks()
+    nb = REDUCTION_PARTS
     step = -(-n // nb)
     parts = np.zeros((nb, k, k))
 
@@ -897,9 +915,10 @@ def cg_rows(indptr, indices, conf, Y, YtY, reg, X, cg_steps=3):
     """
     indptr, indices = _ro(indptr), _ro(indices)
     blocks = cg_blocks(indptr, _CG_BLOCK_ROWS, _cg_block_entries(Y.shape[1]))
-    nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out dynamically
-    _run_dynamic(
+    nchunks = max(1, min(blocks.shape[0] - 1, 16 * _nchunks()))  # handed out as threads free up
+    run_chunks(
         _cg_rows_nb,
+        nchunks,
         indptr,
         indices,
         conf,
@@ -936,7 +955,7 @@ def _global_mean_nb(c0, c1, bounds, indptr, data, k, mid, rating_unit, parts):
 def global_mean_stats(indptr, data, k, mid, *, rating_unit):
     """``(Σ_t w_t (r_t − mid), Σ_t w_t)`` with scalar weights ``w = min(1, k/max(n_u, 1))`` per user row
     (``w = 1`` when ``rating_unit``): :class:`dprec.models.releases.GlobalMean`'s statistic, one parallel pass."""
-    indptr, nchunks = _ro(indptr), _nchunks()
+    indptr, nchunks = _ro(indptr), REDUCTION_PARTS
     bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, 2))
     run_chunks(_global_mean_nb, nchunks, bounds, indptr, _ro(data), float(k), float(mid), bool(rating_unit), parts)
     return _sum_parts(parts)
@@ -975,7 +994,7 @@ def item_bias_stats(indptr, indices, data, n_items, mu, user_reg, bound, k, *, r
     ``w_u = min(1, √(k/n_u))`` (``β = 0``, ``w = 1`` when ``rating_unit``); ``S_j = Σ w_u clip(r − μ − β_u, ±bound)``,
     ``N_j = Σ w_u`` over the entries of item ``j``. Returns a float64 (2·n_items,) vector.
     """
-    indptr, nchunks = _ro(indptr), _nchunks()
+    indptr, nchunks = _ro(indptr), REDUCTION_PARTS
     bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, 2, int(n_items)))
     run_chunks(_item_bias_nb, nchunks, bounds, indptr, _ro(indices), _ro(data), float(mu), float(user_reg),
                float(bound), float(k), bool(rating_unit), parts)  # fmt: skip
@@ -1039,7 +1058,7 @@ def spectral_moment(indptr, indices, data, mu, item_bias, items, bias_reg, bound
     pos[items[order]] = np.arange(len(items))
     inv = np.empty(len(items), dtype=np.int64)
     inv[order] = np.arange(len(items))
-    indptr, nchunks, m = _ro(indptr), _nchunks(), len(items)
+    indptr, nchunks, m = _ro(indptr), REDUCTION_PARTS, len(items)
     bounds, parts = balanced_bounds(indptr, nchunks, 1.0), np.zeros((nchunks, m, m))
     item_bias = _ro(np.ascontiguousarray(item_bias, dtype=np.float64))
     run_chunks(_spectral_moment_nb, nchunks, bounds, indptr, _ro(indices), _ro(data), float(mu), item_bias, _ro(pos),

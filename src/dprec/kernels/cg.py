@@ -28,21 +28,19 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import _ro, balanced_bounds
+from .als import _aligned_f32, _ro, balanced_bounds, run_chunks
 
 __all__ = ["cg_ridge_rows", "ridge_residual_norms"]
 
-_PJIT = dict(cache=True, fastmath=True, parallel=True)
 
-
-@njit(**_PJIT)
-def _cg_ridge_rows_nb(indptr, indices, target, Y, reg_rows, X, XB, cg_steps, nchunks):
+@njit(nogil=True, cache=True, fastmath=True)
+def _cg_ridge_rows_nb(c0, c1, bounds, indptr, indices, target, Y, reg_rows, X, XB, cg_steps):
     """In place on ``X`` (n_rows, k) and ``XB`` (n_rows,) float32: ``cg_steps`` warm-started CG steps per row on
     the system of ``[x; x_b]`` with regressors ``[y_j; 1]`` (module docstring). The constant column is implicit:
-    the k-vectors stay 64-byte multiples for k = 64 and ``Y`` needs no augmented copy."""
+    the k-vectors stay 64-byte multiples for k = 64 and ``Y`` needs no augmented copy. A serial kernel over the
+    row ranges ``bounds[c]..bounds[c+1]`` of the chunks ``c0 ≤ c < c1`` (:func:`~dprec.kernels.als.run_chunks`)."""
     k = Y.shape[1]
-    bounds = balanced_bounds(indptr, nchunks, float(k) / 4.0 + 4.0)
-    for c in prange(nchunks):
+    for c in range(c0, c1):
         lo, hi = bounds[c], bounds[c + 1]
         mx = 1
         for u in range(lo, hi):
@@ -52,9 +50,11 @@ def _cg_ridge_rows_nb(indptr, indices, target, Y, reg_rows, X, XB, cg_steps, nch
         # check at run time whether they overlap and otherwise take a scalar loop that sums in another order;
         # with separate allocations the outcome of that check depends on where the heap put them (and so on the
         # thread count and the process's history), and so did the last bits of the result. Here every row sees
-        # the same relative layout: the same code path, bit-identical results.
+        # the same relative layout, and the allocation starts on a 64-byte boundary: with numba's 16-byte aligned
+        # ``np.empty`` the fits' bits still followed the thread count (each thread's heap; seen in whole explicit
+        # ALS fits, tests/models/test_als.py). The same code path, bit-identical results.
         kp = (k + 15) // 16 * 16
-        work = np.empty((mx + 5, kp), dtype=np.float32)
+        work = _aligned_f32(mx + 5, kp)
         Yb = work[:mx, :k]
         x = work[mx, :k]
         r = work[mx + 1, :k]
@@ -186,8 +186,9 @@ def cg_ridge_rows(indptr, indices, target, Y, reg_rows, X, XB, cg_steps=3):
     if int(cg_steps) < 1:
         raise ValueError(f"cg_steps must be ≥ 1, got {cg_steps}")
     Y32 = np.ascontiguousarray(Y, dtype=np.float32)
-    nchunks = max(1, int(numba.get_num_threads()))
-    _cg_ridge_rows_nb(_ro(indptr), _ro(indices), target, Y32, reg, X, XB, int(cg_steps), nchunks)
+    nchunks = 16 * max(1, int(numba.get_num_threads()))  # handed out as threads free up
+    bounds = balanced_bounds(_ro(indptr), nchunks, float(Y32.shape[1]) / 4.0 + 4.0)
+    run_chunks(_cg_ridge_rows_nb, nchunks, bounds, _ro(indptr), _ro(indices), target, Y32, reg, X, XB, int(cg_steps))
     return X, XB
 
 

@@ -103,6 +103,20 @@ def _group_gradient(s, e_, indices, data, V, c, mu, user_reg, bias_reg, clip_nor
     return norm
 
 
+#: Scratch budget of :func:`clipped_item_gradient`'s partial sums (bytes, all parts together).
+GRADIENT_PART_BYTES = 1 << 30
+
+
+def gradient_parts(n_items: int, d: int) -> int:
+    """Number of partial sums for :func:`clipped_item_gradient`: :data:`~dprec.kernels.als.REDUCTION_PARTS`, fewer
+    when their ``parts × n_items × (d + 1)`` float64 buffers would exceed :data:`GRADIENT_PART_BYTES` (at least
+    one). A function of the shape alone, so the float64 sum, and the fit, are the same for every thread count."""
+    from .als import REDUCTION_PARTS
+
+    per_part = 8 * max(1, int(n_items)) * (int(d) + 1)
+    return max(1, min(REDUCTION_PARTS, GRADIENT_PART_BYTES // per_part))
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def clipped_item_gradient(indptr, indices, data, V, c, mu, user_reg, bias_reg, clip_norm, n_chunks):
     """Sum over the batch's groups (rows of the CSR ``(indptr, indices, data)``) of the clipped item gradients.
@@ -112,7 +126,7 @@ def clipped_item_gradient(indptr, indices, data, V, c, mu, user_reg, bias_reg, c
     V : (n_items, d) float64 item factors; ``c`` : (n_items,) float64 item biases; ``mu`` : global mean.
     user_reg, bias_reg : λ_u (× the group's rating count + 1) and λ_b of the local user solve.
     clip_norm : C, the L2 bound of each group's gradient on ``[V, c]``.
-    n_chunks : number of parallel partial sums (≥ 1).
+    n_chunks : number of partial sums (≥ 1; :func:`gradient_parts`), summed in order: the result depends on it.
 
     Returns
     -------

@@ -88,7 +88,6 @@ class DPGlobalEffects(DPModelMixin, Recommender):
     is_private = True
     predicts_ratings = True
     feedback = "explicit"
-    uses_threads = False  # numpy only: num_threads has no effect
     Config = DPGlobalEffectsConfig
     ranking_advice = RATING_MODEL_RANKING_ADVICE.format(name="DPGlobalEffects")
 

@@ -460,13 +460,10 @@ class DPSGD(DPALS):
             counts = np.maximum(np.asarray(self.item_counts_, float), 0.0) + self.item_scale_floor
             scale = hp.sampling_rate * counts
         sampler = self._noise.generator("sgd_batch_sampling")
-        threads = self.num_threads or _cpu_count()
         theta = np.hstack([V, c[:, None]])
         for t in range(T):
             Xb = rel.sample_batch(X, hp.sampling_rate, sampler)
-            G = rel.statistic(
-                Xb, item_factors=theta[:, :d], item_bias=theta[:, d], mu=self.global_mean_, num_threads=threads
-            )
+            G = rel.statistic(Xb, item_factors=theta[:, :d], item_bias=theta[:, d], mu=self.global_mean_)
             if self.private and self.secure_noise:
                 Gn = self._noise.release(G, step=rel.name, sigma=sigma, sensitivity=rel.sensitivity(), index=t)
             elif self.private:
@@ -599,9 +596,3 @@ class DPSGD(DPALS):
         if not isinstance(budget, list) or len(budget) != 2:
             raise CorruptFileError("the model file's manifest lacks DP-SGD's zCDP budget split")
         self._zcdp_budget = (float(budget[0]), float(budget[1]))
-
-
-def _cpu_count() -> int:
-    import os
-
-    return max(1, os.cpu_count() or 1)

@@ -840,9 +840,9 @@ class ClippedItemGradient(Release):
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[keep]
         return sp.csr_matrix((X.data[keep], (rows, X.indices[keep])), shape=X.shape)
 
-    def statistic(self, Xb: sp.csr_matrix, *, item_factors, item_bias, mu: float, num_threads: int = 1) -> np.ndarray:
+    def statistic(self, Xb: sp.csr_matrix, *, item_factors, item_bias, mu: float) -> np.ndarray:
         """``G`` flattened (``n_items·(d+1)``, row-major: item ``j``'s ``[v_j; c_j]``) for the batch ``Xb``."""
-        from ..kernels.sgd import clipped_item_gradient
+        from ..kernels.sgd import clipped_item_gradient, gradient_parts
 
         Xb = sp.csr_matrix(Xb)
         G, _ = clipped_item_gradient(
@@ -855,6 +855,6 @@ class ClippedItemGradient(Release):
             float(self.user_regularization),
             float(self.bias_regularization),
             float(self.clip_norm),
-            max(1, int(num_threads)),
+            gradient_parts(item_factors.shape[0], item_factors.shape[1]),
         )
         return G.ravel()

@@ -150,6 +150,20 @@ class ModelContract:
         assert ids.shape == scores.shape == (5,)
         assert np.issubdtype(np.asarray(ids).dtype, np.integer)
 
+    def test_seeded_fit_is_the_same_on_every_thread_count(self, data):
+        """A seeded fit on 1 and on 2 threads gives bit-identical rankings and scores: every chunked reduction
+        is split by the data alone (``kernels.als.REDUCTION_PARTS``), never by the thread count."""
+        params = self.make_model().get_params()
+        if params.get("rng") is None or "num_threads" not in params:
+            pytest.skip("needs a seeded model with num_threads")
+        users = data.user_ids[: min(20, data.n_users)]
+        out = []
+        for threads in (1, 2):
+            m = self.fit_model(type(self.make_model())(**{**params, "num_threads": threads}), data)
+            out.append(m.recommend(users, n=min(10, data.n_items)))
+        assert np.array_equal(out[0][0], out[1][0]), "rankings differ between 1 and 2 threads"
+        assert np.array_equal(out[0][1], out[1][1]), "scores differ between 1 and 2 threads"
+
     def test_fit_returns_self(self, data):
         m = self.make_model()
         assert self.fit_model(m, data) is m
