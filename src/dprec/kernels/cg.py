@@ -28,9 +28,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .als import _aligned_f32, _ro, balanced_bounds, run_chunks
+from .als import _ro, balanced_bounds, run_chunks
 
 __all__ = ["cg_ridge_rows", "ridge_residual_norms"]
+
+
+#: Floats between any two of the kernel's scratch vectors (and after the gathered rows): LLVM's vectorised loops
+#: check at run time that their arrays are at least (vector width × interleave) apart, at most 16 × 8 floats here.
+_GAP = 128
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -46,21 +51,22 @@ def _cg_ridge_rows_nb(c0, c1, bounds, indptr, indices, target, Y, reg_rows, X, X
         for u in range(lo, hi):
             mx = max(mx, indptr[u + 1] - indptr[u])
         # One allocation with a fixed layout, rows padded to 16 floats (64 bytes): the gathered vectors ``Yb`` (one
-        # random pass, reused by every step), then x, r, p, Ap, lam. LLVM's vectorised loops over these arrays
-        # check at run time whether they overlap and otherwise take a scalar loop that sums in another order;
-        # with separate allocations the outcome of that check depends on where the heap put them (and so on the
-        # thread count and the process's history), and so did the last bits of the result. Here every row sees
-        # the same relative layout, and the allocation starts on a 64-byte boundary: with numba's 16-byte aligned
-        # ``np.empty`` the fits' bits still followed the thread count (each thread's heap; seen in whole explicit
-        # ALS fits, tests/models/test_als.py). The same code path, bit-identical results.
+        # random pass, reused by every step), then x, r, p, Ap, lam, each ``_GAP`` floats from the last. LLVM's
+        # vectorised loops over two of these arrays check at run time that they are far enough apart and otherwise
+        # take a scalar loop that sums in another order. With separate allocations the outcome depended on where
+        # the heap put them; with the vectors in adjacent rows (64 bytes apart at k = 16) it failed for every row,
+        # and between the longest row's last gathered vectors and x, so the result followed which row was the
+        # longest of its chunk, and so the thread count. With the gaps every check passes: the vector path for
+        # every row, bit-identical results for any chunking (tests/models/test_als.py).
         kp = (k + 15) // 16 * 16
-        work = _aligned_f32(mx + 5, kp)
+        g = (_GAP + kp - 1) // kp  # rows per gap
+        work = np.empty((mx + 6 * g, kp), dtype=np.float32)
         Yb = work[:mx, :k]
-        x = work[mx, :k]
-        r = work[mx + 1, :k]
-        p = work[mx + 2, :k]
-        Ap = work[mx + 3, :k]
-        lam = work[mx + 4, :k]
+        x = work[mx + g, :k]
+        r = work[mx + 2 * g, :k]
+        p = work[mx + 3 * g, :k]
+        Ap = work[mx + 4 * g, :k]
+        lam = work[mx + 5 * g, :k]
         for u in range(lo, hi):
             s, e = indptr[u], indptr[u + 1]
             n = e - s
