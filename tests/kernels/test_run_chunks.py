@@ -63,6 +63,25 @@ def test_two_threads_share_the_chunks():
     assert len(ids) == 2
 
 
+def test_blas_runs_one_thread_inside_and_is_restored_after():
+    """The kernels call BLAS from every thread: inside a multi-threaded pass each BLAS library has one thread,
+    and the caller's limits come back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before, seen = numba.get_num_threads(), []
+    outside = blas_threads()
+    try:
+        numba.set_num_threads(2)
+        run_chunks(lambda c0, c1: seen.append(blas_threads()), 4)
+    finally:
+        numba.set_num_threads(before)
+    assert seen and all(s == [1] * len(outside) for s in seen)
+    assert blas_threads() == outside
+
+
 def test_an_error_in_a_chunk_reaches_the_caller():
     def kernel(c0, c1):
         if c0 <= 7 < c1:
