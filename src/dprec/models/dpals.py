@@ -568,6 +568,11 @@ class DPALS(DPModelMixin, Recommender):
             )
             t, bufs = [0], []  # the iteration, and the noise buffers (reused across iterations)
 
+            def draw(n_i, k1, index):
+                bufs[:] = self._noise.draw_rows(
+                    n_i, (k1 * (k1 + 1) // 2, k1), step=rel.name, sigma=sigma, index=index, out=bufs or None
+                )
+
             def solve(A, b):
                 # the Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
                 # ridge solve in one eigendecomposition per item (post-processing)
@@ -576,12 +581,17 @@ class DPALS(DPModelMixin, Recommender):
                     A_n, b_n = rel.unpack(self._release(rel, rel.pack(A, b), step, index=t[0]), n_i, k1)
                     out = noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
                 else:  # the kernel adds the noise (fused); drawn in parallel, one stream per row block
-                    bufs[:] = self._noise.draw_rows(
-                        n_i, (k1 * (k1 + 1) // 2, k1), step=rel.name, sigma=sigma, index=t[0], out=bufs or None
-                    )
+                    if t[0] == 0:
+                        draw(n_i, k1, 0)
                     noise_tri, noise_b = bufs
                     self._record(rel, step)
                     out = noisy_psd_solve(A, b, noise_tri, noise_b, reg)
+                    if t[0] + 1 < hp.iterations:
+                        # the next iteration's noise now (its own stream, index t + 1: the same values as drawn
+                        # later). The draw is a numba prange pass, whose OpenMP workers spin for ~10 ms after it;
+                        # here the user step's prange pass follows it, while right before the PSD solve (Python
+                        # threads) the spinning workers took a core from it (rank 8: 20 ms instead of 11)
+                        draw(n_i, k1, t[0] + 1)
                 t[0] += 1
                 return out
         else:
