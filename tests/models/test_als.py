@@ -614,9 +614,10 @@ def test_engine_user_vectors_in_the_statistics_respect_the_clip_bound(monkeypatc
 
 @pytest.mark.parametrize("feedback,solver", [("explicit", "cg"), ("explicit", "cholesky"), ("implicit", "cg")])
 def test_seeded_fit_is_bit_identical_on_one_and_two_threads(feedback, solver):
-    """Every reduction is split by the data (``kernels.als.REDUCTION_PARTS``) and the explicit CG's scratch is
-    64-byte aligned, so a seeded fit has the same bits on 1 and 2 threads (before: the Gram blocks followed the
-    thread count, and the CG's vector loops the heap address of its scratch)."""
+    """Every reduction is split by the data (``kernels.als.REDUCTION_PARTS``) and the explicit CG's scratch
+    vectors are ``kernels.cg._GAP`` floats apart, so a seeded fit has the same bits on 1 and 2 threads (before:
+    the Gram blocks followed the thread count, and the CG's vector loops fell back to scalar code in the
+    longest row of each chunk)."""
     X = sp.random(6000, 900, density=0.02, format="csr", random_state=0, dtype=np.float32)
     X.data = np.random.default_rng(0).integers(1, 6, X.nnz).astype(np.float32)
     kw = dict(rating_bounds=(1, 5)) if feedback == "explicit" else {}

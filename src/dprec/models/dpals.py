@@ -566,12 +566,14 @@ class DPALS(DPModelMixin, Recommender):
             reg = E.item_ridge(
                 hp.regularization * counts + 2.0 * sigma * math.sqrt(d + 1), d, self.item_bias_regularization
             )
-            t, bufs = [0], []  # the iteration, and the noise buffers (reused across iterations)
+            # the iteration, the noise buffers (reused across iterations) and the iteration they hold noise for
+            t, bufs, drawn = [0], [], [-1]
 
             def draw(n_i, k1, index):
                 bufs[:] = self._noise.draw_rows(
                     n_i, (k1 * (k1 + 1) // 2, k1), step=rel.name, sigma=sigma, index=index, out=bufs or None
                 )
+                drawn[0] = index
 
             def solve(A, b):
                 # the Gaussian mechanism on the stacked (upper-triangle A_j, b_j), then PSD projection and the
@@ -581,8 +583,8 @@ class DPALS(DPModelMixin, Recommender):
                     A_n, b_n = rel.unpack(self._release(rel, rel.pack(A, b), step, index=t[0]), n_i, k1)
                     out = noisy_psd_solve(A_n, b_n, np.zeros((n_i, k1 * (k1 + 1) // 2)), np.zeros((n_i, k1)), reg)
                 else:  # the kernel adds the noise (fused); drawn in parallel, one stream per row block
-                    if t[0] == 0:
-                        draw(n_i, k1, 0)
+                    if drawn[0] != t[0]:  # never reuse a buffer drawn for another iteration
+                        draw(n_i, k1, t[0])
                     noise_tri, noise_b = bufs
                     self._record(rel, step)
                     out = noisy_psd_solve(A, b, noise_tri, noise_b, reg)
